@@ -1,0 +1,30 @@
+// FalkorDB schema: range indexes for lookups by uuid / group / name, vector
+// indexes for embedding search, full-text on passage content. Creating an
+// index that exists fails; the store ignores that error.
+
+// name: schema_episode_uuid
+CREATE INDEX FOR (e:Episode) ON (e.uuid)
+// name: schema_episode_group
+CREATE INDEX FOR (e:Episode) ON (e.group_id)
+// name: schema_entity_uuid
+CREATE INDEX FOR (n:Entity) ON (n.uuid)
+// name: schema_entity_group
+CREATE INDEX FOR (n:Entity) ON (n.group_id)
+// name: schema_entity_key
+CREATE INDEX FOR (n:Entity) ON (n.name_key)
+// name: schema_source_uuid
+CREATE INDEX FOR (s:Source) ON (s.uuid)
+// name: schema_source_name
+CREATE INDEX FOR (s:Source) ON (s.name)
+// name: schema_meta_group
+CREATE INDEX FOR (m:GraphMeta) ON (m.group_id)
+// name: schema_fact_uuid
+CREATE INDEX FOR ()-[f:FACT]-() ON (f.uuid)
+// name: schema_episode_vector
+CREATE VECTOR INDEX FOR (e:Episode) ON (e.embedding) OPTIONS {dimension: {dim}, similarityFunction: 'cosine'}
+// name: schema_entity_vector
+CREATE VECTOR INDEX FOR (n:Entity) ON (n.embedding) OPTIONS {dimension: {dim}, similarityFunction: 'cosine'}
+// name: schema_fact_vector
+CREATE VECTOR INDEX FOR ()-[f:FACT]-() ON (f.embedding) OPTIONS {dimension: {dim}, similarityFunction: 'cosine'}
+// name: schema_episode_fulltext
+CALL db.idx.fulltext.createNodeIndex('Episode', 'content')

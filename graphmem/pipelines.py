@@ -1,0 +1,65 @@
+"""Declarative pipeline specs (``pipelines/*.yaml``) -> settings.
+
+A spec names a reader, a chunker, an extractor, an embedder and a store; see
+``pipelines/documents.yaml``. Keys it does not know are an error, so a typo
+never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from graphmem.errors import ConfigError
+
+KNOWN = {"name", "description", "reader", "chunker", "extractor", "embedder", "store", "retrieval"}
+READERS = {"documents"}
+
+
+def pipelines_dir() -> Path:
+    checkout = Path(__file__).resolve().parents[1] / "pipelines"
+    if checkout.is_dir():
+        return checkout
+    return Path(str(resources.files("graphmem.pipelines_data")))
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in pipelines_dir().glob("*.yaml"))
+
+
+def load_pipeline(name_or_path: str) -> dict[str, Any]:
+    """Read a spec by shipped name or file path -> ``{"reader": ..., "settings": {...}}``."""
+    import yaml
+
+    path = Path(name_or_path)
+    if not path.is_file():
+        path = pipelines_dir() / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"no pipeline {name_or_path!r}: give a YAML file or one of {', '.join(available())}")
+    try:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path}: a pipeline spec is a mapping")
+    unknown = set(spec) - KNOWN
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(KNOWN))}")
+    reader = spec.get("reader", "documents")
+    if reader not in READERS:
+        raise ConfigError(f"{path}: field 'reader': unknown reader {reader!r}; known: {', '.join(sorted(READERS))}")
+    settings: dict[str, Any] = {}
+    chunker = spec.get("chunker") or {}
+    if "words" in chunker:
+        settings["chunk_words"] = chunker["words"]
+    if "overlap" in chunker:
+        settings["chunk_overlap"] = chunker["overlap"]
+    if (spec.get("extractor") or {}).get("spacy_model"):
+        settings["spacy_model"] = spec["extractor"]["spacy_model"]
+    for key in ("embedder", "store"):
+        if spec.get(key):
+            settings[key] = spec[key]
+    if spec.get("retrieval"):
+        settings["retrieval"] = spec["retrieval"]
+    return {"name": spec.get("name", path.stem), "reader": reader, "settings": settings, "path": str(path)}

@@ -1,0 +1,125 @@
+"""Entity resolution: which mentions name the same thing.
+
+Three tests, cheapest first:
+
+1. the same normalised name (case, punctuation, a leading article and a
+   corporate suffix ignored) is the same entity outright: its uuid is derived
+   from that key, so concurrent or repeated ingestion agrees without a lookup;
+2. a near-identical spelling (rapidfuzz ratio >= ``fuzzy_ratio``) whose
+   embedding is also close (cosine >= ``merge_cosine``) merges into the
+   existing entity and is kept as an alias;
+3. embedding neighbours above ``synonym_threshold`` that are not merged get a
+   SYNONYM edge, which retrieval walks like any other edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphmem.model import normalize_name, stable_uuid
+
+CORPORATE_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "plc", "gmbh", "ag", "sa", "bv"}
+
+
+def entity_key(name: str) -> str:
+    words = normalize_name(name).split()
+    while len(words) > 1 and words[-1] in CORPORATE_SUFFIXES:
+        words = words[:-1]
+    if len(words) > 1 and words[-1] == "s" and name.rstrip().endswith("'s"):
+        words = words[:-1]
+    return " ".join(words)
+
+
+def entity_uuid(group_id: str, key: str) -> str:
+    return stable_uuid(group_id, "entity", key)
+
+
+@dataclass
+class Resolution:
+    """What :meth:`EntityIndex.resolve` decided for one batch of names."""
+
+    uuid_of: dict[str, str] = field(default_factory=dict)  # surface name -> entity uuid
+    new: list[dict] = field(default_factory=list)  # entity rows to create
+    new_vectors: list[np.ndarray] = field(default_factory=list)
+    aliases: dict[str, set[str]] = field(default_factory=dict)  # uuid -> names to add as aliases
+    synonyms: list[dict] = field(default_factory=list)  # {"a", "b", "score"}
+
+
+class EntityIndex:
+    """The entities of one group, in memory, for resolving new mentions against."""
+
+    def __init__(self, group_id: str, dim: int, *, fuzzy_ratio: float = 94.0, merge_cosine: float = 0.85,
+                 synonym_threshold: float = 0.85, synonym_top_k: int = 5) -> None:
+        self.group_id = group_id
+        self.dim = dim
+        self.fuzzy_ratio = fuzzy_ratio
+        self.merge_cosine = merge_cosine
+        self.synonym_threshold = synonym_threshold
+        self.synonym_top_k = synonym_top_k
+        self.keys: list[str] = []
+        self.uuids: list[str] = []
+        self.by_key: dict[str, int] = {}
+        self._vectors = np.zeros((0, dim), dtype=np.float32)
+        self._pending: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def add(self, key: str, uuid: str, vector: np.ndarray) -> None:
+        self.by_key[key] = len(self.keys)
+        self.keys.append(key)
+        self.uuids.append(uuid)
+        self._pending.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+
+    @property
+    def vectors(self) -> np.ndarray:
+        if self._pending:
+            self._vectors = np.vstack([self._vectors, *self._pending])
+            self._pending = []
+        return self._vectors
+
+    def resolve(self, names: dict[str, str], vectors: dict[str, np.ndarray]) -> Resolution:
+        """Resolve surface ``names`` (name -> entity type) whose embeddings are in ``vectors``."""
+        from rapidfuzz import fuzz, process
+
+        result = Resolution()
+        for name, type_ in names.items():
+            key = entity_key(name)
+            if not key:
+                continue
+            hit = self.by_key.get(key)
+            if hit is not None:
+                uuid = self.uuids[hit]
+                result.uuid_of[name] = uuid
+                result.aliases.setdefault(uuid, set()).add(name)
+                continue
+            vector = vectors[name]
+            merged = None
+            if len(key) >= 6 and self.keys:
+                for _, score, index in process.extract(key, self.keys, scorer=fuzz.ratio,
+                                                       score_cutoff=self.fuzzy_ratio, limit=3):
+                    if float(self.vectors[index] @ vector) >= self.merge_cosine:
+                        merged = index
+                        break
+            if merged is not None:
+                uuid = self.uuids[merged]
+                result.uuid_of[name] = uuid
+                result.aliases.setdefault(uuid, set()).add(name)
+                self.by_key[key] = merged
+                continue
+            uuid = entity_uuid(self.group_id, key)
+            if self.synonym_top_k and len(self):
+                sims = self.vectors @ vector
+                top = np.argsort(-sims)[: self.synonym_top_k]
+                for index in top:
+                    if sims[index] < self.synonym_threshold:
+                        break
+                    result.synonyms.append({"a": uuid, "b": self.uuids[index], "score": float(sims[index])})
+            result.uuid_of[name] = uuid
+            result.new.append({"uuid": uuid, "group_id": self.group_id, "name": name, "name_key": key,
+                               "type": type_, "aliases": [name]})
+            result.new_vectors.append(vector)
+            self.add(key, uuid, vector)
+        return result

@@ -1,0 +1,157 @@
+"""Search as composable steps: score passages (dense + BM25) -> seed -> expand
+(PPR over the projection) -> fuse and rank, with provenance for every hit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+
+from graphmem.config import RetrievalSettings
+from graphmem.embed.base import Embedder
+from graphmem.retrieve.ppr import personalized_pagerank
+from graphmem.retrieve.projection import Projection
+from graphmem.retrieve.seeds import Seeds, build_seeds, minmax
+from graphmem.timeutil import to_ms
+
+Mode = Literal["graph", "dense", "bm25"]
+MODES = ("graph", "dense", "bm25")
+
+
+@dataclass
+class Hit:
+    """One ranked passage (or dialogue turn) and why it was found."""
+
+    uuid: str
+    score: float
+    rank: int
+    entities: list[str] = field(default_factory=list)  # seed entities this passage mentions
+    facts: list[str] = field(default_factory=list)  # seed facts touching this passage
+
+
+class BM25Index:
+    """bm25s over the projection's passages (built on first use)."""
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        import bm25s
+
+        self._bm25s = bm25s
+        self.size = len(texts)
+        self.index = bm25s.BM25()
+        if texts:
+            self.index.index(bm25s.tokenize(list(texts), stopwords="en", show_progress=False), show_progress=False)
+
+    def scores(self, query: str) -> np.ndarray:
+        if not self.size:
+            return np.zeros(0, dtype=np.float32)
+        tokens = self._bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)[0]
+        if not tokens:
+            return np.zeros(self.size, dtype=np.float32)
+        return np.asarray(self.index.get_scores(tokens), dtype=np.float32)
+
+
+class Retriever:
+    """Ranks the passages of one :class:`Projection` for natural-language queries."""
+
+    def __init__(self, projection: Projection, embedder: Embedder, settings: RetrievalSettings,
+                 query_entities: Callable[[str], list[str]] | None = None) -> None:
+        self.projection = projection
+        self.embedder = embedder
+        self.settings = settings
+        self._query_entities = query_entities
+        self._bm25: BM25Index | None = None
+
+    @property
+    def bm25(self) -> BM25Index:
+        if self._bm25 is None:
+            self._bm25 = BM25Index(self.projection.episode_texts)
+        return self._bm25
+
+    # -- steps ------------------------------------------------------------------
+    def passage_scores(self, query: str, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hybrid, dense, bm25) scores of every passage."""
+        dense = self.projection.episode_vectors @ query_vector if len(self.projection.episode_ids) else np.zeros(0, np.float32)
+        bm25 = self.bm25.scores(query)
+        w = self.settings.bm25_weight
+        hybrid = (1 - w) * minmax(dense) + w * minmax(bm25) if len(dense) else dense
+        return hybrid, dense, bm25
+
+    def entities_in(self, query: str) -> list[int]:
+        if self._query_entities is None:
+            return []
+        from graphmem.resolve.entities import entity_key
+
+        keys = self.projection.entity_key_index()
+        return sorted({keys[k] for k in (entity_key(n) for n in self._query_entities(query)) if k in keys})
+
+    # -- search ------------------------------------------------------------------
+    def search(self, query: str, k: int = 5, *, mode: Mode = "graph", as_of: datetime | None = None) -> list[Hit]:
+        return self.search_many([query], k, mode=mode, as_of=as_of)[0]
+
+    def search_many(self, queries: Sequence[str], k: int = 5, *, mode: Mode = "graph",
+                    as_of: datetime | None = None, query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+        """Rank passages for every query; graph mode runs one batched PPR for all of them."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if not queries:
+            return []
+        P = len(self.projection.episode_ids)
+        if P == 0:
+            return [[] for _ in queries]
+        vectors = self.embedder.embed(list(queries)) if query_vectors is None else query_vectors
+        scored = [self.passage_scores(q, v) for q, v in zip(queries, vectors)]
+        if mode == "dense":
+            return [self._rank(s[1], k) for s in scored]
+        if mode == "bm25":
+            return [self._rank(s[2], k) for s in scored]
+
+        as_of_ms = to_ms(as_of) if as_of is not None else None
+        mask = self.projection.facts_valid_at(as_of_ms)
+        seeds = [build_seeds(self.projection, v, s[0], self.entities_in(q), self.settings, mask)
+                 for q, v, s in zip(queries, vectors, scored)]
+        reset = np.stack([s.reset for s in seeds], axis=1)
+        ppr = personalized_pagerank(self.projection.transition(as_of_ms), reset, self.settings.damping,
+                                    self.settings.ppr_iterations, self.settings.ppr_tolerance)
+        E = self.projection.n_entities
+        results = []
+        for column, (hybrid, _, _), seed in zip(range(len(queries)), scored, seeds):
+            passage_ppr = ppr[E:, column]
+            final = self._fuse(passage_ppr, hybrid)
+            results.append(self._rank(final, k, seed))
+        return results
+
+    def _fuse(self, ppr: np.ndarray, hybrid: np.ndarray) -> np.ndarray:
+        """Reciprocal-rank fusion of the PPR ranking with the hybrid passage ranking."""
+        w, c = self.settings.fusion_weight, self.settings.rrf_k
+        fused = np.zeros_like(ppr, dtype=np.float64)
+        for weight, scores in ((w, ppr), (1 - w, hybrid)):
+            if weight <= 0:
+                continue
+            order = np.argsort(-scores, kind="stable")
+            ranks = np.empty_like(order)
+            ranks[order] = np.arange(len(order))
+            fused += weight / (c + ranks + 1)
+        return fused
+
+    def _rank(self, scores: np.ndarray, k: int, seeds: Seeds | None = None) -> list[Hit]:
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        top = top[np.argsort(-scores[top], kind="stable")]
+        hits = []
+        for rank, index in enumerate(top, start=1):
+            hit = Hit(uuid=self.projection.episode_ids[index], score=float(scores[index]), rank=rank)
+            if seeds is not None:
+                self._explain(hit, int(index), seeds)
+            hits.append(hit)
+        return hits
+
+    def _explain(self, hit: Hit, episode: int, seeds: Seeds) -> None:
+        mentioned = set(self.projection.episode_entities()[episode].indices.tolist())
+        names = self.projection.entity_names
+        hit.entities = [names[e] for e in sorted(seeds.entities, key=lambda e: -seeds.entities[e]) if e in mentioned]
+        for fact, _ in seeds.facts:
+            s, o = self.projection.fact_ends[fact]
+            if hit.uuid in self.projection.fact_episodes[fact] or s in mentioned or o in mentioned:
+                hit.facts.append(self.projection.fact_texts[fact])

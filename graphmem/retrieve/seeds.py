@@ -1,0 +1,84 @@
+"""Seeds: where the random walk restarts for a query (the reset vector of PPR).
+
+Three kinds of seed, as in HippoRAG 2, with an LLM-free recognition step:
+
+* fact seeds: facts whose embedding is close to the query (cosine above
+  ``fact_threshold``, top ``fact_top_k``) give weight to their subject and
+  object entities;
+* query-entity seeds: entities named in the query itself;
+* passage seeds: the hybrid (dense + BM25) passage scores, with a small weight
+  (``passage_seed_weight``) so the graph, not the dense ranking, leads.
+
+Entity weights are divided by how many passages mention the entity, so rare,
+specific entities steer the walk and hubs do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from graphmem.config import RetrievalSettings
+from graphmem.retrieve.projection import Projection
+
+
+@dataclass
+class Seeds:
+    reset: np.ndarray  # (n_nodes,) float32
+    entities: dict[int, float] = field(default_factory=dict)  # entity index -> weight before normalising
+    facts: list[tuple[int, float]] = field(default_factory=list)  # (fact index, score)
+
+
+def minmax(scores: np.ndarray) -> np.ndarray:
+    if scores.size == 0:
+        return scores
+    low, high = float(scores.min()), float(scores.max())
+    if high - low < 1e-9:
+        return np.ones_like(scores) if high > 0 else np.zeros_like(scores)
+    return (scores - low) / (high - low)
+
+
+def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores: np.ndarray,
+                query_entities: list[int], settings: RetrievalSettings,
+                fact_mask: np.ndarray | None = None) -> Seeds:
+    """The reset vector for one query.
+
+    ``passage_scores`` are the hybrid scores of every passage (higher is better);
+    ``query_entities`` are entity indices named in the query; ``fact_mask``
+    hides facts not valid at the query's time.
+    """
+    E = projection.n_entities
+    reset = np.zeros(projection.n_nodes, dtype=np.float32)
+    entity_weight: dict[int, float] = {}
+    used_facts: list[tuple[int, float]] = []
+
+    if settings.fact_top_k and len(projection.fact_ids):
+        scores = projection.fact_vectors @ query_vector
+        if fact_mask is not None:
+            scores = np.where(fact_mask, scores, -np.inf)
+        top = np.argpartition(-scores, min(settings.fact_top_k, len(scores) - 1))[: settings.fact_top_k]
+        for index in top[np.argsort(-scores[top])]:
+            score = float(scores[index])
+            if score < settings.fact_threshold:
+                break
+            used_facts.append((int(index), score))
+            for entity in projection.fact_ends[index]:
+                entity_weight[int(entity)] = max(entity_weight.get(int(entity), 0.0), score)
+    for entity in query_entities:
+        entity_weight[entity] = max(entity_weight.get(entity, 0.0), settings.query_entity_weight)
+
+    if entity_weight:
+        counts = projection.entity_passage_counts()
+        for entity, weight in entity_weight.items():
+            reset[entity] = weight / max(1.0, float(counts[entity]))
+        reset[:E] /= reset[:E].sum()
+
+    if len(passage_scores):
+        top = np.argsort(-passage_scores)[: settings.passage_top_k]
+        weights = minmax(passage_scores[top])
+        total = weights.sum()
+        if total > 0:
+            share = settings.passage_seed_weight if entity_weight else 1.0
+            reset[E + top] = share * weights / total
+    return Seeds(reset=reset, entities=entity_weight, facts=used_facts)

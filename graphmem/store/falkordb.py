@@ -1,0 +1,117 @@
+"""The embedded default store: FalkorDB over a unix socket in the data directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from graphmem.errors import StoreError
+from graphmem.store.base import Row, batched
+from graphmem.store.falkordb_server import EmbeddedServer
+from graphmem.store.queries import load_queries
+
+_EXISTS = ("already indexed", "already exists", "already created")
+
+
+def _plain(value: Any) -> Any:
+    """FalkorDB returns nodes/edges/OrderedDicts; hand plain Python values upward."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    props = getattr(value, "properties", None)
+    if isinstance(props, dict):
+        return {k: _plain(v) for k, v in props.items() if k != "embedding"}
+    return value
+
+
+class FalkorDBStore:
+    """:class:`~graphmem.store.base.GraphStore` on the embedded FalkorDB."""
+
+    dialect = "falkordb"
+
+    def __init__(self, home: str | Path, graph: str = "graphmem", *, socket: str | None = None) -> None:
+        import redis
+        from falkordb import FalkorDB
+
+        self._server: EmbeddedServer | None = None
+        self._started_here = False
+        if socket is None:
+            self._server = EmbeddedServer(Path(home))
+            self._started_here = self._server.start()
+            socket = str(self._server.socket)
+        try:
+            self._db = FalkorDB(unix_socket_path=socket)
+            self._graph = self._db.select_graph(graph)
+            self._db.connection.ping()
+        except (redis.RedisError, OSError) as exc:
+            raise StoreError(f"cannot connect to the embedded store at {socket}: {exc}") from exc
+        self._queries = load_queries(self.dialect)
+        self._redis_errors = (redis.RedisError, OSError)
+
+    # -- GraphStore ---------------------------------------------------------
+    def _query(self, text: str, params: dict[str, Any] | None, *, read_only: bool = False,
+               timeout_ms: int | None = None) -> tuple[list[str], list[list[Any]]]:
+        try:
+            if read_only:
+                result = self._graph.ro_query(text, params, timeout=timeout_ms)
+            else:
+                result = self._graph.query(text, params, timeout=timeout_ms)
+        except self._redis_errors as exc:
+            message = str(exc)
+            if isinstance(exc, OSError) or "Connection" in type(exc).__name__:
+                raise StoreError(f"lost the embedded store ({message}); run the command again to restart it") from exc
+            raise StoreError(message) from exc
+        columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (result.header or [])]
+        return columns, [[_plain(v) for v in row] for row in result.result_set]
+
+    def run(self, query: str, /, **params: Any) -> list[Row]:
+        text = self._queries[query]
+        columns, rows = self._query(text, params)
+        return [dict(zip(columns, row)) for row in rows]
+
+    def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None:
+        text = self._queries[query]
+        for chunk in batched(rows, batch_size):
+            self._query(text, {**params, "rows": list(chunk)})
+
+    def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
+               timeout_ms: int = 30_000) -> tuple[list[str], list[list[Any]]]:
+        try:
+            return self._query(text, params or {}, read_only=not write, timeout_ms=timeout_ms)
+        except StoreError as exc:
+            if "read-only" in str(exc):
+                raise StoreError("this query writes; pass --write to allow it") from exc
+            raise
+
+    def ensure_schema(self, dim: int) -> None:
+        for name, text in self._queries.items():
+            if not name.startswith("schema_"):
+                continue
+            try:
+                self._query(text.replace("{dim}", str(int(dim))), None)
+            except StoreError as exc:
+                if not any(marker in str(exc).lower() for marker in _EXISTS):
+                    raise
+
+    def close(self) -> None:
+        try:
+            if self._started_here and self._server is not None and self._sole_client():
+                self._server.stop()
+        finally:
+            try:
+                self._db.connection.close()
+            except Exception:
+                pass
+
+    def _sole_client(self) -> bool:
+        """True when no other process is connected (then stopping the server is safe)."""
+        try:
+            clients = self._db.connection.client_list()
+        except self._redis_errors:
+            return False
+        return len(clients) <= 1
+
+    @property
+    def server(self) -> EmbeddedServer | None:
+        return self._server

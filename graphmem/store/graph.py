@@ -1,0 +1,112 @@
+"""One tenant's view of a store: the writes ingestion makes and the reads
+retrieval needs, each a named query from ``cypher/``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+from graphmem.store.base import GraphStore, Row
+
+PAGE = 5000
+
+
+@dataclass
+class SourceState:
+    uuid: str
+    content_hash: str
+    state: str
+
+
+class Graph:
+    """``store`` confined to ``group_id``: every query this class runs filters on it."""
+
+    def __init__(self, store: GraphStore, group_id: str = "default", batch_size: int = 500) -> None:
+        self.store = store
+        self.group_id = group_id
+        self.batch_size = batch_size
+
+    # -- sources ------------------------------------------------------------
+    def source(self, name: str) -> SourceState | None:
+        rows = self.store.run("source_get", group_id=self.group_id, name=name)
+        if not rows:
+            return None
+        row = rows[0]
+        return SourceState(row["uuid"], row["content_hash"] or "", row["state"] or "")
+
+    def begin_source(self, uuid: str, name: str, kind: str, uri: str, content_hash: str,
+                     metadata: dict[str, Any] | None = None) -> None:
+        self.store.run("source_begin", uuid=uuid, group_id=self.group_id, name=name, kind=kind, uri=uri,
+                       content_hash=content_hash, metadata=json.dumps(metadata or {}, sort_keys=True))
+
+    def complete_source(self, uuid: str) -> None:
+        self.store.run("source_complete", uuid=uuid, group_id=self.group_id)
+
+    def clear_source(self, uuid: str) -> dict[str, int]:
+        """Remove a source's episodes, the facts only they support, and orphaned entities.
+
+        The Source node stays (call :meth:`delete_source` to drop it too).
+        """
+        params = {"uuid": uuid, "group_id": self.group_id}
+        self.store.run("facts_unsupport", **params)
+        facts = self.store.run("facts_delete_unsupported", group_id=self.group_id)
+        episodes = self.store.run("source_episodes_delete", **params)
+        entities = self.store.run("entities_delete_orphans", group_id=self.group_id)
+        return {"episodes": _count(episodes), "facts": _count(facts), "entities": _count(entities)}
+
+    def delete_source(self, uuid: str) -> dict[str, int]:
+        removed = self.clear_source(uuid)
+        self.store.run("source_delete", uuid=uuid, group_id=self.group_id)
+        return removed
+
+    def sources(self) -> list[Row]:
+        return self.store.run("sources_list", group_id=self.group_id)
+
+    # -- batched writes -------------------------------------------------------
+    def write(self, name: str, rows: list[Row]) -> None:
+        if rows:
+            self.store.run_rows(name, rows, self.batch_size)
+
+    def write_vectors(self, name: str, rows: list[Row], vectors: np.ndarray) -> None:
+        """Attach ``vectors`` (one per row, in order) with the dialect's embedding query."""
+        if rows:
+            payload = [{**row, "embedding": vector.tolist()} for row, vector in zip(rows, vectors)]
+            self.store.run_rows(name, payload, max(1, self.batch_size // 4))
+
+    def bump_revision(self) -> int:
+        return int(self.store.run("revision_bump", group_id=self.group_id)[0]["revision"])
+
+    def revision(self) -> int:
+        rows = self.store.run("revision_get", group_id=self.group_id)
+        return int(rows[0]["revision"]) if rows else 0
+
+    # -- reads -----------------------------------------------------------------
+    def pages(self, name: str) -> Iterator[Row]:
+        """All rows of a paged projection query."""
+        skip = 0
+        while True:
+            rows = self.store.run(name, group_id=self.group_id, skip=skip, limit=PAGE)
+            yield from rows
+            if len(rows) < PAGE:
+                return
+            skip += PAGE
+
+    def episodes(self, uuids: list[str]) -> dict[str, Row]:
+        if not uuids:
+            return {}
+        rows = self.store.run("episodes_get", uuids=list(uuids), group_id=self.group_id)
+        return {row["uuid"]: row for row in rows}
+
+    def entities(self) -> list[Row]:
+        return self.store.run("entities_all", group_id=self.group_id)
+
+    def stats(self) -> dict[str, int]:
+        rows = self.store.run("stats", group_id=self.group_id)
+        return {k: int(v or 0) for k, v in rows[0].items()} if rows else {}
+
+
+def _count(rows: list[Row]) -> int:
+    return int(rows[0]["deleted"]) if rows else 0
