@@ -17,7 +17,7 @@ MERGE (e:Episode {uuid: r.uuid})
 SET e.group_id = r.group_id, e.source = r.source, e.source_id = r.source_id,
     e.content = r.content, e.content_hash = r.content_hash, e.position = r.position,
     e.title = r.title, e.speaker = r.speaker, e.occurred_at = r.occurred_at,
-    e.ingested_at = r.ingested_at
+    e.ingested_at = r.ingested_at, e.turn_id = r.turn_id
 MERGE (s)-[:HAS_EPISODE]->(e)
 
 // name: next_upsert
@@ -39,7 +39,9 @@ ON CREATE SET f.group_id = r.group_id, f.predicate = r.predicate, f.text = r.tex
               f.valid_at = r.valid_at, f.invalid_at = r.invalid_at,
               f.created_at = r.created_at, f.expired_at = r.expired_at,
               f.episodes = r.episodes
-ON MATCH SET f.episodes = f.episodes + [x IN r.episodes WHERE NOT x IN f.episodes]
+ON MATCH SET f.episodes = f.episodes + [x IN r.episodes WHERE NOT x IN f.episodes],
+             f.valid_at = CASE WHEN r.valid_at IS NOT NULL AND (f.valid_at IS NULL OR r.valid_at < f.valid_at)
+                               THEN r.valid_at ELSE f.valid_at END
 
 // name: synonyms_upsert
 UNWIND $rows AS r

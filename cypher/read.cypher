@@ -5,7 +5,7 @@ UNWIND $uuids AS id
 MATCH (e:Episode {uuid: id, group_id: $group_id})
 OPTIONAL MATCH (s:Source)-[:HAS_EPISODE]->(e)
 RETURN e.uuid AS uuid, e.content AS content, e.title AS title, e.source AS source,
-       e.source_id AS source_id, e.position AS position, e.speaker AS speaker,
+       e.source_id AS source_id, e.position AS position, e.speaker AS speaker, e.turn_id AS turn_id,
        e.occurred_at AS occurred_at, e.ingested_at AS ingested_at, s.name AS source_name
 
 // name: entities_by_key

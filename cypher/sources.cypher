@@ -4,12 +4,13 @@
 
 // name: source_get
 MATCH (s:Source {group_id: $group_id, name: $name})
-RETURN s.uuid AS uuid, s.content_hash AS content_hash, s.state AS state
+RETURN s.uuid AS uuid, s.content_hash AS content_hash, s.state AS state, s.turn_count AS turn_count
 
 // name: source_begin
 MERGE (s:Source {uuid: $uuid})
 SET s.group_id = $group_id, s.name = $name, s.kind = $kind, s.uri = $uri,
-    s.metadata = $metadata, s.state = 'writing', s.content_hash = $content_hash
+    s.metadata = $metadata, s.state = 'writing', s.content_hash = $content_hash,
+    s.turn_count = $turn_count
 
 // name: source_complete
 MATCH (s:Source {uuid: $uuid, group_id: $group_id})

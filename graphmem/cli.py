@@ -108,9 +108,19 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
     spec = load_pipeline(pipeline) if pipeline else {}
     settings = obj.settings(**{**spec.get("settings", {}), **{k: v for k, v in {
         "chunk_words": chunk_words, "chunk_overlap": chunk_overlap, "embedder": embedder}.items() if v is not None}})
-    documents = read_documents(paths, settings.max_file_bytes)
     from graphmem.memory import Memory
+    from graphmem.pipelines import DIALOGUE_READERS
 
+    if spec.get("reader") in DIALOGUE_READERS:  # chat logs: see `graphmem ingest-chat`
+        from graphmem.ingest.dialogue import read_conversations
+
+        conversations = read_conversations(paths, DIALOGUE_READERS[spec["reader"]], settings.max_file_bytes)
+        with Memory(settings) as memory, _progress(sum(len(c.turns) for c in conversations), "ingesting turns",
+                                                   quiet) as advance:
+            report = memory.ingest_conversations(conversations, progress=advance)
+        click.echo(f"ingested {report.summary()}")
+        return
+    documents = read_documents(paths, settings.max_file_bytes)
     with Memory(settings) as memory, _progress(len(documents), "ingesting", quiet) as advance:
         report = memory.ingest_documents(documents, progress=advance)
     click.echo(f"ingested {report.summary()}")
@@ -150,21 +160,26 @@ class _progress:
 @click.option("--file", "query_file", type=click.Path(exists=True, dir_okay=False),
               help="JSONL of queries ({\"question\": ...} or {\"query\": ...} per line), searched as one batch.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--as-of", "as_of", default=None, metavar="DATE",
+              help="Answer as of this ISO date/time: only facts valid then, only episodes that had happened.")
 @click.pass_obj
 @handle_errors
-def search(obj: Context, query: str | None, k: int, mode: str, query_file: str | None, as_json: bool) -> None:
+def search(obj: Context, query: str | None, k: int, mode: str, query_file: str | None, as_json: bool,
+           as_of: str | None) -> None:
     """Find the passages that answer QUERY, following the graph across hops.
 
     \b
     Example:
       graphmem search "Which river flows past the town where the Halvard Library stands?" -k 3
       graphmem search --file questions.jsonl --json
+      graphmem search "Where does Ana live?" --as-of 2022-01-01
     """
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file, not both")
+    when = _when(as_of)
     queries = [query] if query is not None else _read_queries(Path(query_file))
     with obj.memory() as memory:
-        results = memory.search_many(queries, k, mode=mode)
+        results = memory.search_many(queries, k, mode=mode, as_of=when)
     if as_json:
         payload = [{"query": q, "results": [r.model_dump(mode="json") for r in rows]} for q, rows in zip(queries, results)]
         click.echo(json.dumps(payload[0] if query is not None else payload, indent=2, ensure_ascii=False))
@@ -370,6 +385,126 @@ def db_status(obj: Context, as_json: bool) -> None:
     else:
         state = f"running (pid {status.pid})" if status.running else "stopped"
         click.echo(f"{state}; socket {status.socket}; data {status.data_bytes / 1e6:.1f} MB")
+
+
+# -- dialogues, facts over time, forgetting (issue 5) ---------------------------------
+def _when(text: str | None):
+    if text is None:
+        return None
+    from graphmem.timeutil import parse_when
+
+    try:
+        return parse_when(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--as-of") from None
+
+
+@main.command("ingest-chat")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--format", "fmt", type=click.Choice(["auto", "json", "locomo", "transcript"]), default="auto",
+              show_default=True, help="auto: .json as graphmem JSON chat or LoCoMo (detected), other files as transcripts.")
+@click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_obj
+@handle_errors
+def ingest_chat(obj: Context, paths: tuple[str, ...], fmt: str, embedder: str | None, quiet: bool) -> None:
+    """Ingest conversations: one episode per turn, speakers as entities, facts over time.
+
+    Formats (see graphmem/ingest/dialogue.py): graphmem JSON chat
+    (conversations -> sessions with started_at -> turns with speaker, text,
+    time), LoCoMo JSON, and transcripts of 'Speaker: text' lines
+    ('[2023-05-08 13:56] Ana: ...' for a turn time, '--- 2023-05-08 ---' for a
+    session break). Every file is validated first; a bad turn stops the run
+    with an error naming the file, line and turn, and nothing is written.
+    Unchanged conversations are skipped; grown ones get only their new turns.
+
+    \b
+    Example:
+      graphmem ingest-chat chats.json
+      graphmem ingest-chat standup.txt --format transcript
+    """
+    from graphmem.ingest.dialogue import read_conversations
+    from graphmem.memory import Memory
+
+    settings = obj.settings(**({"embedder": embedder} if embedder else {}))
+    conversations = read_conversations(paths, fmt, settings.max_file_bytes)  # type: ignore[arg-type]
+    total = sum(len(c.turns) for c in conversations)
+    with Memory(settings) as memory, _progress(total, "ingesting turns", quiet) as advance:
+        report = memory.ingest_conversations(conversations, progress=advance)
+    click.echo(f"ingested {report.summary()}")
+
+
+@main.command()
+@click.argument("entity")
+@click.option("--history", is_flag=True, help="All facts, current and superseded, as a timeline.")
+@click.option("--as-of", "as_of", default=None, metavar="DATE", help="The facts valid at this ISO date/time.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+@handle_errors
+def facts(obj: Context, entity: str, history: bool, as_of: str | None, as_json: bool) -> None:
+    """Print what graphmem knows about ENTITY (a name, alias or uuid) as a timeline.
+
+    By default only current facts; --history adds the superseded ones with the
+    interval they held (valid_at .. invalid_at) and when graphmem learned they
+    ended (expired_at); --as-of shows the facts valid at that time.
+
+    \b
+    Example:
+      graphmem facts "Ana" --history
+      graphmem facts "Ana" --as-of 2022-01-01 --json
+    """
+    when = _when(as_of)
+    with obj.memory() as memory:
+        records = memory.facts(entity, as_of=when, history=history)
+    if as_json:
+        click.echo(json.dumps([{**r.model_dump(mode="json"), "current": r.current} for r in records],
+                              indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo(f"no {'' if history else 'current '}facts about {entity!r}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("valid from", "until", "fact", "status", title=f"facts about {entity}", title_justify="left")
+    for r in records:
+        status = "current" if r.current else f"superseded (learned {_day(r.expired_at)})"
+        table.add_row(_day(r.valid_at) or "?", _day(r.invalid_at) or "now", _escape(r.text), status)
+    Console(width=int(os.environ.get("COLUMNS", "120"))).print(table)
+
+
+def _day(value) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M") if (value.hour, value.minute) != (0, 0) else value.strftime("%Y-%m-%d")
+
+
+@main.command()
+@click.option("--source", default=None, metavar="NAME|UUID", help="Forget a whole document or conversation.")
+@click.option("--episode", default=None, metavar="UUID", help="Forget one passage or turn.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON counts.")
+@click.pass_obj
+@handle_errors
+def forget(obj: Context, source: str | None, episode: str | None, as_json: bool) -> None:
+    """Delete a source or an episode and every fact that only it supports.
+
+    Facts also asserted elsewhere stay; the turn order is relinked around a
+    forgotten episode; a fact the forgotten one had superseded is current again.
+
+    \b
+    Example:
+      graphmem forget --source notes/old.md
+      graphmem forget --episode 1b4e28ba-2fa1-11d2-883f-0016d3cca427
+    """
+    if (source is None) == (episode is None):
+        raise click.UsageError("give --source or --episode (exactly one)")
+    with obj.memory() as memory:
+        removed = memory.forget(source=source, episode=episode)
+    if as_json:
+        click.echo(json.dumps(removed))
+    else:
+        click.echo(f"forgot {removed['episodes']} episode(s), {removed['facts']} fact(s), "
+                   f"{removed['entities']} entit(y/ies); {removed['reopened']} fact(s) current again")
 
 
 if __name__ == "__main__":  # pragma: no cover

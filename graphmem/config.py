@@ -38,6 +38,45 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
 
 
+# Predicates that hold one value at a time: a newer fact with the same subject
+# and relation but another object ends the older one. Keys are relation names,
+# values the surface predicates the extractor produces for them (verb lemma +
+# preposition, see graphmem/extract/spacy_extractor.py). Extend it in a
+# pipeline YAML (``temporal: {single_valued: {...}}``) or in Python.
+DEFAULT_SINGLE_VALUED: dict[str, list[str]] = {
+    "lives in": ["live in", "move to", "relocate to", "reside in", "settle in", "be based in", "move back to"],
+    "works at": ["work at", "work for", "be employed by", "be employed at", "start at"],
+    "job title": ["work as", "be promoted to", "be hired as", "job title", "title", "role"],
+    "is married to": ["be married to", "marry", "get married to", "be wed to"],
+    "is engaged to": ["be engaged to", "get engaged to"],
+    "is dating": ["date", "be dating", "be in a relationship with"],
+    "studies at": ["study at", "be enrolled at", "be enrolled in"],
+    "status": ["status", "be status"],
+    "ceo": ["ceo", "chief executive", "be ceo of"],
+}
+
+
+class TemporalSettings(BaseModel):
+    """How contradicting facts are resolved in time (see ``graphmem/resolve/temporal.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    single_valued: dict[str, list[str]] = Field(
+        default_factory=lambda: {k: list(v) for k, v in DEFAULT_SINGLE_VALUED.items()},
+        description="relation -> surface predicates that hold one value at a time")
+    extra_single_valued: dict[str, list[str]] = Field(
+        default_factory=dict, description="added to single_valued (extend without repeating the defaults)")
+
+    def relations(self) -> dict[str, str]:
+        """surface predicate -> relation name."""
+        out: dict[str, str] = {}
+        for table in (self.single_valued, self.extra_single_valued):
+            for relation, predicates in table.items():
+                for predicate in [relation, *predicates]:
+                    out[" ".join(predicate.lower().split())] = relation
+        return out
+
+
 class Settings(BaseModel):
     """Everything graphmem needs to run, with offline defaults."""
 
@@ -55,6 +94,7 @@ class Settings(BaseModel):
     batch_size: int = Field(64, ge=1, description="passages per write batch")
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1, description="larger input files are refused")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -62,7 +102,7 @@ class Settings(BaseModel):
         values: dict[str, object] = {}
         for name in cls.model_fields:
             env = os.environ.get(f"GRAPHMEM_{name.upper()}")
-            if env is not None and name != "retrieval":
+            if env is not None and name not in {"retrieval", "temporal"}:
                 values[name] = env
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:

@@ -16,11 +16,13 @@ from typing import Any, Iterable, Sequence
 from pydantic import BaseModel, Field
 
 from graphmem.config import Settings
+from graphmem.errors import InputError
+from graphmem.ingest.dialogue import Conversation, DialogueFormat, read_conversations
 from graphmem.ingest.pipeline import IngestReport, Ingestor, Progress
 from graphmem.ingest.readers import Document, read_documents
 from graphmem.store import open_store
 from graphmem.store.graph import Graph
-from graphmem.timeutil import from_ms
+from graphmem.timeutil import ensure_utc, from_ms, to_ms
 
 
 class SearchResult(BaseModel):
@@ -35,6 +37,29 @@ class SearchResult(BaseModel):
     occurred_at: datetime | None = None
     entities: list[str] = Field(default_factory=list, description="seed entities the passage mentions")
     facts: list[str] = Field(default_factory=list, description="seed facts that led to the passage")
+
+
+class FactRecord(BaseModel):
+    """One fact of an entity's timeline (``Memory.facts``)."""
+
+    uuid: str
+    subject: str
+    predicate: str
+    object: str
+    text: str
+    valid_at: datetime | None = Field(None, description="world time it became true (None: unknown)")
+    invalid_at: datetime | None = Field(None, description="world time it stopped being true (None: still true)")
+    created_at: datetime | None = Field(None, description="system time graphmem recorded it")
+    expired_at: datetime | None = Field(None, description="system time graphmem learned it had ended")
+    episodes: list[str] = Field(default_factory=list, description="uuids of the episodes that assert it")
+
+    @property
+    def current(self) -> bool:
+        return self.invalid_at is None
+
+    def valid_on(self, when: datetime) -> bool:
+        when = ensure_utc(when)
+        return (self.valid_at is None or self.valid_at <= when) and (self.invalid_at is None or when < self.invalid_at)
 
 
 class Memory:
@@ -114,6 +139,85 @@ class Memory:
     def ingest_text(self, text: str, *, name: str, title: str = "", date: datetime | None = None) -> IngestReport:
         """Ingest one document given as a string; ``name`` identifies it for re-ingestion."""
         return self.ingest_documents([Document(name=name, text=text, title=title, date=date)])
+
+    def ingest_dialogues(self, paths: Iterable[str | Path], fmt: DialogueFormat = "auto",
+                         progress: Progress | None = None) -> IngestReport:
+        """Ingest chat logs (graphmem JSON chat, LoCoMo JSON, or ``Speaker: text`` transcripts).
+
+        Every file is read and validated first: a bad turn raises
+        :class:`~graphmem.errors.InputError` naming the file, line/turn and field,
+        and nothing is written. See :mod:`graphmem.ingest.dialogue` for the formats.
+        """
+        conversations = read_conversations(paths, fmt, self.settings.max_file_bytes)
+        return self.ingest_conversations(conversations, progress)
+
+    def ingest_conversations(self, conversations: Sequence[Conversation],
+                             progress: Progress | None = None) -> IngestReport:
+        """Ingest :class:`~graphmem.ingest.dialogue.Conversation` records (one episode per turn)."""
+        return self.ingestor.ingest_conversations(conversations, progress)
+
+    # -- time and forgetting -------------------------------------------------------------
+    def facts(self, entity: str, *, as_of: datetime | None = None, history: bool = False) -> list[FactRecord]:
+        """The facts about ``entity`` (a name, alias or uuid) as a timeline, oldest first.
+
+        Default: the facts true now (not invalidated). ``as_of``: those true at
+        that time. ``history``: all of them, current and superseded (with
+        ``as_of`` too, the ones that had started by then). Raises
+        :class:`~graphmem.errors.InputError` when no entity has that name.
+        """
+        from graphmem.resolve.entities import entity_key
+
+        found = self.store.run("entity_find", group_id=self.graph.group_id, name=entity, key=entity_key(entity))
+        if not found:
+            raise InputError(f"no entity named {entity!r} (try `graphmem cypher \"MATCH (n:Entity) RETURN n.name\"`)")
+        rows = self.store.run("entity_facts", uuid=found[0]["uuid"], group_id=self.graph.group_id)
+        records = [FactRecord(uuid=r["uuid"], subject=r["subject"] or "", predicate=r["predicate"] or "",
+                              object=r["object"] or "", text=r["text"] or "", valid_at=from_ms(r.get("valid_at")),
+                              invalid_at=from_ms(r.get("invalid_at")), created_at=from_ms(r.get("created_at")),
+                              expired_at=from_ms(r.get("expired_at")), episodes=list(r.get("episodes") or []))
+                   for r in rows]
+        if as_of is not None:
+            when = ensure_utc(as_of)
+            records = [f for f in records if (f.valid_at is None or f.valid_at <= when)
+                       and (history or f.valid_on(when))]
+        elif not history:
+            records = [f for f in records if f.current]
+        floor = datetime.min.replace(tzinfo=ensure_utc(datetime(2000, 1, 1)).tzinfo)
+        return sorted(records, key=lambda f: (f.valid_at or floor, f.created_at or floor, f.predicate, f.object))
+
+    def forget(self, *, source: str | None = None, episode: str | None = None) -> dict[str, int]:
+        """Delete a source (by name or uuid) or one episode (by uuid), and every fact only it supports.
+
+        Facts other episodes also assert keep them; the NEXT chain is relinked
+        around a forgotten episode; entities nothing refers to any more go; the
+        timelines of the affected single-valued facts are recomputed (a fact
+        that the forgotten one had superseded becomes current again). Returns
+        counts of what was removed. Raises InputError when nothing matches.
+        """
+        if (source is None) == (episode is None):
+            raise InputError("forget takes a source or an episode (exactly one)")
+        if source is not None:
+            row = self.graph.find_source(source)
+            if row is None:
+                raise InputError(f"no source named {source!r} (see `graphmem cypher \"MATCH (s:Source) RETURN s.name\"`)")
+            keys = self.store.run("facts_keys_of_source", uuid=row["uuid"], group_id=self.graph.group_id)
+            removed = self.graph.delete_source(row["uuid"])
+        else:
+            keys = self.store.run("facts_keys_of_episodes", episodes=[episode], group_id=self.graph.group_id)
+            removed = self.graph.delete_episode(str(episode))
+            if not removed["episodes"]:
+                raise InputError(f"no episode with uuid {episode!r}")
+        removed["reopened"] = self._retime(keys)
+        self.graph.bump_revision()
+        if self._ingestor is not None:
+            self._ingestor._index = None  # entities may have gone
+        return removed
+
+    def _retime(self, keys: list[dict]) -> int:
+        from graphmem.resolve import temporal
+        from graphmem.timeutil import utcnow
+
+        return temporal.retime(self.graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
 
     # -- retrieval ------------------------------------------------------------------
     def search(self, query: str, k: int = 5, *, mode: str = "graph", as_of: datetime | None = None) -> list[SearchResult]:

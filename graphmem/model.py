@@ -67,6 +67,7 @@ class Episode(_Node):
     position: int = Field(default=0, ge=0)
     title: str = ""
     speaker: str = ""
+    turn_id: str = ""  # dialogue turns: the id the input gave the turn (e.g. LoCoMo's "D3:5")
     occurred_at: datetime | None = None
     ingested_at: datetime = Field(default_factory=utcnow)
 

@@ -13,8 +13,9 @@ from typing import Any
 
 from graphmem.errors import ConfigError
 
-KNOWN = {"name", "description", "reader", "chunker", "extractor", "embedder", "store", "retrieval"}
-READERS = {"documents"}
+KNOWN = {"name", "description", "reader", "chunker", "extractor", "embedder", "store", "retrieval", "temporal"}
+READERS = {"documents", "dialogue", "transcript", "locomo"}
+DIALOGUE_READERS = {"dialogue": "auto", "transcript": "transcript", "locomo": "locomo"}  # reader -> dialogue format
 
 
 def pipelines_dir() -> Path:
@@ -62,4 +63,6 @@ def load_pipeline(name_or_path: str) -> dict[str, Any]:
             settings[key] = spec[key]
     if spec.get("retrieval"):
         settings["retrieval"] = spec["retrieval"]
+    if spec.get("temporal"):
+        settings["temporal"] = spec["temporal"]
     return {"name": spec.get("name", path.stem), "reader": reader, "settings": settings, "path": str(path)}

@@ -20,9 +20,12 @@ import numpy as np
 from graphmem.config import Settings
 from graphmem.embed.base import Embedder
 from graphmem.extract.base import Extraction, Extractor
+from graphmem.extract.base import Mention
 from graphmem.ingest.chunking import chunk_text
+from graphmem.ingest.dialogue import Conversation, Turn
 from graphmem.ingest.readers import Document
 from graphmem.model import content_hash, stable_uuid
+from graphmem.resolve import temporal
 from graphmem.resolve.entities import EntityIndex
 from graphmem.store.graph import Graph
 from graphmem.timeutil import to_ms, utcnow
@@ -38,14 +41,21 @@ class IngestReport:
     passages: int = 0
     entities: int = 0
     facts: int = 0
+    invalidated: int = 0  # older facts ended by newer single-valued ones
+    appended: int = 0  # dialogue sources that only got new turns
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
 
     def summary(self) -> str:
         rate = self.passages / self.seconds if self.seconds else 0.0
-        return (f"{self.documents} documents ({self.skipped} unchanged, {self.replaced} replaced), "
-                f"{self.passages} passages, {self.entities} new entities, {self.facts} facts "
-                f"in {self.seconds:.1f} s ({rate:.1f} passages/s)")
+        appended = f", {self.appended} appended" if self.appended else ""
+        invalidated = f" ({self.invalidated} superseded)" if self.invalidated else ""
+        return (f"{self.documents} {self.unit} ({self.skipped} unchanged, {self.replaced} replaced{appended}), "
+                f"{self.passages} {self.piece}, {self.entities} new entities, {self.facts} facts{invalidated} "
+                f"in {self.seconds:.1f} s ({rate:.1f} {self.piece}/s)")
+
+    unit: str = "documents"
+    piece: str = "passages"
 
 
 @dataclass
@@ -59,6 +69,28 @@ class Passage:
     def embedding_text(self) -> str:
         title = self.document.title
         return f"{title}\n{self.content}" if title and title not in self.content[: len(title) + 10] else self.content
+
+    @property
+    def date(self) -> datetime | None:
+        return self.document.date
+
+
+@dataclass
+class TurnUnit:
+    """One dialogue turn on its way to becoming an episode."""
+
+    turn: Turn
+    position: int
+    uuid: str
+
+    @property
+    def date(self) -> datetime | None:
+        return self.turn.time
+
+
+def turn_uuid(group_id: str, conversation: str, position: int, turn: Turn) -> str:
+    """Deterministic: the same turn at the same place of the same conversation keeps its uuid."""
+    return stable_uuid(group_id, "turn", conversation, str(position), turn.digest())
 
 
 def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex:
@@ -101,8 +133,7 @@ class Ingestor:
                     progress(1)
                 continue
             if state is not None:
-                self.graph.clear_source(state.uuid)
-                self._index = None  # clearing may have removed orphaned entities
+                self._clear(state.uuid)
                 report.replaced += state.state == "complete"
             todo.append((document, state.uuid if state else stable_uuid(self.graph.group_id, "source", document.name)))
         batch: list[tuple[Document, str]] = []
@@ -136,7 +167,7 @@ class Ingestor:
                                              reference_times=[p.document.date for p in passages])
         passage_vectors = self.embedder.embed([p.embedding_text() for p in passages])
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions)
-        fact_rows = self._facts(passages, extractions, uuid_of)
+        fact_rows, timeline = self._facts(passages, extractions, uuid_of)
         fact_vectors = self.embedder.embed([row["text"] for row in fact_rows])
 
         now = to_ms(utcnow())
@@ -159,21 +190,118 @@ class Ingestor:
         next_rows = [{"from": a.uuid, "to": b.uuid} for a, b in zip(passages, passages[1:])
                      if a.source_uuid == b.source_uuid]
         self.graph.write("next_upsert", next_rows)
-        self.graph.write("facts_upsert", fact_rows)
-        self.graph.write_vectors("fact_embeddings_set", [{"uuid": r["uuid"], "subject": r["subject"]} for r in fact_rows],
-                                 fact_vectors)
+        self._write_facts(fact_rows, fact_vectors, timeline, report)
         self.graph.write("synonyms_upsert", synonyms)
         for _, source_uuid in batch:
             self.graph.complete_source(source_uuid)
 
         report.passages += len(passages)
         report.entities += len(entity_rows)
-        report.facts += len(fact_rows)
         if progress:
             progress(len(batch))
 
-    def _resolve(self, extractions: list[Extraction]):
-        types: dict[str, str] = {}
+    def _write_facts(self, fact_rows: list[dict], fact_vectors: np.ndarray, timeline: temporal.TemporalPlan,
+                     report: IngestReport) -> None:
+        self.graph.write("facts_upsert", fact_rows)
+        self.graph.write_vectors("fact_embeddings_set", [{"uuid": r["uuid"], "subject": r["subject"]} for r in fact_rows],
+                                 fact_vectors)
+        temporal.write_validity(self.graph, timeline)
+        report.facts += len(fact_rows)
+        report.invalidated += timeline.ended
+
+    # -- dialogues ------------------------------------------------------------------
+    def ingest_conversations(self, conversations: Sequence[Conversation],
+                             progress: Progress | None = None) -> IngestReport:
+        """Ingest dialogues: one episode per turn, ``NEXT`` edges in order, speakers as entities.
+
+        Unchanged conversations are skipped. One that grew (its stored turns are
+        an exact prefix of the new ones) gets only its new turns appended; any
+        other change rewrites the source. ``progress(n)``: ``n`` more turns done.
+        """
+        started = time.perf_counter()
+        report = IngestReport(documents=len(conversations), unit="conversations", piece="turns")
+        self.graph.store.ensure_schema(self.embedder.dim)
+        for conversation in conversations:
+            state = self.graph.source(conversation.name)
+            source_uuid = state.uuid if state else stable_uuid(self.graph.group_id, "source", conversation.name)
+            start = 0
+            if state is not None and state.state == "complete":
+                if state.content_hash == conversation.content_hash:
+                    report.skipped += 1
+                    if progress:
+                        progress(len(conversation.turns))
+                    continue
+                n = state.turn_count
+                if 0 < n < len(conversation.turns) and conversation.prefix_hash(n) == state.content_hash:
+                    start = n
+                    report.appended += 1
+                    if progress:
+                        progress(n)
+            if state is not None and start == 0:
+                self._clear(state.uuid)
+                report.replaced += state.state == "complete"
+            self._ingest_turns(conversation, source_uuid, start, report, progress)
+            self.graph.bump_revision()
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _clear(self, source_uuid: str) -> None:
+        """Remove a source's episodes and the facts only they support, then mend the timelines."""
+        keys = self.graph.store.run("facts_keys_of_source", uuid=source_uuid, group_id=self.graph.group_id)
+        self.graph.clear_source(source_uuid)
+        self._index = None  # clearing may have removed orphaned entities
+        temporal.retime(self.graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
+
+    def _ingest_turns(self, conversation: Conversation, source_uuid: str, start: int, report: IngestReport,
+                      progress: Progress | None) -> None:
+        group = self.graph.group_id
+        units = [TurnUnit(turn, position, turn_uuid(group, conversation.name, position, turn))
+                 for position, turn in enumerate(conversation.turns) if position >= start]
+        turns = [u.turn for u in units]
+        extractions = self.extractor.extract([t.text for t in turns], reference_times=[t.time for t in turns],
+                                             speakers=[t.speaker for t in turns])
+        for turn, ex in zip(turns, extractions):
+            speaker = next((m for m in ex.mentions if m.name == turn.speaker), None)
+            if speaker is None:
+                ex.mentions.append(Mention(name=turn.speaker, type="PERSON", count=1))
+            else:
+                speaker.type = "PERSON"
+        turn_vectors = self.embedder.embed([t.embedding_text() for t in turns])
+        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions, people=set(conversation.speakers))
+        fact_rows, timeline = self._facts(units, extractions, uuid_of)
+        fact_vectors = self.embedder.embed([row["text"] for row in fact_rows])
+
+        now = to_ms(utcnow())
+        self.graph.begin_source(source_uuid, conversation.name, "dialogue", conversation.uri,
+                                conversation.content_hash, {**conversation.metadata, "title": conversation.title},
+                                turn_count=len(conversation.turns))
+        self.graph.write("entities_upsert", entity_rows + alias_rows)
+        self.graph.write_vectors("entity_embeddings_set", entity_rows, entity_vectors)
+        self.graph.write("episodes_upsert", [{
+            "uuid": u.uuid, "group_id": group, "source": "dialogue", "source_id": source_uuid,
+            "source_uuid": source_uuid, "content": u.turn.text, "content_hash": content_hash(u.turn.text),
+            "position": u.position, "title": conversation.title, "speaker": u.turn.speaker,
+            "occurred_at": to_ms(u.turn.time), "ingested_at": now, "turn_id": u.turn.turn_id,
+        } for u in units])
+        self.graph.write_vectors("episode_embeddings_set", [{"uuid": u.uuid} for u in units], turn_vectors)
+        self.graph.write("mentions_upsert", [{"episode": u.uuid, "entity": uuid_of[m.name], "count": m.count}
+                                             for u, ex in zip(units, extractions) for m in ex.mentions
+                                             if m.name in uuid_of])
+        links = [{"from": a.uuid, "to": b.uuid} for a, b in zip(units, units[1:])]
+        if start > 0:  # appending: link the last stored turn to the first new one
+            previous = conversation.turns[start - 1]
+            links.insert(0, {"from": turn_uuid(group, conversation.name, start - 1, previous), "to": units[0].uuid})
+        self.graph.write("next_upsert", links)
+        self._write_facts(fact_rows, fact_vectors, timeline, report)
+        self.graph.write("synonyms_upsert", synonyms)
+        self.graph.complete_source(source_uuid)
+        report.passages += len(units)
+        report.entities += len(entity_rows)
+        if progress:
+            progress(len(units))
+
+    def _resolve(self, extractions: list[Extraction], people: set[str] = frozenset()):  # type: ignore[assignment]
+        types: dict[str, str] = {name: "PERSON" for name in people}
         for ex in extractions:
             for mention in ex.mentions:
                 types.setdefault(mention.name, mention.type)
@@ -192,23 +320,41 @@ class Ingestor:
                       for uuid, names in resolution.aliases.items() if uuid not in new_uuids]
         return resolution.new, entity_vectors, alias_rows, resolution.synonyms, resolution.uuid_of
 
-    def _facts(self, passages: list[Passage], extractions: list[Extraction], uuid_of: dict[str, str]) -> list[dict]:
+    def _facts(self, passages: Sequence[Passage | TurnUnit], extractions: list[Extraction],
+               uuid_of: dict[str, str]) -> tuple[list[dict], temporal.TemporalPlan]:
+        """Fact rows of a batch, and the temporal plan for its single-valued ones.
+
+        A fact's ``valid_at`` is the date its sentence names, else the time of its
+        episode (document date, turn or session time), else none.
+        """
         group = self.graph.group_id
         now = to_ms(utcnow())
+        relations = self.settings.temporal.relations()
         facts: dict[str, dict] = {}
+        assertions: list[temporal.Assertion] = []
         for passage, ex in zip(passages, extractions):
             for triple in ex.triples:
                 subject, obj = uuid_of.get(triple.subject), uuid_of.get(triple.object)
                 if subject is None or obj is None or subject == obj:
                     continue
+                if temporal.relation_of(triple.predicate, relations) is not None:
+                    assertions.append(temporal.Assertion(
+                        subject=subject, predicate=triple.predicate, object=obj, text=triple.text,
+                        valid_at=to_ms(triple.valid_at or passage.date), episode=passage.uuid, seq=len(assertions)))
+                    continue
                 uuid = stable_uuid(group, "fact", subject, triple.predicate, obj)
                 row = facts.get(uuid)
                 if row is None:
-                    valid_at: datetime | None = triple.valid_at or passage.document.date
+                    valid_at: datetime | None = triple.valid_at or passage.date
                     facts[uuid] = {"uuid": uuid, "group_id": group, "subject": subject, "object": obj,
                                    "predicate": triple.predicate, "text": triple.text, "valid_at": to_ms(valid_at),
                                    "invalid_at": None, "created_at": now, "expired_at": None,
                                    "episodes": [passage.uuid]}
-                elif passage.uuid not in row["episodes"]:
-                    row["episodes"].append(passage.uuid)
-        return list(facts.values())
+                else:
+                    if passage.uuid not in row["episodes"]:
+                        row["episodes"].append(passage.uuid)
+                    valid_at = to_ms(triple.valid_at or passage.date)
+                    if valid_at is not None and (row["valid_at"] is None or valid_at < row["valid_at"]):
+                        row["valid_at"] = valid_at
+        timeline = temporal.resolve(self.graph, assertions, relations, now)
+        return list(facts.values()) + timeline.upserts, timeline

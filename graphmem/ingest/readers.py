@@ -41,14 +41,16 @@ class Document:
         return content_hash(f"{self.title}\x1f{stamp}\x1f{self.text}")
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
-    """Files named by ``paths`` (files, directories walked recursively, globs), sorted, deduplicated."""
+def expand_paths(paths: Iterable[str | Path], suffixes: set[str] = SUFFIXES) -> list[Path]:
+    """Files named by ``paths`` (files, directories walked recursively, globs), sorted, deduplicated.
+
+    Inside directories only files with one of ``suffixes`` are taken."""
     found: list[Path] = []
     for raw in paths:
         text = str(raw)
         path = Path(text)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
                             and not any(part.startswith(".") for part in p.relative_to(path).parts))
         elif path.is_file():
             found.append(path)

@@ -92,6 +92,14 @@ class Projection:
             return self.fact_valid[:, 1] == FAR_FUTURE
         return (self.fact_valid[:, 0] <= as_of_ms) & (as_of_ms < self.fact_valid[:, 1])
 
+    def episodes_known_at(self, as_of_ms: int | None) -> np.ndarray | None:
+        """Boolean mask of episodes that had happened by ``as_of_ms`` (unknown time counts as
+        known); None when every episode qualifies."""
+        if as_of_ms is None:
+            return None
+        known = self.episode_times <= as_of_ms
+        return None if bool(known.all()) else known
+
     # -- graph -------------------------------------------------------------------
     def adjacency(self, fact_mask: np.ndarray | None = None) -> sp.csr_matrix:
         E, n = self.n_entities, self.n_nodes

@@ -102,12 +102,15 @@ class Retriever:
             return [[] for _ in queries]
         vectors = self.embedder.embed(list(queries)) if query_vectors is None else query_vectors
         scored = [self.passage_scores(q, v) for q, v in zip(queries, vectors)]
+        as_of_ms = to_ms(as_of) if as_of is not None else None
+        known = self.projection.episodes_known_at(as_of_ms)
+        if known is not None:  # as_of: episodes that had not happened yet are not returned
+            scored = [_only_known(s, known) for s in scored]
         if mode == "dense":
             return [self._rank(s[1], k) for s in scored]
         if mode == "bm25":
             return [self._rank(s[2], k) for s in scored]
 
-        as_of_ms = to_ms(as_of) if as_of is not None else None
         mask = self.projection.facts_valid_at(as_of_ms)
         seeds = [build_seeds(self.projection, v, s[0], self.entities_in(q), self.settings, mask)
                  for q, v, s in zip(queries, vectors, scored)]
@@ -119,6 +122,8 @@ class Retriever:
         for column, (hybrid, _, _), seed in zip(range(len(queries)), scored, seeds):
             passage_ppr = ppr[E:, column]
             final = self._fuse(passage_ppr, hybrid)
+            if known is not None:
+                final = np.where(known, final, -np.inf)
             results.append(self._rank(final, k, seed))
         return results
 
@@ -139,6 +144,7 @@ class Retriever:
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
         top = top[np.argsort(-scores[top], kind="stable")]
+        top = top[np.isfinite(scores[top])]
         hits = []
         for rank, index in enumerate(top, start=1):
             hit = Hit(uuid=self.projection.episode_ids[index], score=float(scores[index]), rank=rank)
@@ -155,3 +161,10 @@ class Retriever:
             s, o = self.projection.fact_ends[fact]
             if hit.uuid in self.projection.fact_episodes[fact] or s in mentioned or o in mentioned:
                 hit.facts.append(self.projection.fact_texts[fact])
+
+
+def _only_known(scored: tuple[np.ndarray, np.ndarray, np.ndarray], known: np.ndarray):
+    """(hybrid, dense, bm25) with episodes outside ``known`` unrankable (and no passage seed)."""
+    hybrid, dense, bm25 = scored
+    return (np.where(known, hybrid, 0.0).astype(np.float32), np.where(known, dense, -np.inf),
+            np.where(known, bm25, -np.inf))

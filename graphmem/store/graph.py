@@ -19,6 +19,7 @@ class SourceState:
     uuid: str
     content_hash: str
     state: str
+    turn_count: int = 0  # dialogue sources: turns stored (a grown chat log appends after them)
 
 
 class Graph:
@@ -35,12 +36,13 @@ class Graph:
         if not rows:
             return None
         row = rows[0]
-        return SourceState(row["uuid"], row["content_hash"] or "", row["state"] or "")
+        return SourceState(row["uuid"], row["content_hash"] or "", row["state"] or "", int(row.get("turn_count") or 0))
 
     def begin_source(self, uuid: str, name: str, kind: str, uri: str, content_hash: str,
-                     metadata: dict[str, Any] | None = None) -> None:
+                     metadata: dict[str, Any] | None = None, turn_count: int | None = None) -> None:
         self.store.run("source_begin", uuid=uuid, group_id=self.group_id, name=name, kind=kind, uri=uri,
-                       content_hash=content_hash, metadata=json.dumps(metadata or {}, sort_keys=True))
+                       content_hash=content_hash, metadata=json.dumps(metadata or {}, sort_keys=True),
+                       turn_count=turn_count)
 
     def complete_source(self, uuid: str) -> None:
         self.store.run("source_complete", uuid=uuid, group_id=self.group_id)
@@ -61,6 +63,26 @@ class Graph:
         removed = self.clear_source(uuid)
         self.store.run("source_delete", uuid=uuid, group_id=self.group_id)
         return removed
+
+    def find_source(self, key: str) -> Row | None:
+        """A source by name or uuid."""
+        rows = self.store.run("source_find", group_id=self.group_id, key=key)
+        return rows[0] if rows else None
+
+    def delete_episode(self, uuid: str) -> dict[str, int]:
+        """Remove one episode: its NEXT neighbours are linked to each other, facts it
+        alone supported go, and so do entities nothing mentions or relates any more."""
+        rows = self.store.run("episode_neighbours", uuid=uuid, group_id=self.group_id)
+        if not rows:
+            return {"episodes": 0, "facts": 0, "entities": 0}
+        self.store.run("facts_unsupport_episodes", episodes=[uuid], group_id=self.group_id)
+        facts = self.store.run("facts_delete_unsupported", group_id=self.group_id)
+        episodes = self.store.run("episodes_delete", episodes=[uuid], group_id=self.group_id)
+        previous, following = rows[0].get("previous"), rows[0].get("next")
+        if previous and following:
+            self.write("next_upsert", [{"from": previous, "to": following}])
+        entities = self.store.run("entities_delete_orphans", group_id=self.group_id)
+        return {"episodes": _count(episodes), "facts": _count(facts), "entities": _count(entities)}
 
     def sources(self) -> list[Row]:
         return self.store.run("sources_list", group_id=self.group_id)
