@@ -22,7 +22,9 @@ class Context:
     def settings(self, **more: Any):
         from graphmem.config import Settings
 
-        return Settings.from_env(**self.overrides, **more)
+        # explicit --home/--store/--group win over a pipeline spec's values
+        given = {k: v for k, v in self.overrides.items() if v is not None}
+        return Settings.from_env(**{**more, **given})
 
     def memory(self, **more: Any):
         from graphmem.memory import Memory
