@@ -35,6 +35,8 @@ class SearchResult(BaseModel):
     title: str = ""
     source: str = ""
     occurred_at: datetime | None = None
+    speaker: str = Field("", description="dialogue turns: who said it")
+    turn_id: str = Field("", description="dialogue turns: the turn's id in its input (e.g. LoCoMo's D3:5)")
     entities: list[str] = Field(default_factory=list, description="seed entities the passage mentions")
     facts: list[str] = Field(default_factory=list, description="seed facts that led to the passage")
 
@@ -234,7 +236,9 @@ class Memory:
             results.append([
                 SearchResult(uuid=h.uuid, rank=h.rank, score=h.score, content=episodes[h.uuid]["content"],
                              title=episodes[h.uuid].get("title") or "", source=episodes[h.uuid].get("source_name") or "",
-                             occurred_at=from_ms(episodes[h.uuid].get("occurred_at")), entities=h.entities,
+                             occurred_at=from_ms(episodes[h.uuid].get("occurred_at")),
+                             speaker=episodes[h.uuid].get("speaker") or "", turn_id=episodes[h.uuid].get("turn_id") or "",
+                             entities=h.entities,
                              facts=h.facts)
                 for h in row if h.uuid in episodes])
         return results
