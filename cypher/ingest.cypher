@@ -17,7 +17,7 @@ MERGE (e:Episode {uuid: r.uuid})
 SET e.group_id = r.group_id, e.source = r.source, e.source_id = r.source_id,
     e.content = r.content, e.content_hash = r.content_hash, e.position = r.position,
     e.title = r.title, e.speaker = r.speaker, e.occurred_at = r.occurred_at,
-    e.ingested_at = r.ingested_at, e.turn_id = r.turn_id
+    e.ingested_at = r.ingested_at, e.turn_id = r.turn_id, e.search_text = r.search_text
 MERGE (s)-[:HAS_EPISODE]->(e)
 
 // name: next_upsert
@@ -29,7 +29,7 @@ MERGE (a)-[:NEXT]->(b)
 UNWIND $rows AS r
 MATCH (e:Episode {uuid: r.episode}), (n:Entity {uuid: r.entity})
 MERGE (e)-[m:MENTIONS]->(n)
-SET m.count = r.count
+SET m.count = r.count, m.role = r.role
 
 // name: facts_upsert
 UNWIND $rows AS r

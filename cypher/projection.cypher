@@ -3,7 +3,9 @@
 
 // name: projection_episodes
 MATCH (e:Episode {group_id: $group_id})
-RETURN e.uuid AS uuid, e.content AS content, e.occurred_at AS occurred_at, e.embedding AS embedding
+// content: the text BM25 indexes (a dialogue turn's search_text adds its date and speaker)
+RETURN e.uuid AS uuid, coalesce(e.search_text, e.content) AS content, e.occurred_at AS occurred_at,
+       e.embedding AS embedding
 ORDER BY e.uuid SKIP $skip LIMIT $limit
 
 // name: projection_entities
@@ -13,7 +15,8 @@ ORDER BY n.uuid SKIP $skip LIMIT $limit
 
 // name: projection_mentions
 MATCH (e:Episode {group_id: $group_id})-[m:MENTIONS]->(n:Entity)
-RETURN e.uuid AS episode, n.uuid AS entity, m.count AS count
+RETURN e.uuid AS episode, n.uuid AS entity, m.count AS count,
+       CASE WHEN m.role = 'speaker' OR e.speaker IN n.aliases THEN 'speaker' ELSE '' END AS role
 ORDER BY episode, entity SKIP $skip LIMIT $limit
 
 // name: projection_facts
@@ -26,4 +29,10 @@ ORDER BY uuid SKIP $skip LIMIT $limit
 // name: projection_synonyms
 MATCH (a:Entity {group_id: $group_id})-[s:SYNONYM]->(b:Entity)
 RETURN a.uuid AS a, b.uuid AS b, s.score AS score
+ORDER BY a, b SKIP $skip LIMIT $limit
+
+// name: projection_next
+// Turn (and passage) order; walked by PPR with RetrievalSettings.next_weight.
+MATCH (a:Episode {group_id: $group_id})-[:NEXT]->(b:Episode)
+RETURN a.uuid AS a, b.uuid AS b
 ORDER BY a, b SKIP $skip LIMIT $limit

@@ -36,6 +36,9 @@ class RetrievalSettings(BaseModel):
     synonym_top_k: int = Field(5, ge=0, description="nearest neighbours considered for SYNONYM edges")
     fusion_weight: float = Field(0.5, ge=0, le=1, description="weight of the PPR rank against the dense rank in the final fusion")
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
+    # dialogue structure (0 / 1 leave document retrieval unchanged; pipelines/locomo.yaml sets them)
+    next_weight: float = Field(0.0, ge=0, description="weight of NEXT (turn/passage order) edges in the PPR graph; 0 = ignored")
+    speaker_weight: float = Field(1.0, ge=0, description="weight of a turn's MENTIONS edge to its speaker in the PPR graph")
 
 
 # Predicates that hold one value at a time: a newer fact with the same subject

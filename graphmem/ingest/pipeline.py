@@ -180,7 +180,7 @@ class Ingestor:
             "uuid": p.uuid, "group_id": group, "source": "doc", "source_id": p.source_uuid,
             "source_uuid": p.source_uuid, "content": p.content, "content_hash": content_hash(p.content),
             "position": p.position, "title": p.document.title, "speaker": "",
-            "occurred_at": to_ms(p.document.date), "ingested_at": now,
+            "occurred_at": to_ms(p.document.date), "ingested_at": now, "turn_id": "", "search_text": None,
         } for p in passages]
         self.graph.write("episodes_upsert", episode_rows)
         self.graph.write_vectors("episode_embeddings_set", [{"uuid": p.uuid} for p in passages], passage_vectors)
@@ -282,9 +282,11 @@ class Ingestor:
             "source_uuid": source_uuid, "content": u.turn.text, "content_hash": content_hash(u.turn.text),
             "position": u.position, "title": conversation.title, "speaker": u.turn.speaker,
             "occurred_at": to_ms(u.turn.time), "ingested_at": now, "turn_id": u.turn.turn_id,
+            "search_text": u.turn.embedding_text(),
         } for u in units])
         self.graph.write_vectors("episode_embeddings_set", [{"uuid": u.uuid} for u in units], turn_vectors)
-        self.graph.write("mentions_upsert", [{"episode": u.uuid, "entity": uuid_of[m.name], "count": m.count}
+        self.graph.write("mentions_upsert", [{"episode": u.uuid, "entity": uuid_of[m.name], "count": m.count,
+                                              "role": "speaker" if m.name == u.turn.speaker else None}
                                              for u, ex in zip(units, extractions) for m in ex.mentions
                                              if m.name in uuid_of])
         links = [{"from": a.uuid, "to": b.uuid} for a, b in zip(units, units[1:])]

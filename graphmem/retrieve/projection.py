@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from graphmem.retrieve.ppr import transition_matrix
 from graphmem.store.graph import Graph
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 FAR_FUTURE = 2**62
 
 
@@ -47,6 +47,9 @@ class Projection:
     synonym_pairs: np.ndarray  # (S, 2) int32 entity indices
     synonym_scores: np.ndarray  # (S,) float32
     revision: int = 0
+    # dialogue structure: NEXT edges between episodes, and which mentions are "speaker said this turn"
+    next_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))  # (N, 2) episode indices
+    mention_speaker: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (M,) per mention_pairs row
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # -- sizes and lookups ---------------------------------------------------
@@ -101,13 +104,23 @@ class Projection:
         return None if bool(known.all()) else known
 
     # -- graph -------------------------------------------------------------------
-    def adjacency(self, fact_mask: np.ndarray | None = None) -> sp.csr_matrix:
+    def adjacency(self, fact_mask: np.ndarray | None = None, next_weight: float = 0.0,
+                  speaker_weight: float = 1.0) -> sp.csr_matrix:
+        """Symmetric weighted adjacency. ``next_weight``: weight of NEXT (turn order) edges,
+        0 leaves them out; ``speaker_weight``: weight of a turn's MENTIONS edge to its speaker."""
         E, n = self.n_entities, self.n_nodes
         rows, cols, weights = [], [], []
         if len(self.mention_pairs):
             rows.append(self.mention_pairs[:, 0] + E)
             cols.append(self.mention_pairs[:, 1])
-            weights.append(np.ones(len(self.mention_pairs), np.float32))
+            mention_w = np.ones(len(self.mention_pairs), np.float32)
+            if speaker_weight != 1.0 and len(self.mention_speaker) == len(self.mention_pairs):
+                mention_w[self.mention_speaker] = speaker_weight
+            weights.append(mention_w)
+        if next_weight > 0 and len(self.next_pairs):
+            rows.append(self.next_pairs[:, 0] + E)
+            cols.append(self.next_pairs[:, 1] + E)
+            weights.append(np.full(len(self.next_pairs), next_weight, np.float32))
         ends = self.fact_ends if fact_mask is None else self.fact_ends[fact_mask]
         if len(ends):
             rows.append(ends[:, 0])
@@ -123,10 +136,12 @@ class Projection:
         upper = sp.coo_matrix((w, (r, c)), shape=(n, n))
         return sp.csr_matrix(upper + upper.T, dtype=np.float32)
 
-    def transition(self, as_of_ms: int | None = None) -> sp.csr_matrix:
-        key = f"transition:{as_of_ms}"
+    def transition(self, as_of_ms: int | None = None, next_weight: float = 0.0,
+                   speaker_weight: float = 1.0) -> sp.csr_matrix:
+        key = f"transition:{as_of_ms}:{next_weight}:{speaker_weight}"
         if key not in self._cache:
-            self._cache[key] = transition_matrix(self.adjacency(self.facts_valid_at(as_of_ms)))
+            self._cache[key] = transition_matrix(self.adjacency(self.facts_valid_at(as_of_ms), next_weight,
+                                                                speaker_weight))
         return self._cache[key]
 
     def igraph(self):
@@ -185,12 +200,14 @@ def load_projection(graph: Graph, cache_dir: Path | None = None) -> Projection:
     mentions = list(graph.pages("projection_mentions"))
     facts = list(graph.pages("projection_facts"))
     synonyms = list(graph.pages("projection_synonyms"))
+    nexts = list(graph.pages("projection_next"))
     entity_at = {row["uuid"]: i for i, row in enumerate(entities)}
     episode_at = {row["uuid"]: i for i, row in enumerate(episodes)}
     episode_vectors = _vectors(episodes, None)
     dim = episode_vectors.shape[1] if len(episodes) else None
-    mention_pairs = np.array([(episode_at[m["episode"]], entity_at[m["entity"]]) for m in mentions
-                              if m["episode"] in episode_at and m["entity"] in entity_at], dtype=np.int32).reshape(-1, 2)
+    mentions = [m for m in mentions if m["episode"] in episode_at and m["entity"] in entity_at]
+    mention_pairs = np.array([(episode_at[m["episode"]], entity_at[m["entity"]]) for m in mentions],
+                             dtype=np.int32).reshape(-1, 2)
     facts = [f for f in facts if f["subject"] in entity_at and f["object"] in entity_at]
     synonyms = [s for s in synonyms if s["a"] in entity_at and s["b"] in entity_at]
     projection = Projection(
@@ -212,6 +229,9 @@ def load_projection(graph: Graph, cache_dir: Path | None = None) -> Projection:
         synonym_pairs=np.array([(entity_at[s["a"]], entity_at[s["b"]]) for s in synonyms], dtype=np.int32).reshape(-1, 2),
         synonym_scores=np.array([s["score"] for s in synonyms], dtype=np.float32),
         revision=revision,
+        next_pairs=np.array([(episode_at[x["a"]], episode_at[x["b"]]) for x in nexts
+                             if x["a"] in episode_at and x["b"] in episode_at], dtype=np.int32).reshape(-1, 2),
+        mention_speaker=np.array([m.get("role") == "speaker" for m in mentions], dtype=bool),
     )
     if cache is not None and revision > 0:
         projection.save(cache)

@@ -115,7 +115,8 @@ class Retriever:
         seeds = [build_seeds(self.projection, v, s[0], self.entities_in(q), self.settings, mask)
                  for q, v, s in zip(queries, vectors, scored)]
         reset = np.stack([s.reset for s in seeds], axis=1)
-        ppr = personalized_pagerank(self.projection.transition(as_of_ms), reset, self.settings.damping,
+        transition = self.projection.transition(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
+        ppr = personalized_pagerank(transition, reset, self.settings.damping,
                                     self.settings.ppr_iterations, self.settings.ppr_tolerance)
         E = self.projection.n_entities
         results = []
