@@ -28,13 +28,14 @@ class RetrievalSettings(BaseModel):
     ppr_tolerance: float = Field(1e-6, gt=0, description="L1 change at which PPR stops")
     fact_top_k: int = Field(10, ge=0, description="facts retrieved densely to pick seed entities")
     fact_threshold: float = Field(0.35, description="minimum cosine of a fact to seed its entities")
+    fact_temperature: float = Field(0.1, gt=0, description="softmax temperature turning fact scores into seed weights")
     passage_top_k: int = Field(30, ge=1, description="passages retrieved densely and by BM25 as candidates/seeds")
     passage_seed_weight: float = Field(0.05, ge=0, description="reset weight of passage seeds relative to entity seeds")
     bm25_weight: float = Field(0.3, ge=0, le=1, description="share of BM25 in the hybrid passage score")
-    query_entity_weight: float = Field(1.0, ge=0, description="seed weight of entities named in the query")
+    query_entity_weight: float = Field(0.0, ge=0, description="seed weight of entities named in the query")
     synonym_threshold: float = Field(0.85, ge=0, le=1, description="cosine above which entities get a SYNONYM edge")
     synonym_top_k: int = Field(5, ge=0, description="nearest neighbours considered for SYNONYM edges")
-    fusion_weight: float = Field(0.5, ge=0, le=1, description="weight of the PPR rank against the dense rank in the final fusion")
+    fusion_weight: float = Field(1.0, ge=0, le=1, description="weight of the PPR rank against the dense rank in the final fusion")
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
 
 
