@@ -391,13 +391,15 @@ def db_status(obj: Context, as_json: bool) -> None:
 @click.option("--pipeline", default=None,
               help="Pipeline spec for ingestion [default: pipelines/DATASET.yaml if there is one, else passages kept whole].")
 @click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
+@click.option("--retrieval", "retrieval", multiple=True, metavar="KNOB=VALUE",
+              help="Override a retrieval setting (e.g. damping=0.6, fusion_weight=0.7). Repeatable.")
 @click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Questions per batched search.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_obj
 @handle_errors
 def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | None, corpus_limit: int | None,
                  systems: str, ks: str, out: str | None, eval_home: str | None, keep: bool, pipeline: str | None,
-                 embedder: str | None, batch_size: int, quiet: bool) -> None:
+                 embedder: str | None, retrieval: tuple[str, ...], batch_size: int, quiet: bool) -> None:
     """Measure passage Recall@k of graphmem against dense and BM25 baselines on a benchmark.
 
     DATASET is musique, hotpotqa or 2wikimultihopqa (looked up under --data-dir)
@@ -411,6 +413,7 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
       graphmem eval musique --limit 20 --corpus-limit 300
       graphmem eval hotpotqa --out results/hotpotqa.json
       graphmem eval ./my_set --systems graphmem,dense --ks 1,5
+      graphmem eval musique --home /tmp/mq --retrieval damping=0.6   # 2nd run skips ingestion
     """
     from graphmem.eval import evaluate, load_dataset, print_report, write_json
     from graphmem.pipelines import available, load_pipeline
@@ -426,6 +429,17 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
     spec_settings = load_pipeline(pipeline)["settings"] if pipeline else {"chunk_words": 10_000, "chunk_overlap": 0}
     if embedder is not None:
         spec_settings = {**spec_settings, "embedder": embedder}
+    if retrieval:
+        knobs = dict(spec_settings.get("retrieval") or {})
+        for item in retrieval:
+            name, sep, value = item.partition("=")
+            if not sep or not name.strip():
+                raise click.UsageError(f"--retrieval takes KNOB=VALUE, got {item!r}")
+            try:
+                knobs[name.strip()] = json.loads(value)
+            except json.JSONDecodeError:
+                knobs[name.strip()] = value
+        spec_settings = {**spec_settings, "retrieval": knobs}
     settings = obj.settings(**spec_settings)  # its home is replaced by evaluate(): always a fresh or --home store
     click.echo(f"{data.name}: {len(data.questions)} questions, {len(data.passages)} passages "
                f"(pipeline {pipeline or 'default'}, embedder {settings.embedder})", err=True)
