@@ -19,8 +19,9 @@ def summary_table(report: EvalReport):
     from rich.table import Table
 
     d, ing = report.dataset, report.ingest
-    title = (f"{d.get('name')}: {d.get('questions_run')} questions over {d.get('passages')} passages "
-             f"(ingest {_fmt(ing.get('passages_per_s'), 1)} passages/s)")
+    speed = (f"ingest {_fmt(ing.get('passages_per_s'), 1)} passages/s" if ing.get("passages")
+             else f"store reused: {ing.get('skipped')} passages already ingested")
+    title = f"{d.get('name')}: {d.get('questions_run')} questions over {d.get('passages')} passages ({speed})"
     table = Table(title=title, title_justify="left")
     table.add_column("system")
     for k in report.ks:
