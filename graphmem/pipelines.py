@@ -14,7 +14,11 @@ from typing import Any
 from graphmem.errors import ConfigError
 
 KNOWN = {"name", "description", "reader", "chunker", "extractor", "embedder", "store", "retrieval"}
-READERS = {"documents"}
+# reader name -> what it reads; `read_with` dispatches on it
+READERS = {
+    "documents": "text/Markdown files and JSONL records (graphmem.ingest.readers)",
+    "hipporag": "HippoRAG-format dataset folders: one document per corpus.jsonl passage (graphmem.eval.datasets)",
+}
 
 
 def pipelines_dir() -> Path:
@@ -63,3 +67,16 @@ def load_pipeline(name_or_path: str) -> dict[str, Any]:
     if spec.get("retrieval"):
         settings["retrieval"] = spec["retrieval"]
     return {"name": spec.get("name", path.stem), "reader": reader, "settings": settings, "path": str(path)}
+
+
+def read_with(reader: str, paths, max_file_bytes: int):
+    """Documents from ``paths`` read by the pipeline's ``reader`` (one of :data:`READERS`)."""
+    if reader == "hipporag":
+        from graphmem.eval.datasets import read_hipporag_documents
+
+        return read_hipporag_documents(paths)
+    if reader == "documents":
+        from graphmem.ingest.readers import read_documents
+
+        return read_documents(paths, max_file_bytes)
+    raise ConfigError(f"unknown reader {reader!r}; known: {', '.join(sorted(READERS))}")
