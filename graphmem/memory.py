@@ -227,9 +227,14 @@ class Memory:
         return self.search_many([query], k, mode=mode, as_of=as_of)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 5, *, mode: str = "graph",
-                    as_of: datetime | None = None) -> list[list[SearchResult]]:
-        """Search several queries at once (one batched PPR; faster per query than a loop)."""
-        hits = self.retriever.search_many(list(queries), k, mode=mode, as_of=as_of)  # type: ignore[arg-type]
+                    as_of: datetime | None = None, query_vectors: Any = None) -> list[list[SearchResult]]:
+        """Search several queries at once (one batched PPR; faster per query than a loop).
+
+        ``query_vectors`` (``(len(queries), dim)``, from :attr:`embedder`) skips
+        embedding the queries again, e.g. when the same questions run in several modes.
+        """
+        hits = self.retriever.search_many(list(queries), k, mode=mode, as_of=as_of,  # type: ignore[arg-type]
+                                          query_vectors=query_vectors)
         episodes = self.graph.episodes(sorted({h.uuid for row in hits for h in row}))
         results = []
         for row in hits:

@@ -14,7 +14,14 @@ from typing import Any
 from graphmem.errors import ConfigError
 
 KNOWN = {"name", "description", "reader", "chunker", "extractor", "embedder", "store", "retrieval", "temporal"}
-READERS = {"documents", "dialogue", "transcript", "locomo"}
+# reader name -> what it reads; `read_with` dispatches on it (dialogue readers: `read_conversations`)
+READERS = {
+    "documents": "text/Markdown files and JSONL records (graphmem.ingest.readers)",
+    "hipporag": "HippoRAG-format dataset folders: one document per corpus.jsonl passage (graphmem.eval.datasets)",
+    "dialogue": "chat logs: graphmem JSON chat, LoCoMo JSON (detected), or transcripts (graphmem.ingest.dialogue)",
+    "transcript": "'Speaker: text' transcripts (graphmem.ingest.dialogue)",
+    "locomo": "LoCoMo JSON conversations (graphmem.ingest.dialogue)",
+}
 DIALOGUE_READERS = {"dialogue": "auto", "transcript": "transcript", "locomo": "locomo"}  # reader -> dialogue format
 
 
@@ -66,3 +73,16 @@ def load_pipeline(name_or_path: str) -> dict[str, Any]:
     if spec.get("temporal"):
         settings["temporal"] = spec["temporal"]
     return {"name": spec.get("name", path.stem), "reader": reader, "settings": settings, "path": str(path)}
+
+
+def read_with(reader: str, paths, max_file_bytes: int):
+    """Documents from ``paths`` read by the pipeline's ``reader`` (one of :data:`READERS`)."""
+    if reader == "hipporag":
+        from graphmem.eval.datasets import read_hipporag_documents
+
+        return read_hipporag_documents(paths)
+    if reader == "documents":
+        from graphmem.ingest.readers import read_documents
+
+        return read_documents(paths, max_file_bytes)
+    raise ConfigError(f"unknown reader {reader!r}; known: {', '.join(sorted(READERS))}")

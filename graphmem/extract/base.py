@@ -35,7 +35,8 @@ class Extraction:
 
 class Extractor(Protocol):
     def extract(self, texts: Sequence[str], *, reference_times: Sequence[datetime | None] | None = None,
-                speakers: Sequence[str] | None = None) -> list[Extraction]:
+                speakers: Sequence[str] | None = None, titles: Sequence[str] | None = None) -> list[Extraction]:
         """One :class:`Extraction` per text. ``reference_times`` anchor relative dates;
-        ``speakers`` (dialogue turns) resolve first-person pronouns."""
+        ``speakers`` (dialogue turns) resolve first-person pronouns; ``titles``
+        (documents') are mentioned by their passages and back pronouns up."""
         ...

@@ -45,11 +45,13 @@ class SpacyExtractor:
         self.n_process = n_process
 
     def extract(self, texts: Sequence[str], *, reference_times: Sequence[datetime | None] | None = None,
-                speakers: Sequence[str] | None = None) -> list[Extraction]:
-        refs = list(reference_times) if reference_times is not None else [None] * len(texts)
-        who = list(speakers) if speakers is not None else [""] * len(texts)
+                speakers: Sequence[str] | None = None, titles: Sequence[str] | None = None) -> list[Extraction]:
+        n = len(texts)
+        refs = list(reference_times) if reference_times is not None else [None] * n
+        who = list(speakers) if speakers is not None else [""] * n
+        heads = list(titles) if titles is not None else [""] * n
         docs = self.nlp.pipe(texts, batch_size=self.batch_size, n_process=self.n_process)
-        return [extract_doc(doc, ref, speaker) for doc, ref, speaker in zip(docs, refs, who)]
+        return [extract_doc(doc, ref, speaker, title) for doc, ref, speaker, title in zip(docs, refs, who, heads)]
 
     def query_mentions(self, text: str) -> list[str]:
         """Entity names in a question, as the ingestion side would name them."""
@@ -71,11 +73,16 @@ def _trim(span) -> tuple[str, range]:
     return "".join(parts).strip(), range(tokens[0].i, tokens[-1].i + 1)
 
 
-def extract_doc(doc, reference: datetime | None, speaker: str) -> Extraction:
-    """Mentions and triples of one parsed spaCy ``Doc``."""
+def extract_doc(doc, reference: datetime | None, speaker: str, title: str = "") -> Extraction:
+    """Mentions and triples of one parsed spaCy ``Doc``.
+
+    ``title`` (a document's title) counts as a mention and is the fallback
+    antecedent of pronouns; ``speaker`` (a dialogue turn's) is what "I" means.
+    """
     token_span: dict[int, str] = {}
     token_type: dict[int, str] = {}
     counts: dict[str, Mention] = {}
+    named: list[tuple[int, str]] = []  # (position, name) of named mentions, for "the bridge" -> "Kessary Bridge"
 
     def add(name: str, tokens: range, type_: str) -> None:
         if not name or len(name.split()) > MAX_NAME_WORDS or not any(ch.isalpha() for ch in name):
@@ -89,19 +96,28 @@ def extract_doc(doc, reference: datetime | None, speaker: str) -> Extraction:
         else:
             mention.count += 1
 
+    title = " ".join(title.split())
+    if title and any(ch.isalpha() for ch in title) and len(title.split()) <= MAX_NAME_WORDS:
+        counts[title] = Mention(name=title, type="TITLE")
+        named.append((-1, title))
     for ent in doc.ents:
         if ent.label_ not in SKIP_ENT_TYPES:
-            add(*_trim(ent), ent.label_)
+            name, tokens = _trim(ent)
+            add(name, tokens, ent.label_)
+            if name:
+                named.append((ent.start, name))
     for chunk in doc.noun_chunks:
         if any(i in token_span for i in range(chunk.start, chunk.end)):
             continue
         if chunk.root.pos_ == "PRON" or not any(t.pos_ in {"NOUN", "PROPN"} for t in chunk):
             continue
-        add(*_trim(chunk), "CONCEPT")
+        name, tokens = _trim(chunk)
+        referent = _definite_referent(chunk, named)
+        add(referent or name, tokens, token_type_of(referent, counts) if referent else "CONCEPT")
     if speaker:
         counts.setdefault(speaker, Mention(name=speaker, type="PERSON", count=0))
 
-    triples = _triples(doc, token_span, token_type, reference, speaker)
+    triples = _triples(doc, token_span, token_type, reference, speaker, title)
     for triple in triples:  # a speaker named only through "I" still counts as mentioned
         for name in (triple.subject, triple.object):
             if name in counts and counts[name].count == 0:
@@ -110,7 +126,28 @@ def extract_doc(doc, reference: datetime | None, speaker: str) -> Extraction:
     return Extraction(mentions=mentions, triples=triples)
 
 
-def _triples(doc, token_span, token_type, reference, speaker) -> list[Triple]:
+def token_type_of(name: str, counts: dict[str, Mention]) -> str:
+    return counts[name].type if name in counts else "CONCEPT"
+
+
+def _definite_referent(chunk, named: list[tuple[int, str]]) -> str | None:
+    """"the bridge" / "the company's" after "Kessary Bridge" -> "Kessary Bridge".
+
+    A short definite noun phrase whose head noun is a word of an earlier named
+    mention (or of the title) refers to it: the cheapest coreference there is,
+    and it keeps facts attached to specific entities instead of generic hubs.
+    """
+    first = chunk[0]
+    if first.lower_ not in {"the", "this", "that"} or len(chunk) > 3 or chunk.root.pos_ != "NOUN":
+        return None
+    head = chunk.root.lower_
+    for position, name in reversed(named):
+        if position < chunk.start and head in name.lower().split():
+            return name
+    return None
+
+
+def _triples(doc, token_span, token_type, reference, speaker, title="") -> list[Triple]:
     triples: list[Triple] = []
     seen: set[tuple[str, str, str]] = set()
 
@@ -120,7 +157,7 @@ def _triples(doc, token_span, token_type, reference, speaker) -> list[Triple]:
         for i in range(token.i - 1, max(-1, token.i - 120), -1):
             if i in token_span and (wanted is None or token_type.get(i) in wanted):
                 return token_span[i]
-        return None
+        return title or None
 
     def name_of(token) -> str | None:
         lower = token.lower_

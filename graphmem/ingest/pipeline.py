@@ -10,6 +10,7 @@ written again. Nothing outside the source being rewritten is touched.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -93,6 +94,15 @@ def turn_uuid(group_id: str, conversation: str, position: int, turn: Turn) -> st
     return stable_uuid(group_id, "turn", conversation, str(position), turn.digest())
 
 
+_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
+
+
+def extraction_text(content: str) -> str:
+    """Markdown headings become sentences, so spaCy does not glue a title onto
+    the paragraph after it ("Anselm Vey\n\nAnselm Vey was ...")."""
+    return _HEADING.sub(lambda m: m.group(1).rstrip(".") + ".", content)
+
+
 def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex:
     r = settings.retrieval
     index = EntityIndex(graph.group_id, dim, synonym_threshold=r.synonym_threshold, synonym_top_k=r.synonym_top_k)
@@ -163,8 +173,9 @@ class Ingestor:
                 passage = Passage(document, source_uuid, position, content)
                 passage.uuid = stable_uuid(group, "episode", document.name, str(position), content_hash(content))
                 passages.append(passage)
-        extractions = self.extractor.extract([p.content for p in passages],
-                                             reference_times=[p.document.date for p in passages])
+        extractions = self.extractor.extract([extraction_text(p.content) for p in passages],
+                                             reference_times=[p.document.date for p in passages],
+                                             titles=[p.document.title for p in passages])
         passage_vectors = self.embedder.embed([p.embedding_text() for p in passages])
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions)
         fact_rows, timeline = self._facts(passages, extractions, uuid_of)

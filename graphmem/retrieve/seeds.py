@@ -58,13 +58,17 @@ def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores
         if fact_mask is not None:
             scores = np.where(fact_mask, scores, -np.inf)
         top = np.argpartition(-scores, min(settings.fact_top_k, len(scores) - 1))[: settings.fact_top_k]
-        for index in top[np.argsort(-scores[top])]:
+        top = top[np.argsort(-scores[top])]
+        best = float(scores[top[0]]) if len(top) else 0.0
+        for index in top:
             score = float(scores[index])
             if score < settings.fact_threshold:
                 break
             used_facts.append((int(index), score))
+            # a softmax over fact scores: the best-matching facts steer, near-misses barely
+            weight = float(np.exp((score - best) / settings.fact_temperature))
             for entity in projection.fact_ends[index]:
-                entity_weight[int(entity)] = max(entity_weight.get(int(entity), 0.0), score)
+                entity_weight[int(entity)] = max(entity_weight.get(int(entity), 0.0), weight)
     for entity in query_entities:
         entity_weight[entity] = max(entity_weight.get(entity, 0.0), settings.query_entity_weight)
 

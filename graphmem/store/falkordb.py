@@ -77,12 +77,19 @@ class FalkorDBStore:
 
     def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
                timeout_ms: int = 30_000) -> tuple[list[str], list[list[Any]]]:
-        try:
-            return self._query(text, params or {}, read_only=not write, timeout_ms=timeout_ms)
-        except StoreError as exc:
-            if "read-only" in str(exc):
-                raise StoreError("this query writes; pass --write to allow it") from exc
-            raise
+        for attempt in (1, 2):
+            try:
+                return self._query(text, params or {}, read_only=not write, timeout_ms=timeout_ms)
+            except StoreError as exc:
+                if "read-only" in str(exc):
+                    raise StoreError("this query writes; pass --write to allow it") from exc
+                if "empty key" in str(exc) and attempt == 1:
+                    # a graph that was never written does not exist yet, and FalkorDB
+                    # refuses even reads on it; an index creates it, then retry
+                    self._query(self._queries["schema_episode_uuid"], None)
+                    continue
+                raise
+        raise AssertionError("unreachable")
 
     def ensure_schema(self, dim: int) -> None:
         for name, text in self._queries.items():

@@ -19,6 +19,10 @@ from pathlib import Path
 from graphmem.errors import StoreError
 
 START_TIMEOUT_S = 30.0
+#: how long to wait for a server that is up but still replaying its append-only file
+LOAD_TIMEOUT_S = 900.0
+#: rewrite the append-only file on stop once this many bytes of writes would be replayed
+COMPACT_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -110,11 +114,18 @@ class EmbeddedServer:
             raise StoreError(f"could not start the embedded store ({server}): {exc}") from exc
         if proc.returncode != 0:
             raise StoreError(f"embedded store failed to start: {(proc.stderr or proc.stdout).strip()[-500:]}")
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        started = time.monotonic()
+        while True:
             if self.ping():
                 return True
-            if self.pidfile.exists() and self._pid() is None:
+            alive = self._pid() is not None
+            waited = time.monotonic() - started
+            if self.pidfile.exists() and not alive:
+                break
+            # a live process may be loading a large graph: give it longer, but not forever
+            if waited > (LOAD_TIMEOUT_S if alive else START_TIMEOUT_S):
+                if alive:
+                    self._terminate()
                 break
             time.sleep(0.05)
         raise StoreError(f"embedded store did not come up; last log lines:\n{self._log_tail()}")
@@ -128,6 +139,7 @@ class EmbeddedServer:
 
         try:
             client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout)
+            self._compact(client, timeout)
             client.shutdown(nosave=False)
         except redis.ConnectionError:
             pass  # the server closes the connection as it exits
@@ -141,6 +153,34 @@ class EmbeddedServer:
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
         return True
+
+    @staticmethod
+    def _compact(client, timeout: float) -> None:
+        """Rewrite the append-only file as a snapshot, so the next start loads the
+        graph instead of replaying every write ever made (minutes on a big graph)."""
+        import redis
+
+        try:
+            info = client.info("persistence")
+            if info.get("aof_current_size", 0) - info.get("aof_base_size", 0) < COMPACT_BYTES:
+                return  # little to replay: not worth a rewrite
+            if info.get("aof_rewrite_in_progress") == 0:
+                client.bgrewriteaof()
+            deadline = time.monotonic() + max(timeout, 120.0)
+            while time.monotonic() < deadline:
+                if client.info("persistence").get("aof_rewrite_in_progress") == 0:
+                    return
+                time.sleep(0.1)
+        except redis.RedisError:
+            pass  # compaction is an optimisation; shutdown still flushes the log
+
+    def _terminate(self) -> None:
+        pid = self._pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def _log_tail(self, lines: int = 15) -> str:
         try:

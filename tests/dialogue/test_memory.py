@@ -42,7 +42,7 @@ def _timeline(memory: Memory, entity: str = "Ana") -> list[tuple[str, str, datet
 
 
 @pytest.fixture(scope="module")
-def moved(tmp_path_factory):
+def moved(tmp_path_factory, embedder, extractor):
     home = tmp_path_factory.mktemp("moved")
     path = _chat(home / "chat.json", ("ana-ben", [SESSION_1, SESSION_2]))
     memory = Memory(home=home / "store")

@@ -1,0 +1,225 @@
+"""Run a benchmark: ingest its corpus into a fresh store, ask every question
+with graphmem (graph + PPR) and the same-process baselines (dense-only with
+the same embedder over the same passages, and BM25), and score the rankings.
+
+What the numbers cover:
+
+- ``recall@k``: mean over questions (with at least one gold id) of
+  ``|gold ∩ top-k| / |gold|``, top-k being the first k distinct dataset ids of
+  the ranking (:mod:`graphmem.eval.metrics`). Rankings come from
+  :meth:`Memory.search_many` run in batches, i.e. one batched PPR per batch
+  in graph mode: the path a RAG pipeline with many queries takes.
+- ``p50_ms`` / ``p95_ms``: one query at a time through
+  ``Retriever.search_many`` with the query vector precomputed, so it is the
+  retrieval itself (passage scoring -- dense and BM25 are both computed in
+  every mode --, query entity extraction, seeding and PPR in graph mode), not
+  the query embedding (reported once as ``query_embedding.ms_per_query``)
+  nor the fetch of passage texts from the store.
+- ``batch_ms_per_query``: wall time of the batched run divided by the questions
+  (includes fetching the passages from the store, excludes embedding).
+- ``ingest.passages_per_s``: passages ingested (spaCy extraction, embedding,
+  entity resolution and store writes) per second of wall time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, ContextManager, Sequence
+
+import numpy as np
+
+from graphmem.config import Settings
+from graphmem.errors import ConfigError
+from graphmem.eval.datasets import Dataset, Question
+from graphmem.eval.metrics import dedupe, mean, percentile, recall_at_k
+
+SYSTEMS: dict[str, str] = {"graphmem": "graph", "dense": "dense", "bm25": "bm25"}
+DEFAULT_KS = (2, 5, 10)
+
+Advance = Callable[[int], None]
+ProgressFactory = Callable[[str, int], ContextManager[Advance]]
+
+
+@contextlib.contextmanager
+def _no_progress(label: str, total: int):
+    yield lambda n: None
+
+
+@dataclass
+class EvalReport:
+    """Everything one run measured; :meth:`to_json` is the stable file layout."""
+
+    dataset: dict[str, Any]
+    settings: dict[str, Any]
+    date: str
+    systems: dict[str, str]
+    ks: tuple[int, ...]
+    ingest: dict[str, Any]
+    query_embedding: dict[str, Any]
+    summary: dict[str, dict[str, Any]]
+    questions: list[dict[str, Any]]
+    by_category: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    home: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset, "date": self.date, "settings": self.settings,
+            "systems": self.systems, "ks": list(self.ks), "ingest": self.ingest,
+            "query_embedding": self.query_embedding, "summary": self.summary,
+            "by_category": self.by_category, "questions": self.questions, "home": self.home,
+        }
+
+
+def score(questions: Sequence[Question], rankings: dict[str, list[list[str | None]]],
+          latencies: dict[str, list[float]], ks: Sequence[int]) -> tuple[list[dict], dict, dict]:
+    """Per-question results, per-system summary and per-category recall from rankings of dataset ids.
+
+    Questions with no gold ids get ``None`` recall and are left out of the means
+    (``questions`` in the summary counts those scored).
+    """
+    records: list[dict[str, Any]] = []
+    for i, q in enumerate(questions):
+        systems = {}
+        for name, rows in rankings.items():
+            # distinct ids in rank order: recall@k is |gold ∩ retrieved[:k]| / |gold| on this list
+            entry: dict[str, Any] = {"retrieved": dedupe(rows[i])}
+            for k in ks:
+                entry[f"recall@{k}"] = recall_at_k(rows[i], q.gold, k) if q.gold else None
+            entry["ms"] = round(latencies[name][i], 3) if latencies.get(name) else None
+            systems[name] = entry
+        records.append({"id": q.id, "question": q.text, "category": q.category, "gold": sorted(q.gold),
+                        "systems": systems})
+    summary: dict[str, dict[str, Any]] = {}
+    for name in rankings:
+        metrics: dict[str, Any] = {f"recall@{k}": mean(r["systems"][name][f"recall@{k}"] for r in records) for k in ks}
+        ms = latencies.get(name) or []
+        metrics["p50_ms"] = percentile(ms, 50)
+        metrics["p95_ms"] = percentile(ms, 95)
+        metrics["questions"] = sum(1 for q in questions if q.gold)
+        summary[name] = metrics
+    by_category: dict[str, dict[str, dict[str, Any]]] = {}
+    categories = sorted({q.category for q in questions if q.category})
+    if categories:
+        for name in rankings:
+            by_category[name] = {}
+            for category in categories:
+                rows = [r for r in records if r["category"] == category]
+                by_category[name][category] = {
+                    **{f"recall@{k}": mean(r["systems"][name][f"recall@{k}"] for r in rows) for k in ks},
+                    "questions": sum(1 for r in rows if r["gold"]),
+                }
+    return records, summary, by_category
+
+
+def _public_settings(settings: Settings) -> dict[str, Any]:
+    data = settings.model_dump(mode="json")
+    store = data.get("store", "")
+    if "://" in store and "@" in store:  # never write a password into a report
+        scheme, rest = store.split("://", 1)
+        data["store"] = f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return data
+
+
+def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Sequence[str] = tuple(SYSTEMS),
+             limit: int | None = None, ks: Sequence[int] = DEFAULT_KS, home: str | Path | None = None,
+             keep: bool = False, batch_size: int = 32, progress: ProgressFactory | None = None) -> EvalReport:
+    """Ingest ``dataset`` and score ``systems`` on its questions (the first ``limit`` of them).
+
+    ``home`` is the store's data directory; by default a temporary one that is
+    deleted afterwards unless ``keep``. A given ``home`` is kept and reused:
+    passages already ingested there are skipped (so repeated runs that tune
+    retrieval settings skip the slow ingestion), but it must not hold sources
+    outside this dataset, which would pollute the rankings.
+    """
+    from graphmem.memory import Memory, SearchResult
+
+    unknown = [s for s in systems if s not in SYSTEMS]
+    if unknown or not systems:
+        raise ConfigError(f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEMS)}")
+    ks = tuple(sorted(set(ks)))
+    if not ks or ks[0] < 1:
+        raise ConfigError("ks must be positive integers")
+    if limit is not None and limit < 1:
+        raise ConfigError("limit must be at least 1")
+    settings = settings or Settings.from_env()
+    progress = progress or _no_progress
+    questions = list(dataset.questions[:limit] if limit else dataset.questions)
+    if not questions:
+        raise ConfigError(f"dataset {dataset.name!r} has no questions")
+    documents = dataset.documents()
+    longest = max((len(d.text.split()) for d in documents), default=0)
+    if longest > settings.chunk_words:
+        # a split passage still maps back to its id, but the benchmark is defined on whole passages
+        raise ConfigError(f"chunk_words={settings.chunk_words} would split passages of up to {longest} words; "
+                          f"use the dataset's pipeline spec (chunker words: 10000) or raise chunk_words")
+
+    temporary = home is None
+    home_path = Path(tempfile.mkdtemp(prefix="graphmem-eval-")) if temporary else Path(home)
+    settings = settings.model_copy(update={"home": home_path})
+    k_max = ks[-1]
+    try:
+        with Memory(settings) as memory:
+            wanted = {d.name for d in documents}
+            extra = [row["name"] for row in memory.graph.sources() if row.get("name") not in wanted]
+            if extra:
+                raise ConfigError(f"{home_path} already holds {len(extra)} source(s) outside this dataset "
+                                  f"(e.g. {extra[0]!r}); use a fresh --home")
+            with progress("ingesting", len(documents)) as advance:
+                ingested = memory.ingest_documents(documents, progress=advance)
+            ingest = {"documents": len(documents), "passages": ingested.passages, "skipped": ingested.skipped,
+                      "entities": ingested.entities, "facts": ingested.facts, "seconds": round(ingested.seconds, 3),
+                      "passages_per_s": round(ingested.passages / ingested.seconds, 3) if ingested.seconds and ingested.passages else None,
+                      "stats": memory.stats()}
+
+            texts = [q.text for q in questions]
+            started = time.perf_counter()
+            vectors = np.asarray(memory.embedder.embed(texts), dtype=np.float32)
+            embed_ms = (time.perf_counter() - started) * 1000 / len(texts)
+            retriever = memory.retriever
+            rankings: dict[str, list[list[str | None]]] = {}
+            latencies: dict[str, list[float]] = {}
+            batch_ms: dict[str, float] = {}
+            for name in systems:
+                mode = SYSTEMS[name]
+                retriever.search_many(texts[:1], k_max, mode=mode, query_vectors=vectors[:1])  # warm caches (BM25 index, transition)
+                results: list[list[SearchResult]] = []
+                with progress(f"{name}: batched", len(texts)) as advance:
+                    started = time.perf_counter()
+                    for start in range(0, len(texts), batch_size):
+                        chunk = slice(start, start + batch_size)
+                        results += memory.search_many(texts[chunk], k_max, mode=mode, query_vectors=vectors[chunk])
+                        advance(len(texts[chunk]))
+                    batch_ms[name] = (time.perf_counter() - started) * 1000 / len(texts)
+                rankings[name] = [[dataset.passage_id(r) for r in row] for row in results]
+                times: list[float] = []
+                with progress(f"{name}: one by one", len(texts)) as advance:
+                    for i, text in enumerate(texts):
+                        started = time.perf_counter()
+                        retriever.search_many([text], k_max, mode=mode, query_vectors=vectors[i:i + 1])
+                        times.append((time.perf_counter() - started) * 1000)
+                        advance(1)
+                latencies[name] = times
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(home_path, ignore_errors=True)
+
+    records, summary, by_category = score(questions, rankings, latencies, ks)
+    for name in summary:
+        summary[name]["batch_ms_per_query"] = round(batch_ms[name], 3)
+        for key in ("p50_ms", "p95_ms"):
+            if summary[name][key] is not None:
+                summary[name][key] = round(summary[name][key], 3)
+    described = dataset.describe()
+    described["questions_run"] = len(questions)
+    return EvalReport(
+        dataset=described, settings=_public_settings(settings), date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        systems={name: SYSTEMS[name] for name in systems}, ks=ks, ingest=ingest,
+        query_embedding={"ms_per_query": round(embed_ms, 3), "batched": True, "embedder": settings.embedder},
+        summary=summary, questions=records, by_category=by_category,
+        home=None if temporary and not keep else str(home_path))
