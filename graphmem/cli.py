@@ -420,7 +420,9 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
     """Measure passage Recall@k of graphmem against dense and BM25 baselines on a benchmark.
 
     DATASET is musique, hotpotqa or 2wikimultihopqa (looked up under --data-dir)
-    or a path to a folder with corpus.jsonl and questions.jsonl (HippoRAG format).
+    or a path to a folder with corpus.jsonl and questions.jsonl (HippoRAG format);
+    or locomo, or a LoCoMo-format .json file: each conversation is ingested into its
+    own group and its questions score the evidence turns (Recall per category).
     The corpus is ingested into a fresh store (the global --home is not used),
     then every question runs with each system. Latency (p50/p95) is retrieval
     only, one query at a time, after the query embedding.
@@ -431,6 +433,7 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
       graphmem eval hotpotqa --out results/hotpotqa.json
       graphmem eval ./my_set --systems graphmem,dense --ks 1,5
       graphmem eval musique --home /tmp/mq --retrieval damping=0.6   # 2nd run skips ingestion
+      graphmem eval locomo --out results/locomo.json
     """
     from graphmem.eval import evaluate, load_dataset, print_report, write_json
     from graphmem.pipelines import available, load_pipeline

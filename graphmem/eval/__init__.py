@@ -11,9 +11,10 @@ The CLI face is ``graphmem eval DATASET``.
 from __future__ import annotations
 
 from graphmem.eval.datasets import Dataset, HippoRAGDataset, Question, load_dataset, load_hipporag
+from graphmem.eval.locomo import LoCoMoDataset, load_locomo
 from graphmem.eval.metrics import percentile, recall_at_k
 from graphmem.eval.report import print_report, write_json
 from graphmem.eval.runner import SYSTEMS, EvalReport, evaluate
 
-__all__ = ["Dataset", "EvalReport", "HippoRAGDataset", "Question", "SYSTEMS", "evaluate", "load_dataset",
-           "load_hipporag", "percentile", "print_report", "recall_at_k", "write_json"]
+__all__ = ["Dataset", "EvalReport", "HippoRAGDataset", "LoCoMoDataset", "Question", "SYSTEMS", "evaluate", "load_dataset",
+           "load_hipporag", "load_locomo", "percentile", "print_report", "recall_at_k", "write_json"]

@@ -246,6 +246,14 @@ def load_dataset(name_or_path: str | Path, *, data_dir: str | Path | None = None
                  corpus_limit: int | None = None) -> HippoRAGDataset:
     """A dataset by name (``musique``, ``hotpotqa``, ``2wikimultihopqa``, looked up in
     :func:`data_dirs`) or by folder path; see :func:`load_hipporag` for the limits."""
+    from graphmem.eval.locomo import find_locomo, load_locomo
+
+    locomo = find_locomo(str(name_or_path), data_dir)  # 'locomo' or a LoCoMo-format .json file/folder
+    if locomo is not None:
+        if corpus_limit is not None:
+            raise ConfigError("corpus_limit does not apply to LoCoMo (use limit: conversations without "
+                              "asked questions are not ingested)")
+        return load_locomo(locomo, limit=limit)  # type: ignore[return-value]
     folder = resolve_dataset_dir(name_or_path, data_dir)
     return load_hipporag(folder, limit=limit, corpus_limit=corpus_limit)
 

@@ -126,6 +126,36 @@ def _public_settings(settings: Settings) -> dict[str, Any]:
     return data
 
 
+def _run_systems(memory, dataset: Dataset, texts: list[str], vectors: np.ndarray, systems: Sequence[str],
+                 k_max: int, batch_size: int, progress: ProgressFactory):
+    """Rankings (dataset ids), one-by-one latencies (ms) and total batched seconds of every system."""
+    retriever = memory.retriever
+    rankings: dict[str, list[list[str | None]]] = {}
+    latencies: dict[str, list[float]] = {}
+    batch_seconds: dict[str, float] = {}
+    for name in systems:
+        mode = SYSTEMS[name]
+        retriever.search_many(texts[:1], k_max, mode=mode, query_vectors=vectors[:1])  # warm caches (BM25 index, transition)
+        results: list = []
+        with progress(f"{name}: batched", len(texts)) as advance:
+            started = time.perf_counter()
+            for start in range(0, len(texts), batch_size):
+                chunk = slice(start, start + batch_size)
+                results += memory.search_many(texts[chunk], k_max, mode=mode, query_vectors=vectors[chunk])
+                advance(len(texts[chunk]))
+            batch_seconds[name] = time.perf_counter() - started
+        rankings[name] = [[dataset.passage_id(r) for r in row] for row in results]
+        times: list[float] = []
+        with progress(f"{name}: one by one", len(texts)) as advance:
+            for i, text in enumerate(texts):
+                started = time.perf_counter()
+                retriever.search_many([text], k_max, mode=mode, query_vectors=vectors[i:i + 1])
+                times.append((time.perf_counter() - started) * 1000)
+                advance(1)
+        latencies[name] = times
+    return rankings, latencies, batch_seconds
+
+
 def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Sequence[str] = tuple(SYSTEMS),
              limit: int | None = None, ks: Sequence[int] = DEFAULT_KS, home: str | Path | None = None,
              keep: bool = False, batch_size: int = 32, progress: ProgressFactory | None = None) -> EvalReport:
@@ -163,51 +193,73 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
     home_path = Path(tempfile.mkdtemp(prefix="graphmem-eval-")) if temporary else Path(home)
     settings = settings.model_copy(update={"home": home_path})
     k_max = ks[-1]
+    # A dataset may split into partitions (LoCoMo: one memory per conversation): each is
+    # ingested into its own group and asked only its own questions.
+    partitions = dataset.partitions() if hasattr(dataset, "partitions") else None
+    if partitions is None:
+        plan = [(settings, documents, [], list(range(len(questions))))]
+    else:
+        asked = set(range(len(questions)))
+        plan = [(settings.model_copy(update={"group_id": f"{settings.group_id}-{p.key}"}), [], p.conversations,
+                 [i for i in p.questions if i in asked]) for p in partitions]
+        plan = [step for step in plan if step[3]]
+    rankings: dict[str, list[list[str | None]]] = {name: [[] for _ in questions] for name in systems}
+    latencies: dict[str, list[float]] = {name: [0.0] * len(questions) for name in systems}
+    batch_total: dict[str, float] = {name: 0.0 for name in systems}
+    totals = {"documents": 0, "conversations": 0, "passages": 0, "skipped": 0, "entities": 0, "facts": 0,
+              "seconds": 0.0}
+    stats: dict[str, int] = {}
+    embed_total = 0.0
     try:
-        with Memory(settings) as memory:
-            wanted = {d.name for d in documents}
-            extra = [row["name"] for row in memory.graph.sources() if row.get("name") not in wanted]
-            if extra:
-                raise ConfigError(f"{home_path} already holds {len(extra)} source(s) outside this dataset "
-                                  f"(e.g. {extra[0]!r}); use a fresh --home")
-            with progress("ingesting", len(documents)) as advance:
-                ingested = memory.ingest_documents(documents, progress=advance)
-            ingest = {"documents": len(documents), "passages": ingested.passages, "skipped": ingested.skipped,
-                      "entities": ingested.entities, "facts": ingested.facts, "seconds": round(ingested.seconds, 3),
-                      "passages_per_s": round(ingested.passages / ingested.seconds, 3) if ingested.seconds and ingested.passages else None,
-                      "stats": memory.stats()}
+        for part_settings, part_documents, part_conversations, indices in plan:
+            with Memory(part_settings) as memory:
+                wanted = {d.name for d in part_documents} | {c.name for c in part_conversations}
+                extra = [row["name"] for row in memory.graph.sources() if row.get("name") not in wanted]
+                if extra:
+                    raise ConfigError(f"{home_path} already holds {len(extra)} source(s) outside this dataset "
+                                      f"(e.g. {extra[0]!r}); use a fresh --home")
+                if part_conversations:
+                    turns = sum(len(c.turns) for c in part_conversations)
+                    with progress(f"ingesting {part_settings.group_id}", turns) as advance:
+                        ingested = memory.ingest_conversations(part_conversations, progress=advance)
+                    totals["conversations"] += len(part_conversations)
+                else:
+                    with progress("ingesting", len(part_documents)) as advance:
+                        ingested = memory.ingest_documents(part_documents, progress=advance)
+                    totals["documents"] += len(part_documents)
+                for key in ("passages", "skipped", "entities", "facts"):
+                    totals[key] += getattr(ingested, key)
+                totals["seconds"] += ingested.seconds
+                for key, value in memory.stats().items():
+                    stats[key] = stats.get(key, 0) + value
 
-            texts = [q.text for q in questions]
-            started = time.perf_counter()
-            vectors = np.asarray(memory.embedder.embed(texts), dtype=np.float32)
-            embed_ms = (time.perf_counter() - started) * 1000 / len(texts)
-            retriever = memory.retriever
-            rankings: dict[str, list[list[str | None]]] = {}
-            latencies: dict[str, list[float]] = {}
-            batch_ms: dict[str, float] = {}
-            for name in systems:
-                mode = SYSTEMS[name]
-                retriever.search_many(texts[:1], k_max, mode=mode, query_vectors=vectors[:1])  # warm caches (BM25 index, transition)
-                results: list[list[SearchResult]] = []
-                with progress(f"{name}: batched", len(texts)) as advance:
-                    started = time.perf_counter()
-                    for start in range(0, len(texts), batch_size):
-                        chunk = slice(start, start + batch_size)
-                        results += memory.search_many(texts[chunk], k_max, mode=mode, query_vectors=vectors[chunk])
-                        advance(len(texts[chunk]))
-                    batch_ms[name] = (time.perf_counter() - started) * 1000 / len(texts)
-                rankings[name] = [[dataset.passage_id(r) for r in row] for row in results]
-                times: list[float] = []
-                with progress(f"{name}: one by one", len(texts)) as advance:
-                    for i, text in enumerate(texts):
-                        started = time.perf_counter()
-                        retriever.search_many([text], k_max, mode=mode, query_vectors=vectors[i:i + 1])
-                        times.append((time.perf_counter() - started) * 1000)
-                        advance(1)
-                latencies[name] = times
+                texts = [questions[i].text for i in indices]
+                started = time.perf_counter()
+                vectors = np.asarray(memory.embedder.embed(texts), dtype=np.float32)
+                embed_total += time.perf_counter() - started
+                part_rankings, part_latencies, part_batch = _run_systems(
+                    memory, dataset, texts, vectors, systems, k_max, batch_size, progress)
+                for name in systems:
+                    for j, i in enumerate(indices):
+                        rankings[name][i] = part_rankings[name][j]
+                        latencies[name][i] = part_latencies[name][j]
+                    batch_total[name] += part_batch[name]
     finally:
         if temporary and not keep:
             shutil.rmtree(home_path, ignore_errors=True)
+    if partitions is not None:  # questions of conversations not run (limit) keep empty rankings
+        asked_any = {i for step in plan for i in step[3]}
+        questions_run = [q for i, q in enumerate(questions) if i in asked_any]
+        rankings = {name: [r for i, r in enumerate(rows) if i in asked_any] for name, rows in rankings.items()}
+        latencies = {name: [t for i, t in enumerate(rows) if i in asked_any] for name, rows in latencies.items()}
+        questions = questions_run
+    ingest = {**{k: v for k, v in totals.items() if not (k == "conversations" and partitions is None)},
+              "seconds": round(totals["seconds"], 3),
+              "passages_per_s": round(totals["passages"] / totals["seconds"], 3)
+              if totals["seconds"] and totals["passages"] else None,
+              "stats": stats}
+    embed_ms = embed_total * 1000 / max(1, len(questions))
+    batch_ms = {name: batch_total[name] * 1000 / max(1, len(questions)) for name in systems}
 
     records, summary, by_category = score(questions, rankings, latencies, ks)
     for name in summary:
