@@ -89,6 +89,21 @@ class Projection:
                 shape=(len(self.episode_ids), self.n_entities))
         return self._cache["episode_entities"]
 
+    def episode_speakers(self) -> np.ndarray:
+        """(P,) entity index of each turn's speaker (-1 for passages and unknown speakers)."""
+        if "episode_speakers" not in self._cache:
+            speakers = np.full(len(self.episode_ids), -1, dtype=np.int64)
+            if len(self.mention_speaker) == len(self.mention_pairs) and len(self.mention_pairs):
+                pairs = self.mention_pairs[self.mention_speaker]
+                speakers[pairs[:, 0]] = pairs[:, 1]
+            self._cache["episode_speakers"] = speakers
+        return self._cache["episode_speakers"]
+
+    def speaker_set(self) -> set[int]:
+        if "speaker_set" not in self._cache:
+            self._cache["speaker_set"] = {int(e) for e in self.episode_speakers() if e >= 0}
+        return self._cache["speaker_set"]
+
     def facts_valid_at(self, as_of_ms: int | None) -> np.ndarray:
         """Boolean mask of facts valid at ``as_of_ms`` (None: now, i.e. not invalidated)."""
         if as_of_ms is None:

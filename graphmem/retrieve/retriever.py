@@ -11,6 +11,7 @@ import numpy as np
 
 from graphmem.config import RetrievalSettings
 from graphmem.embed.base import Embedder
+from graphmem.retrieve.dialogue import apply_speaker_prior, named_speaker_turns
 from graphmem.retrieve.ppr import personalized_pagerank
 from graphmem.retrieve.projection import Projection
 from graphmem.retrieve.seeds import Seeds, build_seeds, minmax
@@ -112,16 +113,21 @@ class Retriever:
             return [self._rank(s[2], k) for s in scored]
 
         mask = self.projection.facts_valid_at(as_of_ms)
-        seeds = [build_seeds(self.projection, v, s[0], self.entities_in(q), self.settings, mask)
-                 for q, v, s in zip(queries, vectors, scored)]
+        named = [self.entities_in(q) for q in queries]
+        boost = self.settings.speaker_boost
+        speaker_turns = [named_speaker_turns(self.projection, n) if boost > 0 else None for n in named]
+        scored = [(apply_speaker_prior(s[0], None, t, boost)[0], s[1], s[2]) for s, t in zip(scored, speaker_turns)]
+        seeds = [build_seeds(self.projection, v, s[0], n, self.settings, mask)
+                 for n, v, s in zip(named, vectors, scored)]
         reset = np.stack([s.reset for s in seeds], axis=1)
         transition = self.projection.transition(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
         ppr = personalized_pagerank(transition, reset, self.settings.damping,
                                     self.settings.ppr_iterations, self.settings.ppr_tolerance)
         E = self.projection.n_entities
         results = []
-        for column, (hybrid, _, _), seed in zip(range(len(queries)), scored, seeds):
+        for column, (hybrid, _, _), seed, turns in zip(range(len(queries)), scored, seeds, speaker_turns):
             passage_ppr = ppr[E:, column]
+            _, passage_ppr = apply_speaker_prior(hybrid, passage_ppr, turns, boost)
             final = self._fuse(passage_ppr, hybrid)
             if known is not None:
                 final = np.where(known, final, -np.inf)
