@@ -40,6 +40,7 @@ class RetrievalSettings(BaseModel):
     # dialogue structure (0 / 1 leave document retrieval unchanged; pipelines/locomo.yaml sets them)
     next_weight: float = Field(0.0, ge=0, description="weight of NEXT (turn/passage order) edges in the PPR graph; 0 = ignored")
     speaker_weight: float = Field(1.0, ge=0, description="weight of a turn's MENTIONS edge to its speaker in the PPR graph")
+    fact_episode_weight: float = Field(0.0, ge=0, description="reset mass on the episodes that assert the seed facts, relative to the entity seeds (graphmem/retrieve/provenance.py); 0 = off")
     speaker_boost: float = Field(0.0, ge=0, description="boost of the turns of the one speaker a query names (graphmem/retrieve/dialogue.py); 0 = off")
 
 

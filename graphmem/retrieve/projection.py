@@ -89,6 +89,11 @@ class Projection:
                 shape=(len(self.episode_ids), self.n_entities))
         return self._cache["episode_entities"]
 
+    def episode_index(self) -> dict[str, int]:
+        if "episode_index" not in self._cache:
+            self._cache["episode_index"] = {u: i for i, u in enumerate(self.episode_ids)}
+        return self._cache["episode_index"]
+
     def episode_speakers(self) -> np.ndarray:
         """(P,) entity index of each turn's speaker (-1 for passages and unknown speakers)."""
         if "episode_speakers" not in self._cache:

@@ -13,6 +13,7 @@ from graphmem.config import RetrievalSettings
 from graphmem.embed.base import Embedder
 from graphmem.retrieve.dialogue import apply_speaker_prior, named_speaker_turns
 from graphmem.retrieve.ppr import personalized_pagerank
+from graphmem.retrieve.provenance import add_fact_episode_seeds
 from graphmem.retrieve.projection import Projection
 from graphmem.retrieve.seeds import Seeds, build_seeds, minmax
 from graphmem.timeutil import to_ms
@@ -119,6 +120,8 @@ class Retriever:
         scored = [(apply_speaker_prior(s[0], None, t, boost)[0], s[1], s[2]) for s, t in zip(scored, speaker_turns)]
         seeds = [build_seeds(self.projection, v, s[0], n, self.settings, mask)
                  for n, v, s in zip(named, vectors, scored)]
+        for seed in seeds:
+            add_fact_episode_seeds(self.projection, seed, self.settings.fact_episode_weight)
         reset = np.stack([s.reset for s in seeds], axis=1)
         transition = self.projection.transition(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
         ppr = personalized_pagerank(transition, reset, self.settings.damping,
