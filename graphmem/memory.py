@@ -109,7 +109,22 @@ class Memory:
         return self.ingest_documents(documents, progress)
 
     def ingest_documents(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
-        return self.ingestor.ingest(documents, progress)
+        report = self.ingestor.ingest(documents, progress)
+        self._refresh_projection(report)
+        return report
+
+    def _refresh_projection(self, report: IngestReport) -> None:
+        """Keep a loaded projection current: extend it in place with what was just
+        added; after replacements, drop it so the next search reloads."""
+        if self._retriever is None or (report.passages == 0 and report.delta is not None):
+            return
+        revision = self.graph.revision()
+        if report.delta is None:
+            self._retriever = None
+            return
+        self._retriever.projection.extend(report.delta, revision)
+        self._retriever.reset_indexes()
+        self._retriever.projection.save(Path(self.settings.home) / "cache" / f"projection-{self.graph.group_id}.pkl")
 
     def ingest_text(self, text: str, *, name: str, title: str = "", date: datetime | None = None) -> IngestReport:
         """Ingest one document given as a string; ``name`` identifies it for re-ingestion."""

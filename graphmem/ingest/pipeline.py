@@ -32,6 +32,19 @@ Progress = Callable[[int], None]
 
 
 @dataclass
+class GraphDelta:
+    """Rows written by one ingestion run, with their vectors (see Projection.extend)."""
+
+    entities: list[dict] = field(default_factory=list)
+    episodes: list[dict] = field(default_factory=list)
+    episode_vectors: list[np.ndarray] = field(default_factory=list)
+    mentions: list[dict] = field(default_factory=list)
+    facts: list[dict] = field(default_factory=list)
+    fact_vectors: list[np.ndarray] = field(default_factory=list)
+    synonyms: list[dict] = field(default_factory=list)
+
+
+@dataclass
 class IngestReport:
     documents: int = 0
     skipped: int = 0
@@ -41,6 +54,9 @@ class IngestReport:
     facts: int = 0
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: what was added, for updating an in-memory projection without a reload;
+    #: None once anything was removed or replaced (then only a reload is right)
+    delta: GraphDelta | None = field(default_factory=lambda: GraphDelta(), repr=False)
 
     def summary(self) -> str:
         rate = self.passages / self.seconds if self.seconds else 0.0
@@ -111,19 +127,21 @@ class Ingestor:
                     progress(1)
                 continue
             if state is not None:
+                report.delta = None
                 self.graph.clear_source(state.uuid)
                 self._index = None  # clearing may have removed orphaned entities
                 report.replaced += state.state == "complete"
             todo.append((document, state.uuid if state else stable_uuid(self.graph.group_id, "source", document.name)))
+        # batches of about `batch_size` passages: bounded memory, steady progress
         batch: list[tuple[Document, str]] = []
-        words = 0
-        budget = self.settings.batch_size * self.settings.chunk_words
+        expected = 0
+        stride = max(1, self.settings.chunk_words - self.settings.chunk_overlap)
         for item in todo:
             batch.append(item)
-            words += len(item[0].text.split())
-            if words >= budget:
+            expected += max(1, -(-len(item[0].text.split()) // stride))
+            if expected >= self.settings.batch_size:
                 self._ingest_batch(batch, report, progress)
-                batch, words = [], 0
+                batch, expected = [], 0
         if batch:
             self._ingest_batch(batch, report, progress)
         if todo:
@@ -177,6 +195,15 @@ class Ingestor:
         for _, source_uuid in batch:
             self.graph.complete_source(source_uuid)
 
+        if report.delta is not None:
+            delta = report.delta
+            delta.entities += entity_rows
+            delta.episodes += episode_rows
+            delta.episode_vectors += list(passage_vectors)
+            delta.mentions += mention_rows
+            delta.facts += fact_rows
+            delta.fact_vectors += list(fact_vectors)
+            delta.synonyms += synonyms
         report.passages += len(passages)
         report.entities += len(entity_rows)
         report.facts += len(fact_rows)
