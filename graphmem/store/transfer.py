@@ -268,13 +268,14 @@ def read_jsonl(path: str | Path) -> tuple[dict[str, Any], int]:
 
 
 def import_jsonl(store: GraphStore, path: str | Path, *, batch_size: int = 500,
-                 progress: Progress | None = None) -> dict[str, int]:
+                 progress: Progress | None = None, schema: bool = True) -> dict[str, int]:
     """Load an export into ``store``: the whole file is validated first, so a bad
     file writes nothing; records then MERGE on their keys (re-importing is harmless).
-    The imported groups get their revision bumped so cached projections reload."""
+    The imported groups get their revision bumped so cached projections reload.
+    ``schema``: create the indexes first (for the export's vector size)."""
     path = Path(path)
     header, _ = read_jsonl(path)
-    if header.get("dim"):
+    if schema and header.get("dim"):
         store.ensure_schema(int(header["dim"]))
     loaded = {kind.name: 0 for kind in KINDS}
     groups: set[str] = set()
@@ -376,7 +377,7 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 def migrate(source: GraphStore, target: GraphStore, *, checkpoint: Path, target_name: str,
             batch_size: int = 500, page: int = PAGE, dim: int | None = None, restart: bool = False,
-            on_total: Callable[[int, int], None] | None = None, progress: Progress | None = None) -> Migration:
+            schema: bool = True, on_total: Callable[[int, int], None] | None = None, progress: Progress | None = None) -> Migration:
     """Copy every group of ``source`` into ``target``, page by page, then verify counts.
 
     After each page is written the checkpoint file records the last key, so a
@@ -398,8 +399,8 @@ def migrate(source: GraphStore, target: GraphStore, *, checkpoint: Path, target_
     expected = counts(source)
     if on_total is not None:
         on_total(sum(expected.values()), sum(state["copied"].values()))
-    dim = dim or vector_dim(source) or 384
-    target.ensure_schema(dim)
+    if schema:
+        target.ensure_schema(dim or vector_dim(source) or 384)
     for kind in KINDS:
         if kind.name in state["done"]:
             continue
