@@ -233,10 +233,16 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
            limit: int, timeout: int, as_json: bool) -> None:
     """Run a Cypher query against the store (read-only unless --write).
 
+    Read-only means read transactions on Neo4j and read-only queries on
+    FalkorDB: a query that writes is refused. $group_id is filled in from
+    --group when the query uses it and no --param sets it. Ready-made
+    exploration queries are in cypher/examples/.
+
     \b
     Example:
       graphmem cypher "MATCH (e:Entity) RETURN e.name, e.type LIMIT 10"
       graphmem cypher "MATCH (e:Entity {name: \\$name})-[f:FACT]-() RETURN f.text" -p name='"Mirela Toskova"'
+      graphmem cypher --file cypher/examples/neighbourhood.cypher --param name="Halvard Library"
     """
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file, not both")
@@ -250,6 +256,8 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
             parsed[name.strip()] = json.loads(value)
         except json.JSONDecodeError:
             parsed[name.strip()] = value
+    if "$group_id" in text and "group_id" not in parsed:  # the tenant, as every query filters on it
+        parsed["group_id"] = obj.settings().group_id
     from graphmem.store import open_store
 
     store = open_store(obj.settings())

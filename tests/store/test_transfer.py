@@ -167,10 +167,25 @@ def test_migrate_cli_copies_an_embedded_graph(tmp_path, falkordb_home):
 
     from graphmem.cli import main
 
+    from graphmem.store.falkordb_server import EmbeddedServer
+
     home_a, home_b = tmp_path / "a", tmp_path / "b"
-    store = FalkorDBStore(home_a)
-    write(store, build("default"))
-    store.close()
+    servers = [EmbeddedServer(home_a), EmbeddedServer(home_b)]
+    for server in servers:  # left running between commands, as after `graphmem db start`
+        server.start()
+    try:
+        store = FalkorDBStore(home_a)
+        write(store, build("default"))
+        store.close()
+        _migrate_cli_checks(main, home_a, home_b, tmp_path)
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def _migrate_cli_checks(main, home_a, home_b, tmp_path) -> None:
+    from click.testing import CliRunner
+
     runner = CliRunner()
     result = runner.invoke(main, ["--home", str(home_a), "migrate", "--to", f"falkordb:{home_b}", "-q"])
     assert result.exit_code == 0, result.output
