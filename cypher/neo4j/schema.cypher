@@ -38,3 +38,7 @@ FOR ()-[f:FACT]-() ON (f.embedding)
 OPTIONS {indexConfig: {`vector.dimensions`: {dim}, `vector.similarity_function`: 'cosine'}}
 // name: schema_episode_fulltext
 CREATE FULLTEXT INDEX graphmem_episode_content IF NOT EXISTS FOR (e:Episode) ON EACH [e.content]
+
+// name: indexes_await
+// Run after the schema statements: returns once every index is online (at most 300 s).
+CALL db.awaitIndexes(300)

@@ -131,7 +131,10 @@ class Neo4jStore:
     # -- plumbing ------------------------------------------------------------------
     def _session(self, read: bool):
         mode = self._neo4j.READ_ACCESS if read else self._neo4j.WRITE_ACCESS
-        return self._driver.session(database=self.database, default_access_mode=mode)
+        # one bookmark manager for all sessions: in a cluster a read routed to a
+        # follower still sees the writes this store made before it (causal consistency)
+        return self._driver.session(database=self.database, default_access_mode=mode,
+                                    bookmark_manager=self._driver.execute_query_bookmark_manager)
 
     def _execute(self, text: str, params: dict[str, Any], *, read: bool, timeout_ms: int | None = None,
                  max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
@@ -177,9 +180,13 @@ class Neo4jStore:
         return self._execute(text, params or {}, read=not write, timeout_ms=timeout_ms, max_rows=max_rows)
 
     def ensure_schema(self, dim: int) -> None:
+        """Create constraints and indexes (IF NOT EXISTS), then wait until they are
+        online: a vector index still populating cannot be queried."""
         for name, text in self._queries.items():
             if name.startswith("schema_"):
                 self._execute(text.replace("{dim}", str(int(dim))), {}, read=False)
+        if "indexes_await" in self._queries:
+            self._execute(self._queries["indexes_await"], {}, read=True)
 
     def close(self) -> None:
         self._close_quietly()
