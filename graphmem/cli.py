@@ -242,7 +242,7 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
     Example:
       graphmem cypher "MATCH (e:Entity) RETURN e.name, e.type LIMIT 10"
       graphmem cypher "MATCH (e:Entity {name: \\$name})-[f:FACT]-() RETURN f.text" -p name='"Mirela Toskova"'
-      graphmem cypher --file cypher/examples/neighbourhood.cypher --param name="Halvard Library"
+      graphmem cypher --file cypher/examples/neighbourhood.cypher --param name="Serrin River"
     """
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file, not both")
