@@ -187,11 +187,15 @@ def _migrate_cli_checks(main, home_a, home_b, tmp_path) -> None:
     from click.testing import CliRunner
 
     runner = CliRunner()
-    result = runner.invoke(main, ["--home", str(home_a), "migrate", "--to", f"falkordb:{home_b}", "-q"])
+    result = runner.invoke(main, ["--home", str(home_a), "migrate", "--to", f"falkordb:{home_b}"])
     assert result.exit_code == 0, result.output
     assert "counts match the source" in result.output and "4 facts" in result.output
     out = runner.invoke(main, ["--home", str(home_b), "stats", "--json"])
     assert json.loads(out.output)["facts"] == 4
+    again = runner.invoke(main, ["--home", str(home_a), "migrate", "--to", f"falkordb:{home_b}", "-q"])
+    assert again.exit_code == 0 and "counts match" in again.output  # copying twice changes nothing
+    own = runner.invoke(main, ["--home", str(home_a), "migrate", "--to", f"falkordb:{home_a}"])
+    assert own.exit_code == 1 and "own data directory" in own.output
     out = runner.invoke(main, ["--home", str(home_b), "export", str(tmp_path / "b.jsonl"), "-q"])
     assert out.exit_code == 0 and (tmp_path / "b.jsonl").exists()
     bad = tmp_path / "bad.jsonl"
