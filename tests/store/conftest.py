@@ -37,7 +37,7 @@ BOLT_LIMITS = {
 }
 NEO4J_HOW = ("set NEO4J_URI=neo4j://user:password@host:7687/dbname (or NEO4J_USERNAME / NEO4J_PASSWORD) "
              "to run the contract suite against a real Neo4j 5 (e.g. `docker run -p 7687:7687 "
-             "-e NEO4J_AUTH=neo4j/password neo4j:5`)")
+             "-e NEO4J_AUTH=neo4j/password neo4j:5.26-community`)")
 
 
 @dataclass
