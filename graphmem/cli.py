@@ -86,11 +86,13 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
 @click.option("--chunk-words", type=int, default=None, help="Passage length in words [default: 200].")
 @click.option("--chunk-overlap", type=int, default=None, help="Words shared by consecutive passages [default: 30].")
 @click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
+@click.option("--processes", type=click.IntRange(1), default=None,
+              help="spaCy worker processes (parallel extraction; pair with a GPU --embedder) [default: 1].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
 @handle_errors
 def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_words: int | None,
-           chunk_overlap: int | None, embedder: str | None, quiet: bool) -> None:
+           chunk_overlap: int | None, embedder: str | None, processes: int | None, quiet: bool) -> None:
     """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl.
 
     Every file is validated before anything is written: a bad file stops the run
@@ -107,7 +109,8 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
 
     spec = load_pipeline(pipeline) if pipeline else {}
     settings = obj.settings(**{**spec.get("settings", {}), **{k: v for k, v in {
-        "chunk_words": chunk_words, "chunk_overlap": chunk_overlap, "embedder": embedder}.items() if v is not None}})
+        "chunk_words": chunk_words, "chunk_overlap": chunk_overlap, "embedder": embedder,
+        "extract_processes": processes}.items() if v is not None}})
     documents = read_documents(paths, settings.max_file_bytes)
     from graphmem.memory import Memory
 

@@ -298,13 +298,22 @@ def test_http_embedder_reports_unreachable_service():
 
 
 def test_ingestion_through_the_service_matches_local(server, local, tmp_path):
+    """Service embeddings + parallel extraction (batches overlapped) build the same graph
+    as local embeddings + in-process extraction."""
     from graphmem.memory import Memory
 
-    with Memory(home=tmp_path / "remote", embedder=server.url) as remote_mem:
-        report = remote_mem.ingest(["examples/docs/brightwater_looms.md", "examples/docs/caskmere_art_gallery.md"])
-        assert report.passages > 0 and report.entities > 0
-        question = "Which river flows past the town where the Halvard Library stands?"
-        remote_hits = remote_mem.search(question, k=3)
+    docs = ["examples/docs/brightwater_looms.md", "examples/docs/caskmere_art_gallery.md",
+]
+    question = "Which river flows past the town where the Halvard Library stands?"
+    with Memory(home=tmp_path / "remote", embedder=server.url, extract_processes=2, batch_size=1,
+                chunk_words=40, chunk_overlap=5) as remote_mem:
+        report = remote_mem.ingest(docs)
+        assert report.passages > 3 and report.entities > 0
+        remote_stats = remote_mem.stats()
+        remote_hits = [h.uuid for h in remote_mem.search(question, k=3)]
         query_vector = remote_mem.embedder.embed([question])
-    assert remote_hits
+    with Memory(home=tmp_path / "local", batch_size=1, chunk_words=40, chunk_overlap=5) as local_mem:
+        local_mem.ingest(docs)
+        assert local_mem.stats() == remote_stats
+        assert [h.uuid for h in local_mem.search(question, k=3)] == remote_hits
     np.testing.assert_allclose(query_vector, local.embed([question]), atol=2e-5)
