@@ -302,8 +302,7 @@ def test_ingestion_through_the_service_matches_local(server, local, tmp_path):
     as local embeddings + in-process extraction."""
     from graphmem.memory import Memory
 
-    docs = ["examples/docs/brightwater_looms.md", "examples/docs/caskmere_art_gallery.md",
-]
+    docs = ["examples/docs/brightwater_looms.md", "examples/docs/caskmere_art_gallery.md"]
     question = "Which river flows past the town where the Halvard Library stands?"
     with Memory(home=tmp_path / "remote", embedder=server.url, extract_processes=2, batch_size=1,
                 chunk_words=40, chunk_overlap=5) as remote_mem:
