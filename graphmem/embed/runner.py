@@ -86,8 +86,7 @@ class ModelEncoder:
         torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}.get(dtype)
         if torch_dtype is None:
             raise ConfigError(f"dtype must be auto, fp16, bf16 or fp32, not {dtype!r}")
-        if torch_dtype is not torch.float32:
-            self.model.to(torch_dtype)
+        self.model.to(torch_dtype)  # also back to fp32 on CPU for weights saved in fp16
         self.model.eval()
         self.dtype = dtype
         self.dim = int(self.model.get_embedding_dimension())
