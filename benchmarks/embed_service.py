@@ -165,7 +165,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"embed-serve exited with {self.proc.returncode}; see {self.log.name}")
+                self.log.flush()
+                tail = Path(self.log.name).read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"embed-serve exited with {self.proc.returncode}: {tail}")
             try:
                 return httpx.get(self.url + "/healthz", timeout=2).json()
             except Exception:  # noqa: BLE001 - not up yet
@@ -310,6 +312,7 @@ def main() -> None:
     p.add_argument("--ingest-batch", type=int, default=256, help="passages per ingestion batch")
     p.add_argument("--skip", default="", help="comma list of rows to skip: naive,ceiling,service,ingest,ingest_cpu")
     p.add_argument("--out", type=Path, default=None, help="write results JSON here")
+    p.add_argument("--log-dir", type=Path, default=None, help="keep the services' logs here [a temp dir]")
     args = p.parse_args()
 
     import torch
@@ -319,6 +322,8 @@ def main() -> None:
     dev0 = "cuda:0" if device == "cuda" else device
     skip = set(filter(None, args.skip.split(",")))
     work = Path(tempfile.mkdtemp(prefix="graphmem-bench-"))
+    logs = args.log_dir or work
+    logs.mkdir(parents=True, exist_ok=True)
     texts = make_passages(args.passages)
     tokens = np.mean([len(t.split()) for t in texts[:2000]]) * 1.3
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "none"
@@ -356,7 +361,7 @@ def main() -> None:
             ("naive", lambda: row_naive(path, dev0, subset[:n_naive], args.request_size)),
             ("ceiling", lambda: row_ceiling(path, dev0, subset, args.ceiling_batch)),
             ("service", lambda: row_service(path, device, subset, args.request_size, args.clients, args.client_procs,
-                                            args.max_batch, args.max_wait_ms, work / f"serve-{k}.log")),
+                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log")),
         ]:
             if name in skip:
                 continue
@@ -368,7 +373,7 @@ def main() -> None:
     label, path = models[0]
     processes = args.ingest_processes or max(1, (os.cpu_count() or 2) - 1)
     if "ingest" not in skip:
-        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, work / "serve-ingest.log")
+        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log")
         try:
             service.wait_ready()
             n = args.ingest_passages or min(args.passages, 20000)
