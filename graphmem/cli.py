@@ -86,11 +86,13 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
 @click.option("--chunk-words", type=int, default=None, help="Passage length in words [default: 200].")
 @click.option("--chunk-overlap", type=int, default=None, help="Words shared by consecutive passages [default: 30].")
 @click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
+@click.option("--processes", type=click.IntRange(1), default=None,
+              help="spaCy worker processes (parallel extraction; pair with a GPU --embedder) [default: 1].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
 @handle_errors
 def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_words: int | None,
-           chunk_overlap: int | None, embedder: str | None, quiet: bool) -> None:
+           chunk_overlap: int | None, embedder: str | None, processes: int | None, quiet: bool) -> None:
     """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl.
 
     Every file is validated before anything is written: a bad file stops the run
@@ -106,7 +108,8 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
 
     spec = load_pipeline(pipeline) if pipeline else {}
     settings = obj.settings(**{**spec.get("settings", {}), **{k: v for k, v in {
-        "chunk_words": chunk_words, "chunk_overlap": chunk_overlap, "embedder": embedder}.items() if v is not None}})
+        "chunk_words": chunk_words, "chunk_overlap": chunk_overlap, "embedder": embedder,
+        "extract_processes": processes}.items() if v is not None}})
     documents = read_with(spec.get("reader", "documents"), paths, settings.max_file_bytes)
     from graphmem.memory import Memory
 
@@ -601,6 +604,58 @@ def migrate_cmd(obj: Context, to: str, batch_size: int, restart: bool, dim: int 
 
 def _counts_line(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in counts.items())
+
+# -- embed-serve -----------------------------------------------------------------------
+@main.command("embed-serve")
+@click.option("--model", default="minilm", show_default=True,
+              help="Packaged model name or a local sentence-transformers folder.")
+@click.option("--device", default="auto", show_default=True,
+              help="cuda (every visible GPU, one worker each), cuda:N, cpu, or auto (GPUs if any).")
+@click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
+              help="Model precision; auto = fp16 on CUDA, fp32 on CPU.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+@click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True,
+              help="Most texts per model batch (merged across requests).")
+@click.option("--max-wait-ms", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Longest a text waits for its batch to fill.")
+@click.option("--max-queue", type=click.IntRange(1), default=16384, show_default=True,
+              help="Texts that may wait; beyond that requests get 429 with Retry-After.")
+@click.option("--max-texts", type=click.IntRange(1), default=2048, show_default=True,
+              help="Most texts per request (413 beyond).")
+@click.option("--max-chars", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Most characters per request (413 beyond).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="Seconds a request may take before it gets 504.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.pass_obj
+@handle_errors
+def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, port: int, max_batch: int,
+                max_wait_ms: float, max_queue: int, max_texts: int, max_chars: int, timeout_s: float,
+                log_level: str) -> None:
+    """Serve embeddings over HTTP: OpenAI-compatible POST /v1/embeddings with dynamic batching.
+
+    Concurrent requests are merged into batches of up to --max-batch texts (or
+    whatever arrived within --max-wait-ms), sorted by length, and run in fp16 on
+    each visible GPU. GET /healthz describes the model; GET /metrics is Prometheus text.
+    Point ingestion at it with `graphmem ingest --embedder http://HOST:PORT ...`.
+
+    \b
+    Example:
+      graphmem embed-serve --device cuda --host 0.0.0.0 --port 8081
+      curl -s localhost:8081/v1/embeddings -H 'content-type: application/json' \\
+           -d '{"input": ["hello world"], "model": "minilm"}'
+    """
+    from graphmem.embed.local import resolve_model_path
+    from graphmem.embed.service import ServiceConfig, serve
+
+    if max_queue < max_batch:
+        raise click.UsageError("--max-queue must be at least --max-batch")
+    resolve_model_path(model)  # fail fast with a clear error before uvicorn starts
+    config = ServiceConfig(model=model, device=device, dtype=dtype, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                           max_queue=max_queue, max_texts=max_texts, max_chars=max_chars, request_timeout_s=timeout_s)
+    serve(config, host=host, port=port, log_level=log_level)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,6 +55,9 @@ class Memory:
 
     # -- lifecycle ------------------------------------------------------------
     def close(self) -> None:
+        closer = getattr(self._extractor, "close", None)  # worker processes of a parallel extractor
+        if closer is not None:
+            closer()
         self.store.close()
 
     def __enter__(self) -> "Memory":
@@ -77,7 +80,12 @@ class Memory:
         if self._extractor is None:
             from graphmem.extract.spacy_extractor import SpacyExtractor
 
-            self._extractor = _cached_extractor(self.settings.spacy_model)
+            if self.settings.extract_processes > 1:
+                from graphmem.extract.parallel import ParallelSpacyExtractor
+
+                self._extractor = ParallelSpacyExtractor(self.settings.spacy_model, self.settings.extract_processes)
+            else:
+                self._extractor = _cached_extractor(self.settings.spacy_model)
         return self._extractor
 
     @property

@@ -133,25 +133,44 @@ class Ingestor:
                 report.replaced += state.state == "complete"
             todo.append((document, state.uuid if state else stable_uuid(self.graph.group_id, "source", document.name)))
         # batches of about `batch_size` passages: bounded memory, steady progress
-        batch: list[tuple[Document, str]] = []
+        batches: list[list[tuple[Document, str]]] = [[]]
         expected = 0
         stride = max(1, self.settings.chunk_words - self.settings.chunk_overlap)
         for item in todo:
-            batch.append(item)
+            batches[-1].append(item)
             expected += max(1, -(-len(item[0].text.split()) // stride))
             if expected >= self.settings.batch_size:
-                self._ingest_batch(batch, report, progress)
-                batch, expected = [], 0
-        if batch:
-            self._ingest_batch(batch, report, progress)
+                batches.append([])
+                expected = 0
+        batches = [b for b in batches if b]
+        if getattr(self.extractor, "concurrent", False) and len(batches) > 1:
+            self._ingest_overlapped(batches, report, progress)
+        else:
+            for batch in batches:
+                passages = self._passages(batch)
+                self._ingest_batch(batch, passages, self._extract(passages), report, progress)
         if todo:
             self.graph.bump_revision()
         report.seconds = time.perf_counter() - started
         return report
 
-    # -- one batch --------------------------------------------------------------
-    def _ingest_batch(self, batch: list[tuple[Document, str]], report: IngestReport,
-                      progress: Progress | None) -> None:
+    def _ingest_overlapped(self, batches: list[list[tuple[Document, str]]], report: IngestReport,
+                           progress: Progress | None) -> None:
+        """Extract batch k+1 (in the extractor's worker processes) while batch k is embedded
+        and written; batches are still written one after another, in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="graphmem-extract") as pool:
+            passages = self._passages(batches[0])
+            upcoming = pool.submit(self._extract, passages)
+            for k, batch in enumerate(batches):
+                current, extractions = passages, upcoming.result()
+                if k + 1 < len(batches):
+                    passages = self._passages(batches[k + 1])
+                    upcoming = pool.submit(self._extract, passages)
+                self._ingest_batch(batch, current, extractions, report, progress)
+
+    def _passages(self, batch: list[tuple[Document, str]]) -> list[Passage]:
         group = self.graph.group_id
         s = self.settings
         passages: list[Passage] = []
@@ -160,9 +179,17 @@ class Ingestor:
                 passage = Passage(document, source_uuid, position, content)
                 passage.uuid = stable_uuid(group, "episode", document.name, str(position), content_hash(content))
                 passages.append(passage)
-        extractions = self.extractor.extract([extraction_text(p.content) for p in passages],
-                                             reference_times=[p.document.date for p in passages],
-                                             titles=[p.document.title for p in passages])
+        return passages
+
+    def _extract(self, passages: list[Passage]) -> list[Extraction]:
+        return self.extractor.extract([extraction_text(p.content) for p in passages],
+                                      reference_times=[p.document.date for p in passages],
+                                      titles=[p.document.title for p in passages])
+
+    # -- one batch --------------------------------------------------------------
+    def _ingest_batch(self, batch: list[tuple[Document, str]], passages: list[Passage],
+                      extractions: list[Extraction], report: IngestReport, progress: Progress | None) -> None:
+        group = self.graph.group_id
         passage_vectors = self.embedder.embed([p.embedding_text() for p in passages])
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions)
         fact_rows = self._facts(passages, extractions, uuid_of)
