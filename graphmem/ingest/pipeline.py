@@ -35,6 +35,20 @@ Progress = Callable[[int], None]
 
 
 @dataclass
+class GraphDelta:
+    """Rows written by one ingestion run, with their vectors (see Projection.extend)."""
+
+    entities: list[dict] = field(default_factory=list)
+    episodes: list[dict] = field(default_factory=list)
+    episode_vectors: list[np.ndarray] = field(default_factory=list)
+    mentions: list[dict] = field(default_factory=list)
+    facts: list[dict] = field(default_factory=list)
+    fact_vectors: list[np.ndarray] = field(default_factory=list)
+    synonyms: list[dict] = field(default_factory=list)
+    nexts: list[dict] = field(default_factory=list)
+
+
+@dataclass
 class IngestReport:
     documents: int = 0
     skipped: int = 0
@@ -46,6 +60,9 @@ class IngestReport:
     appended: int = 0  # dialogue sources that only got new turns
     seconds: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: what was added, for updating an in-memory projection without a reload;
+    #: None once anything was removed or replaced (then only a reload is right)
+    delta: GraphDelta | None = field(default_factory=lambda: GraphDelta(), repr=False)
 
     def summary(self) -> str:
         rate = self.passages / self.seconds if self.seconds else 0.0
@@ -143,28 +160,49 @@ class Ingestor:
                     progress(1)
                 continue
             if state is not None:
+                report.delta = None
                 self._clear(state.uuid)
                 report.replaced += state.state == "complete"
             todo.append((document, state.uuid if state else stable_uuid(self.graph.group_id, "source", document.name)))
-        batch: list[tuple[Document, str]] = []
-        words = 0
-        budget = self.settings.batch_size * self.settings.chunk_words
+        # batches of about `batch_size` passages: bounded memory, steady progress
+        batches: list[list[tuple[Document, str]]] = [[]]
+        expected = 0
+        stride = max(1, self.settings.chunk_words - self.settings.chunk_overlap)
         for item in todo:
-            batch.append(item)
-            words += len(item[0].text.split())
-            if words >= budget:
-                self._ingest_batch(batch, report, progress)
-                batch, words = [], 0
-        if batch:
-            self._ingest_batch(batch, report, progress)
+            batches[-1].append(item)
+            expected += max(1, -(-len(item[0].text.split()) // stride))
+            if expected >= self.settings.batch_size:
+                batches.append([])
+                expected = 0
+        batches = [b for b in batches if b]
+        if getattr(self.extractor, "concurrent", False) and len(batches) > 1:
+            self._ingest_overlapped(batches, report, progress)
+        else:
+            for batch in batches:
+                passages = self._passages(batch)
+                self._ingest_batch(batch, passages, self._extract(passages), report, progress)
         if todo:
             self.graph.bump_revision()
         report.seconds = time.perf_counter() - started
         return report
 
-    # -- one batch --------------------------------------------------------------
-    def _ingest_batch(self, batch: list[tuple[Document, str]], report: IngestReport,
-                      progress: Progress | None) -> None:
+    def _ingest_overlapped(self, batches: list[list[tuple[Document, str]]], report: IngestReport,
+                           progress: Progress | None) -> None:
+        """Extract batch k+1 (in the extractor's worker processes) while batch k is embedded
+        and written; batches are still written one after another, in order."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(1, thread_name_prefix="graphmem-extract") as pool:
+            passages = self._passages(batches[0])
+            upcoming = pool.submit(self._extract, passages)
+            for k, batch in enumerate(batches):
+                current, extractions = passages, upcoming.result()
+                if k + 1 < len(batches):
+                    passages = self._passages(batches[k + 1])
+                    upcoming = pool.submit(self._extract, passages)
+                self._ingest_batch(batch, current, extractions, report, progress)
+
+    def _passages(self, batch: list[tuple[Document, str]]) -> list[Passage]:
         group = self.graph.group_id
         s = self.settings
         passages: list[Passage] = []
@@ -173,9 +211,17 @@ class Ingestor:
                 passage = Passage(document, source_uuid, position, content)
                 passage.uuid = stable_uuid(group, "episode", document.name, str(position), content_hash(content))
                 passages.append(passage)
-        extractions = self.extractor.extract([extraction_text(p.content) for p in passages],
-                                             reference_times=[p.document.date for p in passages],
-                                             titles=[p.document.title for p in passages])
+        return passages
+
+    def _extract(self, passages: list[Passage]) -> list[Extraction]:
+        return self.extractor.extract([extraction_text(p.content) for p in passages],
+                                      reference_times=[p.document.date for p in passages],
+                                      titles=[p.document.title for p in passages])
+
+    # -- one batch --------------------------------------------------------------
+    def _ingest_batch(self, batch: list[tuple[Document, str]], passages: list[Passage],
+                      extractions: list[Extraction], report: IngestReport, progress: Progress | None) -> None:
+        group = self.graph.group_id
         passage_vectors = self.embedder.embed([p.embedding_text() for p in passages])
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions)
         fact_rows, timeline = self._facts(passages, extractions, uuid_of)
@@ -206,6 +252,18 @@ class Ingestor:
         for _, source_uuid in batch:
             self.graph.complete_source(source_uuid)
 
+        if timeline.touched_stored:  # stored facts changed validity: only a reload is right
+            report.delta = None
+        if report.delta is not None:
+            delta = report.delta
+            delta.nexts += next_rows
+            delta.entities += entity_rows
+            delta.episodes += episode_rows
+            delta.episode_vectors += list(passage_vectors)
+            delta.mentions += mention_rows
+            delta.facts += fact_rows
+            delta.fact_vectors += list(fact_vectors)
+            delta.synonyms += synonyms
         report.passages += len(passages)
         report.entities += len(entity_rows)
         if progress:
@@ -230,7 +288,9 @@ class Ingestor:
         other change rewrites the source. ``progress(n)``: ``n`` more turns done.
         """
         started = time.perf_counter()
-        report = IngestReport(documents=len(conversations), unit="conversations", piece="turns")
+        # the projection is reloaded after dialogue ingestion (speaker roles, NEXT edges and
+        # timelines change in place), so no delta is collected
+        report = IngestReport(documents=len(conversations), unit="conversations", piece="turns", delta=None)
         self.graph.store.ensure_schema(self.embedder.dim)
         for conversation in conversations:
             state = self.graph.source(conversation.name)

@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from graphmem.retrieve.ppr import transition_matrix
 from graphmem.store.graph import Graph
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 FAR_FUTURE = 2**62
 
 
@@ -174,6 +174,74 @@ class Projection:
         graph.vs["uuid"] = self.entity_ids + self.episode_ids
         graph.vs["kind"] = ["entity"] * self.n_entities + ["episode"] * len(self.episode_ids)
         return graph
+
+    # -- incremental update ------------------------------------------------------
+    def extend(self, delta, revision: int) -> None:
+        """Add what one ingestion run wrote (a ``GraphDelta``) without reloading the store.
+
+        Only additions are handled; after removals the caller reloads instead.
+        Facts already present (the same statement from another passage) gain the
+        new supporting episodes rather than a duplicate.
+        """
+        entity_at = dict(self.entity_index())
+        for row in delta.entities:
+            if row["uuid"] not in entity_at:
+                entity_at[row["uuid"]] = len(self.entity_ids)
+                self.entity_ids.append(row["uuid"])
+                self.entity_names.append(row["name"])
+        first_new = len(self.episode_ids)
+        episode_at = {u: i for i, u in enumerate(self.episode_ids)}
+        fresh = [i for i, row in enumerate(delta.episodes) if row["uuid"] not in episode_at]
+        for i in fresh:
+            row = delta.episodes[i]
+            episode_at[row["uuid"]] = len(self.episode_ids)
+            self.episode_ids.append(row["uuid"])
+            self.episode_texts.append(row["content"])
+        if fresh:
+            times = [delta.episodes[i]["occurred_at"] if delta.episodes[i]["occurred_at"] is not None else -1 for i in fresh]
+            self.episode_times = np.concatenate([self.episode_times, np.array(times, dtype=np.int64)])
+            vectors = np.vstack([delta.episode_vectors[i] for i in fresh]).astype(np.float32)
+            self.episode_vectors = np.vstack([self.episode_vectors, vectors]) if len(self.episode_vectors) else vectors
+        pairs = [(episode_at[m["episode"]], entity_at[m["entity"]]) for m in delta.mentions
+                 if m["episode"] in episode_at and m["entity"] in entity_at and episode_at[m["episode"]] >= first_new]
+        if pairs:
+            self.mention_pairs = np.vstack([self.mention_pairs, np.array(pairs, dtype=np.int32)])
+            roles = [m.get("role") == "speaker" for m in delta.mentions
+                     if m["episode"] in episode_at and m["entity"] in entity_at and episode_at[m["episode"]] >= first_new]
+            self.mention_speaker = np.concatenate([self.mention_speaker, np.array(roles, dtype=bool)])
+        nexts = [(episode_at[x["from"]], episode_at[x["to"]]) for x in getattr(delta, "nexts", [])
+                 if x["from"] in episode_at and x["to"] in episode_at]
+        if nexts:
+            self.next_pairs = np.vstack([self.next_pairs, np.array(nexts, dtype=np.int32)])
+        fact_at = {u: i for i, u in enumerate(self.fact_ids)}
+        new_facts, new_vectors = [], []
+        for row, vector in zip(delta.facts, delta.fact_vectors):
+            if row["uuid"] in fact_at:
+                known = self.fact_episodes[fact_at[row["uuid"]]]
+                known += [e for e in row["episodes"] if e not in known]
+            elif row["subject"] in entity_at and row["object"] in entity_at:
+                fact_at[row["uuid"]] = len(self.fact_ids)
+                self.fact_ids.append(row["uuid"])
+                self.fact_texts.append(row["text"])
+                self.fact_episodes.append(list(row["episodes"]))
+                new_facts.append(row)
+                new_vectors.append(vector)
+        if new_facts:
+            ends = np.array([(entity_at[f["subject"]], entity_at[f["object"]]) for f in new_facts], dtype=np.int32)
+            valid = np.array([(f["valid_at"] if f["valid_at"] is not None else -FAR_FUTURE,
+                               f["invalid_at"] if f["invalid_at"] is not None else FAR_FUTURE) for f in new_facts],
+                             dtype=np.int64)
+            self.fact_ends = np.vstack([self.fact_ends, ends])
+            self.fact_valid = np.vstack([self.fact_valid, valid])
+            vectors = np.vstack(new_vectors).astype(np.float32)
+            self.fact_vectors = np.vstack([self.fact_vectors, vectors]) if len(self.fact_vectors) else vectors
+        synonyms = [(entity_at[s["a"]], entity_at[s["b"]], s["score"]) for s in delta.synonyms
+                    if s["a"] in entity_at and s["b"] in entity_at]
+        if synonyms:
+            self.synonym_pairs = np.vstack([self.synonym_pairs, np.array([s[:2] for s in synonyms], dtype=np.int32)])
+            self.synonym_scores = np.concatenate([self.synonym_scores, np.array([s[2] for s in synonyms], np.float32)])
+        self.revision = revision
+        self._cache.clear()
 
     # -- persistence -----------------------------------------------------------
     def save(self, path: Path) -> None:

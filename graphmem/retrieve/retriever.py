@@ -65,6 +65,10 @@ class Retriever:
         self._query_entities = query_entities
         self._bm25: BM25Index | None = None
 
+    def reset_indexes(self) -> None:
+        """Forget indexes derived from the projection (after it was extended)."""
+        self._bm25 = None
+
     @property
     def bm25(self) -> BM25Index:
         if self._bm25 is None:

@@ -76,13 +76,12 @@ def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores
         counts = projection.entity_passage_counts()
         for entity, weight in entity_weight.items():
             reset[entity] = weight / max(1.0, float(counts[entity]))
-        reset[:E] /= reset[:E].sum()
 
     if len(passage_scores):
+        # passage seeds on the same scale as entity seeds (as in HippoRAG 2): a
+        # passage that matches the query outright still starts the walk, but with
+        # a small weight so the graph, not the dense ranking, leads
         top = np.argsort(-passage_scores)[: settings.passage_top_k]
         weights = minmax(passage_scores[top])
-        total = weights.sum()
-        if total > 0:
-            share = settings.passage_seed_weight if entity_weight else 1.0
-            reset[E + top] = share * weights / total
+        reset[E + top] = (settings.passage_seed_weight if entity_weight else 1.0) * weights
     return Seeds(reset=reset, entities=entity_weight, facts=used_facts)

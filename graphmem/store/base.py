@@ -29,8 +29,9 @@ class GraphStore(Protocol):
         ...
 
     def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
-               timeout_ms: int = 30_000) -> tuple[list[str], list[list[Any]]]:
-        """Run user Cypher: read-only unless ``write``; returns (columns, rows)."""
+               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
+        """Run user Cypher: read-only unless ``write``, stopped after ``timeout_ms``;
+        returns (columns, rows), at most ``max_rows`` rows when given."""
         ...
 
     def ensure_schema(self, dim: int) -> None:

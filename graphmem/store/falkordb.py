@@ -76,13 +76,17 @@ class FalkorDBStore:
             self._query(text, {**params, "rows": list(chunk)})
 
     def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
-               timeout_ms: int = 30_000) -> tuple[list[str], list[list[Any]]]:
+               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
+        """User Cypher; read-only queries (GRAPH.RO_QUERY) unless ``write``."""
         for attempt in (1, 2):
             try:
-                return self._query(text, params or {}, read_only=not write, timeout_ms=timeout_ms)
+                columns, rows = self._query(text, params or {}, read_only=not write, timeout_ms=timeout_ms)
+                return columns, rows if max_rows is None else rows[:max_rows]
             except StoreError as exc:
                 if "read-only" in str(exc):
                     raise StoreError("this query writes; pass --write to allow it") from exc
+                if "timed out" in str(exc).lower() or "timeout" in str(exc).lower():
+                    raise StoreError(f"the query ran past its timeout of {timeout_ms / 1000:g} s") from exc
                 if "empty key" in str(exc) and attempt == 1:
                     # a graph that was never written does not exist yet, and FalkorDB
                     # refuses even reads on it; an index creates it, then retry

@@ -36,8 +36,14 @@ class ServerStatus:
 class EmbeddedServer:
     """Start, find and stop the FalkorDB server that belongs to one data directory."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, bolt_port: int | None = None) -> None:
+        """``bolt_port``: also serve FalkorDB's (experimental) Bolt protocol on
+        PORT, so the ``neo4j`` driver can connect (used by the store contract
+        tests; graphmem itself talks to the unix socket). Such a server keeps
+        no append-only file: FalkorDB 4.16 crashes on a write over Bolt while
+        AOF is on, so its data lives in memory only."""
         self.home = Path(home).resolve()
+        self.bolt_port = bolt_port
         self.dir = self.home / "falkordb"
         # unix socket paths are limited to ~107 bytes; fall back to a short
         # path derived from the home when the data directory is deep.
@@ -64,6 +70,15 @@ class EmbeddedServer:
         except PermissionError:
             pass
         return pid
+
+    def _died(self) -> bool:
+        """True when the pidfile names a process that is gone. A pidfile that is
+        still being written (empty) is not a death: the daemon is starting."""
+        try:
+            int(self.pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return False
+        return self._pid() is None
 
     def ping(self) -> bool:
         if not self.socket.exists():
@@ -104,10 +119,12 @@ class EmbeddedServer:
             raise StoreError(f"GRAPHMEM_FSYNC must be always, everysec or no, not {fsync!r}")
         args = [
             str(server), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--dir", str(self.dir), "--appendonly", "yes", "--appendfsync", fsync,
+            "--dir", str(self.dir), "--appendonly", "no" if self.bolt_port else "yes", "--appendfsync", fsync,
             "--save", "", "--daemonize", "yes", "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile), "--loadmodule", str(module),
         ]
+        if self.bolt_port is not None:
+            args += ["BOLT_PORT", str(int(self.bolt_port))]
         try:
             proc = subprocess.run(args, capture_output=True, text=True, timeout=START_TIMEOUT_S)
         except (OSError, subprocess.TimeoutExpired) as exc:
@@ -120,7 +137,7 @@ class EmbeddedServer:
                 return True
             alive = self._pid() is not None
             waited = time.monotonic() - started
-            if self.pidfile.exists() and not alive:
+            if self._died():
                 break
             # a live process may be loading a large graph: give it longer, but not forever
             if waited > (LOAD_TIMEOUT_S if alive else START_TIMEOUT_S):

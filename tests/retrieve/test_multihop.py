@@ -75,3 +75,22 @@ def test_new_passage_becomes_retrievable(sample_memory):
     assert not any("Bram Osterly" in h.content for h in sample_memory.search(query, k=3))
     sample_memory.ingest_text("Bram Osterly painted the Narrow Head lighthouse green in 1999.", name="new-note")
     assert "Bram Osterly" in sample_memory.search(query, k=3)[0].content
+
+
+def test_projection_is_extended_in_place_and_matches_a_full_reload(sample_memory):
+    from graphmem.retrieve.projection import load_projection
+
+    sample_memory.search("warm up", k=1)
+    projection = sample_memory.retriever.projection
+    sample_memory.ingest_text("Quill Harbour lies north of the Kessary Bridge; Dana Orm runs its ferry.", name="delta-1")
+    assert sample_memory.retriever.projection is projection  # extended, not reloaded
+    fresh = load_projection(sample_memory.graph, cache_dir=None)
+    assert sorted(projection.episode_ids) == sorted(fresh.episode_ids)
+    assert sorted(projection.entity_ids) == sorted(fresh.entity_ids)
+    assert sorted(projection.fact_ids) == sorted(fresh.fact_ids)
+    assert len(projection.mention_pairs) == len(fresh.mention_pairs)
+    assert len(projection.synonym_pairs) == len(fresh.synonym_pairs)
+    assert projection.revision == fresh.revision
+    # the new vectors are in place: dense search over the extended projection finds the passage
+    hit = sample_memory.search("Who runs the ferry of Quill Harbour?", k=1, mode="dense")[0]
+    assert "Dana Orm" in hit.content

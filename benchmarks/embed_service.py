@@ -1,0 +1,435 @@
+"""Embedding throughput: naive per-request encode vs one big encode vs the batching service,
+and end-to-end ingestion with the service vs CPU embedding. All rows in one run.
+
+Rows (per model):
+  naive    SentenceTransformer.encode once per request of --request-size texts, sequentially
+  ceiling  one encode over all passages, batch --ceiling-batch (fp16 on CUDA)
+  service  `graphmem embed-serve` (subprocess, uvicorn) with --clients concurrent clients,
+           requests of --request-size texts, spread over client processes
+and once:
+  ingest   Memory.ingest_documents (chunking, parallel spaCy extraction, entity resolution,
+           embedding of passages/entities/facts, writes to the embedded FalkorDB) with the
+           service as embedder, against the same pipeline embedding on CPU in-process.
+
+Passages (~100 tokens) are built from the sample corpus' sentences, shuffled.
+
+    # CPU, small (anyone):
+    python benchmarks/embed_service.py --passages 2000 --naive-passages 400 --ingest-passages 300 \\
+        --ingest-cpu-passages 150
+    # GPU machine (weights random from config; throughput does not depend on their values):
+    python benchmarks/embed_service.py --passages 100000 --model-config .weights/minilm-config --bert-large
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+# -- data ------------------------------------------------------------------------------------
+def make_passages(n: int, words: int = 75, seed: int = 0) -> list[str]:
+    """``n`` passages of about ``words`` words (~100 tokens) from the sample corpus' sentences."""
+    sentences: list[str] = []
+    for path in sorted(p for p in (ROOT / "examples" / "docs").rglob("*") if p.is_file()):
+        text = re.sub(r"^#.*$", "", path.read_text(encoding="utf-8"), flags=re.M)
+        sentences += [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 4]
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        parts, count = [], 0
+        while count < words:
+            s = sentences[rng.integers(len(sentences))]
+            parts.append(s)
+            count += len(s.split())
+        out.append(" ".join(parts))
+    return out
+
+
+# -- models ------------------------------------------------------------------------------------
+BERT_LARGE = {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "intermediate_size": 4096}
+
+
+def random_weight_model(config_dir: Path, dest: Path, overrides: dict | None = None) -> Path:
+    """A sentence-transformers folder with ``config_dir``'s architecture (optionally changed by
+    ``overrides``), tokenizer and pooling, and random weights (saved in fp16)."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(config_dir, dest, ignore=shutil.ignore_patterns("*.safetensors", "*.bin", "*.pt"))
+    config = AutoConfig.from_pretrained(str(config_dir))
+    for key, value in (overrides or {}).items():
+        setattr(config, key, value)
+    torch.manual_seed(0)
+    model = AutoModel.from_config(config).to(torch.float16)
+    model.save_pretrained(str(dest))
+    pooling = dest / "1_Pooling" / "config.json"
+    if pooling.exists():
+        spec = json.loads(pooling.read_text())
+        spec["word_embedding_dimension"] = config.hidden_size
+        pooling.write_text(json.dumps(spec, indent=2))
+    return dest
+
+
+def load_st(path: str, device: str):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(path, device=device)
+    model.to(torch.float16 if device.startswith("cuda") else torch.float32)  # CPU fp16 matmuls crawl
+    model.eval()
+    return model
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def row_naive(path: str, device: str, texts: list[str], size: int) -> dict:
+    model = load_st(path, device)
+    model.encode(texts[:size * 4], batch_size=size, normalize_embeddings=True)  # warm-up
+    sync(device)
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), size):
+        model.encode(texts[i:i + size], batch_size=size, normalize_embeddings=True, convert_to_numpy=True,
+                     show_progress_bar=False)
+    sync(device)
+    seconds = time.perf_counter() - t0
+    del model
+    return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds}
+
+
+def row_ceiling(path: str, device: str, texts: list[str], batch: int) -> dict:
+    import torch
+
+    model = load_st(path, device)
+    model.encode(texts[:batch], batch_size=batch, normalize_embeddings=True)  # warm-up
+    sync(device)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    model.encode(texts, batch_size=batch, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+    sync(device)
+    seconds = time.perf_counter() - t0
+    peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else 0
+    del model
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds, "gpu_peak_bytes": peak}
+
+
+# -- the service and its load ---------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServiceProcess:
+    """`graphmem embed-serve` in a subprocess; stopped with SIGTERM (graceful)."""
+
+    def __init__(self, model: str, device: str, max_batch: int, max_wait_ms: float, log: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+        cmd = [sys.executable, "-m", "graphmem.cli", "embed-serve", "--model", model, "--device", device,
+               "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
+               "--max-queue", "65536", "--log-level", "warning"]
+        self.log = open(log, "w")
+        self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 300) -> dict:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.flush()
+                tail = Path(self.log.name).read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"embed-serve exited with {self.proc.returncode}: {tail}")
+            try:
+                return httpx.get(self.url + "/healthz", timeout=2).json()
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.3)
+        raise RuntimeError("embed-serve did not become ready")
+
+    def metrics(self) -> dict[str, float]:
+        import httpx
+
+        values = {}
+        for line in httpx.get(self.url + "/metrics", timeout=10).text.splitlines():
+            if line and not line.startswith("#"):
+                key, value = line.rsplit(" ", 1)
+                values[key] = float(value)
+        return values
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def _client_process(url: str, requests: list[list[str]], concurrency: int, start_at: float) -> dict:
+    """One load-generating process: ``concurrency`` clients, each sending its next request
+    as soon as the last one came back (base64, as OpenAI's client does)."""
+    import httpx
+
+    async def main() -> dict:
+        latencies: list[float] = []
+        errors = 0
+        next_index = 0
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+            async def worker() -> None:
+                nonlocal next_index, errors
+                while next_index < len(requests):
+                    texts = requests[next_index]
+                    next_index += 1
+                    t0 = time.perf_counter()
+                    response = await client.post("/v1/embeddings", json={"input": texts, "encoding_format": "base64"})
+                    if response.status_code != 200 or len(response.json()["data"]) != len(texts):
+                        errors += 1
+                    latencies.append(time.perf_counter() - t0)
+
+            await asyncio.sleep(max(0.0, start_at - time.time()))
+            t_start = time.time()
+            await asyncio.gather(*[worker() for _ in range(concurrency)])
+            return {"latencies": latencies, "errors": errors, "start": t_start, "end": time.time()}
+
+    return asyncio.run(main())
+
+
+def row_service(model: str, device: str, texts: list[str], size: int, clients: int, client_procs: int,
+                max_batch: int, max_wait_ms: float, log: Path) -> dict:
+    service = ServiceProcess(model, device, max_batch, max_wait_ms, log)
+    try:
+        info = service.wait_ready()
+        requests = [texts[i:i + size] for i in range(0, len(texts), size)]
+        procs = max(1, min(client_procs, clients))
+        shares = [requests[k::procs] for k in range(procs)]
+        per_proc = [clients // procs + (k < clients % procs) for k in range(procs)]
+        with ProcessPoolExecutor(procs) as pool:
+            # warm-up: every client process connects and the service compiles its kernels
+            list(pool.map(_client_process, [service.url] * procs, [s[:50] for s in shares], per_proc,
+                          [0.0] * procs))
+            before = service.metrics()
+            start_at = time.time() + 2.0
+            results = list(pool.map(_client_process, [service.url] * procs, shares, per_proc, [start_at] * procs))
+        after = service.metrics()
+        seconds = max(r["end"] for r in results) - min(r["start"] for r in results)
+        latencies = np.array([x for r in results for x in r["latencies"]])
+        batches = after["graphmem_embed_batches_total"] - before["graphmem_embed_batches_total"]
+        done = after["graphmem_embed_texts_total"] - before["graphmem_embed_texts_total"]
+        gpu = sum(v for k, v in after.items() if k.startswith("graphmem_embed_gpu_memory_bytes"))
+        return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds,
+                "errors": sum(r["errors"] for r in results), "requests": len(requests),
+                "p50_ms": float(np.percentile(latencies, 50) * 1000), "p95_ms": float(np.percentile(latencies, 95) * 1000),
+                "mean_batch": done / max(batches, 1), "batches": batches, "service_gpu_bytes": gpu,
+                "devices": info["devices"], "nvidia_smi_mib": nvidia_smi_used()}
+    finally:
+        service.stop()
+
+
+def nvidia_smi_used() -> str:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=20).stdout.strip()
+        return out.replace("\n", "+")
+    except Exception:  # noqa: BLE001 - no GPU tools here
+        return ""
+
+
+# -- ingestion ---------------------------------------------------------------------------------------
+def row_ingest(embedder: str, device: str, passages: list[str], processes: int, batch_size: int,
+               home: Path) -> dict:
+    """Memory.ingest_documents over documents of 20 generated passages each, chunked at 80 words."""
+    from graphmem.ingest.readers import Document
+    from graphmem.memory import Memory
+
+    docs = [Document(name=f"doc{k}", text="\n\n".join(passages[i:i + 20]), title=f"Document {k}")
+            for k, i in enumerate(range(0, len(passages), 20))]
+    words = 80  # ~100 tokens per passage, as the embedding rows
+    with Memory(home=home, embedder=embedder, device=device, extract_processes=processes, batch_size=batch_size,
+                chunk_words=words, chunk_overlap=0) as memory:
+        extractor = memory.extractor
+        if hasattr(extractor, "warm_up"):
+            extractor.warm_up()
+        memory.embedder.embed(["warm up"])
+        # a first small document warms the store and the caches, not counted
+        memory.ingest_documents([Document(name="warm", text=passages[0])])
+        t0 = time.perf_counter()
+        report = memory.ingest_documents(docs)
+        seconds = time.perf_counter() - t0
+        stats = memory.stats()
+    return {"passages": report.passages, "seconds": seconds, "rate": report.passages / seconds,
+            "entities": stats.get("entities"), "facts": stats.get("facts")}
+
+
+# -- main ---------------------------------------------------------------------------------------------
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--passages", type=int, default=2000)
+    p.add_argument("--naive-passages", type=int, default=None, help="naive row over this many [min(passages, 20000)]")
+    p.add_argument("--model", default="minilm", help="packaged name or sentence-transformers folder (real weights)")
+    p.add_argument("--model-config", type=Path, default=None,
+                   help="a model folder without weights: build the architecture with random weights")
+    p.add_argument("--bert-large", action="store_true", help="also time a BERT-large-sized encoder (random weights)")
+    p.add_argument("--bert-large-passages", type=int, default=None)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--request-size", type=int, default=8)
+    p.add_argument("--clients", type=int, default=64)
+    p.add_argument("--client-procs", type=int, default=8)
+    p.add_argument("--ceiling-batch", type=int, default=512)
+    p.add_argument("--max-batch", type=int, default=512)
+    p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--ingest-passages", type=int, default=None, help="[min(passages, 20000)]")
+    p.add_argument("--ingest-cpu-passages", type=int, default=None, help="[min(passages, 2000)]")
+    p.add_argument("--ingest-processes", type=int, default=None, help="spaCy processes [cores - 1]")
+    p.add_argument("--ingest-batch", type=int, default=256, help="passages per ingestion batch")
+    p.add_argument("--skip", default="", help="comma list of rows to skip: naive,ceiling,service,ingest,ingest_cpu")
+    p.add_argument("--out", type=Path, default=None, help="write results JSON here")
+    p.add_argument("--log-dir", type=Path, default=None, help="keep the services' logs here [a temp dir]")
+    args = p.parse_args()
+
+    import torch
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    dev0 = "cuda:0" if device == "cuda" else device
+    skip = set(filter(None, args.skip.split(",")))
+    work = Path(tempfile.mkdtemp(prefix="graphmem-bench-"))
+    logs = args.log_dir or work
+    logs.mkdir(parents=True, exist_ok=True)
+    texts = make_passages(args.passages)
+    tokens = np.mean([len(t.split()) for t in texts[:2000]]) * 1.3
+    gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "none"
+    print(f"# {args.passages} passages (~{tokens:.0f} tokens), device {device} ({gpu}), "
+          f"{os.cpu_count()} cores, torch {torch.__version__}", flush=True)
+
+    models: list[tuple[str, str]] = []  # (label, path)
+    if args.model_config:
+        models.append(("MiniLM-L6 (random weights, fp16)" if device != "cpu" else "MiniLM-L6 (random weights)",
+                       str(random_weight_model(args.model_config, work / "minilm-random"))))
+        config_dir = args.model_config
+    else:
+        from graphmem.embed.local import resolve_model_path
+
+        path = resolve_model_path(args.model)
+        models.append((f"{args.model} (real weights{', fp16' if device != 'cpu' else ''})", path))
+        config_dir = Path(path)
+    if args.bert_large:
+        models.append(("BERT-large-size (random weights" + (", fp16)" if device != "cpu" else ")"),
+                       str(random_weight_model(config_dir, work / "bert-large-random", BERT_LARGE))))
+
+    results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "device": gpu, "rows": []}
+
+    def record(row: dict) -> None:
+        results["rows"].append(row)
+        print(json.dumps(row), flush=True)
+        if args.out:
+            args.out.write_text(json.dumps(results, indent=2))
+
+    for k, (label, path) in enumerate(models):
+        n_all = args.passages if k == 0 else (args.bert_large_passages or args.passages)
+        subset = texts[:n_all]
+        n_naive = args.naive_passages or min(n_all, 20000)
+        for name, fn in [
+            ("naive", lambda: row_naive(path, dev0, subset[:n_naive], args.request_size)),
+            ("ceiling", lambda: row_ceiling(path, dev0, subset, args.ceiling_batch)),
+            ("service", lambda: row_service(path, device, subset, args.request_size, args.clients, args.client_procs,
+                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log")),
+        ]:
+            if name in skip:
+                continue
+            try:
+                record({"row": name, "model": label, **fn()})
+            except Exception as exc:  # noqa: BLE001 - keep the other rows
+                record({"row": name, "model": label, "error": f"{type(exc).__name__}: {exc}"})
+
+    label, path = models[0]
+    processes = args.ingest_processes or max(1, (os.cpu_count() or 2) - 1)
+    if "ingest" not in skip:
+        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log")
+        try:
+            service.wait_ready()
+            n = args.ingest_passages or min(args.passages, 20000)
+            record({"row": "ingest", "embedder": f"service ({label})", "processes": processes,
+                    **row_ingest(service.url, "cpu", texts[:n], processes, args.ingest_batch, work / "home-svc")})
+        except Exception as exc:  # noqa: BLE001
+            record({"row": "ingest", "embedder": f"service ({label})", "error": f"{type(exc).__name__}: {exc}"})
+        finally:
+            service.stop()
+    if "ingest_cpu" not in skip:
+        try:
+            n = args.ingest_cpu_passages or min(args.passages, 2000)
+            record({"row": "ingest_cpu", "embedder": f"in-process CPU ({label.replace(', fp16', '')})",
+                    "processes": processes,
+                    **row_ingest(path, "cpu", texts[:n], processes, args.ingest_batch, work / "home-cpu")})
+        except Exception as exc:  # noqa: BLE001
+            record({"row": "ingest_cpu", "embedder": "cpu", "error": f"{type(exc).__name__}: {exc}"})
+
+    print_table(results)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(results: dict) -> None:
+    rows = results["rows"]
+    print("\n| row | model / embedder | items | seconds | items/s | vs naive | vs ceiling | notes |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    base: dict[str, dict] = {}
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['row']} | {r.get('model') or r.get('embedder')} | | | | | | error: {r['error']} |")
+            continue
+        if r["row"] in ("naive", "ceiling"):
+            base.setdefault(r["model"], {})[r["row"]] = r["rate"]
+        ref = base.get(r.get("model"), {})
+        vs_naive = f"{r['rate'] / ref['naive']:.1f}x" if "naive" in ref and r["row"] != "naive" else ""
+        vs_ceiling = f"{r['rate'] / ref['ceiling']:.0%}" if "ceiling" in ref and r["row"] == "service" else ""
+        notes = ""
+        if r["row"] == "naive":
+            notes = f"encode() per request of 8, sequential"
+        elif r["row"] == "ceiling":
+            notes = f"one encode(), peak GPU alloc {r['gpu_peak_bytes'] / 2**20:.0f} MiB" if r["gpu_peak_bytes"] \
+                else "one encode()"
+        elif r["row"] == "service":
+            notes = (f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms; mean batch {r['mean_batch']:.0f}; "
+                     f"service GPU {r['service_gpu_bytes'] / 2**20:.0f} MiB reserved (nvidia-smi {r['nvidia_smi_mib']} MiB); "
+                     f"{r['errors']} errors")
+        elif r["row"].startswith("ingest"):
+            notes = f"{r['processes']} spaCy processes; {r['entities']} entities, {r['facts']} facts"
+        label = r.get("model") or r.get("embedder")
+        items = r.get("texts") or r.get("passages")
+        print(f"| {r['row']} | {label} | {items} | {r['seconds']:.1f} | {r['rate']:.0f} | {vs_naive} | {vs_ceiling} | {notes} |")
+    ingest = {r["row"]: r for r in rows if r["row"].startswith("ingest") and "error" not in r}
+    if "ingest" in ingest and "ingest_cpu" in ingest:
+        print(f"\ningestion: service {ingest['ingest']['rate']:.0f} passages/s vs CPU embedding "
+              f"{ingest['ingest_cpu']['rate']:.0f} passages/s ({ingest['ingest']['rate'] / ingest['ingest_cpu']['rate']:.1f}x)")
+
+
+if __name__ == "__main__":
+    main()

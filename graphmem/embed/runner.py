@@ -1,0 +1,120 @@
+"""A sentence-transformers model replica on one device, as a batching :class:`~graphmem.embed.batcher.Encoder`.
+
+On CUDA the model runs in fp16 (or bf16) under ``torch.inference_mode``;
+:meth:`ModelEncoder.start` tokenizes, launches the forward pass and an
+asynchronous copy of the result into pinned host memory, and returns at once,
+so the batcher can prepare the next batch while the GPU works.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from graphmem.embed.local import PACKAGED_MODELS, resolve_model_path
+from graphmem.errors import ConfigError
+
+
+def visible_devices(device: str) -> list[str]:
+    """``cuda`` -> every visible GPU (``cuda:0``, ``cuda:1``...), ``cuda:N``/``cpu`` -> itself,
+    ``auto`` -> the GPUs if there are any, else ``cpu``."""
+    import torch
+
+    if device in ("auto", "cuda"):
+        n = torch.cuda.device_count()
+        if n == 0:
+            if device == "cuda":
+                raise ConfigError("--device cuda: no CUDA GPU is visible (use --device cpu)")
+            return ["cpu"]
+        return [f"cuda:{i}" for i in range(n)]
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {device}: no CUDA GPU is visible (use --device cpu)")
+    return [device]
+
+
+def model_display_name(model: str) -> str:
+    return model if model in PACKAGED_MODELS else Path(model.rstrip("/")).name
+
+
+class _CudaPending:
+    def __init__(self, host, event, tokens) -> None:
+        self.host, self.event, self.tokens = host, event, tokens
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        self.event.synchronize()
+        return self.host.numpy(), self.tokens
+
+    def done(self) -> bool:
+        return bool(self.event.query())
+
+
+class _CpuPending:
+    def __init__(self, vectors: np.ndarray, tokens: np.ndarray) -> None:
+        self.vectors, self.tokens = vectors, tokens
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.vectors, self.tokens
+
+    def done(self) -> bool:
+        return True
+
+
+class ModelEncoder:
+    """One replica of a sentence-transformers model on ``device`` (``cpu`` or ``cuda:N``).
+
+    ``dtype``: ``auto`` (fp16 on CUDA, fp32 on CPU), ``fp16``, ``bf16`` or ``fp32``.
+    ``model_obj`` reuses an already loaded ``SentenceTransformer`` (tests share one).
+    """
+
+    def __init__(self, model: str = "minilm", device: str = "cpu", dtype: str = "auto", model_obj=None) -> None:
+        import torch
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        self.device = device
+        self.name = model_display_name(model)
+        if model_obj is None:
+            from sentence_transformers import SentenceTransformer  # slow import: keep it lazy
+
+            model_obj = SentenceTransformer(resolve_model_path(model), device=device)
+        self.model = model_obj
+        self.cuda = device.startswith("cuda")
+        if dtype == "auto":
+            dtype = "fp16" if self.cuda else "fp32"
+        torch_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}.get(dtype)
+        if torch_dtype is None:
+            raise ConfigError(f"dtype must be auto, fp16, bf16 or fp32, not {dtype!r}")
+        self.model.to(torch_dtype)  # also back to fp32 on CPU for weights saved in fp16
+        self.model.eval()
+        self.dtype = dtype
+        self.dim = int(self.model.get_embedding_dimension())
+        self._torch = torch
+
+    def start(self, texts: list[str]):
+        torch = self._torch
+        with torch.inference_mode():
+            features = self.model.tokenize(texts)
+            tokens = features["attention_mask"].sum(dim=1).numpy() if "attention_mask" in features \
+                else np.array([len(t.split()) for t in texts])
+            if self.cuda:
+                with torch.cuda.device(self.device):
+                    features = {k: v.to(self.device, non_blocking=True) if hasattr(v, "to") else v
+                                for k, v in features.items()}
+                    out = self.model(features)["sentence_embedding"]
+                    out = torch.nn.functional.normalize(out.float(), dim=1)
+                    host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)
+                    host.copy_(out, non_blocking=True)
+                    event = torch.cuda.Event()
+                    event.record()
+                return _CudaPending(host, event, tokens)
+            out = self.model(features)["sentence_embedding"]
+            out = torch.nn.functional.normalize(out.float(), dim=1)
+            return _CpuPending(out.numpy().astype(np.float32, copy=False), tokens)
+
+    def memory_bytes(self) -> int:
+        """GPU memory this process holds on the device (torch's reserved pool); 0 on CPU."""
+        if not self.cuda:
+            return 0
+        return int(self._torch.cuda.memory_reserved(self.device))

@@ -1,0 +1,31 @@
+"""Both dialects run the same shared queries; only the dialect folders differ."""
+
+from __future__ import annotations
+
+from graphmem.store.queries import cypher_dir, load_queries, parse_blocks
+
+DIALECT_SPECIFIC = {"entity_embeddings_set", "episode_embeddings_set", "fact_embeddings_set",
+                    "episodes_vector_search", "facts_vector_search", "episodes_fulltext_search"}
+
+
+def own_queries(dialect: str) -> set[str]:
+    names: set[str] = set()
+    for path in (cypher_dir() / dialect).glob("*.cypher"):
+        names |= set(parse_blocks(path.read_text(encoding="utf-8"), str(path)))
+    return names
+
+
+def test_dialect_folders_hold_only_what_differs():
+    for dialect in ("falkordb", "neo4j"):
+        own = own_queries(dialect) - {"indexes_await"}  # Neo4j only: waits for new indexes
+        assert {n for n in own if not n.startswith("schema_")} == DIALECT_SPECIFIC, dialect
+    falkordb, neo4j = load_queries("falkordb"), load_queries("neo4j")
+    shared = {n for n in falkordb if not n.startswith("schema_")}
+    assert shared == {n for n in neo4j if not n.startswith("schema_")} - {"indexes_await"}
+    assert all(falkordb[n] == neo4j[n] for n in shared - DIALECT_SPECIFIC)
+
+
+def test_neo4j_schema_statements_can_rerun():
+    for name, text in load_queries("neo4j").items():
+        if name.startswith("schema_"):
+            assert "IF NOT EXISTS" in text, name

@@ -1,0 +1,208 @@
+"""The store contract: every GraphStore must pass these, on the same named queries.
+
+Run on the embedded FalkorDB, on the Neo4j store through FalkorDB's Bolt
+endpoint, and on a real Neo4j 5 when NEO4J_URI is set (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from graphmem.errors import StoreError
+from graphmem.retrieve.projection import load_projection
+from graphmem.store.graph import Graph
+from tests.store.synthetic import DIM, T0, build, unit, write
+
+DAY = 86_400_000
+
+
+@pytest.fixture
+def data(case):
+    g = build(case.group)
+    write(case.store, g, case.batch_size)
+    return g
+
+
+def test_schema_can_be_ensured_again(case):
+    case.require("schema_twice")
+    case.store.ensure_schema(DIM)  # the fixture already ran it once
+    case.store.ensure_schema(DIM)
+
+
+def test_writes_are_read_back_with_their_types(case, data):
+    graph = Graph(case.store, case.group)
+    assert graph.stats() == {"sources": 2, "episodes": 3, "entities": 4, "facts": 4, "mentions": 7, "synonyms": 1}
+    episodes = graph.episodes([data.id("e1"), data.id("e3"), "missing"])
+    assert set(episodes) == {data.id("e1"), data.id("e3")}
+    e1 = episodes[data.id("e1")]
+    assert e1["content"] == "Ada Lovelace lives in Oslo near the fjord."
+    assert e1["occurred_at"] == T0 and isinstance(e1["occurred_at"], int)
+    assert e1["position"] == 0 and e1["speaker"] is None and e1["source_name"] == "a.txt"
+    found = case.store.run("entities_by_key", keys=["oslo", "carl sagan", "nobody"], group_id=case.group)
+    assert sorted(r["name"] for r in found) == ["Carl Sagan", "Oslo"]
+    sources = graph.sources()
+    assert [(s["name"], s["state"], s["episodes"]) for s in sources] == [("a.txt", "complete", 2), ("b.txt", "complete", 1)]
+    assert graph.revision() == 1 and graph.bump_revision() == 2
+
+
+def test_reads_are_confined_to_their_group(case, data):
+    assert Graph(case.store, case.group + "-other").stats() == {
+        "sources": 0, "episodes": 0, "entities": 0, "facts": 0, "mentions": 0, "synonyms": 0}
+    assert Graph(case.store, case.group + "-other").episodes([data.id("e1")]) == {}
+
+
+def test_upserts_are_idempotent_and_merge_lists(case, data):
+    graph = Graph(case.store, case.group)
+    before = graph.stats()
+    write(case.store, data, case.batch_size)  # replay everything
+    assert graph.stats() == before
+    ada = dict(data.entities[0], aliases=["Ada Lovelace", "Countess Lovelace"])
+    case.store.run_rows("entities_upsert", [ada], case.batch_size)
+    fact = dict(data.facts[0], episodes=[data.id("e1"), data.id("e3")])
+    case.store.run_rows("facts_upsert", [fact], case.batch_size)
+    entities = {e["uuid"]: e for e in graph.entities()}
+    assert entities[data.id("ada")]["aliases"] == ["Ada Lovelace", "Countess Lovelace"]
+    assert graph.stats() == before
+    f1 = [f for f in graph.pages("projection_facts") if f["uuid"] == data.id("f1")][0]
+    assert f1["episodes"] == [data.id("e1"), data.id("e3")]
+
+
+def test_batched_writes_cover_every_row(case):
+    rows = [{"uuid": f"{case.group}-n{i}", "group_id": case.group, "name": f"Name {i}", "name_key": f"name {i}",
+             "type": "", "aliases": []} for i in range(23)]
+    case.store.run_rows("entities_upsert", rows, batch_size=5)
+    assert Graph(case.store, case.group).stats()["entities"] == 23
+
+
+def test_temporal_invalidation_keeps_history(case, data):
+    graph = Graph(case.store, case.group)
+    f1 = data.id("f1")
+    at = T0 + 5 * DAY
+    assert case.store.run("fact_invalidate", uuid=f1, group_id=case.group, invalid_at=at, expired_at=at + 1)[0]["invalidated"] == 1
+    # a second invalidation changes nothing: the first end date stands
+    assert case.store.run("fact_invalidate", uuid=f1, group_id=case.group, invalid_at=at + DAY, expired_at=at + DAY)[0]["invalidated"] == 0
+    assert graph.stats()["facts"] == 4  # never deleted
+
+    def valid(when: int) -> set[str]:
+        return {r["uuid"] for r in case.store.run("facts_valid_at", group_id=case.group, at=when)}
+
+    assert f1 in valid(T0 + DAY) and f1 not in valid(at) and f1 not in valid(at + 10 * DAY)
+    assert data.id("f3") not in valid(T0)  # not yet valid then
+    row = [r for r in case.store.run("facts_valid_at", group_id=case.group, at=T0) if r["uuid"] == f1][0]
+    assert (row["subject"], row["predicate"], row["object"], row["invalid_at"]) == ("Ada Lovelace", "lives_in", "Oslo", at)
+    projection = load_projection(graph)
+    index = projection.fact_ids.index(f1)
+    assert not projection.facts_valid_at(None)[index]
+    assert projection.facts_valid_at(T0 + DAY)[index] and not projection.facts_valid_at(at)[index]
+
+
+def test_vector_search_ranks_by_cosine(case, data):
+    query = (np.array(unit(1)) + 0.1 * np.array(unit(2))).tolist()  # close to e2
+    rows = case.store.run("episodes_vector_search", k=3, vector=query, group_id=case.group)
+    assert [r["uuid"] for r in rows][0] == data.id("e2")
+    q = np.array(query) / np.linalg.norm(query)
+    for r in rows:
+        expected = float(np.dot(q, data.vectors[r["uuid"]]))
+        assert r["score"] == pytest.approx(expected, abs=1e-3)
+    assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    facts = case.store.run("facts_vector_search", k=2, vector=unit(22), group_id=case.group)
+    assert facts[0]["uuid"] == data.id("f3") and facts[0]["text"] == "ada works_with carl"
+    assert facts[0]["score"] == pytest.approx(1.0, abs=1e-3)
+    assert case.store.run("episodes_vector_search", k=3, vector=query, group_id=case.group + "-other") == []
+
+
+def test_vector_search_survives_deletions(case, data, request):
+    """k results must still come back after other nodes were deleted."""
+    if case.store.dialect == "falkordb":
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "FalkorDB 4.16: deleted nodes keep their slots in the vector index, so a top-k query "
+            "returns fewer than k live nodes after deletions")))
+    other = build(case.group + "-old")
+    write(case.store, other, case.batch_size)
+    case.store.run("group_delete", group_id=other.group)
+    query = (np.array(unit(1)) + 0.1 * np.array(unit(2))).tolist()
+    rows = case.store.run("episodes_vector_search", k=3, vector=query, group_id=case.group)
+    assert [r["uuid"] for r in rows] == [data.id("e2"), data.id("e3"), data.id("e1")]
+
+
+def test_fulltext_search_finds_words(case, data):
+    rows = case.store.run("episodes_fulltext_search", text="fjord", k=5, group_id=case.group)
+    assert [r["uuid"] for r in rows] == [data.id("e1")]
+    rows = case.store.run("episodes_fulltext_search", text="Lovelace", k=5, group_id=case.group)
+    assert {r["uuid"] for r in rows} == {data.id("e1"), data.id("e3")}
+    scores = [r["score"] for r in rows]
+    assert all(isinstance(x, (int, float)) for x in scores) and scores == sorted(scores, reverse=True)
+
+
+def test_deleting_a_source_keeps_what_others_support(case, data):
+    graph = Graph(case.store, case.group)
+    removed = graph.delete_source(data.id("b.txt"))
+    # e3 goes; f3 (only e3) goes, f4 (e1 and e3) stays; Carl is still related by f4
+    assert removed == {"episodes": 1, "facts": 1, "entities": 0}
+    assert graph.stats() == {"sources": 1, "episodes": 2, "entities": 4, "facts": 3, "mentions": 4, "synonyms": 1}
+    f4 = [f for f in graph.pages("projection_facts") if f["uuid"] == data.id("f4")][0]
+    assert f4["episodes"] == [data.id("e1")]
+    removed = graph.delete_source(data.id("a.txt"))
+    assert removed == {"episodes": 2, "facts": 3, "entities": 4}
+    assert graph.stats() == {"sources": 0, "episodes": 0, "entities": 0, "facts": 0, "mentions": 0, "synonyms": 0}
+
+
+def test_projection_export_matches_what_was_written(case, data):
+    projection = load_projection(Graph(case.store, case.group))
+    assert sorted(projection.entity_ids) == sorted(e["uuid"] for e in data.entities)
+    assert sorted(projection.episode_ids) == sorted(e["uuid"] for e in data.episodes)
+    for i, uuid in enumerate(projection.episode_ids):
+        np.testing.assert_allclose(projection.episode_vectors[i], data.vectors[uuid], atol=1e-6)
+    for i, uuid in enumerate(projection.fact_ids):
+        np.testing.assert_allclose(projection.fact_vectors[i], data.vectors[uuid], atol=1e-6)
+    pairs = {(projection.episode_ids[p], projection.entity_ids[e]) for p, e in projection.mention_pairs}
+    assert pairs == {(m["episode"], m["entity"]) for m in data.mentions}
+    ends = {projection.fact_ids[i]: (projection.entity_ids[s], projection.entity_ids[o])
+            for i, (s, o) in enumerate(projection.fact_ends)}
+    assert ends == {f["uuid"]: (f["subject"], f["object"]) for f in data.facts}
+    assert projection.episode_times.tolist() == [e["occurred_at"] for e in sorted(data.episodes, key=lambda e: e["uuid"])]
+    assert projection.synonym_scores.tolist() == pytest.approx([0.9])
+    assert projection.transition().shape == (7, 7)
+
+
+def test_parameters_and_values_round_trip(case):
+    params = {"s": "Zoë — 東京", "i": T0, "neg": -3, "f": 0.25, "b": True, "n": None,
+              "l": ["a", "b"], "m": {"k": [1, 2]}}
+    columns, rows = case.store.cypher("RETURN $s AS s, $i AS i, $neg AS neg, $f AS f, $b AS b, $n AS n, $l AS l, $m AS m",
+                                      params)
+    assert columns == ["s", "i", "neg", "f", "b", "n", "l", "m"]
+    assert dict(zip(columns, rows[0])) == params
+
+
+def test_user_cypher_returns_plain_values(case, data):
+    columns, rows = case.store.cypher("MATCH (e:Episode {group_id: $g}) RETURN e ORDER BY e.uuid", {"g": case.group})
+    assert columns == ["e"] and len(rows) == 3
+    node = rows[0][0]
+    assert isinstance(node, dict) and node["uuid"] == data.id("e1") and "embedding" not in node
+    _, limited = case.store.cypher("MATCH (e:Episode {group_id: $g}) RETURN e.uuid", {"g": case.group}, max_rows=2)
+    assert len(limited) == 2
+
+
+def test_user_cypher_is_read_only_by_default(case, data):
+    case.require("read_only")
+    with pytest.raises(StoreError, match="--write"):
+        case.store.cypher("MATCH (e:Entity {group_id: $g}) SET e.flag = 1", {"g": case.group})
+    _, rows = case.store.cypher("MATCH (e:Entity {group_id: $g}) WHERE e.flag = 1 RETURN count(e)", {"g": case.group})
+    assert rows == [[0]]
+    case.store.cypher("MATCH (e:Entity {group_id: $g}) SET e.flag = 1", {"g": case.group}, write=True)
+    _, rows = case.store.cypher("MATCH (e:Entity {group_id: $g}) WHERE e.flag = 1 RETURN count(e)", {"g": case.group})
+    assert rows == [[4]]
+
+
+def test_user_cypher_times_out(case, data):
+    case.require("timeout")
+    with pytest.raises(StoreError, match="timeout"):
+        case.store.cypher("UNWIND range(1, 20000) AS x UNWIND range(1, 20000) AS y RETURN count(*)", timeout_ms=100)
+
+
+def test_bad_cypher_is_a_store_error(case, data):
+    with pytest.raises(StoreError) as info:
+        case.store.cypher("MATCH (n RETURN n")
+    if "error_text" not in case.limits:
+        assert "unknown error" not in str(info.value).lower()
