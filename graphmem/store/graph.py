@@ -41,8 +41,9 @@ class Graph:
     def begin_source(self, uuid: str, name: str, kind: str, uri: str, content_hash: str,
                      metadata: dict[str, Any] | None = None, turn_count: int | None = None) -> None:
         self.store.run("source_begin", uuid=uuid, group_id=self.group_id, name=name, kind=kind, uri=uri,
-                       content_hash=content_hash, metadata=json.dumps(metadata or {}, sort_keys=True),
-                       turn_count=turn_count)
+                       content_hash=content_hash, metadata=json.dumps(metadata or {}, sort_keys=True))
+        if turn_count is not None:
+            self.store.run("source_turn_count_set", uuid=uuid, group_id=self.group_id, turn_count=turn_count)
 
     def complete_source(self, uuid: str) -> None:
         self.store.run("source_complete", uuid=uuid, group_id=self.group_id)
