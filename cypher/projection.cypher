@@ -1,8 +1,10 @@
 // The in-memory projection for PPR: nodes, edges and the vectors retrieval
 // scores against, read page by page ($skip, $limit) for one group.
 
+// Only episodes of complete sources: a reader never sees half of a source
+// that is being written (or was left half-written by a crash).
 // name: projection_episodes
-MATCH (e:Episode {group_id: $group_id})
+MATCH (:Source {group_id: $group_id, state: 'complete'})-[:HAS_EPISODE]->(e:Episode {group_id: $group_id})
 RETURN e.uuid AS uuid, e.content AS content, e.occurred_at AS occurred_at, e.embedding AS embedding
 ORDER BY e.uuid SKIP $skip LIMIT $limit
 
@@ -12,7 +14,7 @@ RETURN n.uuid AS uuid, n.name AS name
 ORDER BY n.uuid SKIP $skip LIMIT $limit
 
 // name: projection_mentions
-MATCH (e:Episode {group_id: $group_id})-[m:MENTIONS]->(n:Entity)
+MATCH (:Source {group_id: $group_id, state: 'complete'})-[:HAS_EPISODE]->(e:Episode {group_id: $group_id})-[m:MENTIONS]->(n:Entity)
 RETURN e.uuid AS episode, n.uuid AS entity, m.count AS count
 ORDER BY episode, entity SKIP $skip LIMIT $limit
 

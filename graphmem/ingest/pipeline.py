@@ -1,11 +1,14 @@
 """The ingestion pipeline: documents -> passages -> entities and facts -> graph.
 
-Write protocol (what makes ingestion idempotent and resumable): a source is
-first marked ``writing`` with its content hash; its entities, episodes,
-mentions and facts are then merged on deterministic uuids; last it is marked
-``complete``. A source whose stored hash matches and is complete is skipped;
-one that changed, or was left ``writing`` by a crash, is cleared and
-written again. Nothing outside the source being rewritten is touched.
+Write protocol (what makes ingestion idempotent, resumable and safe with
+concurrent writers): a run first *sweeps*: every source a dead writer left in
+``writing`` is taken over and removed (episodes, facts only they support,
+orphan entities). It then *claims* each source in one atomic query: a source
+complete with the same content hash is skipped, one another live process is
+writing is left to it, any other is marked ``writing`` with this run's owner
+token (cleared first if it had old content). Its entities, episodes, mentions
+and facts are merged on deterministic uuids; last it is marked ``complete``.
+A final sweep deletes entities that nothing kept. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -49,6 +52,8 @@ class IngestReport:
     documents: int = 0
     skipped: int = 0
     replaced: int = 0
+    #: documents another live process was writing at the same time (left to it)
+    busy: int = 0
     passages: int = 0
     entities: int = 0
     facts: int = 0
@@ -60,7 +65,8 @@ class IngestReport:
 
     def summary(self) -> str:
         rate = self.passages / self.seconds if self.seconds else 0.0
-        return (f"{self.documents} documents ({self.skipped} unchanged, {self.replaced} replaced), "
+        busy = f", {self.busy} left to another writer" if self.busy else ""
+        return (f"{self.documents} documents ({self.skipped} unchanged, {self.replaced} replaced{busy}), "
                 f"{self.passages} passages, {self.entities} new entities, {self.facts} facts "
                 f"in {self.seconds:.1f} s ({rate:.1f} passages/s)")
 
@@ -106,33 +112,85 @@ class Ingestor:
         self.extractor = extractor
         self.settings = settings
         self._index: EntityIndex | None = None
+        self._index_revision = -1
 
     @property
     def index(self) -> EntityIndex:
         if self._index is None:
+            self._index_revision = self.graph.revision()
             self._index = load_entity_index(self.graph, self.embedder.dim, self.settings)
         return self._index
 
     def ingest(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
-        """Ingest ``documents``; ``progress(n)`` is called as ``n`` more documents finish."""
+        """Ingest ``documents``; ``progress(n)`` is called as ``n`` more documents finish.
+
+        Crash- and concurrency-safe: the run first sweeps what dead writers left
+        half-written, then claims each source (skipping those complete with the
+        same content, and those another live process is writing right now),
+        writes the claimed ones batch by batch, and sweeps orphans at the end.
+        """
+        from graphmem.store.owners import dead_owners, new_owner, release
+
         started = time.perf_counter()
         report = IngestReport(documents=len(documents))
-        self.graph.store.ensure_schema(self.embedder.dim)
+        owner = new_owner()
+        try:
+            self.graph.store.ensure_schema(self.embedder.dim)
+            swept = self.graph.sweep(owner)
+            changed = any(swept.values())
+            if changed:
+                report.delta = None
+                self._index = None  # the sweep may have removed entities the index holds
+            elif self._index is not None and self.graph.revision() != self._index_revision:
+                self._index = None  # another process changed the graph since the index was loaded
+            todo = self._claim(documents, owner, dead_owners(self.graph.writing_sources()), report, progress)
+            batches = self._batches(todo)
+            if getattr(self.extractor, "concurrent", False) and len(batches) > 1:
+                self._ingest_overlapped(batches, report, progress, owner)
+            else:
+                for batch in batches:
+                    passages = self._passages(batch)
+                    self._ingest_batch(batch, passages, self._extract(passages), report, progress, owner)
+            # entities no fact or mention kept (e.g. a triple with subject == object)
+            if self.graph.sweep(owner)["entities"]:
+                self._index = None
+                changed = True
+            if todo or changed:
+                revision = self.graph.bump_revision()
+                if self._index is not None:
+                    self._index_revision = revision
+        finally:
+            release(owner)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _claim(self, documents: Sequence[Document], owner: str, dead: list[str], report: IngestReport,
+               progress: Progress | None) -> list[tuple[Document, str]]:
+        """Claim every document's source; the ones this run must write, cleared of old content."""
         todo: list[tuple[Document, str]] = []
         for document in documents:
-            state = self.graph.source(document.name)
-            if state is not None and state.state == "complete" and state.content_hash == document.content_hash:
-                report.skipped += 1
+            source_uuid = stable_uuid(self.graph.group_id, "source", document.name)
+            claim = self.graph.claim_source(source_uuid, document.name, "doc", document.uri, document.content_hash,
+                                            document.metadata, owner, dead)
+            if not claim["mine"]:
+                if claim["done"]:
+                    report.skipped += 1
+                else:
+                    report.busy += 1
+                    report.errors.append(f"{document.name}: being written by another process; skipped")
                 if progress:
                     progress(1)
                 continue
-            if state is not None:
+            if claim["was"] in ("writing", "complete"):
                 report.delta = None
-                self.graph.clear_source(state.uuid)
+                self.graph.clear_source(source_uuid, owner, dead)
                 self._index = None  # clearing may have removed orphaned entities
-                report.replaced += state.state == "complete"
-            todo.append((document, state.uuid if state else stable_uuid(self.graph.group_id, "source", document.name)))
-        # batches of about `batch_size` passages: bounded memory, steady progress
+                report.replaced += claim["was"] == "complete"
+            todo.append((document, source_uuid))
+        return todo
+
+    def _batches(self, todo: list[tuple[Document, str]]) -> list[list[tuple[Document, str]]]:
+        """Batches of about ``batch_size`` passages: bounded memory, steady progress."""
         batches: list[list[tuple[Document, str]]] = [[]]
         expected = 0
         stride = max(1, self.settings.chunk_words - self.settings.chunk_overlap)
@@ -142,20 +200,10 @@ class Ingestor:
             if expected >= self.settings.batch_size:
                 batches.append([])
                 expected = 0
-        batches = [b for b in batches if b]
-        if getattr(self.extractor, "concurrent", False) and len(batches) > 1:
-            self._ingest_overlapped(batches, report, progress)
-        else:
-            for batch in batches:
-                passages = self._passages(batch)
-                self._ingest_batch(batch, passages, self._extract(passages), report, progress)
-        if todo:
-            self.graph.bump_revision()
-        report.seconds = time.perf_counter() - started
-        return report
+        return [b for b in batches if b]
 
     def _ingest_overlapped(self, batches: list[list[tuple[Document, str]]], report: IngestReport,
-                           progress: Progress | None) -> None:
+                           progress: Progress | None, owner: str) -> None:
         """Extract batch k+1 (in the extractor's worker processes) while batch k is embedded
         and written; batches are still written one after another, in order."""
         from concurrent.futures import ThreadPoolExecutor
@@ -168,7 +216,7 @@ class Ingestor:
                 if k + 1 < len(batches):
                     passages = self._passages(batches[k + 1])
                     upcoming = pool.submit(self._extract, passages)
-                self._ingest_batch(batch, current, extractions, report, progress)
+                self._ingest_batch(batch, current, extractions, report, progress, owner)
 
     def _passages(self, batch: list[tuple[Document, str]]) -> list[Passage]:
         group = self.graph.group_id
@@ -188,7 +236,8 @@ class Ingestor:
 
     # -- one batch --------------------------------------------------------------
     def _ingest_batch(self, batch: list[tuple[Document, str]], passages: list[Passage],
-                      extractions: list[Extraction], report: IngestReport, progress: Progress | None) -> None:
+                      extractions: list[Extraction], report: IngestReport, progress: Progress | None,
+                      owner: str) -> None:
         group = self.graph.group_id
         passage_vectors = self.embedder.embed([p.embedding_text() for p in passages])
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions)
@@ -196,9 +245,7 @@ class Ingestor:
         fact_vectors = self.embedder.embed([row["text"] for row in fact_rows])
 
         now = to_ms(utcnow())
-        for document, source_uuid in batch:
-            self.graph.begin_source(source_uuid, document.name, "doc", document.uri, document.content_hash,
-                                    document.metadata)
+        self.graph.renew(owner)  # the sources were claimed (state 'writing') in _claim
         self.graph.write("entities_upsert", entity_rows + alias_rows)
         self.graph.write_vectors("entity_embeddings_set", entity_rows, entity_vectors)
         episode_rows = [{
@@ -220,7 +267,7 @@ class Ingestor:
                                  fact_vectors)
         self.graph.write("synonyms_upsert", synonyms)
         for _, source_uuid in batch:
-            self.graph.complete_source(source_uuid)
+            self.graph.complete_owned(source_uuid, owner)
 
         if report.delta is not None:
             delta = report.delta
