@@ -223,7 +223,7 @@ class Ingestor:
         s = self.settings
         passages: list[Passage] = []
         for document, source_uuid in batch:
-            for position, content in enumerate(chunk_text(document.text, s.chunk_words, s.chunk_overlap)):
+            for position, content in enumerate(chunk_text(document.text, s.chunk_words, s.chunk_overlap, s.max_passage_chars)):
                 passage = Passage(document, source_uuid, position, content)
                 passage.uuid = stable_uuid(group, "episode", document.name, str(position), content_hash(content))
                 passages.append(passage)
