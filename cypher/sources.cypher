@@ -68,9 +68,12 @@ DETACH DELETE s
 // renewed as batches finish, so a writer on another host can be judged dead
 // once its lease is old. One query: atomic, so two writers cannot both claim.
 
+// (SET touched_at first: on Neo4j that takes the node's write lock, so two
+// transactions claiming one source run one after the other.)
 // name: source_claim
 MERGE (s:Source {uuid: $uuid})
 ON CREATE SET s.group_id = $group_id, s.name = $name, s.state = 'new', s.content_hash = '', s.owner = ''
+SET s.touched_at = $now
 WITH s, s.state AS was,
      (s.state = 'complete' AND s.content_hash = $content_hash) AS done,
      (s.state = 'writing' AND coalesce(s.owner, '') <> $owner AND NOT coalesce(s.owner, '') IN $dead) AS busy

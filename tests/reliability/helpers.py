@@ -16,7 +16,7 @@ DOCS = sorted((REPO / "examples" / "docs").iterdir())
 
 #: properties that record *when* something was written or *who* wrote it: they
 #: legitimately differ between a clean run and a crashed-and-resumed one
-VOLATILE = {"ingested_at", "created_at", "lease_at", "owner", "revision"}
+VOLATILE = {"ingested_at", "created_at", "lease_at", "touched_at", "owner", "revision"}
 #: list properties whose order depends on write order, not content
 UNORDERED = {"aliases", "episodes"}
 
