@@ -37,6 +37,13 @@ def run_cli(home: Path, *args: str, timeout: float = 300) -> subprocess.Complete
     return subprocess.run(cli(home, *args), env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
+def stop_server(home: Path) -> None:
+    """Stop the embedded server a subprocess left running (a killed CLI cannot stop it)."""
+    from graphmem.store.falkordb_server import EmbeddedServer
+
+    EmbeddedServer(home).stop()
+
+
 def open_store(home: Path):
     from graphmem.store.falkordb import FalkorDBStore
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import time
 
-from tests.reliability.helpers import DOCS, cli, cli_env, fingerprint, invariants, open_store, run_cli
+from tests.reliability.helpers import DOCS, cli, cli_env, fingerprint, invariants, open_store, run_cli, stop_server
 
 A = [str(p) for p in DOCS[10:16]]
 B = [str(p) for p in DOCS[13:19]]  # shares three documents with A
@@ -26,6 +26,15 @@ def _episodes_by_source(fp: dict) -> dict[str, set[str]]:
 
 
 def test_two_writers_with_overlapping_corpora_end_consistent(tmp_path):
+    try:
+        _two_writers(tmp_path)
+    finally:
+        for home in (tmp_path / "clean", tmp_path / "shared"):
+            if home.exists():
+                stop_server(home)
+
+
+def _two_writers(tmp_path):
     from graphmem.retrieve.projection import load_projection
     from graphmem.store.graph import Graph
 

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from tests.reliability.helpers import DOCS, assert_same_graph, cli, cli_env, fingerprint, invariants, open_store, run_cli
+from tests.reliability.helpers import (DOCS, assert_same_graph, cli, cli_env, fingerprint, invariants, open_store, run_cli,
+                                      stop_server)
 
 CORPUS = [str(p) for p in DOCS[:8]]
 KILLS = 4
@@ -32,7 +33,14 @@ def clean(tmp_path_factory):
     assert not invariants(home)
     fp = fingerprint(home)
     assert fp["counts"]["Episode"] >= len(CORPUS) and fp["counts"]["FACT"] > 0
-    return fp, seconds
+    yield fp, seconds
+    stop_server(home)
+
+
+@pytest.fixture
+def home(tmp_path):
+    yield tmp_path / "home"
+    stop_server(tmp_path / "home")
 
 
 def _writing(home) -> tuple[int, int]:
@@ -44,10 +52,9 @@ def _writing(home) -> tuple[int, int]:
     return sum(r["state"] == "writing" for r in rows), sum(r["state"] == "complete" for r in rows)
 
 
-def test_sigkill_at_random_points_then_rerun_gives_the_clean_graph(clean, tmp_path, record_property):
+def test_sigkill_at_random_points_then_rerun_gives_the_clean_graph(clean, home, record_property):
     expected, seconds = clean
     rng = random.Random(SEED)
-    home = tmp_path / "home"
     log = []
     for attempt in range(KILLS):
         proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS), env=cli_env(),
@@ -70,11 +77,10 @@ def test_sigkill_at_random_points_then_rerun_gives_the_clean_graph(clean, tmp_pa
     assert_same_graph(fingerprint(home), expected)
 
 
-def test_server_killed_mid_run_gives_one_line_error_and_loses_nothing(clean, tmp_path):
+def test_server_killed_mid_run_gives_one_line_error_and_loses_nothing(clean, home):
     from graphmem.store.falkordb_server import EmbeddedServer
 
     expected, _ = clean
-    home = tmp_path / "home"
     proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS), env=cli_env(GRAPHMEM_FSYNC="always"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     server = EmbeddedServer(home)
