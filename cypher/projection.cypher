@@ -1,8 +1,10 @@
 // The in-memory projection for PPR: nodes, edges and the vectors retrieval
 // scores against, read page by page ($skip, $limit) for one group.
 
+// Only episodes of complete sources: a reader never sees half of a source
+// that is being written (or was left half-written by a crash).
 // name: projection_episodes
-MATCH (e:Episode {group_id: $group_id})
+MATCH (:Source {group_id: $group_id, state: 'complete'})-[:HAS_EPISODE]->(e:Episode {group_id: $group_id})
 // content: the text BM25 indexes (a dialogue turn's search_text adds its date and speaker)
 RETURN e.uuid AS uuid, coalesce(e.search_text, e.content) AS content, e.occurred_at AS occurred_at,
        e.embedding AS embedding
@@ -14,7 +16,7 @@ RETURN n.uuid AS uuid, n.name AS name
 ORDER BY n.uuid SKIP $skip LIMIT $limit
 
 // name: projection_mentions
-MATCH (e:Episode {group_id: $group_id})-[m:MENTIONS]->(n:Entity)
+MATCH (:Source {group_id: $group_id, state: 'complete'})-[:HAS_EPISODE]->(e:Episode {group_id: $group_id})-[m:MENTIONS]->(n:Entity)
 RETURN e.uuid AS episode, n.uuid AS entity, m.count AS count,
        CASE WHEN m.role = 'speaker' OR e.speaker IN n.aliases THEN 'speaker' ELSE '' END AS role
 ORDER BY episode, entity SKIP $skip LIMIT $limit

@@ -48,12 +48,74 @@ MATCH (s:Source {uuid: $uuid, group_id: $group_id})-[:HAS_EPISODE]->(e:Episode)
 DETACH DELETE e
 RETURN count(*) AS deleted
 
+// Orphan entities are only deleted while no other live writer has a source
+// in 'writing' ($owner: the caller; $dead: owners known to be dead, '' for
+// sources written before owners existed): a concurrent writer's entities are
+// orphans for the moment between its entity and mention writes. The check
+// and the delete are one query, so they are atomic on FalkorDB.
 // name: entities_delete_orphans
+OPTIONAL MATCH (w:Source {group_id: $group_id, state: 'writing'})
+WHERE coalesce(w.owner, '') <> $owner AND NOT coalesce(w.owner, '') IN $dead
+WITH count(w) AS busy
 MATCH (n:Entity {group_id: $group_id})
-WHERE NOT (n)<-[:MENTIONS]-() AND NOT (n)-[:FACT]-()
+WHERE busy = 0 AND NOT (n)<-[:MENTIONS]-() AND NOT (n)-[:FACT]-()
 DETACH DELETE n
 RETURN count(*) AS deleted
 
 // name: source_delete
 MATCH (s:Source {uuid: $uuid, group_id: $group_id})
+DETACH DELETE s
+
+// -- ownership: what makes concurrent and crashed writers safe -----------------
+// A writer claims a source before writing it: the claim succeeds unless the
+// source is already complete with the same content (done) or another live
+// writer holds it (busy). `owner` is host|pid|token; `lease_at` (epoch ms) is
+// renewed as batches finish, so a writer on another host can be judged dead
+// once its lease is old. One query: atomic, so two writers cannot both claim.
+
+// (SET touched_at first: on Neo4j that takes the node's write lock, so two
+// transactions claiming one source run one after the other.)
+// name: source_claim
+MERGE (s:Source {uuid: $uuid})
+ON CREATE SET s.group_id = $group_id, s.name = $name, s.state = 'new', s.content_hash = '', s.owner = ''
+SET s.touched_at = $now
+WITH s, s.state AS was,
+     (s.state = 'complete' AND s.content_hash = $content_hash) AS done,
+     (s.state = 'writing' AND coalesce(s.owner, '') <> $owner AND NOT coalesce(s.owner, '') IN $dead) AS busy
+WITH s, was, done, busy, (NOT done AND NOT busy) AS mine
+SET s.state = CASE WHEN mine THEN 'writing' ELSE s.state END,
+    s.owner = CASE WHEN mine THEN $owner ELSE s.owner END,
+    s.lease_at = CASE WHEN mine THEN $now ELSE s.lease_at END,
+    s.group_id = CASE WHEN mine THEN $group_id ELSE s.group_id END,
+    s.name = CASE WHEN mine THEN $name ELSE s.name END,
+    s.kind = CASE WHEN mine THEN $kind ELSE s.kind END,
+    s.uri = CASE WHEN mine THEN $uri ELSE s.uri END,
+    s.metadata = CASE WHEN mine THEN $metadata ELSE s.metadata END,
+    s.content_hash = CASE WHEN mine THEN $content_hash ELSE s.content_hash END
+RETURN mine, done, busy, was
+
+// name: sources_writing
+MATCH (s:Source {group_id: $group_id, state: 'writing'})
+RETURN s.uuid AS uuid, coalesce(s.owner, '') AS owner, s.lease_at AS lease_at
+
+// A dead writer's source is taken over (only if it still has that owner)
+// before it is cleared, so two sweepers, or a sweeper and a new claimant,
+// never clear a source someone live is writing.
+// name: source_takeover
+MATCH (s:Source {uuid: $uuid, group_id: $group_id, state: 'writing'})
+WHERE coalesce(s.owner, '') = $dead_owner
+SET s.owner = $owner, s.lease_at = $now
+RETURN s.uuid AS uuid
+
+// name: source_complete_owned
+MATCH (s:Source {uuid: $uuid, group_id: $group_id, owner: $owner})
+SET s.state = 'complete', s.lease_at = $now
+RETURN s.uuid AS uuid
+
+// name: sources_renew
+MATCH (s:Source {group_id: $group_id, state: 'writing', owner: $owner})
+SET s.lease_at = $now
+
+// name: source_delete_owned
+MATCH (s:Source {uuid: $uuid, group_id: $group_id, owner: $owner})
 DETACH DELETE s

@@ -90,11 +90,14 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
 @click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
 @click.option("--processes", type=click.IntRange(1), default=None,
               help="spaCy worker processes (parallel extraction; pair with a GPU --embedder) [default: 1].")
+@click.option("--max-errors", type=click.IntRange(0), default=None,
+              help="Skip up to N bad files or JSONL records (reported) instead of stopping at the first.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
 @handle_errors
 def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_words: int | None,
-           chunk_overlap: int | None, embedder: str | None, processes: int | None, quiet: bool) -> None:
+           chunk_overlap: int | None, embedder: str | None, processes: int | None, max_errors: int | None,
+           quiet: bool) -> None:
     """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl.
 
     Every file is validated before anything is written: a bad file stops the run
@@ -105,6 +108,7 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
     Example:
       graphmem ingest examples/docs
       graphmem ingest 'notes/**/*.md' --chunk-words 150
+      graphmem ingest dirty.jsonl --max-errors 100
     """
     from graphmem.pipelines import load_pipeline, read_with
 
@@ -124,10 +128,15 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
             report = memory.ingest_conversations(conversations, progress=advance)
         click.echo(f"ingested {report.summary()}")
         return
-    documents = read_with(spec.get("reader", "documents"), paths, settings.max_file_bytes)
+    bad: list | None = [] if max_errors is not None else None
+    documents = read_with(spec.get("reader", "documents"), paths, settings.max_file_bytes, bad, max_errors or 0)
+    for error in bad or []:
+        click.echo(f"skipped: {error}", err=True)
     with Memory(settings) as memory, _progress(len(documents), "ingesting", quiet) as advance:
         report = memory.ingest_documents(documents, progress=advance)
-    click.echo(f"ingested {report.summary()}")
+    report.errors[:0] = [str(error) for error in bad or []]
+    skipped = f", {len(bad)} bad records skipped" if bad else ""
+    click.echo(f"ingested {report.summary()}{skipped}")
 
 
 class _progress:
@@ -796,6 +805,55 @@ def forget(obj: Context, source: str | None, episode: str | None, as_json: bool)
     else:
         click.echo(f"forgot {removed['episodes']} episode(s), {removed['facts']} fact(s), "
                    f"{removed['entities']} entit(y/ies); {removed['reopened']} fact(s) current again")
+
+
+# -- backup / restore (embedded store) ---------------------------------------------
+def _embedded_only(obj: Context, what: str) -> Any:
+    from graphmem.errors import ConfigError
+
+    settings = obj.settings()
+    if settings.store.strip() not in {"falkordb", "embedded", ""}:
+        raise ConfigError(f"{what} works on the embedded store; for Neo4j use neo4j-admin dump/load "
+                          "or graphmem export/import")
+    return settings
+
+
+@main.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.pass_obj
+@handle_errors
+def backup_cmd(obj: Context, path: str) -> None:
+    """Write a consistent snapshot of the embedded store to PATH (safe while others write).
+
+    \b
+    Example:
+      graphmem backup backups/graphmem-2026-05-01.rdb
+      graphmem --home fresh restore backups/graphmem-2026-05-01.rdb
+    """
+    from graphmem.store.backup import backup
+
+    settings = _embedded_only(obj, "backup")
+    size = backup(settings.home, path)
+    click.echo(f"backed up {settings.home} to {path} ({size / 1e6:.1f} MB)")
+
+
+@main.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.pass_obj
+@handle_errors
+def restore_cmd(obj: Context, path: str) -> None:
+    """Restore a snapshot written by `graphmem backup` into a fresh --home.
+
+    \b
+    Example:
+      graphmem --home restored restore backups/graphmem-2026-05-01.rdb
+      graphmem --home restored stats
+    """
+    from graphmem.store.backup import restore
+
+    settings = _embedded_only(obj, "restore")
+    restore(path, settings.home)
+    click.echo(f"restored {path} into {settings.home}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -75,8 +75,9 @@ def load_pipeline(name_or_path: str) -> dict[str, Any]:
     return {"name": spec.get("name", path.stem), "reader": reader, "settings": settings, "path": str(path)}
 
 
-def read_with(reader: str, paths, max_file_bytes: int):
-    """Documents from ``paths`` read by the pipeline's ``reader`` (one of :data:`READERS`)."""
+def read_with(reader: str, paths, max_file_bytes: int, errors: list | None = None, max_errors: int = 0):
+    """Documents from ``paths`` read by the pipeline's ``reader`` (one of :data:`READERS`);
+    ``errors``/``max_errors``: skip up to that many bad records (documents reader only)."""
     if reader == "hipporag":
         from graphmem.eval.datasets import read_hipporag_documents
 
@@ -84,5 +85,5 @@ def read_with(reader: str, paths, max_file_bytes: int):
     if reader == "documents":
         from graphmem.ingest.readers import read_documents
 
-        return read_documents(paths, max_file_bytes)
+        return read_documents(paths, max_file_bytes, errors, max_errors)
     raise ConfigError(f"unknown reader {reader!r}; known: {', '.join(sorted(READERS))}")

@@ -21,20 +21,37 @@ def _sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
-def _word_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    return [(start + m.start(), start + m.end()) for m in _WORD.finditer(text[start:end])]
+def _word_spans(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    spans = []
+    for m in _WORD.finditer(text[start:end]):
+        a, b = start + m.start(), start + m.end()
+        # a "word" longer than a passage may be (base64, a URL list...) is cut in pieces
+        spans += [(i, min(i + max_chars, b)) for i in range(a, b, max_chars)]
+    return spans
 
 
-def chunk_text(text: str, size: int = 200, overlap: int = 30) -> list[str]:
-    """Passages of ``text`` (at most ``size`` words unless one word is longer)."""
+#: default bound on a passage's length in characters (what an embedder and
+#: spaCy are asked to take at once), whatever its word count
+MAX_PASSAGE_CHARS = 10_000
+
+
+def chunk_text(text: str, size: int = 200, overlap: int = 30, max_chars: int = MAX_PASSAGE_CHARS) -> list[str]:
+    """Passages of ``text``: at most ``size`` words and at most ``max_chars`` characters."""
     if overlap >= size:
         raise ValueError("overlap must be smaller than size")
-    # units: sentences, with over-long sentences broken into size-word pieces
+    if max_chars < 1:
+        raise ValueError("max_chars must be positive")
+    # units: sentences, with over-long sentences broken into pieces of at most
+    # size words and max_chars characters
     units: list[tuple[int, int, int]] = []  # (start, end, words)
     for s_start, s_end in _sentences(text):
-        words = _word_spans(text, s_start, s_end)
-        for i in range(0, len(words), size):
-            piece = words[i:i + size]
+        piece: list[tuple[int, int]] = []
+        for span in _word_spans(text, s_start, s_end, max_chars):
+            if piece and (len(piece) >= size or span[1] - piece[0][0] > max_chars):
+                units.append((piece[0][0], piece[-1][1], len(piece)))
+                piece = []
+            piece.append(span)
+        if piece:
             units.append((piece[0][0], piece[-1][1], len(piece)))
     if not units:
         return []
@@ -42,7 +59,8 @@ def chunk_text(text: str, size: int = 200, overlap: int = 30) -> list[str]:
     first = 0
     while first < len(units):
         last, words = first, units[first][2]
-        while last + 1 < len(units) and words + units[last + 1][2] <= size:
+        while (last + 1 < len(units) and words + units[last + 1][2] <= size
+               and units[last + 1][1] - units[first][0] <= max_chars):
             last += 1
             words += units[last][2]
         passages.append(text[units[first][0]:units[last][1]])

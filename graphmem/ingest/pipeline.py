@@ -1,11 +1,14 @@
 """The ingestion pipeline: documents -> passages -> entities and facts -> graph.
 
-Write protocol (what makes ingestion idempotent and resumable): a source is
-first marked ``writing`` with its content hash; its entities, episodes,
-mentions and facts are then merged on deterministic uuids; last it is marked
-``complete``. A source whose stored hash matches and is complete is skipped;
-one that changed, or was left ``writing`` by a crash, is cleared and
-written again. Nothing outside the source being rewritten is touched.
+Write protocol (what makes ingestion idempotent, resumable and safe with
+concurrent writers): a run first *sweeps*: every source a dead writer left in
+``writing`` is taken over and removed (episodes, facts only they support,
+orphan entities). It then *claims* each source in one atomic query: a source
+complete with the same content hash is skipped, one another live process is
+writing is left to it, any other is marked ``writing`` with this run's owner
+token (cleared first if it had old content). Its entities, episodes, mentions
+and facts are merged on deterministic uuids; last it is marked ``complete``.
+A final sweep deletes entities that nothing kept. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class IngestReport:
     documents: int = 0
     skipped: int = 0
     replaced: int = 0
+    #: documents another live process was writing at the same time (left to it)
+    busy: int = 0
     passages: int = 0
     entities: int = 0
     facts: int = 0
@@ -67,8 +72,9 @@ class IngestReport:
     def summary(self) -> str:
         rate = self.passages / self.seconds if self.seconds else 0.0
         appended = f", {self.appended} appended" if self.appended else ""
+        busy = f", {self.busy} left to another writer" if self.busy else ""
         invalidated = f" ({self.invalidated} superseded)" if self.invalidated else ""
-        return (f"{self.documents} {self.unit} ({self.skipped} unchanged, {self.replaced} replaced{appended}), "
+        return (f"{self.documents} {self.unit} ({self.skipped} unchanged, {self.replaced} replaced{appended}{busy}), "
                 f"{self.passages} {self.piece}, {self.entities} new entities, {self.facts} facts{invalidated} "
                 f"in {self.seconds:.1f} s ({rate:.1f} {self.piece}/s)")
 
@@ -139,32 +145,84 @@ class Ingestor:
         self.extractor = extractor
         self.settings = settings
         self._index: EntityIndex | None = None
+        self._index_revision = -1
 
     @property
     def index(self) -> EntityIndex:
         if self._index is None:
+            self._index_revision = self.graph.revision()
             self._index = load_entity_index(self.graph, self.embedder.dim, self.settings)
         return self._index
 
     def ingest(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
-        """Ingest ``documents``; ``progress(n)`` is called as ``n`` more documents finish."""
+        """Ingest ``documents``; ``progress(n)`` is called as ``n`` more documents finish.
+
+        Crash- and concurrency-safe: the run first sweeps what dead writers left
+        half-written, then claims each source (skipping those complete with the
+        same content, and those another live process is writing right now),
+        writes the claimed ones batch by batch, and sweeps orphans at the end.
+        """
+        from graphmem.store.owners import dead_owners, new_owner, release
+
         started = time.perf_counter()
         report = IngestReport(documents=len(documents))
-        self.graph.store.ensure_schema(self.embedder.dim)
+        owner = new_owner()
+        try:
+            self.graph.store.ensure_schema(self.embedder.dim)
+            swept = self.graph.sweep(owner)
+            changed = any(swept.values())
+            if changed:
+                report.delta = None
+                self._index = None  # the sweep may have removed entities the index holds
+            elif self._index is not None and self.graph.revision() != self._index_revision:
+                self._index = None  # another process changed the graph since the index was loaded
+            todo = self._claim(documents, owner, dead_owners(self.graph.writing_sources()), report, progress)
+            batches = self._batches(todo)
+            if getattr(self.extractor, "concurrent", False) and len(batches) > 1:
+                self._ingest_overlapped(batches, report, progress, owner)
+            else:
+                for batch in batches:
+                    passages = self._passages(batch)
+                    self._ingest_batch(batch, passages, self._extract(passages), report, progress, owner)
+            # entities no fact or mention kept (e.g. a triple with subject == object)
+            if self.graph.sweep(owner)["entities"]:
+                self._index = None
+                changed = True
+            if todo or changed:
+                revision = self.graph.bump_revision()
+                if self._index is not None:
+                    self._index_revision = revision
+        finally:
+            release(owner)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _claim(self, documents: Sequence[Document], owner: str, dead: list[str], report: IngestReport,
+               progress: Progress | None) -> list[tuple[Document, str]]:
+        """Claim every document's source; the ones this run must write, cleared of old content."""
         todo: list[tuple[Document, str]] = []
         for document in documents:
-            state = self.graph.source(document.name)
-            if state is not None and state.state == "complete" and state.content_hash == document.content_hash:
-                report.skipped += 1
+            source_uuid = stable_uuid(self.graph.group_id, "source", document.name)
+            claim = self.graph.claim_source(source_uuid, document.name, "doc", document.uri, document.content_hash,
+                                            document.metadata, owner, dead)
+            if not claim["mine"]:
+                if claim["done"]:
+                    report.skipped += 1
+                else:
+                    report.busy += 1
+                    report.errors.append(f"{document.name}: being written by another process; skipped")
                 if progress:
                     progress(1)
                 continue
-            if state is not None:
+            if claim["was"] in ("writing", "complete"):
                 report.delta = None
-                self._clear(state.uuid)
-                report.replaced += state.state == "complete"
-            todo.append((document, state.uuid if state else stable_uuid(self.graph.group_id, "source", document.name)))
-        # batches of about `batch_size` passages: bounded memory, steady progress
+                self._clear(source_uuid, owner, dead)
+                report.replaced += claim["was"] == "complete"
+            todo.append((document, source_uuid))
+        return todo
+
+    def _batches(self, todo: list[tuple[Document, str]]) -> list[list[tuple[Document, str]]]:
+        """Batches of about ``batch_size`` passages: bounded memory, steady progress."""
         batches: list[list[tuple[Document, str]]] = [[]]
         expected = 0
         stride = max(1, self.settings.chunk_words - self.settings.chunk_overlap)
@@ -174,20 +232,10 @@ class Ingestor:
             if expected >= self.settings.batch_size:
                 batches.append([])
                 expected = 0
-        batches = [b for b in batches if b]
-        if getattr(self.extractor, "concurrent", False) and len(batches) > 1:
-            self._ingest_overlapped(batches, report, progress)
-        else:
-            for batch in batches:
-                passages = self._passages(batch)
-                self._ingest_batch(batch, passages, self._extract(passages), report, progress)
-        if todo:
-            self.graph.bump_revision()
-        report.seconds = time.perf_counter() - started
-        return report
+        return [b for b in batches if b]
 
     def _ingest_overlapped(self, batches: list[list[tuple[Document, str]]], report: IngestReport,
-                           progress: Progress | None) -> None:
+                           progress: Progress | None, owner: str) -> None:
         """Extract batch k+1 (in the extractor's worker processes) while batch k is embedded
         and written; batches are still written one after another, in order."""
         from concurrent.futures import ThreadPoolExecutor
@@ -200,14 +248,14 @@ class Ingestor:
                 if k + 1 < len(batches):
                     passages = self._passages(batches[k + 1])
                     upcoming = pool.submit(self._extract, passages)
-                self._ingest_batch(batch, current, extractions, report, progress)
+                self._ingest_batch(batch, current, extractions, report, progress, owner)
 
     def _passages(self, batch: list[tuple[Document, str]]) -> list[Passage]:
         group = self.graph.group_id
         s = self.settings
         passages: list[Passage] = []
         for document, source_uuid in batch:
-            for position, content in enumerate(chunk_text(document.text, s.chunk_words, s.chunk_overlap)):
+            for position, content in enumerate(chunk_text(document.text, s.chunk_words, s.chunk_overlap, s.max_passage_chars)):
                 passage = Passage(document, source_uuid, position, content)
                 passage.uuid = stable_uuid(group, "episode", document.name, str(position), content_hash(content))
                 passages.append(passage)
@@ -220,7 +268,8 @@ class Ingestor:
 
     # -- one batch --------------------------------------------------------------
     def _ingest_batch(self, batch: list[tuple[Document, str]], passages: list[Passage],
-                      extractions: list[Extraction], report: IngestReport, progress: Progress | None) -> None:
+                      extractions: list[Extraction], report: IngestReport, progress: Progress | None,
+                      owner: str) -> None:
         group = self.graph.group_id
         passage_vectors = self.embedder.embed([p.embedding_text() for p in passages])
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions)
@@ -228,9 +277,7 @@ class Ingestor:
         fact_vectors = self.embedder.embed([row["text"] for row in fact_rows])
 
         now = to_ms(utcnow())
-        for document, source_uuid in batch:
-            self.graph.begin_source(source_uuid, document.name, "doc", document.uri, document.content_hash,
-                                    document.metadata)
+        self.graph.renew(owner)  # the sources were claimed (state 'writing') in _claim
         self.graph.write("entities_upsert", entity_rows + alias_rows)
         self.graph.write_vectors("entity_embeddings_set", entity_rows, entity_vectors)
         episode_rows = [{
@@ -250,7 +297,7 @@ class Ingestor:
         self._write_facts(fact_rows, fact_vectors, timeline, report)
         self.graph.write("synonyms_upsert", synonyms)
         for _, source_uuid in batch:
-            self.graph.complete_source(source_uuid)
+            self.graph.complete_owned(source_uuid, owner)
 
         if timeline.touched_stored:  # stored facts changed validity: only a reload is right
             report.delta = None
@@ -287,44 +334,62 @@ class Ingestor:
         an exact prefix of the new ones) gets only its new turns appended; any
         other change rewrites the source. ``progress(n)``: ``n`` more turns done.
         """
+        from graphmem.store.owners import dead_owners, new_owner, release
+
         started = time.perf_counter()
         # the projection is reloaded after dialogue ingestion (speaker roles, NEXT edges and
         # timelines change in place), so no delta is collected
         report = IngestReport(documents=len(conversations), unit="conversations", piece="turns", delta=None)
-        self.graph.store.ensure_schema(self.embedder.dim)
-        for conversation in conversations:
-            state = self.graph.source(conversation.name)
-            source_uuid = state.uuid if state else stable_uuid(self.graph.group_id, "source", conversation.name)
-            start = 0
-            if state is not None and state.state == "complete":
-                if state.content_hash == conversation.content_hash:
-                    report.skipped += 1
+        owner = new_owner()
+        try:
+            self.graph.store.ensure_schema(self.embedder.dim)
+            if any(self.graph.sweep(owner).values()):
+                self._index = None
+            dead = dead_owners(self.graph.writing_sources())
+            for conversation in conversations:
+                # claimed like a document (crash- and concurrency-safe); read the stored
+                # state first: a grown conversation keeps its turns and gets only new ones
+                stored = self.graph.source(conversation.name)
+                source_uuid = stable_uuid(self.graph.group_id, "source", conversation.name)
+                claim = self.graph.claim_source(source_uuid, conversation.name, "dialogue", conversation.uri,
+                                                conversation.content_hash,
+                                                {**conversation.metadata, "title": conversation.title}, owner, dead)
+                if not claim["mine"]:
+                    if claim["done"]:
+                        report.skipped += 1
+                    else:
+                        report.busy += 1
+                        report.errors.append(f"{conversation.name}: being written by another process; skipped")
                     if progress:
                         progress(len(conversation.turns))
                     continue
-                n = state.turn_count
-                if 0 < n < len(conversation.turns) and conversation.prefix_hash(n) == state.content_hash:
-                    start = n
-                    report.appended += 1
-                    if progress:
-                        progress(n)
-            if state is not None and start == 0:
-                self._clear(state.uuid)
-                report.replaced += state.state == "complete"
-            self._ingest_turns(conversation, source_uuid, start, report, progress)
-            self.graph.bump_revision()
+                start = 0
+                if claim["was"] == "complete" and stored is not None:
+                    n = stored.turn_count
+                    if 0 < n < len(conversation.turns) and conversation.prefix_hash(n) == stored.content_hash:
+                        start = n
+                        report.appended += 1
+                        if progress:
+                            progress(n)
+                if start == 0 and claim["was"] in ("writing", "complete"):
+                    self._clear(source_uuid, owner, dead)
+                    report.replaced += claim["was"] == "complete"
+                self._ingest_turns(conversation, source_uuid, start, report, progress, owner)
+                self.graph.bump_revision()
+        finally:
+            release(owner)
         report.seconds = time.perf_counter() - started
         return report
 
-    def _clear(self, source_uuid: str) -> None:
+    def _clear(self, source_uuid: str, owner: str = "", dead: list[str] | None = None) -> None:
         """Remove a source's episodes and the facts only they support, then mend the timelines."""
         keys = self.graph.store.run("facts_keys_of_source", uuid=source_uuid, group_id=self.graph.group_id)
-        self.graph.clear_source(source_uuid)
+        self.graph.clear_source(source_uuid, owner, dead)
         self._index = None  # clearing may have removed orphaned entities
         temporal.retime(self.graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
 
     def _ingest_turns(self, conversation: Conversation, source_uuid: str, start: int, report: IngestReport,
-                      progress: Progress | None) -> None:
+                      progress: Progress | None, owner: str) -> None:
         group = self.graph.group_id
         units = [TurnUnit(turn, position, turn_uuid(group, conversation.name, position, turn))
                  for position, turn in enumerate(conversation.turns) if position >= start]
@@ -343,9 +408,8 @@ class Ingestor:
         fact_vectors = self.embedder.embed([row["text"] for row in fact_rows])
 
         now = to_ms(utcnow())
-        self.graph.begin_source(source_uuid, conversation.name, "dialogue", conversation.uri,
-                                conversation.content_hash, {**conversation.metadata, "title": conversation.title},
-                                turn_count=len(conversation.turns))
+        self.graph.renew(owner)  # claimed (state 'writing') in ingest_conversations
+        self.graph.set_turn_count(source_uuid, len(conversation.turns))
         self.graph.write("entities_upsert", entity_rows + alias_rows)
         self.graph.write_vectors("entity_embeddings_set", entity_rows, entity_vectors)
         self.graph.write("episodes_upsert", [{
@@ -367,7 +431,7 @@ class Ingestor:
         self.graph.write("next_upsert", links)
         self._write_facts(fact_rows, fact_vectors, timeline, report)
         self.graph.write("synonyms_upsert", synonyms)
-        self.graph.complete_source(source_uuid)
+        self.graph.complete_owned(source_uuid, owner)
         report.passages += len(units)
         report.entities += len(entity_rows)
         if progress:

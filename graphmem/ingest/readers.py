@@ -82,10 +82,20 @@ def _read_text(path: Path, max_bytes: int) -> str:
     if b"\x00" in data[:8192]:
         raise InputError("looks like a binary file (contains NUL bytes); graphmem reads UTF-8 text", path=path)
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise InputError(f"not valid UTF-8 (byte {exc.start}); convert it to UTF-8 first", path=path, line=line) from None
+    _refuse_nul(text, path)
+    return text
+
+
+def _refuse_nul(text: str, path: Path, line: int | None = None, field: str | None = None) -> None:
+    """NUL characters end strings in the store's C code: refuse them rather than truncate."""
+    at = text.find("\x00")
+    if at >= 0:
+        where = line if line is not None else text.count("\n", 0, at) + 1
+        raise InputError("contains a NUL character; graphmem reads text", path=path, line=where, field=field)
 
 
 def _title_of(path: Path, text: str) -> str:
@@ -109,54 +119,85 @@ def _parse_date(value: object, path: Path, line: int) -> datetime | None:
         raise InputError(f"{value!r} is not an ISO date like 2023-05-01", path=path, line=line, field="date") from None
 
 
-def read_jsonl(path: Path, text: str) -> list[Document]:
+def read_jsonl(path: Path, text: str, errors: list[InputError] | None = None) -> list[Document]:
+    """The records of a JSONL file. With ``errors`` (a list), a bad record is
+    appended to it and skipped instead of raised."""
     documents: list[Document] = []
     seen_ids: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-            raise InputError(f"invalid JSON: {reason}", path=path, line=number) from None
-        if not isinstance(record, dict):
-            raise InputError("each line must be a JSON object", path=path, line=number)
-        body = record.get("text")
-        if not isinstance(body, str) or not body.strip():
-            raise InputError("missing or empty (a non-empty string is required)", path=path, line=number, field="text")
-        title = record.get("title") or ""
-        if not isinstance(title, str):
-            raise InputError("must be a string", path=path, line=number, field="title")
-        raw_id = record.get("id")
-        if raw_id is not None and not isinstance(raw_id, (str, int)):
-            raise InputError("must be a string or an integer", path=path, line=number, field="id")
-        record_id = str(raw_id) if raw_id is not None else f"L{number}"
-        if record_id in seen_ids:
-            raise InputError(f"duplicate id {record_id!r} (first on line {seen_ids[record_id]})",
-                             path=path, line=number, field="id")
-        seen_ids[record_id] = number
-        documents.append(Document(name=f"{path}#{record_id}", text=body, title=title,
-                                  date=_parse_date(record.get("date"), path, number),
-                                  uri=path.as_uri(), metadata={"id": record_id, "line": str(number)}))
-    if not documents:
+            documents.append(_jsonl_record(path, number, line, seen_ids))
+        except InputError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+    if not documents and errors is None:
         raise InputError("no records (empty JSONL file)", path=path)
     return documents
 
 
-def read_documents(paths: Iterable[str | Path], max_file_bytes: int = 200 * 1024 * 1024) -> list[Document]:
-    """Read every document named by ``paths``; raises :class:`InputError` on the first bad one."""
+def _jsonl_record(path: Path, number: int, line: str, seen_ids: dict[str, int]) -> Document:
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        raise InputError(f"invalid JSON: {reason}", path=path, line=number) from None
+    if not isinstance(record, dict):
+        raise InputError("each line must be a JSON object", path=path, line=number)
+    body = record.get("text")
+    if not isinstance(body, str) or not body.strip():
+        raise InputError("missing or empty (a non-empty string is required)", path=path, line=number, field="text")
+    _refuse_nul(body, path, number, "text")
+    title = record.get("title") or ""
+    if not isinstance(title, str):
+        raise InputError("must be a string", path=path, line=number, field="title")
+    _refuse_nul(title, path, number, "title")
+    raw_id = record.get("id")
+    if raw_id is not None and not isinstance(raw_id, (str, int)):
+        raise InputError("must be a string or an integer", path=path, line=number, field="id")
+    record_id = str(raw_id) if raw_id is not None else f"L{number}"
+    _refuse_nul(record_id, path, number, "id")
+    if record_id in seen_ids:
+        raise InputError(f"duplicate id {record_id!r} (first on line {seen_ids[record_id]})",
+                         path=path, line=number, field="id")
+    date = _parse_date(record.get("date"), path, number)
+    seen_ids[record_id] = number
+    return Document(name=f"{path}#{record_id}", text=body, title=title, date=date,
+                    uri=path.as_uri(), metadata={"id": record_id, "line": str(number)})
+
+
+def read_documents(paths: Iterable[str | Path], max_file_bytes: int = 200 * 1024 * 1024,
+                   errors: list[InputError] | None = None, max_errors: int = 0) -> list[Document]:
+    """Read every document named by ``paths``.
+
+    Strict by default: raises :class:`InputError` on the first bad file or
+    record. Lenient when ``errors`` is a list: bad files and JSONL records are
+    skipped and collected there, until more than ``max_errors`` are found,
+    which raises (so a corpus that is mostly garbage is not half-ingested).
+    """
     documents: list[Document] = []
     for path in expand_paths(paths):
-        suffix = path.suffix.lower()
-        if suffix not in SUFFIXES:
-            raise InputError(f"unsupported file type {suffix or '(none)'!r}; graphmem reads "
-                             f"{', '.join(sorted(SUFFIXES))}", path=path)
-        text = _read_text(path, max_file_bytes)
-        if suffix in JSONL_SUFFIXES:
-            documents += read_jsonl(path, text)
-        elif not text.strip():
-            raise InputError("file is empty", path=path)
-        else:
-            documents.append(Document(name=str(path), text=text, title=_title_of(path, text), uri=path.as_uri()))
+        try:
+            documents += _read_file(path, max_file_bytes, errors)
+        except InputError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+        if errors is not None and len(errors) > max_errors:
+            raise InputError(f"more than {max_errors} bad records or files (--max-errors); the last: {errors[-1]}")
     return documents
+
+
+def _read_file(path: Path, max_file_bytes: int, errors: list[InputError] | None) -> list[Document]:
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(f"unsupported file type {suffix or '(none)'!r}; graphmem reads "
+                         f"{', '.join(sorted(SUFFIXES))}", path=path)
+    text = _read_text(path, max_file_bytes)
+    if suffix in JSONL_SUFFIXES:
+        return read_jsonl(path, text, errors)
+    if not text.strip():
+        raise InputError("file is empty", path=path)
+    return [Document(name=str(path), text=text, title=_title_of(path, text), uri=path.as_uri())]

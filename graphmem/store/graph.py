@@ -38,27 +38,79 @@ class Graph:
         row = rows[0]
         return SourceState(row["uuid"], row["content_hash"] or "", row["state"] or "", int(row.get("turn_count") or 0))
 
-    def begin_source(self, uuid: str, name: str, kind: str, uri: str, content_hash: str,
-                     metadata: dict[str, Any] | None = None, turn_count: int | None = None) -> None:
-        self.store.run("source_begin", uuid=uuid, group_id=self.group_id, name=name, kind=kind, uri=uri,
-                       content_hash=content_hash, metadata=json.dumps(metadata or {}, sort_keys=True))
-        if turn_count is not None:
-            self.store.run("source_turn_count_set", uuid=uuid, group_id=self.group_id, turn_count=turn_count)
+    def set_turn_count(self, uuid: str, turn_count: int) -> None:
+        """Dialogue sources: how many turns are stored (a grown chat log appends after them)."""
+        self.store.run("source_turn_count_set", uuid=uuid, group_id=self.group_id, turn_count=turn_count)
 
-    def complete_source(self, uuid: str) -> None:
-        self.store.run("source_complete", uuid=uuid, group_id=self.group_id)
-
-    def clear_source(self, uuid: str) -> dict[str, int]:
+    def clear_source(self, uuid: str, owner: str = "", dead: list[str] | None = None) -> dict[str, int]:
         """Remove a source's episodes, the facts only they support, and orphaned entities.
 
         The Source node stays (call :meth:`delete_source` to drop it too).
+        Orphans are kept while another live writer (not ``owner``, not in
+        ``dead``) has a source in 'writing'; a later :meth:`sweep` removes them.
         """
         params = {"uuid": uuid, "group_id": self.group_id}
         self.store.run("facts_unsupport", **params)
         facts = self.store.run("facts_delete_unsupported", group_id=self.group_id)
         episodes = self.store.run("source_episodes_delete", **params)
-        entities = self.store.run("entities_delete_orphans", group_id=self.group_id)
-        return {"episodes": _count(episodes), "facts": _count(facts), "entities": _count(entities)}
+        entities = self.delete_orphans(owner, dead)
+        return {"episodes": _count(episodes), "facts": _count(facts), "entities": entities}
+
+    def delete_orphans(self, owner: str = "", dead: list[str] | None = None) -> int:
+        """Delete entities nothing mentions or relates, unless another live writer is busy."""
+        rows = self.store.run("entities_delete_orphans", group_id=self.group_id, owner=owner,
+                              dead=list(dead if dead is not None else [""]))
+        return _count(rows)
+
+    # -- ownership (see graphmem.store.owners) ---------------------------------------
+    def claim_source(self, uuid: str, name: str, kind: str, uri: str, content_hash: str,
+                     metadata: dict[str, Any] | None, owner: str, dead: list[str]) -> dict[str, Any]:
+        """Claim a source for writing: ``{mine, done, busy, was}`` (one atomic query)."""
+        from graphmem.store.owners import now_ms
+
+        rows = self.store.run("source_claim", uuid=uuid, group_id=self.group_id, name=name, kind=kind, uri=uri,
+                              content_hash=content_hash, metadata=json.dumps(metadata or {}, sort_keys=True),
+                              owner=owner, dead=dead, now=now_ms())
+        return rows[0]
+
+    def writing_sources(self) -> list[Row]:
+        return self.store.run("sources_writing", group_id=self.group_id)
+
+    def complete_owned(self, uuid: str, owner: str) -> bool:
+        from graphmem.store.owners import now_ms
+
+        return bool(self.store.run("source_complete_owned", uuid=uuid, group_id=self.group_id, owner=owner,
+                                   now=now_ms()))
+
+    def renew(self, owner: str) -> None:
+        from graphmem.store.owners import now_ms
+
+        self.store.run("sources_renew", group_id=self.group_id, owner=owner, now=now_ms())
+
+    def sweep(self, owner: str) -> dict[str, int]:
+        """Converge after crashes: take over and remove every source a dead writer
+        left in 'writing' (its episodes, the facts only they support, then the
+        Source itself), delete facts with no support left and orphan entities.
+        Safe to run while other processes ingest: live writers are left alone."""
+        from graphmem.store.owners import dead_owners, now_ms
+
+        writing = self.writing_sources()
+        dead = dead_owners(writing)
+        removed = {"sources": 0, "episodes": 0, "facts": 0, "entities": 0}
+        for row in writing:
+            if row["owner"] not in dead:
+                continue
+            taken = self.store.run("source_takeover", uuid=row["uuid"], group_id=self.group_id,
+                                   dead_owner=row["owner"], owner=owner, now=now_ms())
+            if not taken:
+                continue  # someone else took it over first
+            for key, value in self.clear_source(row["uuid"], owner, dead).items():
+                removed[key] += value
+            self.store.run("source_delete_owned", uuid=row["uuid"], group_id=self.group_id, owner=owner)
+            removed["sources"] += 1
+        removed["facts"] += _count(self.store.run("facts_delete_unsupported", group_id=self.group_id))
+        removed["entities"] += self.delete_orphans(owner, dead)
+        return removed
 
     def delete_source(self, uuid: str) -> dict[str, int]:
         removed = self.clear_source(uuid)

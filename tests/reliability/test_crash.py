@@ -1,0 +1,123 @@
+"""Crash safety for real: ``graphmem ingest`` killed with SIGKILL at random
+points, then run again, must end with exactly the graph of one clean run; the
+embedded server killed mid-run must give a one-line error, and the next run
+must find every acknowledged write and converge too."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.reliability.helpers import (DOCS, assert_same_graph, cli, cli_env, fingerprint, invariants, open_store, run_cli,
+                                      stop_server)
+
+CORPUS = [str(p) for p in DOCS[:8]]
+KILLS = 4
+SEED = int(os.environ.get("GRAPHMEM_KILL_SEED", "8"))
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """One clean run of the corpus: the graph every other run must end with, and its duration."""
+    home = tmp_path_factory.mktemp("clean") / "home"
+    started = time.monotonic()
+    result = run_cli(home, "ingest", "-q", *CORPUS)
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert not invariants(home)
+    fp = fingerprint(home)
+    assert fp["counts"]["Episode"] >= len(CORPUS) and fp["counts"]["FACT"] > 0
+    yield fp, seconds
+    stop_server(home)
+
+
+@pytest.fixture
+def home(tmp_path):
+    yield tmp_path / "home"
+    stop_server(tmp_path / "home")
+
+
+def _writing(home) -> tuple[int, int]:
+    store = open_store(home)
+    try:
+        rows = store.run("sources_list", group_id="default")
+    finally:
+        store.close()
+    return sum(r["state"] == "writing" for r in rows), sum(r["state"] == "complete" for r in rows)
+
+
+def test_sigkill_at_random_points_then_rerun_gives_the_clean_graph(clean, home, record_property):
+    expected, seconds = clean
+    rng = random.Random(SEED)
+    log = []
+    for attempt in range(KILLS):
+        proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS), env=cli_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        # the first ~10 s load the models; spread the kills over the write phase
+        delay = rng.uniform(0.45, 1.0) * seconds
+        try:
+            proc.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        writing, complete = _writing(home) if (home / "falkordb").exists() else (0, 0)
+        log.append({"kill_at_s": round(delay, 1), "rc": proc.returncode, "writing": writing, "complete": complete})
+    result = run_cli(home, "ingest", "-q", *CORPUS)
+    assert result.returncode == 0, result.stderr
+    record_property("kills", json.dumps(log))
+    print("kills:", json.dumps(log))
+    assert any(entry["rc"] == -signal.SIGKILL for entry in log), log
+    assert not invariants(home)
+    assert_same_graph(fingerprint(home), expected)
+
+
+def test_server_killed_mid_run_gives_one_line_error_and_loses_nothing(clean, home):
+    from graphmem.store.falkordb_server import EmbeddedServer
+
+    expected, _ = clean
+    proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS), env=cli_env(GRAPHMEM_FSYNC="always"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = EmbeddedServer(home)
+    acknowledged: list[dict] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if server.ping():
+            store = open_store(home)
+            try:
+                rows = store.run("sources_list", group_id="default")
+            finally:
+                store.close()
+            if any(r["state"] == "complete" for r in rows):
+                acknowledged = [r for r in rows if r["state"] == "complete"]
+                break
+        time.sleep(0.2)
+    assert acknowledged, "the ingest finished before any source was complete; nothing to kill"
+    os.kill(int(server.pidfile.read_text()), signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    # (sentence-transformers' own "Loading weights" bar may precede it)
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    assert len(errors) == 1 and errors[0] == lines[-1], stderr
+    assert errors[0].startswith("error: lost the embedded store") and "run the command again" in errors[0], stderr
+    assert "Traceback" not in stderr
+
+    # the next command restarts the server; every source acknowledged complete is still there
+    store = open_store(home)
+    try:
+        after = {r["uuid"]: r for r in store.run("sources_list", group_id="default")}
+    finally:
+        store.close()
+    for row in acknowledged:
+        assert after[row["uuid"]]["state"] == "complete"
+        assert after[row["uuid"]]["episodes"] == row["episodes"]
+    result = run_cli(home, "ingest", "-q", *CORPUS)
+    assert result.returncode == 0, result.stderr
+    assert not invariants(home)
+    assert_same_graph(fingerprint(home), expected)
