@@ -54,8 +54,12 @@ class SpacyExtractor:
         return [extract_doc(doc, ref, speaker, title) for doc, ref, speaker, title in zip(docs, refs, who, heads)]
 
     def query_mentions(self, text: str) -> list[str]:
-        """Entity names in a question, as the ingestion side would name them."""
-        return [m.name for m in extract_doc(self.nlp(text), None, "").mentions]
+        """Named entities in a question, as the ingestion side would name them.
+
+        Generic noun phrases ("the company", "the founder") are left out: as seeds
+        they are hubs that spread the walk everywhere; facts cover them instead.
+        """
+        return [m.name for m in extract_doc(self.nlp(text), None, "").mentions if m.type != "CONCEPT"]
 
 
 def _trim(span) -> tuple[str, range]:

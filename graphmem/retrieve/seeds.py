@@ -6,8 +6,10 @@ Three kinds of seed, as in HippoRAG 2, with an LLM-free recognition step:
   ``fact_threshold``, top ``fact_top_k``) give weight to their subject and
   object entities;
 * query-entity seeds: entities named in the query itself;
-* passage seeds: the hybrid (dense + BM25) passage scores, with a small weight
-  (``passage_seed_weight``) so the graph, not the dense ranking, leads.
+* passage seeds: the best hybrid (dense + BM25) passages, weighted by a
+  softmax of their scores (``passage_temperature``) times
+  ``passage_seed_weight``; the walk then spreads from them through their
+  entities to passages that share no words with the query.
 
 Entity weights are divided by how many passages mention the entity, so rare,
 specific entities steer the walk and hubs do not.
@@ -82,6 +84,12 @@ def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores
         # passage that matches the query outright still starts the walk, but with
         # a small weight so the graph, not the dense ranking, leads
         top = np.argsort(-passage_scores)[: settings.passage_top_k]
-        weights = minmax(passage_scores[top])
+        if settings.passage_temperature is None:
+            weights = minmax(passage_scores[top])
+        else:
+            # a softmax, as for facts: only passages close to the best one seed the walk
+            # (min-max would hand a 30th-ranked passage a sizeable weight, which floods a
+            # small corpus and blurs a large one)
+            weights = np.exp((passage_scores[top] - passage_scores[top[0]]) / settings.passage_temperature)
         reset[E + top] = (settings.passage_seed_weight if entity_weight else 1.0) * weights
     return Seeds(reset=reset, entities=entity_weight, facts=used_facts)
