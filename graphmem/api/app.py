@@ -22,13 +22,13 @@ import time
 import uuid as uuidlib
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 from graphmem.api.auth import KeyRecord, KeyStore
 from graphmem.api.cypher_guard import CypherRefused, check_query, check_result
 from graphmem.api.jobs import JobRunner
 from graphmem.api.models import (CypherRequest, CypherResponse, Hit, IngestRequest, IngestResponse, JobView,
-                                 KeyCreate, KeyView, Problem, SearchRequest, SearchResponse)
+                                 GROUP_PATTERN, ID_PATTERN, KeyCreate, KeyView, Problem, SearchRequest, SearchResponse)
 from graphmem.config import Settings
 from graphmem.errors import ConfigError, GraphmemError, InputError, StoreError
 
@@ -184,7 +184,7 @@ class RequestContext:
 def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = None,
                config: Optional[ApiConfig] = None, store=None):
     """The FastAPI app. ``store``: an open store to serve (else one is opened from ``settings``)."""
-    from fastapi import Depends, FastAPI, Query, Request
+    from fastapi import Depends, FastAPI, Path, Query, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.middleware.cors import CORSMiddleware
     from fastapi.responses import JSONResponse
@@ -333,7 +333,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         return IngestResponse(group=group, report=work(lambda n: None))
 
     @app.get("/v1/jobs/{job_id}", response_model=JobView, tags=["ingestion"])
-    def job_status(job_id: str, request: Request, who: Principal = Depends(principal)):
+    def job_status(job_id: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, who: Principal = Depends(principal)):
         """Progress of a background ingestion (``done``/``total`` documents and turns) and its report."""
         job = state["jobs"].get(job_id)
         if job is None or (who.groups is not None and job.group not in who.groups):
@@ -342,7 +342,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
 
     # -- reading the graph -------------------------------------------------------------------------------
     @app.get("/v1/episodes/{uuid}", tags=["graph"])
-    def episode(uuid: str, request: Request, group: Optional[str] = Query(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$"),
+    def episode(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, group: Optional[str] = Query(None, pattern=GROUP_PATTERN),
                 who: Principal = Depends(principal)) -> dict:
         """One episode (a passage or a dialogue turn) exactly as received, with its source."""
         group, memory, lock = scoped(request, who, group)
@@ -353,7 +353,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
                           "ingested_at": _iso(found.get("ingested_at")), "group": group})
 
     @app.get("/v1/entities/{uuid}", tags=["graph"])
-    def entity(uuid: str, request: Request, group: Optional[str] = Query(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$"),
+    def entity(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, group: Optional[str] = Query(None, pattern=GROUP_PATTERN),
                who: Principal = Depends(principal)) -> dict:
         """One entity: name, type, aliases and how many episodes mention it."""
         group, memory, lock = scoped(request, who, group)
@@ -363,10 +363,10 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         return _jsonable({**rows[0], "group": group})
 
     @app.get("/v1/facts", tags=["graph"])
-    def facts(request: Request, entity: str = Query(..., min_length=1, max_length=1000),
+    def facts(request: Request, entity: str = Query(..., min_length=1, max_length=1000, pattern=ID_PATTERN),
               as_of: Optional[str] = Query(None, description="ISO date/time: the facts true then"),
               history: bool = Query(False, description="also facts that were later contradicted"),
-              group: Optional[str] = Query(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$"),
+              group: Optional[str] = Query(None, pattern=GROUP_PATTERN),
               who: Principal = Depends(principal)) -> dict:
         """The facts about an entity (name, alias or uuid) as a timeline, oldest first."""
         group, memory, lock = scoped(request, who, group)
@@ -378,7 +378,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         return {"group": group, "entity": entity, "facts": [json.loads(r.model_dump_json()) for r in records]}
 
     @app.delete("/v1/sources/{uuid}", tags=["ingestion"])
-    def delete_source(uuid: str, request: Request, group: Optional[str] = Query(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$"),
+    def delete_source(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, group: Optional[str] = Query(None, pattern=GROUP_PATTERN),
                       who: Principal = Depends(principal)) -> dict:
         """Forget a source (by uuid or name): its episodes, the facts only they support, orphaned entities."""
         group, memory, lock = scoped(request, who, group)
@@ -387,7 +387,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         return {"group": group, "source": uuid, "removed": removed}
 
     @app.delete("/v1/episodes/{uuid}", tags=["ingestion"])
-    def delete_episode(uuid: str, request: Request, group: Optional[str] = Query(None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$"),
+    def delete_episode(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, group: Optional[str] = Query(None, pattern=GROUP_PATTERN),
                        who: Principal = Depends(principal)) -> dict:
         """Forget one episode and the facts only it supports."""
         group, memory, lock = scoped(request, who, group)
@@ -439,7 +439,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         return {**record.public(), "key": key}
 
     @app.delete("/v1/admin/keys/{key_id}", tags=["admin"])
-    def revoke_key(key_id: str, who: Principal = Depends(admin)) -> dict:
+    def revoke_key(key_id: Annotated[str, Path(pattern=ID_PATTERN)], who: Principal = Depends(admin)) -> dict:
         """Revoke a key: requests with it fail from now on."""
         if not keys.revoke(key_id):
             raise ApiError(404, f"no key {key_id!r}")

@@ -5,14 +5,42 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 GROUP_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+#: path parameters: uuids or source names, without NUL characters
+ID_PATTERN = r"^[^\x00]{1,1000}$"
 Group = Field(None, pattern=GROUP_PATTERN, description="tenant group; may be left out when the key has one group")
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """NUL characters cannot be stored (the embedded store's protocol ends strings at them)."""
+        where = _find_nul(data, "")
+        if where is not None:
+            raise ValueError(f"{where or 'body'}: NUL characters (\\u0000) are not allowed")
+        return data
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _find_nul(k, f"{path}.{k}".lstrip(".")) if isinstance(k, str) and "\x00" in k else \
+                _find_nul(v, f"{path}.{k}".lstrip("."))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _find_nul(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
 
 
 class SearchRequest(_Strict):
