@@ -5,6 +5,8 @@ Keys come from a JSON file (``graphmem serve --keys FILE``, written by
 
 - ``GRAPHMEM_API_KEYS``: ``KEY=group1,group2;KEY2=group3`` (plain keys, hashed on
   load and never kept) or ``sha256:HEX=group1`` (already hashed);
+- ``GRAPHMEM_API_KEY``: one key bound to ``GRAPHMEM_GROUP_ID`` (default ``default``),
+  as docker/compose.yaml passes it;
 - ``GRAPHMEM_ADMIN_KEY``: one admin key (plain or ``sha256:HEX``).
 
 The file holds only hashes::
@@ -159,6 +161,10 @@ def _from_env(env: dict[str, str] | os._Environ) -> list[KeyRecord]:
         digest = key if key.startswith("sha256:") else hash_key(key)
         records.append(KeyRecord(id=f"env_{i + 1}", hash=digest,
                                  groups=[check_group(g.strip()) for g in groups.split(",") if g.strip()]))
+    single = env.get("GRAPHMEM_API_KEY", "").strip()
+    if single:
+        records.append(KeyRecord(id="env_key", hash=single if single.startswith("sha256:") else hash_key(single),
+                                 groups=[check_group(env.get("GRAPHMEM_GROUP_ID", "").strip() or "default")]))
     admin = env.get("GRAPHMEM_ADMIN_KEY", "").strip()
     if admin:
         records.append(KeyRecord(id="env_admin", hash=admin if admin.startswith("sha256:") else hash_key(admin),
