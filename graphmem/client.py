@@ -166,7 +166,9 @@ class Client:
         """Delete a source (uuid or name) or one episode and the facts only it supports."""
         if (source is None) == (episode is None):
             raise InputError("forget takes a source or an episode (exactly one)")
-        path = f"/v1/sources/{source}" if source is not None else f"/v1/episodes/{episode}"
+        from urllib.parse import quote
+
+        path = f"/v1/sources/{quote(source, safe='')}" if source is not None else f"/v1/episodes/{quote(episode, safe='')}"
         return self._request("DELETE", path, params=self._params())["removed"]
 
     # -- inspection ------------------------------------------------------------------------------------

@@ -377,7 +377,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
             records = memory.facts(entity, as_of=when, history=history)
         return {"group": group, "entity": entity, "facts": [json.loads(r.model_dump_json()) for r in records]}
 
-    @app.delete("/v1/sources/{uuid}", tags=["ingestion"])
+    @app.delete("/v1/sources/{uuid:path}", tags=["ingestion"])
     def delete_source(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, group: Optional[str] = Query(None, pattern=GROUP_PATTERN),
                       who: Principal = Depends(principal)) -> dict:
         """Forget a source (by uuid or name): its episodes, the facts only they support, orphaned entities."""
@@ -522,7 +522,7 @@ def _conversation(c):
         from graphmem.ingest.dialogue import Conversation, Turn
     except ImportError:
         raise ApiError(501, "dialogue ingestion is not in this build of graphmem") from None
-    turns = [Turn(speaker=t.speaker, text=t.text, time=_utc(t.time), turn_id=t.id) for t in c.turns]
+    turns = [Turn(speaker=t.speaker, text=t.text, time=_utc(t.time), turn_id=t.id, session=t.session) for t in c.turns]
     return Conversation(name=c.name, turns=turns, title=c.title, uri=f"api:{c.name}")
 
 

@@ -59,7 +59,8 @@ class Hit(BaseModel):
     title: str = ""
     source: str = Field("", description="source name")
     occurred_at: datetime | None = None
-    speaker: str = ""
+    speaker: str = Field("", description="dialogue turns: who said it")
+    turn_id: str = Field("", description="dialogue turns: the turn's id")
     entities: list[str] = Field(default_factory=list, description="seed entities the passage mentions")
     facts: list[str] = Field(default_factory=list, description="facts that led to the passage")
 
@@ -84,6 +85,7 @@ class TurnIn(_Strict):
     text: str = Field(..., min_length=1)
     time: datetime | None = None
     id: str = Field("", max_length=100, description="turn id kept on the episode")
+    session: int = Field(0, ge=0, le=1_000_000, description="session number (turns of one sitting)")
 
 
 class ConversationIn(_Strict):
