@@ -355,12 +355,16 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
     @app.get("/v1/entities/{uuid}", tags=["graph"])
     def entity(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, group: Optional[str] = Query(None, pattern=GROUP_PATTERN),
                who: Principal = Depends(principal)) -> dict:
-        """One entity: name, type, aliases and how many episodes mention it."""
+        """One entity: name, type, aliases, how many episodes mention it, and its current facts."""
         group, memory, lock = scoped(request, who, group)
         rows = memory.store.run("entity_get", uuid=uuid, group_id=group)
         if not rows:
             raise ApiError(404, f"no entity {uuid!r} in group {group!r}")
-        return _jsonable({**rows[0], "group": group})
+        found = {**rows[0], "group": group}
+        if hasattr(memory, "facts"):  # its current facts (history: GET /v1/facts?history=true)
+            with lock:
+                found["facts"] = [json.loads(f.model_dump_json()) for f in memory.facts(uuid)]
+        return _jsonable(found)
 
     @app.get("/v1/facts", tags=["graph"])
     def facts(request: Request, entity: str = Query(..., min_length=1, max_length=1000, pattern=ID_PATTERN),
