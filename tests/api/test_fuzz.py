@@ -30,6 +30,10 @@ def test_no_server_errors(api, fuzz_schema):
     # schemathesis' pytest plugin does not load with this pytest; drive its strategies directly
     from hypothesis import given
 
+    from graphmem.memory import Memory
+
+    # until the temporal memory (issue 5) is merged, /v1/facts and DELETE answer 501 by design
+    temporal = hasattr(Memory, "facts") and hasattr(Memory, "forget")
     failures = []
     operations = [result.ok() for result in fuzz_schema.get_all_operations()]
     assert len(operations) >= 12  # every route of the schema is fuzzed
@@ -40,6 +44,8 @@ def test_no_server_errors(api, fuzz_schema):
         def check(case):
             headers = {"Authorization": f"Bearer {fuzz_schema.fuzz_key}"}
             response = case.call(base_url=api.url, headers=headers, timeout=60)
+            if response.status_code == 501 and not temporal:
+                return
             if response.status_code >= 500:
                 failures.append(f"{case.method} {case.formatted_path} body={str(case.body)[:200]!r} "
                                 f"query={case.query!r}: {response.status_code} {response.text[:300]}")
