@@ -30,3 +30,9 @@ RETURN sources, episodes, entities, facts, mentions, count(y) AS synonyms
 MATCH (n:Entity {group_id: $group_id})
 RETURN n.uuid AS uuid, n.name_key AS name_key, n.embedding AS embedding
 ORDER BY n.uuid SKIP $skip LIMIT $limit
+
+// name: entity_get
+MATCH (n:Entity {uuid: $uuid, group_id: $group_id})
+OPTIONAL MATCH (e:Episode {group_id: $group_id})-[:MENTIONS]->(n)
+RETURN n.uuid AS uuid, n.name AS name, n.type AS type, n.aliases AS aliases, n.summary AS summary,
+       count(e) AS mentions

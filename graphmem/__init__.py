@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["Memory", "SearchResult", "Settings", "GraphmemError", "__version__"]
+__all__ = ["Memory", "Client", "SearchResult", "Settings", "GraphmemError", "__version__"]
 
 if TYPE_CHECKING:
     from graphmem.config import Settings
     from graphmem.errors import GraphmemError
+    from graphmem.client import Client
     from graphmem.memory import Memory, SearchResult
 
 
@@ -19,6 +20,10 @@ def __getattr__(name: str) -> Any:
         from graphmem import memory
 
         return getattr(memory, name)
+    if name == "Client":
+        from graphmem.client import Client
+
+        return Client
     if name == "Settings":
         from graphmem.config import Settings
 

@@ -686,6 +686,111 @@ def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, po
                            max_queue=max_queue, max_texts=max_texts, max_chars=max_chars, request_timeout_s=timeout_s)
     serve(config, host=host, port=port, log_level=log_level)
 
+# -- serve / keys (the REST API) ---------------------------------------------------------
+_KEYS_HELP = "API key file (hashed keys) [env GRAPHMEM_API_KEYS_FILE]."
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; anything but loopback needs API keys.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option("--keys", "keys_file", envvar="GRAPHMEM_API_KEYS_FILE", type=click.Path(dir_okay=False), default=None,
+              help=_KEYS_HELP + " GRAPHMEM_API_KEYS / GRAPHMEM_ADMIN_KEY add keys from the environment.")
+@click.option("--cors-origin", multiple=True, help="Allowed CORS origin (repeatable); none by default.")
+@click.option("--max-body-mb", type=click.FloatRange(0.001), default=20.0, show_default=True,
+              help="Largest request body (413 beyond).")
+@click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.pass_obj
+@handle_errors
+def serve_cmd(obj: Context, host: str, port: int, keys_file: str | None, cors_origin: tuple[str, ...],
+              max_body_mb: float, embedder: str | None, log_level: str) -> None:
+    """Serve the retrieval REST API (search, ingest, facts, cypher) for RAG pipelines.
+
+    Every request carries an API key (Authorization: Bearer KEY or X-API-Key) bound
+    to one or more groups, and everything it reads or writes stays in them. With no
+    keys configured the server runs in local mode on 127.0.0.1 only. OpenAPI docs
+    are at /docs.
+
+    \b
+    Example:
+      graphmem keys add --keys keys.json --group acme      # prints the key once
+      graphmem serve --keys keys.json --host 0.0.0.0 --port 8000
+      curl -s localhost:8000/v1/search -H "Authorization: Bearer $KEY" \\
+           -H 'content-type: application/json' -d '{"query": "Who founded Acme?", "k": 5}'
+    """
+    from graphmem.api.app import ApiConfig, check_bind, serve
+    from graphmem.api.auth import KeyStore
+
+    keys = KeyStore(keys_file)
+    check_bind(host, keys)  # refuse before loading anything
+    config = ApiConfig(max_body_bytes=int(max_body_mb * 1024 * 1024), cors_origins=list(cors_origin))
+    serve(obj.settings(embedder=embedder), keys, config, host=host, port=port, log_level=log_level)
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Manage API keys of `graphmem serve` (stored hashed in a JSON file).
+
+    \b
+    Example:
+      graphmem keys add --keys keys.json --group acme --name ci
+      graphmem keys list --keys keys.json
+      graphmem keys revoke --keys keys.json k_1a2b3c4d
+    """
+
+
+def _key_file(path: str | None) -> str:
+    if not path:
+        raise click.UsageError("give the key file with --keys FILE (or GRAPHMEM_API_KEYS_FILE)")
+    return path
+
+
+@keys_group.command("add")
+@click.option("--keys", "keys_file", envvar="GRAPHMEM_API_KEYS_FILE", type=click.Path(dir_okay=False), help=_KEYS_HELP)
+@click.option("--group", "groups", multiple=True, help="Group the key may read and write (repeatable).")
+@click.option("--admin", is_flag=True, help="The key may manage keys (POST/GET/DELETE /v1/admin/keys).")
+@click.option("--name", default="", help="A label to recognise the key by.")
+@handle_errors
+def keys_add(keys_file: str | None, groups: tuple[str, ...], admin: bool, name: str) -> None:
+    """Create a key and print it (once: only its hash is stored)."""
+    from graphmem.api.auth import KeyStore
+
+    key, record = KeyStore(_key_file(keys_file), env={}).add(list(groups), admin=admin, name=name)
+    click.echo(key)
+    click.echo(f"id {record.id}, groups {','.join(record.groups) or '-'}{', admin' if admin else ''}", err=True)
+
+
+@keys_group.command("list")
+@click.option("--keys", "keys_file", envvar="GRAPHMEM_API_KEYS_FILE", type=click.Path(dir_okay=False), help=_KEYS_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def keys_list(keys_file: str | None, as_json: bool) -> None:
+    """List keys (ids, names, groups; never the keys)."""
+    from graphmem.api.auth import KeyStore
+
+    records = [r.public() for r in KeyStore(_key_file(keys_file), env={}).list()]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    for r in records:
+        click.echo(f"{r['id']}\t{r['name'] or '-'}\t{','.join(r['groups']) or '-'}\t{'admin' if r['admin'] else ''}")
+
+
+@keys_group.command("revoke")
+@click.option("--keys", "keys_file", envvar="GRAPHMEM_API_KEYS_FILE", type=click.Path(dir_okay=False), help=_KEYS_HELP)
+@click.argument("key_id")
+@handle_errors
+def keys_revoke(keys_file: str | None, key_id: str) -> None:
+    """Revoke a key by id (a running server re-reads nothing: restart it, or revoke through the admin API)."""
+    from graphmem.api.auth import KeyStore
+    from graphmem.errors import InputError
+
+    if not KeyStore(_key_file(keys_file), env={}).revoke(key_id):
+        raise InputError(f"no key {key_id!r} in {keys_file}")
+    click.echo(f"revoked {key_id}")
+
 
 # -- dialogues, facts over time, forgetting (issue 5) ---------------------------------
 def _when(text: str | None):

@@ -20,7 +20,7 @@ from graphmem.errors import InputError
 from graphmem.ingest.dialogue import Conversation, DialogueFormat, read_conversations
 from graphmem.ingest.pipeline import IngestReport, Ingestor, Progress
 from graphmem.ingest.readers import Document, read_documents
-from graphmem.store import open_store
+from graphmem.store import GraphStore, open_store
 from graphmem.store.graph import Graph
 from graphmem.timeutil import ensure_utc, from_ms, to_ms
 
@@ -71,9 +71,13 @@ class Memory:
     model start-up; the first ingest or search loads the embedder (and spaCy).
     """
 
-    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+    def __init__(self, settings: Settings | None = None, *, store: GraphStore | None = None,
+                 **overrides: Any) -> None:
+        """``store``: share an open store (the API server holds one Memory per group over
+        one connection); it is then left open by :meth:`close`."""
         self.settings = settings or Settings.from_env(**overrides)
-        self.store = open_store(self.settings)
+        self._owns_store = store is None
+        self.store = store if store is not None else open_store(self.settings)
         self.graph = Graph(self.store, self.settings.group_id)
         self._embedder = None
         self._extractor = None
@@ -85,7 +89,8 @@ class Memory:
         closer = getattr(self._extractor, "close", None)  # worker processes of a parallel extractor
         if closer is not None:
             closer()
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
     def __enter__(self) -> "Memory":
         return self

@@ -4,7 +4,7 @@
 // Params: $name (entity name or alias, any case), $group_id.
 MATCH (e:Entity {group_id: $group_id})
 WHERE toLower(e.name) = toLower($name) OR toLower($name) IN [a IN e.aliases | toLower(a)]
-MATCH (s:Entity)-[f:FACT]->(o:Entity)
+MATCH (s:Entity {group_id: $group_id})-[f:FACT]->(o:Entity)
 WHERE s = e OR o = e
 RETURN coalesce(f.valid_at, f.created_at) AS since, f.invalid_at AS valid_until,
        s.name AS subject, f.predicate AS predicate, o.name AS object, f.text AS text,

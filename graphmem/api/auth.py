@@ -1,0 +1,172 @@
+"""API keys: stored hashed, each bound to one or more groups; admin keys manage keys.
+
+Keys come from a JSON file (``graphmem serve --keys FILE``, written by
+``graphmem keys add``) and/or the environment:
+
+- ``GRAPHMEM_API_KEYS``: ``KEY=group1,group2;KEY2=group3`` (plain keys, hashed on
+  load and never kept) or ``sha256:HEX=group1`` (already hashed);
+- ``GRAPHMEM_API_KEY``: one key bound to ``GRAPHMEM_GROUP_ID`` (default ``default``),
+  as docker/compose.yaml passes it;
+- ``GRAPHMEM_ADMIN_KEY``: one admin key (plain or ``sha256:HEX``).
+
+The file holds only hashes::
+
+    {"keys": [{"id": "k_3f2a9c1b", "name": "ci", "hash": "sha256:...", "groups": ["acme"],
+               "admin": false, "created_at": "2026-11-23T12:00:00+00:00"}]}
+
+Keys are 32 random bytes (``gm_`` + urlsafe base64), so a plain SHA-256 is
+enough (no slow hash needed against guessing); comparisons are constant-time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import threading
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from graphmem.errors import ConfigError
+
+GROUP_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+PREFIX = "gm_"
+
+
+def hash_key(key: str) -> str:
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    return PREFIX + secrets.token_urlsafe(32)
+
+
+def check_group(group: str) -> str:
+    if not GROUP_RE.match(group):
+        raise ConfigError(f"invalid group {group!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
+    return group
+
+
+@dataclass
+class KeyRecord:
+    id: str
+    hash: str
+    groups: list[str]
+    admin: bool = False
+    name: str = ""
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def public(self) -> dict:
+        """What ``GET /v1/admin/keys`` and ``graphmem keys list`` show (never the hash)."""
+        return {"id": self.id, "name": self.name, "groups": list(self.groups), "admin": self.admin,
+                "created_at": self.created_at}
+
+
+class KeyStore:
+    """The keys a server accepts. Thread-safe; file-backed keys persist on change."""
+
+    def __init__(self, path: str | Path | None = None, env: dict[str, str] | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._lock = threading.Lock()
+        self._file_keys: list[KeyRecord] = []
+        self._env_keys: list[KeyRecord] = []
+        if self.path is not None and self.path.exists():
+            self._file_keys = _read_file(self.path)
+        self._env_keys = _from_env(os.environ if env is None else env)
+
+    # -- queries ----------------------------------------------------------------
+    @property
+    def configured(self) -> bool:
+        """False = local mode: no key exists, so the server must stay on 127.0.0.1."""
+        with self._lock:
+            return bool(self._file_keys or self._env_keys)
+
+    def lookup(self, key: str) -> KeyRecord | None:
+        digest = hash_key(key)
+        with self._lock:
+            for record in self._file_keys + self._env_keys:
+                if hmac.compare_digest(record.hash, digest):
+                    return record
+        return None
+
+    def list(self) -> list[KeyRecord]:
+        with self._lock:
+            return list(self._file_keys + self._env_keys)
+
+    # -- changes (file-backed keys only) ------------------------------------------
+    def add(self, groups: list[str], *, admin: bool = False, name: str = "") -> tuple[str, KeyRecord]:
+        """Create a key; returns (the plain key, shown once, and its record)."""
+        if not groups and not admin:
+            raise ConfigError("a key needs at least one group (or --admin)")
+        for group in groups:
+            check_group(group)
+        key = new_key()
+        record = KeyRecord(id="k_" + secrets.token_hex(4), hash=hash_key(key), groups=sorted(set(groups)),
+                           admin=admin, name=name)
+        with self._lock:
+            self._file_keys.append(record)
+            self._save()
+        return key, record
+
+    def revoke(self, key_id: str) -> bool:
+        with self._lock:
+            if any(r.id == key_id for r in self._env_keys):
+                raise ConfigError(f"key {key_id} comes from the environment; remove it there")
+            before = len(self._file_keys)
+            self._file_keys = [r for r in self._file_keys if r.id != key_id]
+            changed = len(self._file_keys) != before
+            if changed:
+                self._save()
+            return changed
+
+    def _save(self) -> None:
+        if self.path is None:
+            return  # keys added through the admin API live as long as the server then
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        tmp.write_text(json.dumps({"keys": [asdict(r) for r in self._file_keys]}, indent=2) + "\n")
+        os.chmod(tmp, 0o600)
+        tmp.replace(self.path)  # atomic: a crash never leaves half a key file
+
+
+def _read_file(path: Path) -> list[KeyRecord]:
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read the key file: {exc}") from exc
+    records = []
+    for i, item in enumerate(payload.get("keys", []) if isinstance(payload, dict) else []):
+        try:
+            record = KeyRecord(id=str(item["id"]), hash=str(item["hash"]), groups=[check_group(g) for g in item["groups"]],
+                               admin=bool(item.get("admin", False)), name=str(item.get("name", "")),
+                               created_at=str(item.get("created_at", "")))
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: keys[{i}]: missing or invalid field {exc}") from exc
+        if not record.hash.startswith("sha256:"):
+            raise ConfigError(f"{path}: keys[{i}]: field 'hash' must be 'sha256:HEX'")
+        records.append(record)
+    return records
+
+
+def _from_env(env: dict[str, str] | os._Environ) -> list[KeyRecord]:
+    records = []
+    for i, entry in enumerate(filter(None, (e.strip() for e in env.get("GRAPHMEM_API_KEYS", "").split(";")))):
+        key, sep, groups = entry.rpartition("=")
+        if not sep or not key:
+            raise ConfigError(f"GRAPHMEM_API_KEYS entry {i + 1}: write KEY=group1,group2")
+        digest = key if key.startswith("sha256:") else hash_key(key)
+        records.append(KeyRecord(id=f"env_{i + 1}", hash=digest,
+                                 groups=[check_group(g.strip()) for g in groups.split(",") if g.strip()]))
+    single = env.get("GRAPHMEM_API_KEY", "").strip()
+    if single:
+        records.append(KeyRecord(id="env_key", hash=single if single.startswith("sha256:") else hash_key(single),
+                                 groups=[check_group(env.get("GRAPHMEM_GROUP_ID", "").strip() or "default")]))
+    admin = env.get("GRAPHMEM_ADMIN_KEY", "").strip()
+    if admin:
+        records.append(KeyRecord(id="env_admin", hash=admin if admin.startswith("sha256:") else hash_key(admin),
+                                 groups=[], admin=True))
+    return records

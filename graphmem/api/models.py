@@ -1,0 +1,162 @@
+"""Request and response bodies of the REST API (they make the OpenAPI schema at /docs)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GROUP_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+#: path parameters: uuids or source names, without NUL characters
+ID_PATTERN = r"^[^\x00]{1,1000}$"
+Group = Field(None, pattern=GROUP_PATTERN, description="tenant group; may be left out when the key has one group")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        """NUL characters cannot be stored (the embedded store's protocol ends strings at them)."""
+        where = _find_nul(data, "")
+        if where is not None:
+            raise ValueError(f"{where or 'body'}: NUL characters (\\u0000) are not allowed")
+        return data
+
+
+def _find_nul(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found = _find_nul(k, f"{path}.{k}".lstrip(".")) if isinstance(k, str) and "\x00" in k else \
+                _find_nul(v, f"{path}.{k}".lstrip("."))
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            found = _find_nul(v, f"{path}[{i}]")
+            if found is not None:
+                return found
+    return None
+
+
+class SearchRequest(_Strict):
+    query: str = Field(..., min_length=1, max_length=4000, description="the question")
+    k: int = Field(5, ge=1, le=100, description="passages to return")
+    mode: Literal["graph", "dense", "bm25"] = Field("graph", description="graph: PPR multi-hop; dense; bm25")
+    as_of: datetime | None = Field(None, description="only facts valid at this time count (naive = UTC)")
+    group: str | None = Group
+
+
+class Hit(BaseModel):
+    uuid: str = Field(..., description="episode uuid (GET /v1/episodes/{uuid})")
+    rank: int
+    score: float
+    content: str
+    title: str = ""
+    source: str = Field("", description="source name")
+    occurred_at: datetime | None = None
+    speaker: str = Field("", description="dialogue turns: who said it")
+    turn_id: str = Field("", description="dialogue turns: the turn's id")
+    entities: list[str] = Field(default_factory=list, description="seed entities the passage mentions")
+    facts: list[str] = Field(default_factory=list, description="facts that led to the passage")
+
+
+class SearchResponse(BaseModel):
+    group: str
+    mode: str
+    took_ms: float
+    results: list[Hit]
+
+
+class DocumentIn(_Strict):
+    name: str = Field(..., min_length=1, max_length=1000, description="unique source name (re-ingesting replaces it)")
+    text: str = Field(..., min_length=1, description="the document text")
+    title: str = Field("", max_length=1000)
+    date: datetime | None = Field(None, description="when the document was written (facts' default valid_at)")
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class TurnIn(_Strict):
+    speaker: str = Field(..., min_length=1, max_length=80)
+    text: str = Field(..., min_length=1)
+    time: datetime | None = None
+    id: str = Field("", max_length=100, description="turn id kept on the episode")
+    session: int = Field(0, ge=0, le=1_000_000, description="session number (turns of one sitting)")
+
+
+class ConversationIn(_Strict):
+    name: str = Field(..., min_length=1, max_length=1000, description="unique source name of the dialogue")
+    title: str = Field("", max_length=1000)
+    turns: list[TurnIn] = Field(..., min_length=1)
+
+
+class IngestRequest(_Strict):
+    documents: list[DocumentIn] = Field(default_factory=list, max_length=10_000)
+    conversations: list[ConversationIn] = Field(default_factory=list, max_length=10_000,
+                                                description="dialogues: one episode per turn")
+    background: bool | None = Field(None, description="run as a job (default: when the request is large)")
+    group: str | None = Group
+
+
+class IngestResponse(BaseModel):
+    group: str
+    job: str | None = Field(None, description="job id when the ingestion runs in the background")
+    report: dict[str, Any] | None = None
+
+
+class JobView(BaseModel):
+    id: str
+    group: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    done: int
+    total: int
+    error: str | None = None
+    report: dict[str, Any] | None = None
+    created_at: float
+    finished_at: float | None = None
+
+
+class CypherRequest(_Strict):
+    query: str = Field(..., min_length=1, max_length=20_000,
+                       description="read-only Cypher; every pattern anchored with {group_id: $group_id}")
+    params: dict[str, Any] = Field(default_factory=dict, description="query parameters ($group_id is set by the server)")
+    limit: int = Field(1000, ge=1, le=10_000, description="maximum rows returned")
+    timeout_ms: int = Field(5000, ge=1, le=60_000)
+    group: str | None = Group
+
+
+class CypherResponse(BaseModel):
+    group: str
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
+
+
+class KeyCreate(_Strict):
+    groups: list[str] = Field(default_factory=list, max_length=100)
+    admin: bool = False
+    name: str = Field("", max_length=200)
+
+
+class KeyView(BaseModel):
+    id: str
+    name: str
+    groups: list[str]
+    admin: bool
+    created_at: str
+    key: str | None = Field(None, description="the plain key: shown once, when it is created")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details (``application/problem+json``)."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None

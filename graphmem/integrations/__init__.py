@@ -1,0 +1,1 @@
+"""Adapters to RAG frameworks (each imports its framework lazily)."""
