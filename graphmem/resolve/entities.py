@@ -61,8 +61,9 @@ class EntityIndex:
         self.keys: list[str] = []
         self.uuids: list[str] = []
         self.by_key: dict[str, int] = {}
-        self._vectors = np.zeros((0, dim), dtype=np.float32)
-        self._pending: list[np.ndarray] = []
+        # rows [0, len) are used; capacity doubles, so adding one entity is amortised O(dim)
+        # (re-stacking the whole matrix per new entity made ingestion quadratic)
+        self._buffer = np.zeros((1024, dim), dtype=np.float32)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -71,14 +72,17 @@ class EntityIndex:
         self.by_key[key] = len(self.keys)
         self.keys.append(key)
         self.uuids.append(uuid)
-        self._pending.append(np.asarray(vector, dtype=np.float32).reshape(1, -1))
+        row = len(self.keys) - 1
+        if row >= len(self._buffer):
+            grown = np.zeros((2 * len(self._buffer), self.dim), dtype=np.float32)
+            grown[: len(self._buffer)] = self._buffer
+            self._buffer = grown
+        self._buffer[row] = np.asarray(vector, dtype=np.float32).reshape(-1)
 
     @property
     def vectors(self) -> np.ndarray:
-        if self._pending:
-            self._vectors = np.vstack([self._vectors, *self._pending])
-            self._pending = []
-        return self._vectors
+        """The entity vectors, one row per key in :attr:`keys` (a view, not a copy)."""
+        return self._buffer[: len(self.keys)]
 
     def resolve(self, names: dict[str, str], vectors: dict[str, np.ndarray]) -> Resolution:
         """Resolve surface ``names`` (name -> entity type) whose embeddings are in ``vectors``."""
@@ -112,7 +116,9 @@ class EntityIndex:
             uuid = entity_uuid(self.group_id, key)
             if self.synonym_top_k and len(self):
                 sims = self.vectors @ vector
-                top = np.argsort(-sims)[: self.synonym_top_k]
+                k = min(self.synonym_top_k, len(sims))
+                top = np.argpartition(-sims, k - 1)[:k]
+                top = top[np.argsort(-sims[top])]
                 for index in top:
                     if sims[index] < self.synonym_threshold:
                         break

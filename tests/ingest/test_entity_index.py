@@ -1,0 +1,55 @@
+"""EntityIndex: exact keys, fuzzy spelling merges, synonyms, and growth past its first buffer."""
+
+import numpy as np
+
+from graphmem.resolve.entities import EntityIndex, entity_key
+
+
+def _unit(rng, dim=8):
+    v = rng.normal(size=dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_vectors_stay_aligned_with_keys_as_the_index_grows():
+    rng = np.random.default_rng(0)
+    index = EntityIndex("g", 8)
+    added = [_unit(rng) for _ in range(2500)]  # past the 1024-row buffer, twice
+    for i, v in enumerate(added):
+        index.add(f"entity {i}", f"u{i}", v)
+    assert index.vectors.shape == (2500, 8)
+    assert np.array_equal(index.vectors, np.stack(added))
+    assert index.uuids[index.by_key["entity 1999"]] == "u1999"
+
+
+def test_resolve_exact_fuzzy_new_and_synonyms():
+    rng = np.random.default_rng(1)
+    index = EntityIndex("g", 8, synonym_threshold=0.9, synonym_top_k=2)
+    bridge = _unit(rng)
+    index.add(entity_key("Kessary Bridge"), "bridge", bridge)
+    near = bridge + 0.01 * _unit(rng)
+    near /= np.linalg.norm(near)
+    other = _unit(rng)
+    result = index.resolve({"the Kessary Bridge": "FAC", "Kessary Bridges": "FAC", "Marwick": "PERSON"},
+                           {"Kessary Bridges": near, "Marwick": other, "the Kessary Bridge": bridge})
+    # same key after normalisation, and a one-letter variant with a close vector: the same entity
+    assert result.uuid_of["the Kessary Bridge"] == "bridge"
+    assert result.uuid_of["Kessary Bridges"] == "bridge"
+    assert result.aliases["bridge"] == {"the Kessary Bridge", "Kessary Bridges"}
+    # a new name becomes a new entity, kept in the index for the next batch
+    assert [row["name"] for row in result.new] == ["Marwick"]
+    assert entity_key("Marwick") in index.by_key and len(index) == 2
+
+
+def test_synonyms_are_the_nearest_above_the_threshold_best_first():
+    rng = np.random.default_rng(2)
+    index = EntityIndex("g", 8, synonym_threshold=0.5, synonym_top_k=2)
+    base = _unit(rng)
+    for i, noise in enumerate([0.05, 0.4, 0.2, 3.0]):
+        v = base + noise * _unit(rng)
+        index.add(f"name {i}", f"u{i}", v / np.linalg.norm(v))
+    result = index.resolve({"Brand New": ""}, {"Brand New": base})
+    pairs = [(s["b"], round(s["score"], 6)) for s in result.synonyms]
+    sims = {f"u{i}": float(index.vectors[i] @ base) for i in range(4)}
+    expected = sorted((u for u in sims if sims[u] >= 0.5), key=lambda u: -sims[u])[:2]
+    assert [b for b, _ in pairs] == expected
+    assert all(score >= 0.5 for _, score in pairs)
