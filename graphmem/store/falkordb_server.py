@@ -86,7 +86,11 @@ class EmbeddedServer:
         import redis
 
         try:
-            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2)
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            # one try: a stale socket should answer "no" at once, not after seconds of backoff
+            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2, retry=Retry(NoBackoff(), 0))
             ok = bool(client.ping())
             client.close()
             return ok
@@ -176,7 +180,15 @@ class EmbeddedServer:
         try:
             client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout)
             self._compact(client, timeout)
-            client.shutdown(nosave=False)
+            client.close()
+            # no retries: the connection closing is the expected answer to SHUTDOWN, and
+            # redis-py's default retry would back off for seconds reconnecting to a socket
+            # that is gone
+            from redis.backoff import NoBackoff
+            from redis.retry import Retry
+
+            quick = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
+            quick.shutdown(nosave=False)
         except redis.ConnectionError:
             pass  # the server closes the connection as it exits
         except redis.RedisError as exc:
