@@ -41,6 +41,9 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         path = resolve_model_path(model)
         from sentence_transformers import SentenceTransformer  # slow import: keep it lazy
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a "Loading weights" bar on every command is noise
 
         self._model = SentenceTransformer(path, device=device)
         if fp16 if fp16 is not None else device.startswith("cuda"):
