@@ -64,11 +64,16 @@ class EntityIndex:
         # rows [0, len) are used; capacity doubles, so adding one entity is amortised O(dim)
         # (re-stacking the whole matrix per new entity made ingestion quadratic)
         self._buffer = np.zeros((1024, dim), dtype=np.float32)
+        # key length -> (indices, keys): the fuzzy-match candidates, kept as ready lists
+        self._by_length: dict[int, tuple[list[int], list[str]]] = {}
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def add(self, key: str, uuid: str, vector: np.ndarray) -> None:
+        indices, keys = self._by_length.setdefault(len(key), ([], []))
+        indices.append(len(self.keys))
+        keys.append(key)
         self.by_key[key] = len(self.keys)
         self.keys.append(key)
         self.uuids.append(uuid)
@@ -84,11 +89,55 @@ class EntityIndex:
         """The entity vectors, one row per key in :attr:`keys` (a view, not a copy)."""
         return self._buffer[: len(self.keys)]
 
-    def resolve(self, names: dict[str, str], vectors: dict[str, np.ndarray]) -> Resolution:
-        """Resolve surface ``names`` (name -> entity type) whose embeddings are in ``vectors``."""
+    def similar_spellings(self, key: str, limit: int = 3) -> list[int]:
+        """Indices of up to ``limit`` keys whose rapidfuzz ratio to ``key`` is at least
+        ``fuzzy_ratio``, best first.
+
+        Only keys of about the same length can reach the cutoff (the ratio is at most
+        1 - |len a - len b| / (len a + len b)), so only those are compared: a few
+        thousand instead of every entity in a large store.
+        """
         from rapidfuzz import fuzz, process
 
+        slack = 1.0 - self.fuzzy_ratio / 100.0
+        n = len(key)
+        # |n - m| <= slack * (n + m)  <=>  m in [n (1 - slack) / (1 + slack), n (1 + slack) / (1 - slack)]
+        low = int(np.floor(n * (1 - slack) / (1 + slack)))
+        high = int(np.ceil(n * (1 + slack) / max(1e-9, 1 - slack)))
+        candidates: list[int] = []
+        choices: list[str] = []
+        for m in range(low, high + 1):
+            bucket = self._by_length.get(m)
+            if bucket:
+                candidates += bucket[0]
+                choices += bucket[1]
+        if not candidates:
+            return []
+        found = process.extract(key, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio, limit=limit)
+        return [candidates[position] for _, _, position in found]
+
+    def _nearest_existing(self, names: dict[str, str], vectors: dict[str, np.ndarray],
+                          chunk: int = 256) -> dict[str, list[tuple[int, float]]]:
+        """The ``synonym_top_k`` nearest stored entities of every name that may become a
+        new entity, as matrix products over chunks of names (one matrix-vector product
+        per name made resolution cost O(entities) Python-level calls per batch)."""
+        if not self.synonym_top_k or not len(self):
+            return {}
+        pending = [n for n in names if n in vectors and entity_key(n) and entity_key(n) not in self.by_key]
+        stored = self.vectors
+        nearest: dict[str, list[tuple[int, float]]] = {}
+        for start in range(0, len(pending), chunk):
+            part = pending[start:start + chunk]
+            sims = np.stack([np.asarray(vectors[n], dtype=np.float32) for n in part]) @ stored.T
+            for row, name in enumerate(part):
+                nearest[name] = _top_k(sims[row], self.synonym_top_k)
+        return nearest
+
+    def resolve(self, names: dict[str, str], vectors: dict[str, np.ndarray]) -> Resolution:
+        """Resolve surface ``names`` (name -> entity type) whose embeddings are in ``vectors``."""
         result = Resolution()
+        existing = len(self)
+        nearest = self._nearest_existing(names, vectors)
         for name, type_ in names.items():
             key = entity_key(name)
             if not key:
@@ -102,8 +151,7 @@ class EntityIndex:
             vector = vectors[name]
             merged = None
             if len(key) >= 6 and self.keys:
-                for _, score, index in process.extract(key, self.keys, scorer=fuzz.ratio,
-                                                       score_cutoff=self.fuzzy_ratio, limit=3):
+                for index in self.similar_spellings(key):
                     if float(self.vectors[index] @ vector) >= self.merge_cosine:
                         merged = index
                         break
@@ -115,17 +163,29 @@ class EntityIndex:
                 continue
             uuid = entity_uuid(self.group_id, key)
             if self.synonym_top_k and len(self):
-                sims = self.vectors @ vector
-                k = min(self.synonym_top_k, len(sims))
-                top = np.argpartition(-sims, k - 1)[:k]
-                top = top[np.argsort(-sims[top])]
-                for index in top:
-                    if sims[index] < self.synonym_threshold:
+                # nearest among the entities stored before this call (batched above) and
+                # those this call has created so far
+                pairs = list(nearest.get(name, ()))
+                if len(self) > existing:
+                    pairs += _top_k(self.vectors[existing:] @ vector, self.synonym_top_k, offset=existing)
+                pairs.sort(key=lambda pair: -pair[1])
+                for index, score in pairs[: self.synonym_top_k]:
+                    if score < self.synonym_threshold:
                         break
-                    result.synonyms.append({"a": uuid, "b": self.uuids[index], "score": float(sims[index])})
+                    result.synonyms.append({"a": uuid, "b": self.uuids[index], "score": score})
             result.uuid_of[name] = uuid
             result.new.append({"uuid": uuid, "group_id": self.group_id, "name": name, "name_key": key,
                                "type": type_, "aliases": [name]})
             result.new_vectors.append(vector)
             self.add(key, uuid, vector)
         return result
+
+
+def _top_k(sims: np.ndarray, k: int, offset: int = 0) -> list[tuple[int, float]]:
+    """The ``k`` highest scores as (row + offset, score), best first."""
+    k = min(k, len(sims))
+    if k <= 0:
+        return []
+    top = np.argpartition(-sims, k - 1)[:k]
+    top = top[np.argsort(-sims[top])]
+    return [(int(i) + offset, float(sims[i])) for i in top]

@@ -53,3 +53,48 @@ def test_synonyms_are_the_nearest_above_the_threshold_best_first():
     expected = sorted((u for u in sims if sims[u] >= 0.5), key=lambda u: -sims[u])[:2]
     assert [b for b, _ in pairs] == expected
     assert all(score >= 0.5 for _, score in pairs)
+
+
+def test_one_batch_resolves_like_one_name_at_a_time():
+    # synonyms among stored entities are computed for the whole batch at once;
+    # the result must not depend on that (later names also see earlier new ones)
+    rng = np.random.default_rng(3)
+    centers = [_unit(rng) for _ in range(20)]
+
+    def near(c):
+        v = centers[c] + 0.3 * _unit(rng)
+        return v / np.linalg.norm(v)
+
+    stored = [(f"stored entity {i}", near(i % 20)) for i in range(300)]
+    batch = {f"new name {i}": near(i % 20) for i in range(120)}
+    indexes = []
+    for _ in range(2):
+        index = EntityIndex("g", 8, synonym_threshold=0.8, synonym_top_k=3)
+        for i, (name, v) in enumerate(stored):
+            index.add(entity_key(name), f"s{i}", v)
+        indexes.append(index)
+    together = indexes[0].resolve({n: "" for n in batch}, batch)
+    apart = [indexes[1].resolve({n: ""}, {n: v}) for n, v in batch.items()]
+    assert together.uuid_of == {k: v for r in apart for k, v in r.uuid_of.items()}
+    one_by_one = [s for r in apart for s in r.synonyms]
+    assert [(s["a"], s["b"]) for s in together.synonyms] == [(s["a"], s["b"]) for s in one_by_one]
+    assert np.allclose([s["score"] for s in together.synonyms], [s["score"] for s in one_by_one], atol=1e-5)
+    assert any(s["b"].startswith("s") for s in together.synonyms)  # stored neighbours found
+    assert any(not s["b"].startswith("s") for s in together.synonyms)  # and new ones of this batch
+
+
+def test_similar_spellings_equal_a_scan_of_every_key():
+    from rapidfuzz import fuzz, process
+
+    rng = np.random.default_rng(4)
+    letters = list("abcdefghij ")
+    index = EntityIndex("g", 8)
+    for i in range(3000):
+        index.add("".join(rng.choice(letters, size=int(rng.integers(6, 30)))).strip() + f"{i % 7}", f"u{i}", _unit(rng))
+    probes = [index.keys[i][:-1] + "x" for i in range(0, 3000, 50)] + [index.keys[i] + "s" for i in range(0, 3000, 70)]
+    matched = 0
+    for probe in probes:
+        full = process.extract(probe, index.keys, scorer=fuzz.ratio, score_cutoff=index.fuzzy_ratio, limit=3)
+        assert sorted(index.similar_spellings(probe)) == sorted(i for _, _, i in full), probe
+        matched += bool(full)
+    assert matched >= len(probes) // 3  # the probes do reach the cutoff
