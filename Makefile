@@ -20,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	rm -rf $(DEMO_HOME)
 	$(BIN)/graphmem --home $(DEMO_HOME) ingest examples/docs
-	$(BIN)/graphmem --home $(DEMO_HOME) search --file examples/demo_questions.jsonl -k 3
+	$(BIN)/graphmem --home $(DEMO_HOME) search --file examples/demo_questions.jsonl -k 5
 
 test: install
 	$(BIN)/python -m pytest -q
