@@ -202,17 +202,9 @@ class Ingestor:
         """Claim every document's source; the ones this run must write, cleared of old content."""
         todo: list[tuple[Document, str]] = []
         for document in documents:
-            source_uuid = stable_uuid(self.graph.group_id, "source", document.name)
-            claim = self.graph.claim_source(source_uuid, document.name, "doc", document.uri, document.content_hash,
-                                            document.metadata, owner, dead)
-            if not claim["mine"]:
-                if claim["done"]:
-                    report.skipped += 1
-                else:
-                    report.busy += 1
-                    report.errors.append(f"{document.name}: being written by another process; skipped")
-                if progress:
-                    progress(1)
+            source_uuid, claim = self._claim_source(document.name, "doc", document.uri, document.content_hash,
+                                                    document.metadata, owner, dead, report, progress, 1)
+            if claim is None:
                 continue
             if claim["was"] in ("writing", "complete"):
                 report.delta = None
@@ -220,6 +212,25 @@ class Ingestor:
                 report.replaced += claim["was"] == "complete"
             todo.append((document, source_uuid))
         return todo
+
+    def _claim_source(self, name: str, kind: str, uri: str, content_hash: str, metadata: dict, owner: str,
+                      dead: list[str], report: IngestReport, progress: Progress | None,
+                      units: int) -> tuple[str, dict | None]:
+        """Claim one source for this run: ``(uuid, claim)``, or ``(uuid, None)`` when it is
+        skipped (complete with the same content, or being written by another live process),
+        counted in ``report`` and its ``units`` passed to ``progress``."""
+        source_uuid = stable_uuid(self.graph.group_id, "source", name)
+        claim = self.graph.claim_source(source_uuid, name, kind, uri, content_hash, metadata, owner, dead)
+        if claim["mine"]:
+            return source_uuid, claim
+        if claim["done"]:
+            report.skipped += 1
+        else:
+            report.busy += 1
+            report.errors.append(f"{name}: being written by another process; skipped")
+        if progress:
+            progress(units)
+        return source_uuid, None
 
     def _batches(self, todo: list[tuple[Document, str]]) -> list[list[tuple[Document, str]]]:
         """Batches of about ``batch_size`` passages: bounded memory, steady progress."""
@@ -350,18 +361,11 @@ class Ingestor:
                 # claimed like a document (crash- and concurrency-safe); read the stored
                 # state first: a grown conversation keeps its turns and gets only new ones
                 stored = self.graph.source(conversation.name)
-                source_uuid = stable_uuid(self.graph.group_id, "source", conversation.name)
-                claim = self.graph.claim_source(source_uuid, conversation.name, "dialogue", conversation.uri,
-                                                conversation.content_hash,
-                                                {**conversation.metadata, "title": conversation.title}, owner, dead)
-                if not claim["mine"]:
-                    if claim["done"]:
-                        report.skipped += 1
-                    else:
-                        report.busy += 1
-                        report.errors.append(f"{conversation.name}: being written by another process; skipped")
-                    if progress:
-                        progress(len(conversation.turns))
+                source_uuid, claim = self._claim_source(
+                    conversation.name, "dialogue", conversation.uri, conversation.content_hash,
+                    {**conversation.metadata, "title": conversation.title}, owner, dead, report, progress,
+                    len(conversation.turns))
+                if claim is None:
                     continue
                 start = 0
                 if claim["was"] == "complete" and stored is not None:
