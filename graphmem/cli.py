@@ -203,16 +203,11 @@ def search(obj: Context, query: str | None, k: int, mode: str, query_file: str |
 
 def _read_queries(path: Path) -> list[str]:
     from graphmem.errors import InputError
+    from graphmem.ingest.readers import jsonl_records
 
     queries = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
-        text = record.get("question") or record.get("query") if isinstance(record, dict) else None
+    for number, record in jsonl_records(path):
+        text = record.get("question") or record.get("query")
         if not isinstance(text, str) or not text.strip():
             raise InputError("needs a non-empty 'question' or 'query' string", path=path, line=number)
         queries.append(text)

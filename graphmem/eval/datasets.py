@@ -17,14 +17,13 @@ becomes the source name of its episode, which is how results map back.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 from graphmem.errors import ConfigError, InputError
-from graphmem.ingest.readers import Document
+from graphmem.ingest.readers import Document, jsonl_records
 
 if TYPE_CHECKING:
     from graphmem.memory import SearchResult
@@ -144,24 +143,6 @@ def resolve_dataset_dir(name_or_path: str | Path, data_dir: str | Path | None = 
 
 
 # -- loading -------------------------------------------------------------------
-def _records(path: Path):
-    """(line number, dict) for every non-blank line of a JSONL file, with errors naming the line."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", path=path) from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
-        if not isinstance(record, dict):
-            raise InputError("each line must be a JSON object", path=path, line=number)
-        yield number, record
-
-
 def _string(record: dict, key: str, path: Path, line: int, *, required: bool = True) -> str:
     value = record.get(key)
     if value is None and not required:
@@ -177,7 +158,7 @@ def read_corpus(path: Path) -> list[Passage]:
     """Passages of a HippoRAG ``corpus.jsonl``; duplicate ids and empty texts are errors."""
     passages: list[Passage] = []
     first_line: dict[str, int] = {}
-    for number, record in _records(path):
+    for number, record in jsonl_records(path):
         pid = _string(record, "id", path, number)
         if pid in first_line:
             raise InputError(f"duplicate id {pid!r} (first on line {first_line[pid]})", path=path, line=number, field="id")
@@ -193,7 +174,7 @@ def read_questions(path: Path, known_ids: set[str]) -> list[Question]:
     """Questions of a HippoRAG ``questions.jsonl``; every supporting id must be in the corpus."""
     questions: list[Question] = []
     first_line: dict[str, int] = {}
-    for number, record in _records(path):
+    for number, record in jsonl_records(path):
         qid = _string(record, "id", path, number)
         if qid in first_line:
             raise InputError(f"duplicate id {qid!r} (first on line {first_line[qid]})", path=path, line=number, field="id")

@@ -138,6 +138,24 @@ def read_jsonl(path: Path, text: str, errors: list[InputError] | None = None) ->
     return documents
 
 
+def jsonl_records(path: Path):
+    """(line number, dict) for every non-blank line of a JSONL file, with errors naming the line."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", path=path) from None
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
+        if not isinstance(record, dict):
+            raise InputError("each line must be a JSON object", path=path, line=number)
+        yield number, record
+
+
 def _jsonl_record(path: Path, number: int, line: str, seen_ids: dict[str, int]) -> Document:
     try:
         record = json.loads(line)
