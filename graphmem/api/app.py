@@ -21,8 +21,8 @@ import threading
 import time
 import uuid as uuidlib
 from contextlib import asynccontextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Annotated, Any, Optional
+from dataclasses import dataclass, field
+from typing import Annotated, Optional
 
 from graphmem.api.auth import KeyRecord, KeyStore
 from graphmem.api.cypher_guard import CypherRefused, check_query, check_result
@@ -292,7 +292,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         started = time.perf_counter()
         with lock:
             results = memory.search(body.query, body.k, mode=body.mode, as_of=_utc(body.as_of))
-        hits = [Hit(**r.model_dump(include=set(Hit.model_fields))) for r in results]
+        hits = [Hit(**r.model_dump()) for r in results]
         return SearchResponse(group=group, mode=body.mode, took_ms=round((time.perf_counter() - started) * 1000, 2),
                               results=hits)
 

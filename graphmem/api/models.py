@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from graphmem.memory import SearchResult
+
 GROUP_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 #: path parameters: uuids or source names, without NUL characters
 ID_PATTERN = r"^[^\x00]{1,1000}$"
@@ -51,18 +53,11 @@ class SearchRequest(_Strict):
     group: str | None = Group
 
 
-class Hit(BaseModel):
+class Hit(SearchResult):
+    """One search result: :class:`graphmem.memory.SearchResult`, as the API documents it."""
+
     uuid: str = Field(..., description="episode uuid (GET /v1/episodes/{uuid})")
-    rank: int
-    score: float
-    content: str
-    title: str = ""
     source: str = Field("", description="source name")
-    occurred_at: datetime | None = None
-    speaker: str = Field("", description="dialogue turns: who said it")
-    turn_id: str = Field("", description="dialogue turns: the turn's id")
-    entities: list[str] = Field(default_factory=list, description="seed entities the passage mentions")
-    facts: list[str] = Field(default_factory=list, description="facts that led to the passage")
 
 
 class SearchResponse(BaseModel):
