@@ -86,16 +86,22 @@ class EmbeddedServer:
         import redis
 
         try:
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
             # one try: a stale socket should answer "no" at once, not after seconds of backoff
-            client = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=2, retry=Retry(NoBackoff(), 0))
+            client = self._one_try_client(2)
             ok = bool(client.ping())
             client.close()
             return ok
         except (redis.RedisError, OSError):
             return False
+
+    def _one_try_client(self, timeout: float):
+        """A client that does not retry: redis-py's default retry backs off for seconds
+        reconnecting to a socket that is gone."""
+        import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
+
+        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
 
     def status(self) -> ServerStatus:
         size = sum(p.stat().st_size for p in self.dir.rglob("*") if p.is_file()) if self.dir.exists() else 0
@@ -184,11 +190,7 @@ class EmbeddedServer:
             # no retries: the connection closing is the expected answer to SHUTDOWN, and
             # redis-py's default retry would back off for seconds reconnecting to a socket
             # that is gone
-            from redis.backoff import NoBackoff
-            from redis.retry import Retry
-
-            quick = redis.Redis(unix_socket_path=str(self.socket), socket_timeout=timeout, retry=Retry(NoBackoff(), 0))
-            quick.shutdown(nosave=False)
+            self._one_try_client(timeout).shutdown(nosave=False)
         except redis.ConnectionError:
             pass  # the server closes the connection as it exits
         except redis.RedisError as exc:
