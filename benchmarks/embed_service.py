@@ -179,13 +179,14 @@ def free_port() -> int:
 class ServiceProcess:
     """`graphmem embed-serve` in a subprocess; stopped with SIGTERM (graceful)."""
 
-    def __init__(self, model: str, device: str, max_batch: int, max_wait_ms: float, log: Path) -> None:
+    def __init__(self, model: str, device: str, max_batch: int, max_wait_ms: float, log: Path,
+                 worker: str = "auto") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         cmd = [sys.executable, "-m", "graphmem.cli", "embed-serve", "--model", model, "--device", device,
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
-               "--max-queue", "65536", "--log-level", "warning"]
+               "--max-queue", "65536", "--worker", worker, "--log-level", "warning"]
         self.log = open(log, "w")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -254,8 +255,8 @@ def _client_process(url: str, requests: list[list[str]], concurrency: int, start
 
 
 def row_service(model: str, device: str, texts: list[str], size: int, clients: int, client_procs: int,
-                max_batch: int, max_wait_ms: float, log: Path) -> dict:
-    service = ServiceProcess(model, device, max_batch, max_wait_ms, log)
+                max_batch: int, max_wait_ms: float, log: Path, worker: str = "auto") -> dict:
+    service = ServiceProcess(model, device, max_batch, max_wait_ms, log, worker)
     try:
         info = service.wait_ready()
         requests = [texts[i:i + size] for i in range(0, len(texts), size)]
@@ -278,7 +279,7 @@ def row_service(model: str, device: str, texts: list[str], size: int, clients: i
         return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds,
                 "errors": sum(r["errors"] for r in results), "requests": len(requests),
                 "p50_ms": float(np.percentile(latencies, 50) * 1000), "p95_ms": float(np.percentile(latencies, 95) * 1000),
-                "mean_batch": done / max(batches, 1), "batches": batches, "service_gpu_bytes": gpu,
+                "mean_batch": done / max(batches, 1), "batches": batches, "service_gpu_bytes": gpu, "worker": worker,
                 "devices": info["devices"], "nvidia_smi_mib": nvidia_smi_used()}
     finally:
         service.stop()
@@ -401,6 +402,8 @@ def main() -> None:
     p.add_argument("--ceiling-batch", type=int, default=512)
     p.add_argument("--max-batch", type=int, default=512)
     p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--worker", default="auto", choices=["auto", "process", "thread"],
+                   help="embed-serve --worker: model replicas in worker processes or in the serving process")
     p.add_argument("--ingest-passages", type=int, default=None, help="[min(passages, 20000)]")
     p.add_argument("--ingest-cpu-passages", type=int, default=None, help="[min(passages, 2000)]")
     p.add_argument("--ingest-processes", type=int, default=None, help="spaCy processes [cores - 1]")
@@ -462,7 +465,7 @@ def main() -> None:
             ("ceiling", lambda: row_ceiling(path, dev0, subset, args.ceiling_batch)),
             ("pipeline", lambda: row_pipeline(path, dev0, subset, args.max_batch)),
             ("service", lambda: row_service(path, device, subset, args.request_size, args.clients, args.client_procs,
-                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log")),
+                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log", args.worker)),
         ]:
             if name in skip:
                 continue
@@ -475,7 +478,7 @@ def main() -> None:
     processes = args.ingest_processes or max(1, (os.cpu_count() or 2) - 1)
     corpus = f" on {args.ingest_dataset}" if args.ingest_dataset else ""
     if "ingest" not in skip:
-        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log")
+        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log", args.worker)
         try:
             service.wait_ready()
             n = args.ingest_passages or min(args.passages, 20000)
