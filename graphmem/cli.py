@@ -651,9 +651,9 @@ def _counts_line(counts: dict[str, int]) -> str:
               help="Most characters per request (413 beyond).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="Seconds a request may take before it gets 504.")
-@click.option("--worker", type=click.Choice(["auto", "process", "thread"]), default="auto", show_default=True,
-              help="Run each model replica in its own process (one per GPU; the HTTP loop keeps its GIL) "
-                   "or in the serving process; auto = process on CUDA, thread on CPU.")
+@click.option("--worker", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
+              help="Run each model replica in the serving process (thread) or in its own process, one per "
+                   "device (process: the HTTP loop keeps its GIL; experimental, not yet measured on a GPU).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.pass_obj

@@ -48,9 +48,10 @@ class ServiceConfig:
     max_texts: int = 2048
     max_chars: int = 1_000_000
     request_timeout_s: float = 60.0
-    #: where each model replica runs: ``process`` (a child process per device, so the HTTP
-    #: loop keeps its GIL), ``thread`` (in the serving process), ``auto`` (process on CUDA)
-    worker: str = "auto"
+    #: where each model replica runs: ``thread`` (in the serving process; the configuration
+    #: measured on the GPU machine) or ``process`` (a child process per device, so the HTTP
+    #: loop keeps its GIL; correct on CPU, its GPU throughput not yet measured)
+    worker: str = "thread"
     #: extra names under which clients may ask for the model (``model`` in requests)
     aliases: list[str] = field(default_factory=list)
 
@@ -221,7 +222,7 @@ def load_encoders(config: ServiceConfig) -> list[Encoder]:
     from graphmem.embed.runner import ModelEncoder, visible_devices
 
     devices = visible_devices(config.device)
-    if config.worker == "process" or (config.worker == "auto" and all(d.startswith("cuda") for d in devices)):
+    if config.worker == "process":
         from graphmem.embed.worker import ProcessEncoder
 
         encoders: list[Encoder] = []

@@ -10,6 +10,10 @@ float32 vectors back, so the serving process keeps its GIL for HTTP.
 
 The child keeps one batch on the device while it takes the next from the pipe,
 as the in-process batcher does. Batches are answered in the order sent.
+
+Status: ``embed-serve --worker process``; correct on CPU (tests), its throughput on a
+GPU not measured yet (the one lease attempt ran out of time before the service row), so
+the default stays ``--worker thread``, the configuration benchmarks/README.md measured.
 """
 
 from __future__ import annotations
