@@ -139,6 +139,36 @@ def row_ceiling(path: str, device: str, texts: list[str], batch: int) -> dict:
     return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds, "gpu_peak_bytes": peak}
 
 
+def row_pipeline(path: str, device: str, texts: list[str], batch: int) -> dict:
+    """The service's own encoder (fast tokenizer, one batch launched while the last one is
+    collected) in one process with no HTTP: what the service could reach if serving cost nothing."""
+    import torch
+
+    from graphmem.embed.runner import ModelEncoder
+
+    encoder = ModelEncoder(path, device)
+    # as the batcher does: sort by length so batches pad little
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    batches = [[texts[i] for i in order[k:k + batch]] for k in range(0, len(order), batch)]
+    encoder.start(batches[0]).result()  # warm-up
+    sync(device)
+    t0 = time.perf_counter()
+    pending = None
+    for chunk in batches:
+        started = encoder.start(chunk)
+        if pending is not None:
+            pending.result()
+        pending = started
+    pending.result()
+    sync(device)
+    seconds = time.perf_counter() - t0
+    fast = encoder.fast_tokenizer is not None
+    del encoder
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+    return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds, "fast_tokenizer": fast}
+
+
 # -- the service and its load ---------------------------------------------------------------------
 def free_port() -> int:
     with socket.socket() as s:
@@ -149,13 +179,14 @@ def free_port() -> int:
 class ServiceProcess:
     """`graphmem embed-serve` in a subprocess; stopped with SIGTERM (graceful)."""
 
-    def __init__(self, model: str, device: str, max_batch: int, max_wait_ms: float, log: Path) -> None:
+    def __init__(self, model: str, device: str, max_batch: int, max_wait_ms: float, log: Path,
+                 worker: str = "thread") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         cmd = [sys.executable, "-m", "graphmem.cli", "embed-serve", "--model", model, "--device", device,
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
-               "--max-queue", "65536", "--log-level", "warning"]
+               "--max-queue", "65536", "--worker", worker, "--log-level", "warning"]
         self.log = open(log, "w")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -224,8 +255,8 @@ def _client_process(url: str, requests: list[list[str]], concurrency: int, start
 
 
 def row_service(model: str, device: str, texts: list[str], size: int, clients: int, client_procs: int,
-                max_batch: int, max_wait_ms: float, log: Path) -> dict:
-    service = ServiceProcess(model, device, max_batch, max_wait_ms, log)
+                max_batch: int, max_wait_ms: float, log: Path, worker: str = "thread") -> dict:
+    service = ServiceProcess(model, device, max_batch, max_wait_ms, log, worker)
     try:
         info = service.wait_ready()
         requests = [texts[i:i + size] for i in range(0, len(texts), size)]
@@ -248,7 +279,7 @@ def row_service(model: str, device: str, texts: list[str], size: int, clients: i
         return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds,
                 "errors": sum(r["errors"] for r in results), "requests": len(requests),
                 "p50_ms": float(np.percentile(latencies, 50) * 1000), "p95_ms": float(np.percentile(latencies, 95) * 1000),
-                "mean_batch": done / max(batches, 1), "batches": batches, "service_gpu_bytes": gpu,
+                "mean_batch": done / max(batches, 1), "batches": batches, "service_gpu_bytes": gpu, "worker": worker,
                 "devices": info["devices"], "nvidia_smi_mib": nvidia_smi_used()}
     finally:
         service.stop()
@@ -264,29 +295,94 @@ def nvidia_smi_used() -> str:
 
 
 # -- ingestion ---------------------------------------------------------------------------------------
-def row_ingest(embedder: str, device: str, passages: list[str], processes: int, batch_size: int,
+class StageTimer:
+    """Exclusive wall time per ingestion stage, by wrapping the pipeline's own calls on one
+    instance (no edits to graphmem.ingest). Nested calls count for the innermost stage only
+    (the entity-name embedding inside resolution counts as ``embed``); calls from other
+    threads (extraction of the next batch, overlapped) are kept apart under their own name."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self._local = threading.local()
+        self._main = threading.get_ident()
+
+    def wrap(self, obj, attr: str, stage: str) -> None:
+        import threading
+
+        inner = getattr(obj, attr)
+
+        def timed(*args, **kwargs):
+            stack = getattr(self._local, "stack", None)
+            if stack is None:
+                stack = self._local.stack = []
+            name = stage if threading.get_ident() == self._main else f"{stage} (other thread)"
+            stack.append(0.0)  # time spent in nested timed calls
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                total = time.perf_counter() - t0
+                nested = stack.pop()
+                self.seconds[name] = self.seconds.get(name, 0.0) + total - nested
+                self.calls[name] = self.calls.get(name, 0) + 1
+                if stack:
+                    stack[-1] += total
+
+        setattr(obj, attr, timed)
+
+
+def ingest_documents_for(passages: list[str], dataset: str | None, data_dir: str | None, n: int):
+    """``n`` passages as documents: the first ``n`` entries of a real corpus (one passage each),
+    or generated passages in documents of 20. Returns (documents, chunk settings)."""
+    from graphmem.ingest.readers import Document
+
+    if dataset:
+        from graphmem.eval import load_dataset
+
+        docs = list(load_dataset(dataset, data_dir=data_dir).documents())[:n]
+        return docs, {"chunk_words": 10000, "chunk_overlap": 0}  # one passage per corpus entry
+    passages = passages[:n]
+    docs = [Document(name=f"doc{k}", text="\n\n".join(passages[i:i + 20]), title=f"Document {k}")
+            for k, i in enumerate(range(0, len(passages), 20))]
+    return docs, {"chunk_words": 80, "chunk_overlap": 0}  # ~100 tokens per passage, as the embedding rows
+
+
+def row_ingest(embedder: str, device: str, docs: list, chunking: dict, processes: int, batch_size: int,
                home: Path) -> dict:
-    """Memory.ingest_documents over documents of 20 generated passages each, chunked at 80 words."""
+    """Memory.ingest_documents over ``docs``, with the time of each stage on the ingesting thread."""
     from graphmem.ingest.readers import Document
     from graphmem.memory import Memory
 
-    docs = [Document(name=f"doc{k}", text="\n\n".join(passages[i:i + 20]), title=f"Document {k}")
-            for k, i in enumerate(range(0, len(passages), 20))]
-    words = 80  # ~100 tokens per passage, as the embedding rows
     with Memory(home=home, embedder=embedder, device=device, extract_processes=processes, batch_size=batch_size,
-                chunk_words=words, chunk_overlap=0) as memory:
+                **chunking) as memory:
         extractor = memory.extractor
         if hasattr(extractor, "warm_up"):
             extractor.warm_up()
         memory.embedder.embed(["warm up"])
         # a first small document warms the store and the caches, not counted
-        memory.ingest_documents([Document(name="warm", text=passages[0])])
+        memory.ingest_documents([Document(name="warm", text=docs[0].text[:400])])
+        ingestor = memory.ingestor
+        timer = StageTimer()
+        timer.wrap(ingestor.embedder, "embed", "embed (service or model)")
+        timer.wrap(ingestor.extractor, "extract", "extract (spaCy workers)")
+        timer.wrap(ingestor, "_resolve", "entity resolution")
+        timer.wrap(ingestor, "_facts", "facts + temporal plan")
+        timer.wrap(ingestor, "_claim", "claim sources")
+        for attr in ("write", "write_vectors", "renew", "complete_owned"):
+            timer.wrap(ingestor.graph, attr, "store writes")
         t0 = time.perf_counter()
         report = memory.ingest_documents(docs)
         seconds = time.perf_counter() - t0
         stats = memory.stats()
+    stages = {k: round(v, 3) for k, v in sorted(timer.seconds.items(), key=lambda kv: -kv[1])}
+    counted = sum(v for k, v in timer.seconds.items() if "other thread" not in k)
+    # the rest of the main thread: waiting for the next batch's extraction, chunking, glue
+    stages["other (mostly waiting for extraction)"] = round(seconds - counted, 3)
     return {"passages": report.passages, "seconds": seconds, "rate": report.passages / seconds,
-            "entities": stats.get("entities"), "facts": stats.get("facts")}
+            "entities": stats.get("entities"), "facts": stats.get("facts"), "stages_s": stages}
 
 
 # -- main ---------------------------------------------------------------------------------------------
@@ -306,11 +402,18 @@ def main() -> None:
     p.add_argument("--ceiling-batch", type=int, default=512)
     p.add_argument("--max-batch", type=int, default=512)
     p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--worker", default="thread", choices=["thread", "process"],
+                   help="embed-serve --worker: model replicas in worker processes or in the serving process")
     p.add_argument("--ingest-passages", type=int, default=None, help="[min(passages, 20000)]")
     p.add_argument("--ingest-cpu-passages", type=int, default=None, help="[min(passages, 2000)]")
     p.add_argument("--ingest-processes", type=int, default=None, help="spaCy processes [cores - 1]")
     p.add_argument("--ingest-batch", type=int, default=256, help="passages per ingestion batch")
-    p.add_argument("--skip", default="", help="comma list of rows to skip: naive,ceiling,service,ingest,ingest_cpu")
+    p.add_argument("--skip", default="",
+                   help="comma list of rows to skip: naive,ceiling,pipeline,service,ingest,ingest_cpu")
+    p.add_argument("--ingest-dataset", default=None,
+                   help="ingest this corpus (graphmem eval name or folder, one passage per entry) "
+                        "instead of generated passages: real text, so entity resolution works as on real data")
+    p.add_argument("--ingest-data-dir", default=None, help="--data-dir for --ingest-dataset")
     p.add_argument("--out", type=Path, default=None, help="write results JSON here")
     p.add_argument("--log-dir", type=Path, default=None, help="keep the services' logs here [a temp dir]")
     args = p.parse_args()
@@ -360,8 +463,9 @@ def main() -> None:
         for name, fn in [
             ("naive", lambda: row_naive(path, dev0, subset[:n_naive], args.request_size)),
             ("ceiling", lambda: row_ceiling(path, dev0, subset, args.ceiling_batch)),
+            ("pipeline", lambda: row_pipeline(path, dev0, subset, args.max_batch)),
             ("service", lambda: row_service(path, device, subset, args.request_size, args.clients, args.client_procs,
-                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log")),
+                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log", args.worker)),
         ]:
             if name in skip:
                 continue
@@ -372,13 +476,16 @@ def main() -> None:
 
     label, path = models[0]
     processes = args.ingest_processes or max(1, (os.cpu_count() or 2) - 1)
+    corpus = f" on {args.ingest_dataset}" if args.ingest_dataset else ""
     if "ingest" not in skip:
-        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log")
+        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log", args.worker)
         try:
             service.wait_ready()
             n = args.ingest_passages or min(args.passages, 20000)
-            record({"row": "ingest", "embedder": f"service ({label})", "processes": processes,
-                    **row_ingest(service.url, "cpu", texts[:n], processes, args.ingest_batch, work / "home-svc")})
+            docs, chunking = ingest_documents_for(texts, args.ingest_dataset, args.ingest_data_dir, n)
+            record({"row": "ingest", "embedder": f"service ({label}){corpus}", "processes": processes,
+                    **row_ingest(service.url, "cpu", docs, chunking, processes, args.ingest_batch,
+                                 work / "home-svc")})
         except Exception as exc:  # noqa: BLE001
             record({"row": "ingest", "embedder": f"service ({label})", "error": f"{type(exc).__name__}: {exc}"})
         finally:
@@ -386,9 +493,10 @@ def main() -> None:
     if "ingest_cpu" not in skip:
         try:
             n = args.ingest_cpu_passages or min(args.passages, 2000)
-            record({"row": "ingest_cpu", "embedder": f"in-process CPU ({label.replace(', fp16', '')})",
+            docs, chunking = ingest_documents_for(texts, args.ingest_dataset, args.ingest_data_dir, n)
+            record({"row": "ingest_cpu", "embedder": f"in-process CPU ({label.replace(', fp16', '')}){corpus}",
                     "processes": processes,
-                    **row_ingest(path, "cpu", texts[:n], processes, args.ingest_batch, work / "home-cpu")})
+                    **row_ingest(path, "cpu", docs, chunking, processes, args.ingest_batch, work / "home-cpu")})
         except Exception as exc:  # noqa: BLE001
             record({"row": "ingest_cpu", "embedder": "cpu", "error": f"{type(exc).__name__}: {exc}"})
 
@@ -405,23 +513,31 @@ def print_table(results: dict) -> None:
         if "error" in r:
             print(f"| {r['row']} | {r.get('model') or r.get('embedder')} | | | | | | error: {r['error']} |")
             continue
-        if r["row"] in ("naive", "ceiling"):
+        if r["row"] in ("naive", "ceiling", "pipeline"):
             base.setdefault(r["model"], {})[r["row"]] = r["rate"]
         ref = base.get(r.get("model"), {})
         vs_naive = f"{r['rate'] / ref['naive']:.1f}x" if "naive" in ref and r["row"] != "naive" else ""
-        vs_ceiling = f"{r['rate'] / ref['ceiling']:.0%}" if "ceiling" in ref and r["row"] == "service" else ""
+        vs_ceiling = ""
+        if r["row"] in ("service", "pipeline") and "ceiling" in ref:
+            vs_ceiling = f"{r['rate'] / ref['ceiling']:.0%}"
+            if r["row"] == "service" and "pipeline" in ref:
+                vs_ceiling += f" ({r['rate'] / ref['pipeline']:.0%} of pipeline)"
         notes = ""
         if r["row"] == "naive":
             notes = f"encode() per request of 8, sequential"
         elif r["row"] == "ceiling":
             notes = f"one encode(), peak GPU alloc {r['gpu_peak_bytes'] / 2**20:.0f} MiB" if r["gpu_peak_bytes"] \
                 else "one encode()"
+        elif r["row"] == "pipeline":
+            notes = ("service's encoder in-process, no HTTP"
+                     + (", fast tokenizer" if r.get("fast_tokenizer") else ", sentence-transformers tokenizer"))
         elif r["row"] == "service":
             notes = (f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms; mean batch {r['mean_batch']:.0f}; "
                      f"service GPU {r['service_gpu_bytes'] / 2**20:.0f} MiB reserved (nvidia-smi {r['nvidia_smi_mib']} MiB); "
                      f"{r['errors']} errors")
         elif r["row"].startswith("ingest"):
-            notes = f"{r['processes']} spaCy processes; {r['entities']} entities, {r['facts']} facts"
+            notes = f"{r['processes']} spaCy processes; {r['entities']} entities, {r['facts']} facts; stages (s): " + \
+                ", ".join(f"{k} {v:.1f}" for k, v in r.get("stages_s", {}).items())
         label = r.get("model") or r.get("embedder")
         items = r.get("texts") or r.get("passages")
         print(f"| {r['row']} | {label} | {items} | {r['seconds']:.1f} | {r['rate']:.0f} | {vs_naive} | {vs_ceiling} | {notes} |")

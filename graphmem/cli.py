@@ -651,13 +651,16 @@ def _counts_line(counts: dict[str, int]) -> str:
               help="Most characters per request (413 beyond).")
 @click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="Seconds a request may take before it gets 504.")
+@click.option("--worker", type=click.Choice(["thread", "process"]), default="thread", show_default=True,
+              help="Run each model replica in the serving process (thread) or in its own process, one per "
+                   "device (process: the HTTP loop keeps its GIL; experimental, not yet measured on a GPU).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.pass_obj
 @handle_errors
 def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, port: int, max_batch: int,
                 max_wait_ms: float, max_queue: int, max_texts: int, max_chars: int, timeout_s: float,
-                log_level: str) -> None:
+                worker: str, log_level: str) -> None:
     """Serve embeddings over HTTP: OpenAI-compatible POST /v1/embeddings with dynamic batching.
 
     Concurrent requests are merged into batches of up to --max-batch texts (or
@@ -678,7 +681,8 @@ def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, po
         raise click.UsageError("--max-queue must be at least --max-batch")
     resolve_model_path(model)  # fail fast with a clear error before uvicorn starts
     config = ServiceConfig(model=model, device=device, dtype=dtype, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                           max_queue=max_queue, max_texts=max_texts, max_chars=max_chars, request_timeout_s=timeout_s)
+                           max_queue=max_queue, max_texts=max_texts, max_chars=max_chars, request_timeout_s=timeout_s,
+                           worker=worker)
     serve(config, host=host, port=port, log_level=log_level)
 
 # -- serve / keys (the REST API) ---------------------------------------------------------

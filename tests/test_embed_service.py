@@ -316,3 +316,27 @@ def test_ingestion_through_the_service_matches_local(server, local, tmp_path):
         assert local_mem.stats() == remote_stats
         assert [h.uuid for h in local_mem.search(question, k=3)] == remote_hits
     np.testing.assert_allclose(query_vector, local.embed([question]), atol=2e-5)
+
+
+# -- the model in a worker process (what `embed-serve` does on CUDA) -------------------------
+def test_worker_process_serves_the_same_vectors_and_stops(local):
+    from graphmem.embed.worker import ProcessEncoder
+
+    encoder = ProcessEncoder("minilm", "cpu")
+    try:
+        assert encoder.dim == 384 and encoder.fast_tokenizer
+        config = ServiceConfig(model="minilm", device="cpu", max_batch=16, max_wait_ms=20)
+        requests = [[passage(500 + r * 10 + j, words=4 + 5 * j) for j in range(3)] for r in range(12)]
+        with Server(create_app(config, encoders=[encoder])) as srv, ThreadPoolExecutor(12) as pool:
+            responses = list(pool.map(lambda texts: post(srv.url, {"input": texts, "encoding_format": "base64"}),
+                                      requests))
+            batches = srv.metrics()["graphmem_embed_batches_total"]
+        for texts, response in zip(requests, responses):
+            assert response.status_code == 200, response.text
+            np.testing.assert_allclose(vectors_of(response), local.embed(texts), atol=2e-5)
+        assert batches < 12  # still merged across requests
+    finally:
+        encoder.close()
+    assert not encoder._process.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        encoder.start(["after close"])

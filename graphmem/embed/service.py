@@ -48,6 +48,10 @@ class ServiceConfig:
     max_texts: int = 2048
     max_chars: int = 1_000_000
     request_timeout_s: float = 60.0
+    #: where each model replica runs: ``thread`` (in the serving process; the configuration
+    #: measured on the GPU machine) or ``process`` (a child process per device, so the HTTP
+    #: loop keeps its GIL; correct on CPU, its GPU throughput not yet measured)
+    worker: str = "thread"
     #: extra names under which clients may ask for the model (``model`` in requests)
     aliases: list[str] = field(default_factory=list)
 
@@ -213,10 +217,24 @@ def render_embeddings(vectors: np.ndarray, tokens: np.ndarray, fmt: str, model: 
 
 # -- the app ------------------------------------------------------------------------------------------
 def load_encoders(config: ServiceConfig) -> list[Encoder]:
-    """One model replica per device (every visible GPU for ``cuda``/``auto``)."""
+    """One model replica per device (every visible GPU for ``cuda``/``auto``), each in its own
+    worker process or in this one (``config.worker``)."""
     from graphmem.embed.runner import ModelEncoder, visible_devices
 
-    return [ModelEncoder(config.model, device, config.dtype) for device in visible_devices(config.device)]
+    devices = visible_devices(config.device)
+    if config.worker == "process":
+        from graphmem.embed.worker import ProcessEncoder
+
+        encoders: list[Encoder] = []
+        try:
+            for device in devices:
+                encoders.append(ProcessEncoder(config.model, device, config.dtype))
+        except BaseException:
+            for encoder in encoders:
+                encoder.close()
+            raise
+        return encoders
+    return [ModelEncoder(config.model, device, config.dtype) for device in devices]
 
 
 def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] | None = None):
@@ -243,6 +261,11 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
         finally:
             # uvicorn has already waited for the requests in flight; finish anything still queued.
             await asyncio.to_thread(batcher.close, True, 60.0)
+            if encoders is None:  # worker processes this app started
+                for enc in encs:
+                    close = getattr(enc, "close", None)
+                    if close is not None:
+                        await asyncio.to_thread(close)
 
     app = FastAPI(title="graphmem embedding service", version="1", lifespan=lifespan,
                   summary="OpenAI-compatible /v1/embeddings with dynamic batching")
