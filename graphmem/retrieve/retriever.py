@@ -1,5 +1,6 @@
 """Search as composable steps: score passages (dense + BM25) -> seed -> expand
-(PPR over the projection) -> fuse and rank, with provenance for every hit."""
+(PPR over the projection) -> fuse -> bridge (bridge.py) and rank, with
+provenance for every hit."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from graphmem.config import RetrievalSettings
 from graphmem.embed.base import Embedder
+from graphmem.retrieve.bridge import apply_bridge
 from graphmem.retrieve.dialogue import apply_speaker_prior, named_speaker_turns
 from graphmem.retrieve.ppr import personalized_pagerank
 from graphmem.retrieve.provenance import add_fact_episode_seeds
@@ -132,12 +134,15 @@ class Retriever:
                                     self.settings.ppr_iterations, self.settings.ppr_tolerance)
         E = self.projection.n_entities
         results = []
-        for column, (hybrid, _, _), seed, turns in zip(range(len(queries)), scored, seeds, speaker_turns):
+        s = self.settings
+        for column, (hybrid, dense, _), seed, turns in zip(range(len(queries)), scored, seeds, speaker_turns):
             passage_ppr = ppr[E:, column]
             _, passage_ppr = apply_speaker_prior(hybrid, passage_ppr, turns, boost)
             final = self._fuse(passage_ppr, hybrid)
             if known is not None:
                 final = np.where(known, final, -np.inf)
+            final = apply_bridge(self.projection, final, dense, queries[column], named[column],
+                                 s.bridge_anchors, s.bridge_weight, s.bridge_temperature, s.rrf_k)
             results.append(self._rank(final, k, seed))
         return results
 
