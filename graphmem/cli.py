@@ -88,8 +88,9 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
 @click.option("--chunk-words", type=int, default=None, help="Passage length in words [default: 200].")
 @click.option("--chunk-overlap", type=int, default=None, help="Words shared by consecutive passages [default: 30].")
 @click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
-@click.option("--processes", type=click.IntRange(1), default=None,
-              help="spaCy worker processes (parallel extraction; pair with a GPU --embedder) [default: 1].")
+@click.option("--processes", type=click.IntRange(0), default=None,
+              help="spaCy worker processes: 0 = automatic (all cores but one, for ingestions of more than "
+                   "two batches), 1 = in-process, N = N workers (pair many with a GPU --embedder) [default: 0].")
 @click.option("--max-errors", type=click.IntRange(0), default=None,
               help="Skip up to N bad files or JSONL records (reported) instead of stopping at the first.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

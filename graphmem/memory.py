@@ -81,14 +81,16 @@ class Memory:
         self.graph = Graph(self.store, self.settings.group_id)
         self._embedder = None
         self._extractor = None
+        self._background = None  # spaCy worker processes for long ingestions (extract_processes=0)
         self._ingestor: Ingestor | None = None
         self._retriever = None
 
     # -- lifecycle ------------------------------------------------------------
     def close(self) -> None:
-        closer = getattr(self._extractor, "close", None)  # worker processes of a parallel extractor
-        if closer is not None:
-            closer()
+        for extractor in (self._extractor, self._background):
+            closer = getattr(extractor, "close", None)  # worker processes of a parallel extractor
+            if closer is not None:
+                closer()
         if self._owns_store:
             self.store.close()
 
@@ -120,10 +122,22 @@ class Memory:
                 self._extractor = _cached_extractor(self.settings.spacy_model)
         return self._extractor
 
+    def _background_extractor(self):
+        """spaCy in worker processes (all cores but one), started on the first long ingestion."""
+        if self._background is None:
+            from graphmem.extract.parallel import ParallelSpacyExtractor, default_processes
+
+            self._background = ParallelSpacyExtractor(self.settings.spacy_model, default_processes())
+        return self._background
+
     @property
     def ingestor(self) -> Ingestor:
         if self._ingestor is None:
-            self._ingestor = Ingestor(self.graph, self.embedder, self.extractor, self.settings)
+            import os
+
+            automatic = self.settings.extract_processes == 0 and (os.cpu_count() or 1) > 1
+            self._ingestor = Ingestor(self.graph, self.embedder, self.extractor, self.settings,
+                                      background_extractor=self._background_extractor if automatic else None)
         return self._ingestor
 
     @property

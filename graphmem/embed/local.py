@@ -65,3 +65,41 @@ class SentenceTransformerEmbedder:
         vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
+
+    def embed_in_context(self, texts: Sequence[str],
+                         spans: Sequence[Sequence[Sequence[tuple[int, int]]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """See :class:`~graphmem.embed.base.ContextEmbedder`: one forward pass gives the
+        texts' vectors and, mean-pooled over their tokens, the vectors of the span groups."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32), []
+        outputs = self._model.encode(texts, batch_size=self.batch_size, output_value=None, convert_to_numpy=False,
+                                     show_progress_bar=False)
+        wanted = [i for i, groups in enumerate(spans) if groups]
+        encoded = self._model.tokenizer([texts[i] for i in wanted], return_offsets_mapping=True, truncation=True,
+                                        max_length=self._model.max_seq_length) if wanted else None
+        vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
+        pooled = [np.zeros((len(groups), self.dim), dtype=np.float32) for groups in spans]
+        for i, output in enumerate(outputs):
+            vectors[i] = _unit(output["sentence_embedding"].float().cpu().numpy())
+        for row, i in enumerate(wanted):
+            ids = encoded["input_ids"][row]
+            n = len(ids)
+            if outputs[i]["input_ids"][:n].tolist() != ids:
+                continue  # tokenised differently from the forward pass: no safe alignment, embed apart
+            tokens = outputs[i]["token_embeddings"][:n].float().cpu().numpy()
+            offsets = np.asarray(encoded["offset_mapping"][row], dtype=np.int64).reshape(-1, 2)
+            starts, ends = offsets[:, 0], offsets[:, 1]
+            real = ends > starts  # special tokens have empty offsets
+            for g, ranges in enumerate(spans[i]):
+                covered = np.zeros(n, dtype=bool)
+                for start, end in ranges:
+                    covered |= real & (starts < end) & (ends > start)
+                if covered.any():
+                    pooled[i][g] = _unit(tokens[covered].mean(axis=0))
+        return vectors, pooled
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector).astype(np.float32)

@@ -14,6 +14,10 @@ class Mention:
     name: str
     type: str = ""
     count: int = 1
+    #: where it is named: (start, end) character offsets in the extracted text
+    #: (the first occurrence), for pooling its vector from the passage's own
+    #: token embeddings; empty when the name is not written out (a speaker, a title)
+    spans: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -25,6 +29,9 @@ class Triple:
     object: str
     text: str
     valid_at: datetime | None = None
+    #: the character ranges of the subject, predicate and object words in the
+    #: extracted text (see :attr:`Mention.spans`)
+    spans: list[tuple[int, int]] = field(default_factory=list)
 
 
 @dataclass

@@ -110,20 +110,25 @@ def extract_doc(doc, reference: datetime | None, speaker: str, title: str = "") 
     """
     token_span: dict[int, str] = {}
     token_type: dict[int, str] = {}
+    token_chars: dict[int, tuple[int, int]] = {}  # token -> (start, end) characters of its whole mention
     counts: dict[str, Mention] = {}
     named: list[tuple[int, str]] = []  # (position, name) of named mentions, for "the bridge" -> "Kessary Bridge"
 
     def add(name: str, tokens: range, type_: str) -> None:
         if not name or len(name.split()) > MAX_NAME_WORDS or not any(ch.isalpha() for ch in name):
             return
+        chars = (doc[tokens[0]].idx, doc[tokens[-1]].idx + len(doc[tokens[-1]])) if tokens else None
         for i in tokens:
             token_span.setdefault(i, name)
             token_type.setdefault(i, type_)
+            token_chars.setdefault(i, chars)
         mention = counts.get(name)
         if mention is None:
-            counts[name] = Mention(name=name, type=type_)
+            counts[name] = mention = Mention(name=name, type=type_)
         else:
             mention.count += 1
+        if chars is not None and not mention.spans:
+            mention.spans.append(chars)
 
     title = " ".join(title.split())
     if title and any(ch.isalpha() for ch in title) and len(title.split()) <= MAX_NAME_WORDS:
@@ -146,7 +151,7 @@ def extract_doc(doc, reference: datetime | None, speaker: str, title: str = "") 
     if speaker:
         counts.setdefault(speaker, Mention(name=speaker, type="PERSON", count=0))
 
-    triples = _triples(doc, token_span, token_type, reference, speaker, title)
+    triples = _triples(doc, token_span, token_type, token_chars, reference, speaker, title)
     for triple in triples:  # a speaker named only through "I" still counts as mentioned
         for name in (triple.subject, triple.object):
             if name in counts and counts[name].count == 0:
@@ -176,9 +181,13 @@ def _definite_referent(chunk, named: list[tuple[int, str]]) -> str | None:
     return None
 
 
-def _triples(doc, token_span, token_type, reference, speaker, title="") -> list[Triple]:
+def _triples(doc, token_span, token_type, token_chars, reference, speaker, title="") -> list[Triple]:
     triples: list[Triple] = []
     seen: set[tuple[str, str, str]] = set()
+
+    def chars(*tokens) -> list[tuple[int, int]]:
+        """Character ranges of ``tokens``: a mention's whole name, else the token itself."""
+        return [token_chars.get(t.i) or (t.idx, t.idx + len(t)) for t in tokens]
 
     def antecedent(token) -> str | None:
         """The nearest preceding mention a third-person pronoun can refer to."""
@@ -198,11 +207,12 @@ def _triples(doc, token_span, token_type, reference, speaker, title="") -> list[
             return antecedent(token)
         return None
 
-    def add(subject: str, predicate: str, obj: str, text: str, valid_at) -> None:
+    def add(subject: str, predicate: str, obj: str, text: str, valid_at, spans: list[tuple[int, int]]) -> None:
         if subject == obj or (subject, predicate, obj) in seen:
             return
         seen.add((subject, predicate, obj))
-        triples.append(Triple(subject=subject, predicate=predicate, object=obj, text=text, valid_at=valid_at))
+        triples.append(Triple(subject=subject, predicate=predicate, object=obj, text=text, valid_at=valid_at,
+                              spans=spans))
 
     for sent in doc.sents:
         valid_at = None
@@ -225,28 +235,30 @@ def _triples(doc, token_span, token_type, reference, speaker, title="") -> list[
                 continue
             negation = "not " if any(c.dep_ == "neg" for c in verb.children) else ""
             lemma, surface = negation + verb.lemma_.lower(), negation + verb.text.lower()
-            # (predicate, words for the fact text, object token)
-            objects: list[tuple[str, str, object]] = []
+            # (predicate, words for the fact text, object token, the predicate's tokens)
+            objects: list[tuple[str, str, object, tuple]] = []
             for child in verb.children:
                 if child.dep_ in OBJECT_DEPS:
-                    objects.append((lemma, surface, child))
+                    objects.append((lemma, surface, child, (verb,)))
                 elif child.dep_ in {"prep", "agent"}:
-                    objects += [(f"{lemma} {child.lower_}", f"{surface} {child.lower_}", p)
+                    objects += [(f"{lemma} {child.lower_}", f"{surface} {child.lower_}", p, (verb, child))
                                 for p in child.children if p.dep_ == "pobj"]
                 elif child.dep_ == "acomp":
-                    objects += [(f"{lemma} {child.lower_} {p.lower_}", f"{surface} {child.lower_} {p.lower_}", o)
+                    objects += [(f"{lemma} {child.lower_} {p.lower_}", f"{surface} {child.lower_} {p.lower_}", o,
+                                 (verb, child, p))
                                 for p in child.children if p.dep_ == "prep"
                                 for o in p.children if o.dep_ == "pobj"]
-            for predicate, words, obj in list(objects):
-                objects += [(predicate, words, c) for c in obj.conjuncts]
+            for predicate, words, obj, said in list(objects):
+                objects += [(predicate, words, c, said) for c in obj.conjuncts]
             for subject_token in subjects:
                 subject = name_of(subject_token)
                 if subject is None:
                     continue
-                for predicate, words, obj_token in objects:
+                for predicate, words, obj_token, said in objects:
                     obj = name_of(obj_token)
                     if obj is not None:
-                        add(subject, predicate, obj, f"{subject} {words} {obj}", valid_at)
+                        add(subject, predicate, obj, f"{subject} {words} {obj}", valid_at,
+                            chars(subject_token, *said, obj_token))
         for token in sent:
             if token.dep_ != "appos" or token.i not in token_span:
                 continue
@@ -256,9 +268,11 @@ def _triples(doc, token_span, token_type, reference, speaker, title="") -> list[
             if owner_name is not None and token_type.get(head.i, "CONCEPT") == "CONCEPT":
                 # "Its founder, Ana Keller" -> (Orvalis Robotics) founder (Ana Keller)
                 noun = head.lemma_.lower()
-                add(owner_name, noun, token_span[token.i], f"{owner_name} {noun} {token_span[token.i]}", valid_at)
+                add(owner_name, noun, token_span[token.i], f"{owner_name} {noun} {token_span[token.i]}", valid_at,
+                    chars(owner, head, token))
             elif head.i in token_span:
                 # "Mirela Toskova, an architect from Porto, ..." -> is
                 subject = token_span[head.i]
-                add(subject, "be", token_span[token.i], f"{subject} is {token_span[token.i]}", valid_at)
+                add(subject, "be", token_span[token.i], f"{subject} is {token_span[token.i]}", valid_at,
+                    chars(head, token))
     return triples

@@ -77,9 +77,13 @@ class Turn:
 
     def embedding_text(self) -> str:
         """What is embedded and BM25-indexed: "[2023-05-08] Ana: text" (the content stays raw)."""
-        date = f"[{self.time.date().isoformat()}] " if self.time else ""
         caption = f" [shares {self.caption}]" if self.caption else ""
-        return f"{date}{self.speaker}: {self.text}{caption}"
+        return f"{self.embedding_prefix()}{self.text}{caption}"
+
+    def embedding_prefix(self) -> str:
+        """What :meth:`embedding_text` puts before the turn's text."""
+        date = f"[{self.time.date().isoformat()}] " if self.time else ""
+        return f"{date}{self.speaker}: "
 
 
 @dataclass

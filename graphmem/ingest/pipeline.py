@@ -13,7 +13,6 @@ A final sweep deletes entities that nothing kept. See docs/reliability.md.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ from graphmem.embed.base import Embedder
 from graphmem.extract.base import Extraction, Extractor
 from graphmem.extract.base import Mention
 from graphmem.ingest.chunking import chunk_text
+from graphmem.ingest.context_vectors import TextMap, embed_units, extraction_text_and_map, vectors_for
 from graphmem.ingest.dialogue import Conversation, Turn
 from graphmem.ingest.readers import Document
 from graphmem.model import content_hash, stable_uuid
@@ -89,6 +89,8 @@ class Passage:
     position: int
     content: str
     uuid: str = ""
+    #: offsets of the extracted text -> offsets of :meth:`embedding_text` (set by the extraction)
+    text_map: TextMap = field(default_factory=TextMap)
 
     def embedding_text(self) -> str:
         title = self.document.title
@@ -97,6 +99,30 @@ class Passage:
     @property
     def date(self) -> datetime | None:
         return self.document.date
+
+
+@dataclass
+class BatchPlan:
+    """A batch of passages embedded and resolved, waiting for its facts and its write."""
+
+    passages: list[Passage]
+    extractions: list[Extraction]
+    passage_vectors: np.ndarray
+    pooled_facts: dict[str, np.ndarray]
+    entity_rows: list[dict]
+    entity_vectors: np.ndarray
+    alias_rows: list[dict]
+    synonyms: list[dict]
+    uuid_of: dict[str, str]
+    fact_rows: list[dict] = field(default_factory=list)
+    fact_vectors: np.ndarray | None = None
+    timeline: temporal.TemporalPlan | None = None
+
+    def plan_facts(self, ingestor: "Ingestor") -> None:
+        """Fact rows, their vectors and the temporal plan (reads the stored timelines)."""
+        self.fact_rows, self.timeline = ingestor._facts(self.passages, self.extractions, self.uuid_of)
+        self.fact_vectors = vectors_for([row["text"] for row in self.fact_rows], self.pooled_facts,
+                                        ingestor.embedder)
 
 
 @dataclass
@@ -117,13 +143,9 @@ def turn_uuid(group_id: str, conversation: str, position: int, turn: Turn) -> st
     return stable_uuid(group_id, "turn", conversation, str(position), turn.digest())
 
 
-_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.MULTILINE)
-
-
 def extraction_text(content: str) -> str:
-    """Markdown headings become sentences, so spaCy does not glue a title onto
-    the paragraph after it ("Anselm Vey\n\nAnselm Vey was ...")."""
-    return _HEADING.sub(lambda m: m.group(1).rstrip(".") + ".", content)
+    """What the extractor reads of a passage (see :func:`extraction_text_and_map`)."""
+    return extraction_text_and_map(content)[0]
 
 
 def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex:
@@ -139,11 +161,15 @@ def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex
 class Ingestor:
     """Runs the pipeline for one :class:`Graph` with one embedder and extractor."""
 
-    def __init__(self, graph: Graph, embedder: Embedder, extractor: Extractor, settings: Settings) -> None:
+    def __init__(self, graph: Graph, embedder: Embedder, extractor: Extractor, settings: Settings,
+                 background_extractor: Callable[[], Extractor] | None = None) -> None:
+        """``background_extractor``: gives an extractor with worker processes, used for runs
+        of more than two batches so parsing overlaps embedding (started on first use)."""
         self.graph = graph
         self.embedder = embedder
         self.extractor = extractor
         self.settings = settings
+        self.background_extractor = background_extractor
         self._index: EntityIndex | None = None
         self._index_revision = -1
 
@@ -177,13 +203,7 @@ class Ingestor:
             elif self._index is not None and self.graph.revision() != self._index_revision:
                 self._index = None  # another process changed the graph since the index was loaded
             todo = self._claim(documents, owner, dead_owners(self.graph.writing_sources()), report, progress)
-            batches = self._batches(todo)
-            if getattr(self.extractor, "concurrent", False) and len(batches) > 1:
-                self._ingest_overlapped(batches, report, progress, owner)
-            else:
-                for batch in batches:
-                    passages = self._passages(batch)
-                    self._ingest_batch(batch, passages, self._extract(passages), report, progress, owner)
+            self._ingest_batches(self._batches(todo), report, progress, owner)
             # entities no fact or mention kept (e.g. a triple with subject == object)
             if self.graph.sweep(owner)["entities"]:
                 self._index = None
@@ -245,21 +265,41 @@ class Ingestor:
                 expected = 0
         return [b for b in batches if b]
 
-    def _ingest_overlapped(self, batches: list[list[tuple[Document, str]]], report: IngestReport,
-                           progress: Progress | None, owner: str) -> None:
-        """Extract batch k+1 (in the extractor's worker processes) while batch k is embedded
-        and written; batches are still written one after another, in order."""
-        from concurrent.futures import ThreadPoolExecutor
+    def _ingest_batches(self, batches: list[list[tuple[Document, str]]], report: IngestReport,
+                        progress: Progress | None, owner: str) -> None:
+        """Three stages, overlapped when there is more than one batch: batch k+1 is parsed
+        (in the extractor's worker processes, when it has them) and embedded while batch
+        k is written to the store (in a writer thread). Batches are written one after
+        another, in order, and a batch's facts are planned only after the batch before
+        it is written (the temporal plan reads the facts stored so far)."""
+        from concurrent.futures import Future, ThreadPoolExecutor
 
-        with ThreadPoolExecutor(1, thread_name_prefix="graphmem-extract") as pool:
+        if not batches:
+            return
+        extractor = self.extractor
+        if len(batches) > 2 and self.background_extractor is not None:
+            extractor = self.background_extractor()
+        concurrent = getattr(extractor, "concurrent", False) and len(batches) > 1
+        with ThreadPoolExecutor(1, thread_name_prefix="graphmem-extract") as parsing, \
+                ThreadPoolExecutor(1, thread_name_prefix="graphmem-write") as writing:
             passages = self._passages(batches[0])
-            upcoming = pool.submit(self._extract, passages)
+            upcoming = parsing.submit(self._extract, passages, extractor) if concurrent else None
+            written: Future | None = None
             for k, batch in enumerate(batches):
-                current, extractions = passages, upcoming.result()
+                current = passages
+                extractions = upcoming.result() if upcoming is not None else self._extract(current, extractor)
                 if k + 1 < len(batches):
                     passages = self._passages(batches[k + 1])
-                    upcoming = pool.submit(self._extract, passages)
-                self._ingest_batch(batch, current, extractions, report, progress, owner)
+                    upcoming = parsing.submit(self._extract, passages, extractor) if concurrent else None
+                plan = self._prepare_batch(current, extractions)
+                if written is not None:
+                    written.result()  # in order; and its facts must be stored before this batch's plan
+                plan.plan_facts(self)
+                written = writing.submit(self._write_batch, batch, plan, report, progress, owner)
+                if len(batches) == 1:
+                    written.result()
+            if written is not None:
+                written.result()
 
     def _passages(self, batch: list[tuple[Document, str]]) -> list[Passage]:
         group = self.graph.group_id
@@ -272,20 +312,33 @@ class Ingestor:
                 passages.append(passage)
         return passages
 
-    def _extract(self, passages: list[Passage]) -> list[Extraction]:
-        return self.extractor.extract([extraction_text(p.content) for p in passages],
+    def _extract(self, passages: list[Passage], extractor: Extractor | None = None) -> list[Extraction]:
+        texts = []
+        for passage in passages:
+            text, passage.text_map = extraction_text_and_map(passage.content)
+            passage.text_map.prefix = len(passage.embedding_text()) - len(passage.content)
+            texts.append(text)
+        return (extractor or self.extractor).extract(texts,
                                       reference_times=[p.document.date for p in passages],
                                       titles=[p.document.title for p in passages])
 
     # -- one batch --------------------------------------------------------------
-    def _ingest_batch(self, batch: list[tuple[Document, str]], passages: list[Passage],
-                      extractions: list[Extraction], report: IngestReport, progress: Progress | None,
-                      owner: str) -> None:
+    def _prepare_batch(self, passages: list[Passage], extractions: list[Extraction]) -> "BatchPlan":
+        """Embed a batch and resolve its names (no store access: runs while the batch
+        before it is written)."""
+        vectors = embed_units(self.embedder, [p.embedding_text() for p in passages], extractions,
+                              [p.text_map for p in passages], pool=self.settings.context_vectors)
+        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions, known=vectors.names)
+        return BatchPlan(passages, extractions, vectors.units, vectors.facts, entity_rows, entity_vectors,
+                         alias_rows, synonyms, uuid_of)
+
+    def _write_batch(self, batch: list[tuple[Document, str]], plan: "BatchPlan", report: IngestReport,
+                     progress: Progress | None, owner: str) -> None:
         group = self.graph.group_id
-        passage_vectors = self.embedder.embed([p.embedding_text() for p in passages])
-        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions)
-        fact_rows, timeline = self._facts(passages, extractions, uuid_of)
-        fact_vectors = self.embedder.embed([row["text"] for row in fact_rows])
+        passages, extractions, passage_vectors = plan.passages, plan.extractions, plan.passage_vectors
+        entity_rows, entity_vectors, alias_rows = plan.entity_rows, plan.entity_vectors, plan.alias_rows
+        synonyms, uuid_of = plan.synonyms, plan.uuid_of
+        fact_rows, fact_vectors, timeline = plan.fact_rows, plan.fact_vectors, plan.timeline
 
         now = to_ms(utcnow())
         self.graph.renew(owner)  # the sources were claimed (state 'writing') in _claim
@@ -406,10 +459,14 @@ class Ingestor:
                 ex.mentions.append(Mention(name=turn.speaker, type="PERSON", count=1))
             else:
                 speaker.type = "PERSON"
-        turn_vectors = self.embedder.embed([t.embedding_text() for t in turns])
-        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions, people=set(conversation.speakers))
+        vectors = embed_units(self.embedder, [t.embedding_text() for t in turns], extractions,
+                              [TextMap(prefix=len(t.embedding_prefix())) for t in turns],
+                              pool=self.settings.context_vectors)
+        turn_vectors = vectors.units
+        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(
+            extractions, people=set(conversation.speakers), known=vectors.names)
         fact_rows, timeline = self._facts(units, extractions, uuid_of)
-        fact_vectors = self.embedder.embed([row["text"] for row in fact_rows])
+        fact_vectors = vectors_for([row["text"] for row in fact_rows], vectors.facts, self.embedder)
 
         now = to_ms(utcnow())
         self.graph.renew(owner)  # claimed (state 'writing') in ingest_conversations
@@ -441,7 +498,10 @@ class Ingestor:
         if progress:
             progress(len(units))
 
-    def _resolve(self, extractions: list[Extraction], people: set[str] = frozenset()):  # type: ignore[assignment]
+    def _resolve(self, extractions: list[Extraction], people: set[str] = frozenset(),  # type: ignore[assignment]
+                 known: dict[str, np.ndarray] | None = None):
+        """Resolve the batch's names against the entity index; new names' vectors come
+        from ``known`` (pooled from their passages) or are embedded here."""
         types: dict[str, str] = {name: "PERSON" for name in people}
         for ex in extractions:
             for mention in ex.mentions:
@@ -452,7 +512,7 @@ class Ingestor:
         from graphmem.resolve.entities import entity_key
 
         need = [name for name in types if entity_key(name) and entity_key(name) not in self.index.by_key]
-        vectors = dict(zip(need, self.embedder.embed(need))) if need else {}
+        vectors = dict(zip(need, vectors_for(need, known or {}, self.embedder))) if need else {}
         resolution = self.index.resolve(types, vectors)
         entity_vectors = np.vstack(resolution.new_vectors) if resolution.new_vectors else np.zeros((0, self.embedder.dim), np.float32)
         new_uuids = {row["uuid"] for row in resolution.new}

@@ -64,7 +64,8 @@ def fingerprint(home: Path) -> dict:
     for record in records:
         if record["label"] == "GraphMeta":
             continue
-        props = {k: (sorted(v) if k in UNORDERED and isinstance(v, list) else v)
+        # scores computed from vectors (synonym edges) carry the same float noise as the vectors
+        props = {k: (sorted(v) if k in UNORDERED and isinstance(v, list) else round(v, 5) if isinstance(v, float) else v)
                  for k, v in record["properties"].items() if k not in VOLATILE}
         key = f"{record['label']}:{record['key']}"
         canonical.setdefault(record["label"], []).append(json.dumps([key, props, "embedding" in record], sort_keys=True))
