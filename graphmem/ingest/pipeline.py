@@ -272,7 +272,9 @@ class Ingestor:
         k is written to the store (in a writer thread). Batches are written one after
         another, in order, and a batch's facts are planned only after the batch before
         it is written (the temporal plan reads the facts stored so far)."""
+        import warnings
         from concurrent.futures import Future, ThreadPoolExecutor
+        from concurrent.futures.process import BrokenProcessPool
 
         if not batches:
             return
@@ -287,7 +289,16 @@ class Ingestor:
             written: Future | None = None
             for k, batch in enumerate(batches):
                 current = passages
-                extractions = upcoming.result() if upcoming is not None else self._extract(current, extractor)
+                try:
+                    extractions = upcoming.result() if upcoming is not None else self._extract(current, extractor)
+                except BrokenProcessPool:
+                    # e.g. a script without `if __name__ == "__main__":` cannot start spawned
+                    # workers; parsing in this process is slower but gives the same graph
+                    warnings.warn("spaCy worker processes stopped; parsing in this process instead (a script "
+                                  "that ingests should guard its entry point with `if __name__ == '__main__':`)",
+                                  RuntimeWarning, stacklevel=2)
+                    extractor, concurrent = self.extractor, False
+                    extractions = self._extract(current, extractor)
                 if k + 1 < len(batches):
                     passages = self._passages(batches[k + 1])
                     upcoming = parsing.submit(self._extract, passages, extractor) if concurrent else None
