@@ -73,21 +73,20 @@ class SentenceTransformerEmbedder:
         texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32), []
-        outputs = self._model.encode(texts, batch_size=self.batch_size, output_value=None, convert_to_numpy=False,
-                                     show_progress_bar=False)
+        outputs = self._forward(texts)
         wanted = [i for i, groups in enumerate(spans) if groups]
         encoded = self._model.tokenizer([texts[i] for i in wanted], return_offsets_mapping=True, truncation=True,
                                         max_length=self._model.max_seq_length) if wanted else None
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         pooled = [np.zeros((len(groups), self.dim), dtype=np.float32) for groups in spans]
         for i, output in enumerate(outputs):
-            vectors[i] = _unit(output["sentence_embedding"].float().cpu().numpy())
+            vectors[i] = _unit(output["sentence_embedding"])
         for row, i in enumerate(wanted):
             ids = encoded["input_ids"][row]
             n = len(ids)
             if outputs[i]["input_ids"][:n].tolist() != ids:
                 continue  # tokenised differently from the forward pass: no safe alignment, embed apart
-            tokens = outputs[i]["token_embeddings"][:n].float().cpu().numpy()
+            tokens = outputs[i]["token_embeddings"][:n]
             offsets = np.asarray(encoded["offset_mapping"][row], dtype=np.int64).reshape(-1, 2)
             starts, ends = offsets[:, 0], offsets[:, 1]
             real = ends > starts  # special tokens have empty offsets
@@ -98,6 +97,30 @@ class SentenceTransformerEmbedder:
                 if covered.any():
                     pooled[i][g] = _unit(tokens[covered].mean(axis=0))
         return vectors, pooled
+
+    def _forward(self, texts: list[str]) -> list[dict]:
+        """Per text: its ``input_ids``, ``token_embeddings`` (unpadded) and ``sentence_embedding``,
+        from the model's own modules in length-sorted batches (``encode(output_value=None)``
+        is not usable across sentence-transformers versions)."""
+        import torch
+
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        results: list[dict] = [{} for _ in texts]
+        device = self._model.device
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            features = self._model.tokenize([texts[i] for i in chunk])
+            features = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
+            with torch.inference_mode():
+                out = self._model.forward(features)
+            tokens = out["token_embeddings"].float().cpu().numpy()
+            sentences = out["sentence_embedding"].float().cpu().numpy()
+            mask = features["attention_mask"].cpu().numpy().astype(bool)
+            ids = features["input_ids"].cpu().numpy()
+            for row, i in enumerate(chunk):  # padding dropped (whichever side the tokenizer pads)
+                results[i] = {"input_ids": ids[row][mask[row]], "token_embeddings": tokens[row][mask[row]],
+                              "sentence_embedding": sentences[row]}
+        return results
 
 
 def _unit(vector: np.ndarray) -> np.ndarray:
