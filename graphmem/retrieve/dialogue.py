@@ -28,9 +28,9 @@ dogs' names?") matches a question put to the memory very well (questions look
 alike to an embedder and share their words) but rarely holds the evidence: the
 answer does, in the next turn, by the other speaker ("Max and Daisy."), which
 often shares no word with the question. On the LoCoMo development
-conversations, turns ending with a question are a quarter of all turns but a
-third of what the graph search ranked in its top 10 for multi-hop questions
-without being evidence. With ``answer_carry > 0`` such an answer's hybrid
+conversations, a quarter of all turns end with a question, and a third of the
+turns the graph search ranked in its top 10 for multi-hop questions without
+being evidence asked one. With ``answer_carry > 0`` such an answer's hybrid
 score becomes at least ``answer_carry`` times its question's, and with
 ``question_turn_weight < 1`` question turns themselves are scaled down; both
 happen before seeding, so the walk starts from the answers too.
