@@ -46,6 +46,9 @@ class RetrievalSettings(BaseModel):
     speaker_weight: float = Field(1.0, ge=0, description="weight of a turn's MENTIONS edge to its speaker in the PPR graph")
     fact_episode_weight: float = Field(0.0, ge=0, description="reset mass on the episodes that assert the seed facts, relative to the entity seeds (graphmem/retrieve/provenance.py); 0 = off")
     speaker_boost: float = Field(0.0, ge=0, description="boost of the turns of the one speaker a query names (graphmem/retrieve/dialogue.py); 0 = off")
+    answer_carry: float = Field(0.0, ge=0, le=1, description="an answer turn (the next turn, by another speaker, after one ending with a question) scores at least this share of its question's hybrid score (graphmem/retrieve/dialogue.py); 0 = off")
+    question_turn_weight: float = Field(1.0, ge=0, le=1, description="factor on the hybrid score of turns ending with a question (graphmem/retrieve/dialogue.py); 1 = off")
+    speaker_name_weight: float = Field(1.0, ge=0, le=1, description="weight of the directions of the speakers a query names in its graph-mode vector, 0 = projected out (graphmem/retrieve/dialogue.py); 1 = off")
 
 
 # Predicates that hold one value at a time: a newer fact with the same subject

@@ -13,7 +13,8 @@ import numpy as np
 from graphmem.config import RetrievalSettings
 from graphmem.embed.base import Embedder
 from graphmem.retrieve.bridge import apply_bridge
-from graphmem.retrieve.dialogue import apply_speaker_prior, named_speaker_turns
+from graphmem.retrieve.dialogue import (apply_speaker_prior, carry_to_answers, damp_speaker_names,
+                                        named_speaker_turns)
 from graphmem.retrieve.ppr import personalized_pagerank
 from graphmem.retrieve.provenance import add_fact_episode_seeds
 from graphmem.retrieve.projection import Projection
@@ -109,7 +110,13 @@ class Retriever:
         if P == 0:
             return [[] for _ in queries]
         vectors = self.embedder.embed(list(queries)) if query_vectors is None else query_vectors
+        if mode == "graph":  # the dense and BM25 modes are baselines: the query as asked
+            vectors = damp_speaker_names(self.projection, queries, vectors, self.settings.speaker_name_weight,
+                                        self.embedder.embed)
         scored = [self.passage_scores(q, v) for q, v in zip(queries, vectors)]
+        if mode == "graph":
+            carry, weight = self.settings.answer_carry, self.settings.question_turn_weight
+            scored = [(carry_to_answers(self.projection, s[0], carry, weight), s[1], s[2]) for s in scored]
         as_of_ms = to_ms(as_of) if as_of is not None else None
         known = self.projection.episodes_known_at(as_of_ms)
         if known is not None:  # as_of: episodes that had not happened yet are not returned
