@@ -109,7 +109,8 @@ class SentenceTransformerEmbedder:
         device = self._model.device
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
-            features = self._model.tokenize([texts[i] for i in chunk])
+            prepare = getattr(self._model, "preprocess", None) or self._model.tokenize  # renamed in 6.x
+            features = prepare([texts[i] for i in chunk])
             features = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
             with torch.inference_mode():
                 out = self._model.forward(features)
