@@ -112,7 +112,7 @@ class Retriever:
         vectors = self.embedder.embed(list(queries)) if query_vectors is None else query_vectors
         if mode == "graph":  # the dense and BM25 modes are baselines: the query as asked
             vectors = damp_speaker_names(self.projection, queries, vectors, self.settings.speaker_name_weight,
-                                        self.embedder.embed)
+                                        lambda names: self.embedder.embed(names))  # only called when on
         scored = [self.passage_scores(q, v) for q, v in zip(queries, vectors)]
         if mode == "graph":
             carry, weight = self.settings.answer_carry, self.settings.question_turn_weight
