@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterable
 
 from graphmem.errors import InputError
+from graphmem.jsonl import json_lines
 from graphmem.model import content_hash
 from graphmem.timeutil import ensure_utc
 
@@ -140,17 +141,7 @@ def read_jsonl(path: Path, text: str, errors: list[InputError] | None = None) ->
 
 def jsonl_records(path: Path):
     """(line number, dict) for every non-blank line of a JSONL file, with errors naming the line."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", path=path) from None
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
+    for number, record in json_lines(path, bom=True):
         if not isinstance(record, dict):
             raise InputError("each line must be a JSON object", path=path, line=number)
         yield number, record

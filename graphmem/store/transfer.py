@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from graphmem.errors import InputError, StoreError
+from graphmem.jsonl import json_lines
 from graphmem.store.base import GraphStore
 
 FORMAT = "graphmem"
@@ -236,31 +237,18 @@ def read_jsonl(path: str | Path) -> tuple[dict[str, Any], int]:
     dim: list[int | None] = [None]
     header: dict[str, Any] | None = None
     n = 0
-    try:
-        handle = open(path, encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror}", path=path) from None
-    with handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
-            except UnicodeDecodeError:
-                raise InputError("not UTF-8 text", path=path, line=number) from None
-            if header is None:
-                if not isinstance(record, dict) or record.get("type") != "header" or record.get("format") != FORMAT:
-                    raise InputError("the first line must be a graphmem export header "
-                                     '({"type": "header", "format": "graphmem", ...})', path=path, line=number)
-                if record.get("version") != VERSION:
-                    raise InputError(f"unsupported export version {record.get('version')!r} (this graphmem reads {VERSION})",
-                                     path=path, line=number, field="version")
-                header = record
-                continue
-            _check_record(record, path, number, nodes, dim)
-            n += 1
+    for number, record in json_lines(path):
+        if header is None:
+            if not isinstance(record, dict) or record.get("type") != "header" or record.get("format") != FORMAT:
+                raise InputError("the first line must be a graphmem export header "
+                                 '({"type": "header", "format": "graphmem", ...})', path=path, line=number)
+            if record.get("version") != VERSION:
+                raise InputError(f"unsupported export version {record.get('version')!r} (this graphmem reads {VERSION})",
+                                 path=path, line=number, field="version")
+            header = record
+            continue
+        _check_record(record, path, number, nodes, dim)
+        n += 1
     if header is None:
         raise InputError("empty file: no graphmem export header", path=path)
     header = {**header, "dim": header.get("dim") or dim[0]}

@@ -202,3 +202,12 @@ def _migrate_cli_checks(main, home_a, home_b, tmp_path) -> None:
     bad.write_text('{"type": "header", "format": "graphmem", "version": 1}\n{"type": "node"}\n')
     out = runner.invoke(main, ["--home", str(home_b), "import", str(bad)])
     assert out.exit_code == 1 and "bad.jsonl:2" in out.output
+
+
+def test_an_export_line_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    header = json.dumps({"type": "header", "format": transfer.FORMAT, "version": transfer.VERSION})
+    path.write_bytes(header.encode() + b"\n\xff\xfe not text\n")
+    with pytest.raises(InputError, match="not UTF-8") as info:
+        transfer.read_jsonl(path)
+    assert info.value.line == 2
