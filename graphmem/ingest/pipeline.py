@@ -307,8 +307,6 @@ class Ingestor:
                     written.result()  # in order; and its facts must be stored before this batch's plan
                 plan.plan_facts(self)
                 written = writing.submit(self._write_batch, batch, plan, report, progress, owner)
-                if len(batches) == 1:
-                    written.result()
             if written is not None:
                 written.result()
 
