@@ -2,7 +2,10 @@
 // statement says IF NOT EXISTS, so ensure_schema can run on every start.
 // Uniqueness constraints back the MERGEs on uuid (and make concurrent
 // writers safe); range indexes serve the tenant and name lookups; vector
-// indexes serve embedding search and a full-text index serves keyword search.
+// indexes serve embedding search over passages and facts and a full-text
+// index serves keyword search. Entity vectors are stored but not indexed:
+// resolution reads them into memory, and an index on the largest label
+// would cost every write (see cypher/falkordb/schema.cypher).
 
 // name: schema_episode_uuid
 CREATE CONSTRAINT graphmem_episode_uuid IF NOT EXISTS FOR (e:Episode) REQUIRE e.uuid IS UNIQUE
@@ -27,10 +30,6 @@ CREATE INDEX graphmem_fact_group IF NOT EXISTS FOR ()-[f:FACT]-() ON (f.group_id
 // name: schema_episode_vector
 CREATE VECTOR INDEX graphmem_episode_embedding IF NOT EXISTS
 FOR (e:Episode) ON (e.embedding)
-OPTIONS {indexConfig: {`vector.dimensions`: {dim}, `vector.similarity_function`: 'cosine'}}
-// name: schema_entity_vector
-CREATE VECTOR INDEX graphmem_entity_embedding IF NOT EXISTS
-FOR (n:Entity) ON (n.embedding)
 OPTIONS {indexConfig: {`vector.dimensions`: {dim}, `vector.similarity_function`: 'cosine'}}
 // name: schema_fact_vector
 CREATE VECTOR INDEX graphmem_fact_embedding IF NOT EXISTS

@@ -15,7 +15,12 @@ Row = dict[str, Any]
 
 @runtime_checkable
 class GraphStore(Protocol):
-    """A Cypher graph database holding one or more tenant groups."""
+    """A Cypher graph database holding one or more tenant groups.
+
+    Parameter values are what Cypher takes (strings, numbers, lists, maps,
+    None), and also 1-D numpy arrays for vectors: each store sends those in its
+    own fastest form, and they reach the query as a list of floats.
+    """
 
     #: 'falkordb' or 'neo4j': picks the dialect folder of ``cypher/``.
     dialect: str

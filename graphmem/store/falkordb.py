@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 from typing import Any, Sequence
+
+import numpy as np
 
 from graphmem.errors import StoreError
 from graphmem.store.base import Row, batched
@@ -23,6 +27,54 @@ def _plain(value: Any) -> Any:
     if isinstance(props, dict):
         return {k: _plain(v) for k, v in props.items() if k != "embedding"}
     return value
+
+
+def _vector_literal(vector: np.ndarray) -> str:
+    """A float vector as a Cypher list literal, written fast.
+
+    FalkorDB takes parameters as Cypher text; ``repr`` of 384 floats costs about
+    0.4 ms per vector in Python, more than the server spends storing it. Here the
+    values become integers scaled by a power of ten chosen so the largest has ten
+    digits (``123456789e-10``), which numpy and json print in C (0.07 ms), and which
+    keeps more precision than the float32 the store keeps.
+    """
+    values = np.asarray(vector, dtype=np.float64).ravel()
+    largest = float(np.max(np.abs(values))) if values.size else 0.0
+    if largest == 0.0 or not math.isfinite(largest):
+        return json.dumps(values.tolist())  # zeros, or NaN/inf that the server will refuse
+    exponent = 9 - math.floor(math.log10(largest))
+    scaled = np.rint(values * 10.0 ** exponent).astype(np.int64)
+    suffix = f"e{-exponent}"
+    return json.dumps(scaled.tolist(), separators=(",", ":")).replace(",", suffix + ",").replace("]", suffix + "]")
+
+
+def _literal(value: Any) -> str:
+    """One parameter value as Cypher text, as the falkordb client writes it, except
+    that numpy vectors take the fast path above."""
+    from falkordb.helpers import stringify_param_value
+
+    if isinstance(value, np.ndarray):
+        return _vector_literal(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(map(_literal, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{_name(key)}:{_literal(v)}" for key, v in value.items()) + "}"
+    return stringify_param_value(value)
+
+
+def _name(key: Any) -> str:
+    """A parameter or map key, backticked; FalkorDB cannot escape a backtick inside one."""
+    text = key.decode() if isinstance(key, bytes) else str(key)
+    if not text or "`" in text:
+        raise StoreError(f"parameter name {text!r} cannot be used: it is empty or holds a backtick")
+    return f"`{text}`"
+
+
+def _with_parameters(text: str, params: dict[str, Any] | None) -> str:
+    """``text`` behind a ``CYPHER name=value ...`` header (how FalkorDB takes parameters)."""
+    if not params:
+        return text
+    return "CYPHER " + " ".join(f"{_name(name)}={_literal(value)}" for name, value in params.items()) + " " + text
 
 
 class FalkorDBStore:
@@ -53,10 +105,11 @@ class FalkorDBStore:
     def _query(self, text: str, params: dict[str, Any] | None, *, read_only: bool = False,
                timeout_ms: int | None = None) -> tuple[list[str], list[list[Any]]]:
         try:
+            text = _with_parameters(text, params)
             if read_only:
-                result = self._graph.ro_query(text, params, timeout=timeout_ms)
+                result = self._graph.ro_query(text, None, timeout=timeout_ms)
             else:
-                result = self._graph.query(text, params, timeout=timeout_ms)
+                result = self._graph.query(text, None, timeout=timeout_ms)
         except self._redis_errors as exc:
             message = str(exc)
             if isinstance(exc, OSError) or "Connection" in type(exc).__name__:

@@ -146,9 +146,13 @@ class Graph:
             self.store.run_rows(name, rows, self.batch_size)
 
     def write_vectors(self, name: str, rows: list[Row], vectors: np.ndarray) -> None:
-        """Attach ``vectors`` (one per row, in order) with the dialect's embedding query."""
+        """Attach ``vectors`` (one per row, in order) with the dialect's embedding query.
+
+        The rows carry numpy float32 vectors; each store puts them on its own wire
+        (see :class:`~graphmem.store.base.GraphStore`)."""
         if rows:
-            payload = [{**row, "embedding": vector.tolist()} for row, vector in zip(rows, vectors)]
+            vectors = np.asarray(vectors, dtype=np.float32)
+            payload = [{**row, "embedding": vector} for row, vector in zip(rows, vectors)]
             self.store.run_rows(name, payload, max(1, self.batch_size // 4))
 
     def bump_revision(self) -> int:

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import numpy as np
+
 from graphmem.errors import ConfigError, StoreError
 from graphmem.store.base import Row, batched
 from graphmem.store.queries import load_queries
@@ -65,6 +67,17 @@ class Neo4jTarget:
         if database and "/" in database:
             raise ConfigError(f"Neo4j URI path must be one database name, got {database!r}")
         return cls(urlunsplit((parts.scheme.lower(), netloc, "", parts.query, "")), user, password, database)
+
+
+def _wire(value: Any) -> Any:
+    """Parameters for the driver: numpy vectors become float lists (Bolt has no arrays)."""
+    if isinstance(value, np.ndarray):
+        return value.astype(float).tolist()
+    if isinstance(value, dict):
+        return {k: _wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_wire(v) for v in value]
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -142,7 +155,7 @@ class Neo4jStore:
         neo4j = self._neo4j
 
         def work(tx: Any) -> tuple[list[str], list[list[Any]]]:
-            result = tx.run(text, params)
+            result = tx.run(text, _wire(params))
             columns = list(result.keys())
             records = result.fetch(max_rows) if max_rows is not None else list(result)
             # consume so that errors raised late (at commit) surface here, inside the retry

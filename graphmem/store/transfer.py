@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
+
 from graphmem.errors import InputError, StoreError
 from graphmem.jsonl import json_lines
 from graphmem.store.base import GraphStore
@@ -146,7 +148,8 @@ def write(store: GraphStore, kind: Kind, chunk: Sequence[Record], batch_size: in
         rows = [{"key": r["key"], "props": r["props"]} for r in rows]
     store.run_rows(f"import_{kind.name}", rows, batch_size)
     if kind.embeddings is not None:
-        vectors = [{"uuid": r["key"], "subject": r.get("start"), "embedding": r["embedding"]}
+        vectors = [{"uuid": r["key"], "subject": r.get("start"),
+                    "embedding": np.asarray(r["embedding"], dtype=np.float32)}
                    for r in chunk if r.get("embedding")]
         if kind.type == "node":
             vectors = [{"uuid": v["uuid"], "embedding": v["embedding"]} for v in vectors]

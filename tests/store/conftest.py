@@ -33,6 +33,7 @@ BOLT_LIMITS = {
     "read_only": "FalkorDB's Bolt endpoint ignores the read access mode: a write in a read transaction is applied",
     "timeout": "FalkorDB's Bolt endpoint ignores transaction timeouts (BEGIN metadata is not read)",
     "error_text": "FalkorDB's Bolt endpoint reports every error as 'An unknown error occurred'",
+    "float_precision": "FalkorDB's Bolt endpoint returns floats with six decimals (3.1e-7 comes back as 0.0)",
     "schema_twice": "FalkorDB's Bolt endpoint reports 'index exists' as an unknown error, so ensure_schema cannot run twice",
 }
 NEO4J_HOW = ("set NEO4J_URI=neo4j://user:password@host:7687/dbname (or NEO4J_USERNAME / NEO4J_PASSWORD) "

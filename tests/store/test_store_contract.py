@@ -175,6 +175,24 @@ def test_parameters_and_values_round_trip(case):
     assert dict(zip(columns, rows[0])) == params
 
 
+def test_numpy_vectors_arrive_as_float_lists(case):
+    """Ingestion hands vectors over as numpy arrays (FalkorDB writes them in a scaled-integer
+    form); whatever the wire, the query must see the same floats, tiny and negative ones too."""
+    case.require("float_precision")
+    rng = np.random.default_rng(7)
+    unit_vector = rng.standard_normal(384).astype(np.float32)
+    unit_vector /= np.linalg.norm(unit_vector)
+    unit_vector[:3] = [3.1e-7, -2.5e-5, 0.0]
+    wide = np.array([1234.5, -0.001, 7.0], dtype=np.float32)
+    zeros = np.zeros(4, dtype=np.float32)
+    columns, rows = case.store.cypher("RETURN $v AS v, $rows AS rows, $z AS z",
+                                      {"v": unit_vector, "rows": [{"uuid": "a", "embedding": wide}], "z": zeros})
+    v, nested, z = rows[0]
+    assert v == pytest.approx(unit_vector.tolist(), abs=1e-9)
+    assert nested[0]["uuid"] == "a" and nested[0]["embedding"] == pytest.approx(wide.tolist(), rel=1e-7)
+    assert z == [0.0] * 4
+
+
 def test_user_cypher_returns_plain_values(case, data):
     columns, rows = case.store.cypher("MATCH (e:Episode {group_id: $g}) RETURN e ORDER BY e.uuid", {"g": case.group})
     assert columns == ["e"] and len(rows) == 3
