@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -34,6 +35,7 @@ class RetrievalSettings(BaseModel):
     passage_temperature: float | None = Field(0.05, gt=0, description="softmax temperature turning hybrid passage scores into seed weights; null = min-max scaling of the top passage_top_k")
     bm25_weight: float = Field(0.3, ge=0, le=1, description="share of BM25 in the hybrid passage score")
     query_entity_weight: float = Field(1.0, ge=0, description="seed weight of named entities in the query")
+    query_entities: Literal["lookup", "ner"] = Field("lookup", description="how the entities a query names are found: 'lookup' matches its capitalised spans against the graph's entity names (graphmem/retrieve/names.py, about 0.1 ms); 'ner' runs spaCy's NER on the query (several ms)")
     synonym_threshold: float = Field(0.85, ge=0, le=1, description="cosine above which entities get a SYNONYM edge")
     synonym_top_k: int = Field(5, ge=0, description="nearest neighbours considered for SYNONYM edges")
     fusion_weight: float = Field(0.9, ge=0, le=1, description="weight of the PPR rank against the hybrid passage rank in the final fusion")

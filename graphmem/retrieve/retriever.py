@@ -15,6 +15,7 @@ from graphmem.embed.base import Embedder
 from graphmem.retrieve.bridge import apply_bridge
 from graphmem.retrieve.dialogue import (apply_speaker_prior, carry_to_answers, damp_speaker_names,
                                         named_speaker_turns)
+from graphmem.retrieve.names import named_entities
 from graphmem.retrieve.ppr import personalized_pagerank
 from graphmem.retrieve.provenance import add_fact_episode_seeds
 from graphmem.retrieve.projection import Projection
@@ -88,6 +89,10 @@ class Retriever:
         return hybrid, dense, bm25
 
     def entities_in(self, query: str) -> list[int]:
+        """Entity indices the query names: by looking up the graph's names (``lookup``,
+        graphmem/retrieve/names.py) or by spaCy NER on the query (``ner``)."""
+        if self.settings.query_entities == "lookup":
+            return named_entities(self.projection.entity_key_index(), query)
         if self._query_entities is None:
             return []
         from graphmem.resolve.entities import entity_key
