@@ -180,7 +180,7 @@ class ServiceProcess:
     """`graphmem embed-serve` in a subprocess; stopped with SIGTERM (graceful)."""
 
     def __init__(self, model: str, device: str, max_batch: int, max_wait_ms: float, log: Path,
-                 worker: str = "thread") -> None:
+                 worker: str = "auto") -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
@@ -255,7 +255,7 @@ def _client_process(url: str, requests: list[list[str]], concurrency: int, start
 
 
 def row_service(model: str, device: str, texts: list[str], size: int, clients: int, client_procs: int,
-                max_batch: int, max_wait_ms: float, log: Path, worker: str = "thread") -> dict:
+                max_batch: int, max_wait_ms: float, log: Path, worker: str = "auto") -> dict:
     service = ServiceProcess(model, device, max_batch, max_wait_ms, log, worker)
     try:
         info = service.wait_ready()
@@ -402,7 +402,7 @@ def main() -> None:
     p.add_argument("--ceiling-batch", type=int, default=512)
     p.add_argument("--max-batch", type=int, default=512)
     p.add_argument("--max-wait-ms", type=float, default=2.0)
-    p.add_argument("--worker", default="thread", choices=["thread", "process"],
+    p.add_argument("--worker", default="auto", choices=["auto", "thread", "process"],
                    help="embed-serve --worker: model replicas in worker processes or in the serving process")
     p.add_argument("--ingest-passages", type=int, default=None, help="[min(passages, 20000)]")
     p.add_argument("--ingest-cpu-passages", type=int, default=None, help="[min(passages, 2000)]")

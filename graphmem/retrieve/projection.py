@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from graphmem.retrieve.ppr import transition_matrix
+from graphmem.retrieve.ppr import parallel_operator, transition_matrix
 from graphmem.store.graph import Graph
 
 CACHE_VERSION = 3
@@ -162,6 +162,14 @@ class Projection:
         if key not in self._cache:
             self._cache[key] = transition_matrix(self.adjacency(self.facts_valid_at(as_of_ms), next_weight,
                                                                 speaker_weight))
+        return self._cache[key]
+
+    def walk_operator(self, as_of_ms: int | None = None, next_weight: float = 0.0, speaker_weight: float = 1.0):
+        """:meth:`transition` as PPR multiplies by it: split over the cores on large graphs
+        (:func:`graphmem.retrieve.ppr.parallel_operator`)."""
+        key = f"operator:{as_of_ms}:{next_weight}:{speaker_weight}"
+        if key not in self._cache:
+            self._cache[key] = parallel_operator(self.transition(as_of_ms, next_weight, speaker_weight))
         return self._cache[key]
 
     def igraph(self):

@@ -141,7 +141,7 @@ class Retriever:
         for seed in seeds:
             add_fact_episode_seeds(self.projection, seed, self.settings.fact_episode_weight)
         reset = np.stack([s.reset for s in seeds], axis=1)
-        transition = self.projection.transition(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
+        transition = self.projection.walk_operator(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
         ppr = personalized_pagerank(transition, reset, self.settings.damping,
                                     self.settings.ppr_iterations, self.settings.ppr_tolerance)
         E = self.projection.n_entities

@@ -32,6 +32,14 @@ class Seeds:
     facts: list[tuple[int, float]] = field(default_factory=list)  # (fact index, score)
 
 
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first (a partition, not a full sort)."""
+    if k >= len(scores):
+        return np.argsort(-scores, kind="stable")
+    top = np.argpartition(-scores, k - 1)[:k]
+    return top[np.argsort(-scores[top], kind="stable")]
+
+
 def minmax(scores: np.ndarray) -> np.ndarray:
     if scores.size == 0:
         return scores
@@ -83,7 +91,7 @@ def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores
         # passage seeds on the same scale as entity seeds (as in HippoRAG 2): a
         # passage that matches the query outright still starts the walk, but with
         # a small weight so the graph, not the dense ranking, leads
-        top = np.argsort(-passage_scores)[: settings.passage_top_k]
+        top = _top(passage_scores, settings.passage_top_k)
         if settings.passage_temperature is None:
             weights = minmax(passage_scores[top])
         else:

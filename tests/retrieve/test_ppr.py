@@ -45,3 +45,20 @@ def test_isolated_seed_keeps_its_mass():
     adjacency = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=np.float32))
     scores = personalized_pagerank(transition_matrix(adjacency), np.array([0, 0, 1.0]), 0.5)
     assert np.allclose(scores, [0, 0, 1])
+
+
+def test_row_blocks_on_threads_give_the_same_scores():
+    from graphmem.retrieve.ppr import RowBlocks
+
+    graph, adjacency = _random_graph(n=301, m=1500, seed=3)
+    transition = transition_matrix(adjacency)
+    blocks = RowBlocks(transition, 3)
+    assert blocks.shape == transition.shape and len(blocks.blocks) == 3
+    reset = np.zeros((graph.vcount(), 2), dtype=np.float32)
+    reset[[5, 80], 0] = 1.0
+    reset[[200, 300], 1] = [0.3, 0.7]
+    expected = personalized_pagerank(transition, reset, damping=0.5, iterations=100, tolerance=1e-9)
+    assert np.allclose(personalized_pagerank(blocks, reset, damping=0.5, iterations=100, tolerance=1e-9), expected,
+                       atol=1e-7)
+    single = personalized_pagerank(blocks, reset[:, 1], damping=0.5, iterations=100, tolerance=1e-9)
+    assert single.shape == (graph.vcount(),) and np.allclose(single, expected[:, 1], atol=1e-7)
