@@ -34,13 +34,13 @@ def bridge_scores(projection: Projection, anchors: np.ndarray, dense: np.ndarray
     closeness to the query (``dense``: cosine, -inf where not rankable)."""
     incidence = projection.episode_entities()
     counts = projection.entity_passage_counts()
-    link_weight = np.zeros(projection.n_entities, dtype=np.float64)
+    link_weight = np.zeros(projection.n_entities, dtype=np.float32)  # the incidence's dtype: no upcast copy
     for anchor in anchors:
         entities = incidence[anchor].indices
         link_weight[entities] += 1.0 / np.maximum(counts[entities], 1.0)
     if excluded:
         link_weight[list(excluded)] = 0.0
-    link = np.asarray(incidence @ link_weight).ravel()
+    link = np.asarray(incidence @ link_weight, dtype=np.float64).ravel()
     link[anchors] = 0.0  # an anchor is not its own next hop
     usable = np.isfinite(dense)
     if not usable.any():
@@ -71,7 +71,9 @@ def apply_bridge(projection: Projection, scores: np.ndarray, dense: np.ndarray, 
     n = min(anchors, int(finite.sum()))
     if n <= 0:
         return scores
-    top = np.argsort(-np.where(finite, scores, -np.inf), kind="stable")[:n]
+    ranked = np.where(finite, scores, -np.inf)
+    top = np.argpartition(-ranked, n - 1)[:n] if n < len(ranked) else np.arange(len(ranked))
+    top = top[np.argsort(-ranked[top], kind="stable")]
     candidates = np.unique(projection.episode_entities()[top].indices)
     excluded = query_named_entities(projection, query, named, candidates)
     bridge = bridge_scores(projection, top, np.where(finite, dense, -np.inf), excluded, temperature)
