@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphmem.retrieve.projection import Projection
+from graphmem.retrieve.seeds import top_indices
 
 
 def bridge_scores(projection: Projection, anchors: np.ndarray, dense: np.ndarray, excluded: set[int],
@@ -71,9 +72,7 @@ def apply_bridge(projection: Projection, scores: np.ndarray, dense: np.ndarray, 
     n = min(anchors, int(finite.sum()))
     if n <= 0:
         return scores
-    ranked = np.where(finite, scores, -np.inf)
-    top = np.argpartition(-ranked, n - 1)[:n] if n < len(ranked) else np.arange(len(ranked))
-    top = top[np.argsort(-ranked[top], kind="stable")]
+    top = top_indices(np.where(finite, scores, -np.inf), n)
     candidates = np.unique(projection.episode_entities()[top].indices)
     excluded = query_named_entities(projection, query, named, candidates)
     bridge = bridge_scores(projection, top, np.where(finite, dense, -np.inf), excluded, temperature)

@@ -19,7 +19,7 @@ from graphmem.retrieve.names import named_entities
 from graphmem.retrieve.ppr import personalized_pagerank
 from graphmem.retrieve.provenance import add_fact_episode_seeds
 from graphmem.retrieve.projection import Projection
-from graphmem.retrieve.seeds import Seeds, build_seeds, minmax
+from graphmem.retrieve.seeds import Seeds, build_seeds, minmax, top_indices
 from graphmem.timeutil import to_ms
 
 Mode = Literal["graph", "dense", "bm25"]
@@ -172,9 +172,7 @@ class Retriever:
         return fused
 
     def _rank(self, scores: np.ndarray, k: int, seeds: Seeds | None = None) -> list[Hit]:
-        k = min(k, len(scores))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
+        top = top_indices(scores, k)
         top = top[np.isfinite(scores[top])]
         hits = []
         for rank, index in enumerate(top, start=1):

@@ -32,11 +32,13 @@ class Seeds:
     facts: list[tuple[int, float]] = field(default_factory=list)  # (fact index, score)
 
 
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` highest scores, best first (a partition, not a full sort)."""
+def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first, ties in index order (a partition,
+    then a sort of the ``k`` only: the full sort of every passage or fact is the cost)."""
     if k >= len(scores):
-        return np.argsort(-scores, kind="stable")
-    top = np.argpartition(-scores, k - 1)[:k]
+        top = np.arange(len(scores))
+    else:
+        top = np.argpartition(-scores, k - 1)[:k] if k > 0 else np.zeros(0, dtype=np.intp)
     return top[np.argsort(-scores[top], kind="stable")]
 
 
@@ -67,8 +69,7 @@ def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores
         scores = projection.fact_vectors @ query_vector
         if fact_mask is not None:
             scores = np.where(fact_mask, scores, -np.inf)
-        top = np.argpartition(-scores, min(settings.fact_top_k, len(scores) - 1))[: settings.fact_top_k]
-        top = top[np.argsort(-scores[top])]
+        top = top_indices(scores, settings.fact_top_k)
         best = float(scores[top[0]]) if len(top) else 0.0
         for index in top:
             score = float(scores[index])
@@ -91,7 +92,7 @@ def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores
         # passage seeds on the same scale as entity seeds (as in HippoRAG 2): a
         # passage that matches the query outright still starts the walk, but with
         # a small weight so the graph, not the dense ranking, leads
-        top = _top(passage_scores, settings.passage_top_k)
+        top = top_indices(passage_scores, settings.passage_top_k)
         if settings.passage_temperature is None:
             weights = minmax(passage_scores[top])
         else:
