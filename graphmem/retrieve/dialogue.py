@@ -68,11 +68,15 @@ def apply_speaker_prior(hybrid: np.ndarray, ppr: np.ndarray | None, turns: np.nd
     return hybrid, ppr
 
 
+def _speaker_names(projection: Projection) -> list[str]:
+    """The speakers' (non-blank) names, sorted."""
+    return sorted({projection.entity_names[e] for e in projection.speaker_set() if projection.entity_names[e].strip()})
+
+
 def speaker_pattern(projection: Projection) -> re.Pattern[str] | None:
     """A regex matching the speakers' names as whole words (any case; group ``name``), or None."""
     if "speaker_pattern" not in projection._cache:
-        names = sorted({projection.entity_names[e] for e in projection.speaker_set()
-                        if projection.entity_names[e].strip()}, key=len, reverse=True)
+        names = sorted(_speaker_names(projection), key=len, reverse=True)  # longest first: "Jo Ann" wins over "Jo"
         projection._cache["speaker_pattern"] = (
             re.compile(r"\b(?P<name>" + "|".join(re.escape(n) for n in names) + r")\b",
                        re.IGNORECASE) if names else None)
@@ -82,8 +86,7 @@ def speaker_pattern(projection: Projection) -> re.Pattern[str] | None:
 def speaker_name_vectors(projection: Projection, embed: Callable[[list[str]], np.ndarray]) -> dict[str, np.ndarray]:
     """Lower-cased speaker name -> its embedding (embedded once per projection)."""
     if "speaker_name_vectors" not in projection._cache:
-        names = sorted({projection.entity_names[e] for e in projection.speaker_set()
-                        if projection.entity_names[e].strip()})
+        names = _speaker_names(projection)
         vectors = np.asarray(embed(names), dtype=np.float32) if names else np.zeros((0, 0), np.float32)
         projection._cache["speaker_name_vectors"] = {n.lower(): v for n, v in zip(names, vectors)}
     return projection._cache["speaker_name_vectors"]
