@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -103,11 +103,12 @@ class Passage:
 
 @dataclass
 class BatchPlan:
-    """A batch of passages embedded and resolved, waiting for its facts and its write."""
+    """A batch of units (passages or dialogue turns) embedded and resolved, waiting
+    for its facts and its write."""
 
-    passages: list[Passage]
+    units: list[Any]
     extractions: list[Extraction]
-    passage_vectors: np.ndarray
+    unit_vectors: np.ndarray
     pooled_facts: dict[str, np.ndarray]
     entity_rows: list[dict]
     entity_vectors: np.ndarray
@@ -120,7 +121,7 @@ class BatchPlan:
 
     def plan_facts(self, ingestor: "Ingestor") -> None:
         """Fact rows, their vectors and the temporal plan (reads the stored timelines)."""
-        self.fact_rows, self.timeline = ingestor._facts(self.passages, self.extractions, self.uuid_of)
+        self.fact_rows, self.timeline = ingestor._facts(self.units, self.extractions, self.uuid_of)
         self.fact_vectors = vectors_for([row["text"] for row in self.fact_rows], self.pooled_facts,
                                         ingestor.embedder)
 
@@ -302,7 +303,8 @@ class Ingestor:
                 if k + 1 < len(batches):
                     passages = self._passages(batches[k + 1])
                     upcoming = parsing.submit(self._extract, passages, extractor) if concurrent else None
-                plan = self._prepare_batch(current, extractions)
+                plan = self._prepare_batch(current, extractions, [p.embedding_text() for p in current],
+                                           [p.text_map for p in current])
                 if written is not None:
                     written.result()  # in order; and its facts must be stored before this batch's plan
                 plan.plan_facts(self)
@@ -332,19 +334,21 @@ class Ingestor:
                                       titles=[p.document.title for p in passages])
 
     # -- one batch --------------------------------------------------------------
-    def _prepare_batch(self, passages: list[Passage], extractions: list[Extraction]) -> "BatchPlan":
-        """Embed a batch and resolve its names (no store access: runs while the batch
-        before it is written)."""
-        vectors = embed_units(self.embedder, [p.embedding_text() for p in passages], extractions,
-                              [p.text_map for p in passages], pool=self.settings.context_vectors)
-        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(extractions, known=vectors.names)
-        return BatchPlan(passages, extractions, vectors.units, vectors.facts, entity_rows, entity_vectors,
+    def _prepare_batch(self, units: list[Any], extractions: list[Extraction], texts: list[str],
+                       maps: list[TextMap], people: set[str] = frozenset()) -> "BatchPlan":  # type: ignore[assignment]
+        """Embed a batch (``texts``: what the embedder reads of each unit; ``maps``: extraction
+        offsets into them) and resolve its names (no store access: for passages it runs while
+        the batch before is written)."""
+        vectors = embed_units(self.embedder, texts, extractions, maps, pool=self.settings.context_vectors)
+        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(
+            extractions, people=people, known=vectors.names)
+        return BatchPlan(units, extractions, vectors.units, vectors.facts, entity_rows, entity_vectors,
                          alias_rows, synonyms, uuid_of)
 
     def _write_batch(self, batch: list[tuple[Document, str]], plan: "BatchPlan", report: IngestReport,
                      progress: Progress | None, owner: str) -> None:
         group = self.graph.group_id
-        passages, extractions, passage_vectors = plan.passages, plan.extractions, plan.passage_vectors
+        passages, extractions, passage_vectors = plan.units, plan.extractions, plan.unit_vectors
         entity_rows, entity_vectors, alias_rows = plan.entity_rows, plan.entity_vectors, plan.alias_rows
         synonyms, uuid_of = plan.synonyms, plan.uuid_of
         fact_rows, fact_vectors, timeline = plan.fact_rows, plan.fact_vectors, plan.timeline
@@ -468,14 +472,13 @@ class Ingestor:
                 ex.mentions.append(Mention(name=turn.speaker, type="PERSON", count=1))
             else:
                 speaker.type = "PERSON"
-        vectors = embed_units(self.embedder, [t.embedding_text() for t in turns], extractions,
-                              [TextMap(prefix=len(t.embedding_prefix())) for t in turns],
-                              pool=self.settings.context_vectors)
-        turn_vectors = vectors.units
-        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(
-            extractions, people=set(conversation.speakers), known=vectors.names)
-        fact_rows, timeline = self._facts(units, extractions, uuid_of)
-        fact_vectors = vectors_for([row["text"] for row in fact_rows], vectors.facts, self.embedder)
+        plan = self._prepare_batch(units, extractions, [t.embedding_text() for t in turns],
+                                   [TextMap(prefix=len(t.embedding_prefix())) for t in turns],
+                                   people=set(conversation.speakers))
+        plan.plan_facts(self)
+        turn_vectors, uuid_of = plan.unit_vectors, plan.uuid_of
+        entity_rows, entity_vectors, alias_rows = plan.entity_rows, plan.entity_vectors, plan.alias_rows
+        synonyms, fact_rows, fact_vectors, timeline = plan.synonyms, plan.fact_rows, plan.fact_vectors, plan.timeline
 
         now = to_ms(utcnow())
         self.graph.renew(owner)  # claimed (state 'writing') in ingest_conversations
