@@ -75,24 +75,27 @@ DETACH DELETE s
 
 // (SET touched_at first: on Neo4j that takes the node's write lock, so two
 // transactions claiming one source run one after the other.)
-// name: source_claim
-MERGE (s:Source {uuid: $uuid})
-ON CREATE SET s.group_id = $group_id, s.name = $name, s.state = 'new', s.content_hash = '', s.owner = ''
+// One row per source ($rows: uuid, name, kind, uri, content_hash, metadata), so a
+// run claims its documents in a few round trips; each row is claimed as above.
+// name: sources_claim
+UNWIND $rows AS r
+MERGE (s:Source {uuid: r.uuid})
+ON CREATE SET s.group_id = $group_id, s.name = r.name, s.state = 'new', s.content_hash = '', s.owner = ''
 SET s.touched_at = $now
-WITH s, s.state AS was,
-     (s.state = 'complete' AND s.content_hash = $content_hash) AS done,
+WITH r, s, s.state AS was,
+     (s.state = 'complete' AND s.content_hash = r.content_hash) AS done,
      (s.state = 'writing' AND coalesce(s.owner, '') <> $owner AND NOT coalesce(s.owner, '') IN $dead) AS busy
-WITH s, was, done, busy, (NOT done AND NOT busy) AS mine
+WITH r, s, was, done, busy, (NOT done AND NOT busy) AS mine
 SET s.state = CASE WHEN mine THEN 'writing' ELSE s.state END,
     s.owner = CASE WHEN mine THEN $owner ELSE s.owner END,
     s.lease_at = CASE WHEN mine THEN $now ELSE s.lease_at END,
     s.group_id = CASE WHEN mine THEN $group_id ELSE s.group_id END,
-    s.name = CASE WHEN mine THEN $name ELSE s.name END,
-    s.kind = CASE WHEN mine THEN $kind ELSE s.kind END,
-    s.uri = CASE WHEN mine THEN $uri ELSE s.uri END,
-    s.metadata = CASE WHEN mine THEN $metadata ELSE s.metadata END,
-    s.content_hash = CASE WHEN mine THEN $content_hash ELSE s.content_hash END
-RETURN mine, done, busy, was
+    s.name = CASE WHEN mine THEN r.name ELSE s.name END,
+    s.kind = CASE WHEN mine THEN r.kind ELSE s.kind END,
+    s.uri = CASE WHEN mine THEN r.uri ELSE s.uri END,
+    s.metadata = CASE WHEN mine THEN r.metadata ELSE s.metadata END,
+    s.content_hash = CASE WHEN mine THEN r.content_hash ELSE s.content_hash END
+RETURN r.uuid AS uuid, mine, done, busy, was
 
 // name: sources_writing
 MATCH (s:Source {group_id: $group_id, state: 'writing'})
@@ -107,8 +110,9 @@ WHERE coalesce(s.owner, '') = $dead_owner
 SET s.owner = $owner, s.lease_at = $now
 RETURN s.uuid AS uuid
 
-// name: source_complete_owned
-MATCH (s:Source {uuid: $uuid, group_id: $group_id, owner: $owner})
+// name: sources_complete_owned
+UNWIND $uuids AS uuid
+MATCH (s:Source {uuid: uuid, group_id: $group_id, owner: $owner})
 SET s.state = 'complete', s.lease_at = $now
 RETURN s.uuid AS uuid
 

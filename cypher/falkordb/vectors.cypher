@@ -1,10 +1,13 @@
-// FalkorDB stores vectors as vecf32; its procedures return a cosine
+// FalkorDB stores searchable vectors as vecf32; its procedures return a cosine
 // distance, turned into a similarity here so both stores score alike.
 
+// Entity vectors are searched by nobody in the store (resolution and retrieval
+// hold them in memory), so the store writes them packed: r.embedding arrives as
+// one base64 string of float32s (graphmem/store/falkordb.py, _PACKED_VECTORS).
 // name: entity_embeddings_set
 UNWIND $rows AS r
 MATCH (n:Entity {uuid: r.uuid})
-SET n.embedding = vecf32(r.embedding)
+SET n.embedding = r.embedding
 
 // name: episode_embeddings_set
 UNWIND $rows AS r
@@ -22,11 +25,14 @@ WITH node, score WHERE node.group_id = $group_id
 RETURN node.uuid AS uuid, 1.0 - score AS score
 ORDER BY score DESC
 
+// An exact scan (no vector index on facts, see schema.cypher): fine for
+// exploring from Cypher; graphmem's own fact search runs in memory.
 // name: facts_vector_search
-CALL db.idx.vector.queryRelationships('FACT', 'embedding', $k, vecf32($vector)) YIELD relationship, score
-WITH relationship AS f, score WHERE f.group_id = $group_id
-RETURN f.uuid AS uuid, f.text AS text, 1.0 - score AS score
-ORDER BY score DESC
+MATCH (:Entity {group_id: $group_id})-[f:FACT]->(:Entity)
+WHERE f.embedding IS NOT NULL
+WITH f, 1.0 - vec.cosineDistance(f.embedding, vecf32($vector)) AS score
+RETURN f.uuid AS uuid, f.text AS text, score
+ORDER BY score DESC LIMIT $k
 
 // name: episodes_fulltext_search
 CALL db.idx.fulltext.queryNodes('Episode', $text) YIELD node, score

@@ -222,9 +222,10 @@ class Ingestor:
                progress: Progress | None) -> list[tuple[Document, str]]:
         """Claim every document's source; the ones this run must write, cleared of old content."""
         todo: list[tuple[Document, str]] = []
-        for document in documents:
-            source_uuid, claim = self._claim_source(document.name, "doc", document.uri, document.content_hash,
-                                                    document.metadata, owner, dead, report, progress, 1)
+        sources = [{"name": d.name, "kind": "doc", "uri": d.uri, "content_hash": d.content_hash,
+                    "metadata": d.metadata, "units": 1} for d in documents]
+        for document, (source_uuid, claim) in zip(documents, self._claim_sources(sources, owner, dead, report,
+                                                                                  progress)):
             if claim is None:
                 continue
             if claim["was"] in ("writing", "complete"):
@@ -234,24 +235,30 @@ class Ingestor:
             todo.append((document, source_uuid))
         return todo
 
-    def _claim_source(self, name: str, kind: str, uri: str, content_hash: str, metadata: dict, owner: str,
-                      dead: list[str], report: IngestReport, progress: Progress | None,
-                      units: int) -> tuple[str, dict | None]:
-        """Claim one source for this run: ``(uuid, claim)``, or ``(uuid, None)`` when it is
-        skipped (complete with the same content, or being written by another live process),
-        counted in ``report`` and its ``units`` passed to ``progress``."""
-        source_uuid = stable_uuid(self.graph.group_id, "source", name)
-        claim = self.graph.claim_source(source_uuid, name, kind, uri, content_hash, metadata, owner, dead)
-        if claim["mine"]:
-            return source_uuid, claim
-        if claim["done"]:
-            report.skipped += 1
-        else:
-            report.busy += 1
-            report.errors.append(f"{name}: being written by another process; skipped")
-        if progress:
-            progress(units)
-        return source_uuid, None
+    def _claim_sources(self, sources: list[dict], owner: str, dead: list[str], report: IngestReport,
+                       progress: Progress | None) -> list[tuple[str, dict | None]]:
+        """Claim sources for this run (``sources``: name, kind, uri, content_hash, metadata,
+        units): ``(uuid, claim)`` each, or ``(uuid, None)`` when it is skipped (complete with
+        the same content, or being written by another live process), counted in ``report``
+        and its ``units`` passed to ``progress``."""
+        for source in sources:
+            source["uuid"] = stable_uuid(self.graph.group_id, "source", source["name"])
+        claims = self.graph.claim_sources([{k: v for k, v in s.items() if k != "units"} for s in sources],
+                                          owner, dead)
+        out: list[tuple[str, dict | None]] = []
+        for source, claim in zip(sources, claims):
+            if claim["mine"]:
+                out.append((source["uuid"], claim))
+                continue
+            if claim["done"]:
+                report.skipped += 1
+            else:
+                report.busy += 1
+                report.errors.append(f"{source['name']}: being written by another process; skipped")
+            if progress:
+                progress(source["units"])
+            out.append((source["uuid"], None))
+        return out
 
     def _batches(self, todo: list[tuple[Document, str]]) -> list[list[tuple[Document, str]]]:
         """Batches of about ``batch_size`` passages: bounded memory, steady progress."""
@@ -373,8 +380,7 @@ class Ingestor:
         self.graph.write("next_upsert", next_rows)
         self._write_facts(fact_rows, fact_vectors, timeline, report)
         self.graph.write("synonyms_upsert", synonyms)
-        for _, source_uuid in batch:
-            self.graph.complete_owned(source_uuid, owner)
+        self.graph.complete_owned([source_uuid for _, source_uuid in batch], owner)
 
         if timeline.touched_stored:  # stored facts changed validity: only a reload is right
             report.delta = None
@@ -427,10 +433,11 @@ class Ingestor:
                 # claimed like a document (crash- and concurrency-safe); read the stored
                 # state first: a grown conversation keeps its turns and gets only new ones
                 stored = self.graph.source(conversation.name)
-                source_uuid, claim = self._claim_source(
-                    conversation.name, "dialogue", conversation.uri, conversation.content_hash,
-                    {**conversation.metadata, "title": conversation.title}, owner, dead, report, progress,
-                    len(conversation.turns))
+                [(source_uuid, claim)] = self._claim_sources(
+                    [{"name": conversation.name, "kind": "dialogue", "uri": conversation.uri,
+                      "content_hash": conversation.content_hash,
+                      "metadata": {**conversation.metadata, "title": conversation.title},
+                      "units": len(conversation.turns)}], owner, dead, report, progress)
                 if claim is None:
                     continue
                 start = 0
@@ -504,7 +511,7 @@ class Ingestor:
         self.graph.write("next_upsert", links)
         self._write_facts(fact_rows, fact_vectors, timeline, report)
         self.graph.write("synonyms_upsert", synonyms)
-        self.graph.complete_owned(source_uuid, owner)
+        self.graph.complete_owned([source_uuid], owner)
         report.passages += len(units)
         report.entities += len(entity_rows)
         if progress:

@@ -89,21 +89,19 @@ class EntityIndex:
         """The entity vectors, one row per key in :attr:`keys` (a view, not a copy)."""
         return self._buffer[: len(self.keys)]
 
-    def similar_spellings(self, key: str, limit: int = 3) -> list[int]:
-        """Indices of up to ``limit`` keys whose rapidfuzz ratio to ``key`` is at least
-        ``fuzzy_ratio``, best first.
+    def _length_window(self, n: int) -> tuple[int, int]:
+        """Key lengths that can reach ``fuzzy_ratio`` against a key of length ``n``.
 
-        Only keys of about the same length can reach the cutoff (the ratio is at most
-        1 - |len a - len b| / (len a + len b)), so only those are compared: a few
-        thousand instead of every entity in a large store.
+        The ratio is at most 1 - |n - m| / (n + m), so only keys of about the same
+        length are compared: a few thousand instead of every entity in a large store.
         """
-        from rapidfuzz import fuzz, process
-
         slack = 1.0 - self.fuzzy_ratio / 100.0
-        n = len(key)
         # |n - m| <= slack * (n + m)  <=>  m in [n (1 - slack) / (1 + slack), n (1 + slack) / (1 - slack)]
         low = int(np.floor(n * (1 - slack) / (1 + slack)))
         high = int(np.ceil(n * (1 + slack) / max(1e-9, 1 - slack)))
+        return low, high
+
+    def _window(self, low: int, high: int) -> tuple[list[int], list[str]]:
         candidates: list[int] = []
         choices: list[str] = []
         for m in range(low, high + 1):
@@ -111,35 +109,93 @@ class EntityIndex:
             if bucket:
                 candidates += bucket[0]
                 choices += bucket[1]
-        if not candidates:
-            return []
-        found = process.extract(key, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio, limit=limit)
-        return [candidates[position] for _, _, position in found]
+        return candidates, choices
 
-    def _nearest_existing(self, names: dict[str, str], vectors: dict[str, np.ndarray],
-                          chunk: int = 256) -> dict[str, list[tuple[int, float]]]:
-        """The ``synonym_top_k`` nearest stored entities of every name that may become a
-        new entity, as matrix products over chunks of names (one matrix-vector product
-        per name made resolution cost O(entities) Python-level calls per batch)."""
-        if not self.synonym_top_k or not len(self):
-            return {}
-        pending = [n for n in names if n in vectors and entity_key(n) and entity_key(n) not in self.by_key]
+    def similar_spellings(self, key: str, limit: int = 3) -> list[int]:
+        """Indices of up to ``limit`` keys whose rapidfuzz ratio to ``key`` is at least
+        ``fuzzy_ratio``, best first."""
+        return [index for index, _ in self._spellings_of([key], limit)[key]]
+
+    def _spellings_of(self, keys: list[str], limit: int = 3) -> dict[str, list[tuple[int, float]]]:
+        """:meth:`similar_spellings` for many keys: one rapidfuzz ``cdist`` (on every
+        core) per key length, against the keys of the lengths that can match."""
+        from rapidfuzz import fuzz, process
+
+        found: dict[str, list[tuple[int, float]]] = {key: [] for key in keys}
+        by_length: dict[int, list[str]] = {}
+        for key in found:
+            by_length.setdefault(len(key), []).append(key)
+        for n, group in by_length.items():
+            candidates, choices = self._window(*self._length_window(n))
+            if not candidates:
+                continue
+            scores = process.cdist(group, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
+                                   dtype=np.float32, workers=-1)
+            rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
+            for row, col in zip(rows.tolist(), cols.tolist()):
+                found[group[row]].append((candidates[col], float(scores[row, col])))
+        for key, hits in found.items():
+            hits.sort(key=lambda hit: (-hit[1], hit[0]))
+            del hits[limit:]
+        return found
+
+    def _neighbours(self, vectors: np.ndarray, chunk: int = 512) -> list[list[tuple[int, float]]]:
+        """Per row of ``vectors``: the ``synonym_top_k`` stored entities whose cosine is at
+        least ``synonym_threshold``, best first. Matrix products over chunks of rows;
+        only scores above the threshold leave numpy."""
         stored = self.vectors
-        nearest: dict[str, list[tuple[int, float]]] = {}
-        for start in range(0, len(pending), chunk):
-            part = pending[start:start + chunk]
-            sims = np.stack([np.asarray(vectors[n], dtype=np.float32) for n in part]) @ stored.T
-            for row, name in enumerate(part):
-                nearest[name] = _top_k(sims[row], self.synonym_top_k)
-        return nearest
+        out: list[list[tuple[int, float]]] = [[] for _ in range(len(vectors))]
+        if not self.synonym_top_k or not len(stored):
+            return out
+        for start in range(0, len(vectors), chunk):
+            sims = vectors[start:start + chunk] @ stored.T
+            rows, cols = np.nonzero(sims >= self.synonym_threshold)
+            for row, col in zip(rows.tolist(), cols.tolist()):
+                out[start + row].append((col, float(sims[row, col])))
+        for pairs in out:
+            if len(pairs) > self.synonym_top_k:
+                pairs.sort(key=lambda pair: -pair[1])
+                del pairs[self.synonym_top_k:]
+        return out
 
     def resolve(self, names: dict[str, str], vectors: dict[str, np.ndarray]) -> Resolution:
-        """Resolve surface ``names`` (name -> entity type) whose embeddings are in ``vectors``."""
+        """Resolve surface ``names`` (name -> entity type) whose embeddings are in ``vectors``.
+
+        The result is the same as resolving the names one at a time, in order (a
+        later name can merge into, or be a synonym of, an entity an earlier one
+        created). The costly comparisons, against the stored entities and among the
+        batch's candidates, run once per batch in rapidfuzz and numpy.
+        """
         result = Resolution()
-        existing = len(self)
-        nearest = self._nearest_existing(names, vectors)
+        keys = {name: entity_key(name) for name in names}
+        # the first name of each key not stored yet: those may become new entities
+        pending: list[str] = []
+        claimed: set[str] = set()
+        for name, key in keys.items():
+            if key and key not in self.by_key and key not in claimed:
+                claimed.add(key)
+                pending.append(name)
+        slot = {name: i for i, name in enumerate(pending)}
+        matrix = (np.stack([np.asarray(vectors[n], dtype=np.float32).reshape(-1) for n in pending])
+                  if pending else np.zeros((0, self.dim), np.float32))
+        # against what was stored before this batch
+        spelled = [i for i, n in enumerate(pending) if len(keys[n]) >= 6]
+        spelled_keys = [keys[pending[i]] for i in spelled]
+        stored_spellings = self._spellings_of(spelled_keys) if len(self) else {}
+        stored_neighbours = self._neighbours(matrix)
+        # among the batch's own candidates (only earlier ones that became entities count)
+        batch_spellings = self._batch_spellings(spelled_keys, spelled)
+        batch_neighbours: dict[int, list[tuple[int, float]]] = {}
+        if self.synonym_top_k and len(pending) > 1:
+            sims = matrix @ matrix.T
+            np.fill_diagonal(sims, -np.inf)
+            rows, cols = np.nonzero(sims >= self.synonym_threshold)
+            for row, col in zip(rows.tolist(), cols.tolist()):
+                batch_neighbours.setdefault(row, []).append((col, float(sims[row, col])))
+        created: dict[int, int] = {}  # slot -> index of the entity it created
+
         for name, type_ in names.items():
-            key = entity_key(name)
+            key = keys[name]
             if not key:
                 continue
             hit = self.by_key.get(key)
@@ -148,10 +204,14 @@ class EntityIndex:
                 result.uuid_of[name] = uuid
                 result.aliases.setdefault(uuid, set()).add(name)
                 continue
-            vector = vectors[name]
+            i = slot[name]
+            vector = matrix[i]
             merged = None
             if len(key) >= 6 and self.keys:
-                for index in self.similar_spellings(key):
+                options = list(stored_spellings.get(key, ()))
+                options += [(created[j], score) for j, score in batch_spellings.get(key, ()) if j in created]
+                options.sort(key=lambda hit: (-hit[1], hit[0]))
+                for index, _ in options[:3]:
                     if float(self.vectors[index] @ vector) >= self.merge_cosine:
                         merged = index
                         break
@@ -162,30 +222,32 @@ class EntityIndex:
                 self.by_key[key] = merged
                 continue
             uuid = entity_uuid(self.group_id, key)
-            if self.synonym_top_k and len(self):
-                # nearest among the entities stored before this call (batched above) and
-                # those this call has created so far
-                pairs = list(nearest.get(name, ()))
-                if len(self) > existing:
-                    pairs += _top_k(self.vectors[existing:] @ vector, self.synonym_top_k, offset=existing)
+            if self.synonym_top_k:
+                pairs = list(stored_neighbours[i])
+                pairs += [(created[j], score) for j, score in batch_neighbours.get(i, ()) if j in created]
                 pairs.sort(key=lambda pair: -pair[1])
                 for index, score in pairs[: self.synonym_top_k]:
-                    if score < self.synonym_threshold:
-                        break
                     result.synonyms.append({"a": uuid, "b": self.uuids[index], "score": score})
             result.uuid_of[name] = uuid
             result.new.append({"uuid": uuid, "group_id": self.group_id, "name": name, "name_key": key,
                                "type": type_, "aliases": [name]})
             result.new_vectors.append(vector)
+            created[i] = len(self)
             self.add(key, uuid, vector)
         return result
 
+    def _batch_spellings(self, keys: list[str], slots: list[int]) -> dict[str, list[tuple[int, float]]]:
+        """For each of ``keys`` (the batch's candidates, at ``slots`` of its pending
+        names), the other candidates that reach ``fuzzy_ratio``, as (slot, score)."""
+        from rapidfuzz import fuzz, process
 
-def _top_k(sims: np.ndarray, k: int, offset: int = 0) -> list[tuple[int, float]]:
-    """The ``k`` highest scores as (row + offset, score), best first."""
-    k = min(k, len(sims))
-    if k <= 0:
-        return []
-    top = np.argpartition(-sims, k - 1)[:k]
-    top = top[np.argsort(-sims[top])]
-    return [(int(i) + offset, float(sims[i])) for i in top]
+        found: dict[str, list[tuple[int, float]]] = {}
+        if len(keys) < 2:
+            return found
+        scores = process.cdist(keys, keys, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
+                               dtype=np.float32, workers=-1)
+        np.fill_diagonal(scores, 0.0)
+        rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
+        for row, col in zip(rows.tolist(), cols.tolist()):
+            found.setdefault(keys[row], []).append((slots[col], float(scores[row, col])))
+        return found

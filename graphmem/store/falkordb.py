@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,33 @@ from graphmem.store.falkordb_server import EmbeddedServer
 from graphmem.store.queries import load_queries
 
 _EXISTS = ("already indexed", "already exists", "already created")
+
+#: Named queries whose row vectors are stored packed: base64 of little-endian float32,
+#: one string property instead of a list of floats. For vectors nothing searches in
+#: the store (entities: resolution and retrieval hold them in memory): the server
+#: stores one string instead of parsing 384 numbers, 5-10x cheaper on both sides.
+#: :meth:`FalkorDBStore.run` hands them back as float32 arrays.
+_PACKED_VECTORS = frozenset({"entity_embeddings_set"})
+
+
+def pack_vector(vector: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def unpack_vector(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f4").astype(np.float32)
+
+
+def _unpacked(row: dict[str, Any]) -> dict[str, Any]:
+    """A result row with packed vectors (an ``embedding`` column, or the ``embedding``
+    of a property map) turned back into arrays."""
+    for key, value in row.items():
+        if isinstance(value, str):
+            if key == "embedding":
+                row[key] = unpack_vector(value)
+        elif isinstance(value, dict) and isinstance(value.get("embedding"), str):
+            row[key] = {**value, "embedding": unpack_vector(value["embedding"])}
+    return row
 
 
 def _plain(value: Any) -> Any:
@@ -121,10 +149,13 @@ class FalkorDBStore:
     def run(self, query: str, /, **params: Any) -> list[Row]:
         text = self._queries[query]
         columns, rows = self._query(text, params)
-        return [dict(zip(columns, row)) for row in rows]
+        return [_unpacked(dict(zip(columns, row))) for row in rows]
 
     def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None:
         text = self._queries[query]
+        if query in _PACKED_VECTORS:
+            rows = [{**row, "embedding": pack_vector(row["embedding"])} for row in rows]
+            batch_size *= 4  # a packed vector is a quarter of the text of a list of floats
         for chunk in batched(rows, batch_size):
             self._query(text, {**params, "rows": list(chunk)})
 

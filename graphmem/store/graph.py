@@ -63,24 +63,37 @@ class Graph:
         return _count(rows)
 
     # -- ownership (see graphmem.store.owners) ---------------------------------------
-    def claim_source(self, uuid: str, name: str, kind: str, uri: str, content_hash: str,
-                     metadata: dict[str, Any] | None, owner: str, dead: list[str]) -> dict[str, Any]:
-        """Claim a source for writing: ``{mine, done, busy, was}`` (one atomic query)."""
+    def claim_sources(self, sources: list[dict[str, Any]], owner: str, dead: list[str]) -> list[dict[str, Any]]:
+        """Claim sources for writing (``sources``: uuid, name, kind, uri, content_hash,
+        metadata): one ``{uuid, mine, done, busy, was}`` each, in order. Each claim is
+        atomic; they are sent ``batch_size`` to a query."""
         from graphmem.store.owners import now_ms
 
-        rows = self.store.run("source_claim", uuid=uuid, group_id=self.group_id, name=name, kind=kind, uri=uri,
-                              content_hash=content_hash, metadata=json.dumps(metadata or {}, sort_keys=True),
-                              owner=owner, dead=dead, now=now_ms())
-        return rows[0]
+        claims: list[dict[str, Any]] = []
+        for start in range(0, len(sources), self.batch_size):
+            chunk = sources[start:start + self.batch_size]
+            rows = [{**source, "metadata": json.dumps(source.get("metadata") or {}, sort_keys=True)} for source in chunk]
+            # rows come back in the store's order, not necessarily the input's
+            by_uuid = {row["uuid"]: row for row in self.store.run(
+                "sources_claim", rows=rows, group_id=self.group_id, owner=owner, dead=dead, now=now_ms())}
+            claims += [by_uuid[source["uuid"]] for source in chunk]
+        return claims
+
+    def claim_source(self, uuid: str, name: str, kind: str, uri: str, content_hash: str,
+                     metadata: dict[str, Any] | None, owner: str, dead: list[str]) -> dict[str, Any]:
+        """Claim one source for writing: ``{uuid, mine, done, busy, was}``."""
+        return self.claim_sources([{"uuid": uuid, "name": name, "kind": kind, "uri": uri,
+                                    "content_hash": content_hash, "metadata": metadata}], owner, dead)[0]
 
     def writing_sources(self) -> list[Row]:
         return self.store.run("sources_writing", group_id=self.group_id)
 
-    def complete_owned(self, uuid: str, owner: str) -> bool:
+    def complete_owned(self, uuids: list[str], owner: str) -> int:
+        """Mark the sources ``owner`` holds among ``uuids`` complete; how many were."""
         from graphmem.store.owners import now_ms
 
-        return bool(self.store.run("source_complete_owned", uuid=uuid, group_id=self.group_id, owner=owner,
-                                   now=now_ms()))
+        return len(self.store.run("sources_complete_owned", uuids=list(uuids), group_id=self.group_id, owner=owner,
+                                  now=now_ms()))
 
     def renew(self, owner: str) -> None:
         from graphmem.store.owners import now_ms

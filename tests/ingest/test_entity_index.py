@@ -98,3 +98,37 @@ def test_similar_spellings_equal_a_scan_of_every_key():
         assert sorted(index.similar_spellings(probe)) == sorted(i for _, _, i in full), probe
         matched += bool(full)
     assert matched >= len(probes) // 3  # the probes do reach the cutoff
+
+
+def test_one_batch_merges_spellings_like_one_name_at_a_time():
+    # spelling variants inside one batch and against the store: the batch's
+    # all-pairs comparison must merge exactly what name-by-name resolution merges
+    rng = np.random.default_rng(5)
+    stems = [f"Harrowmoon Fair {w}" for w in ("Society", "Company", "Trust", "Guild", "Board", "Council")]
+    vectors = {stem: _unit(rng) for stem in stems}
+
+    def close(v):
+        w = v + 0.05 * _unit(rng)
+        return w / np.linalg.norm(w)
+
+    stored = {stem: close(vectors[stem]) for stem in stems[:3]}
+    batch = {}
+    for stem in stems:
+        batch[stem + "s"] = close(vectors[stem])  # a variant of a stored or an earlier batch name
+        batch[stem.replace("a", "e", 1)] = close(vectors[stem])
+        batch[stem + " Hall"] = _unit(rng)  # distinct spelling: a new entity
+    batch.update({stem: close(vectors[stem]) for stem in stems[3:]})
+    indexes = []
+    for _ in range(2):
+        index = EntityIndex("g", 8)
+        for i, (name, v) in enumerate(stored.items()):
+            index.add(entity_key(name), f"s{i}", v)
+        indexes.append(index)
+    together = indexes[0].resolve({n: "" for n in batch}, batch)
+    apart = [indexes[1].resolve({n: ""}, {n: v}) for n, v in batch.items()]
+    assert together.uuid_of == {k: v for r in apart for k, v in r.uuid_of.items()}
+    assert [row["name"] for row in together.new] == [row["name"] for r in apart for row in r.new]
+    into_stored = [n for n in batch if together.uuid_of[n].startswith("s")]
+    into_batch = len(batch) - len(together.new) - len(into_stored)
+    assert len(into_stored) >= 4 and into_batch >= 3  # variants merged into stored and into new names
+    assert indexes[0].keys == indexes[1].keys
