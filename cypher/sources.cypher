@@ -62,6 +62,18 @@ WHERE busy = 0 AND NOT (n)<-[:MENTIONS]-() AND NOT (n)-[:FACT]-()
 DETACH DELETE n
 RETURN count(*) AS deleted
 
+// The same, among the entities $uuids only (what one ingestion run created): the
+// run's final sweep costs the run's size, not the store's.
+// name: entities_delete_orphans_among
+OPTIONAL MATCH (w:Source {group_id: $group_id, state: 'writing'})
+WHERE coalesce(w.owner, '') <> $owner AND NOT coalesce(w.owner, '') IN $dead
+WITH count(w) AS busy
+UNWIND $uuids AS uuid
+MATCH (n:Entity {uuid: uuid})
+WHERE busy = 0 AND n.group_id = $group_id AND NOT (n)<-[:MENTIONS]-() AND NOT (n)-[:FACT]-()
+DETACH DELETE n
+RETURN count(*) AS deleted
+
 // name: source_delete
 MATCH (s:Source {uuid: $uuid, group_id: $group_id})
 DETACH DELETE s

@@ -5,7 +5,7 @@
 // retrieval hold them in memory, and FalkorDB updates an HNSW index on every
 // write: at 30k entities that cost 2.5 ms per vector against 0.2 ms without, and
 // the fact index alone cost 4.3 ms per ingested passage (~6.5 facts each), more
-// than every other write together. facts_vector_search scans facts exactly.
+// than every other write together. Both are stored packed (vectors.cypher).
 
 // name: schema_episode_uuid
 CREATE INDEX FOR (e:Episode) ON (e.uuid)

@@ -25,7 +25,7 @@ from graphmem.embed.base import Embedder
 from graphmem.extract.base import Extraction, Extractor
 from graphmem.extract.base import Mention
 from graphmem.ingest.chunking import chunk_text
-from graphmem.ingest.context_vectors import TextMap, embed_units, extraction_text_and_map, vectors_for
+from graphmem.ingest.context_vectors import TextMap, UnitVectors, embed_units, extraction_text_and_map, vectors_for
 from graphmem.ingest.dialogue import Conversation, Turn
 from graphmem.ingest.readers import Document
 from graphmem.model import content_hash, stable_uuid
@@ -203,10 +203,16 @@ class Ingestor:
                 self._index = None  # the sweep may have removed entities the index holds
             elif self._index is not None and self.graph.revision() != self._index_revision:
                 self._index = None  # another process changed the graph since the index was loaded
-            todo = self._claim(documents, owner, dead_owners(self.graph.writing_sources()), report, progress)
-            self._ingest_batches(self._batches(todo), report, progress, owner)
-            # entities no fact or mention kept (e.g. a triple with subject == object)
-            if self.graph.sweep(owner)["entities"]:
+            dead = dead_owners(self.graph.writing_sources())
+            todo = self._claim(documents, owner, dead, report, progress)
+            created: list[str] = []
+            referenced: set[str] = set()
+            self._ingest_batches(self._batches(todo), report, progress, owner, created, referenced)
+            # entities this run created that no mention or fact of it refers to (e.g. from a
+            # triple with subject == object), checked by the store; other orphans are the
+            # start sweep's
+            unused = [uuid for uuid in created if uuid not in referenced]
+            if unused and self.graph.delete_orphans(owner, dead, among=unused):
                 self._index = None
                 changed = True
             if todo or changed:
@@ -274,7 +280,7 @@ class Ingestor:
         return [b for b in batches if b]
 
     def _ingest_batches(self, batches: list[list[tuple[Document, str]]], report: IngestReport,
-                        progress: Progress | None, owner: str) -> None:
+                        progress: Progress | None, owner: str, created: list[str], referenced: set[str]) -> None:
         """Three stages, overlapped when there is more than one batch: batch k+1 is parsed
         (in the extractor's worker processes, when it has them) and embedded while batch
         k is written to the store (in a writer thread). Batches are written one after
@@ -293,12 +299,13 @@ class Ingestor:
         with ThreadPoolExecutor(1, thread_name_prefix="graphmem-extract") as parsing, \
                 ThreadPoolExecutor(1, thread_name_prefix="graphmem-write") as writing:
             passages = self._passages(batches[0])
-            upcoming = parsing.submit(self._extract, passages, extractor) if concurrent else None
+            upcoming = parsing.submit(self._extract_and_embed, passages, extractor) if concurrent else None
             written: Future | None = None
             for k, batch in enumerate(batches):
                 current = passages
                 try:
-                    extractions = upcoming.result() if upcoming is not None else self._extract(current, extractor)
+                    extractions, vectors = (upcoming.result() if upcoming is not None
+                                            else self._extract_and_embed(current, extractor))
                 except BrokenProcessPool:
                     # e.g. a script without `if __name__ == "__main__":` cannot start spawned
                     # workers; parsing in this process is slower but gives the same graph
@@ -306,15 +313,19 @@ class Ingestor:
                                   "that ingests should guard its entry point with `if __name__ == '__main__':`)",
                                   RuntimeWarning, stacklevel=2)
                     extractor, concurrent = self.extractor, False
-                    extractions = self._extract(current, extractor)
+                    extractions, vectors = self._extract_and_embed(current, extractor)
                 if k + 1 < len(batches):
                     passages = self._passages(batches[k + 1])
-                    upcoming = parsing.submit(self._extract, passages, extractor) if concurrent else None
+                    upcoming = parsing.submit(self._extract_and_embed, passages, extractor) if concurrent else None
                 plan = self._prepare_batch(current, extractions, [p.embedding_text() for p in current],
-                                           [p.text_map for p in current])
+                                           [p.text_map for p in current], vectors=vectors)
                 if written is not None:
                     written.result()  # in order; and its facts must be stored before this batch's plan
                 plan.plan_facts(self)
+                created += [row["uuid"] for row in plan.entity_rows]
+                referenced.update(plan.uuid_of[m.name] for ex in plan.extractions for m in ex.mentions
+                                  if m.name in plan.uuid_of)
+                referenced.update(u for row in plan.fact_rows for u in (row["subject"], row["object"]))
                 written = writing.submit(self._write_batch, batch, plan, report, progress, owner)
             if written is not None:
                 written.result()
@@ -340,13 +351,48 @@ class Ingestor:
                                       reference_times=[p.document.date for p in passages],
                                       titles=[p.document.title for p in passages])
 
+    def _extract_and_embed(self, passages: list[Passage],
+                           extractor: Extractor | None = None) -> tuple[list[Extraction], UnitVectors]:
+        """Parse a batch, then embed it (see :meth:`_embed_batch`): for long runs this runs
+        in the parsing thread, a batch ahead of resolution and writes."""
+        extractions = self._extract(passages, extractor)
+        return extractions, self._embed_batch(extractions, [p.embedding_text() for p in passages],
+                                              [p.text_map for p in passages])
+
+    def _embed_batch(self, extractions: list[Extraction], texts: list[str], maps: list[TextMap]) -> UnitVectors:
+        """The units' vectors, and those of every name and fact text resolution and fact
+        planning may need: pooled from the units where the embedder can, the rest embedded
+        in one call. Names already in the entity index need none (the index only grows
+        between here and resolution, so this is a superset of what is asked for later)."""
+        from graphmem.resolve.entities import entity_key
+
+        vectors = embed_units(self.embedder, texts, extractions, maps, pool=self.settings.context_vectors)
+        known = self._index.by_key if self._index is not None else {}
+        names: dict[str, None] = {}
+        facts: dict[str, None] = {}
+        for ex in extractions:
+            for mention in ex.mentions:
+                names[mention.name] = None
+            for triple in ex.triples:
+                names[triple.subject] = names[triple.object] = None
+                facts[triple.text] = None
+        missing_names = [n for n in names if n not in vectors.names and (key := entity_key(n)) and key not in known]
+        missing_facts = [t for t in facts if t not in vectors.facts]
+        if missing_names or missing_facts:
+            fresh = self.embedder.embed(missing_names + missing_facts)
+            vectors.names.update(zip(missing_names, fresh[: len(missing_names)]))
+            vectors.facts.update(zip(missing_facts, fresh[len(missing_names):]))
+        return vectors
+
     # -- one batch --------------------------------------------------------------
     def _prepare_batch(self, units: list[Any], extractions: list[Extraction], texts: list[str],
-                       maps: list[TextMap], people: set[str] = frozenset()) -> "BatchPlan":  # type: ignore[assignment]
+                       maps: list[TextMap], people: set[str] = frozenset(),  # type: ignore[assignment]
+                       vectors: UnitVectors | None = None) -> "BatchPlan":
         """Embed a batch (``texts``: what the embedder reads of each unit; ``maps``: extraction
-        offsets into them) and resolve its names (no store access: for passages it runs while
-        the batch before is written)."""
-        vectors = embed_units(self.embedder, texts, extractions, maps, pool=self.settings.context_vectors)
+        offsets into them), unless ``vectors`` has it done, and resolve its names (no store
+        access: for passages it runs while the batch before is written)."""
+        if vectors is None:
+            vectors = self._embed_batch(extractions, texts, maps)
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(
             extractions, people=people, known=vectors.names)
         return BatchPlan(units, extractions, vectors.units, vectors.facts, entity_rows, entity_vectors,

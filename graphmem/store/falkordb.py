@@ -19,10 +19,10 @@ _EXISTS = ("already indexed", "already exists", "already created")
 
 #: Named queries whose row vectors are stored packed: base64 of little-endian float32,
 #: one string property instead of a list of floats. For vectors nothing searches in
-#: the store (entities: resolution and retrieval hold them in memory): the server
-#: stores one string instead of parsing 384 numbers, 5-10x cheaper on both sides.
+#: the store (entities and facts: resolution and retrieval hold them in memory): the
+#: server stores one string instead of parsing 384 numbers, 5-10x cheaper on both sides.
 #: :meth:`FalkorDBStore.run` hands them back as float32 arrays.
-_PACKED_VECTORS = frozenset({"entity_embeddings_set"})
+_PACKED_VECTORS = frozenset({"entity_embeddings_set", "fact_embeddings_set"})
 
 
 def pack_vector(vector: np.ndarray) -> str:

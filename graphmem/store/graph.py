@@ -56,11 +56,17 @@ class Graph:
         entities = self.delete_orphans(owner, dead)
         return {"episodes": _count(episodes), "facts": _count(facts), "entities": entities}
 
-    def delete_orphans(self, owner: str = "", dead: list[str] | None = None) -> int:
-        """Delete entities nothing mentions or relates, unless another live writer is busy."""
-        rows = self.store.run("entities_delete_orphans", group_id=self.group_id, owner=owner,
-                              dead=list(dead if dead is not None else [""]))
-        return _count(rows)
+    def delete_orphans(self, owner: str = "", dead: list[str] | None = None, among: list[str] | None = None) -> int:
+        """Delete entities nothing mentions or relates (only those of ``among``, when
+        given), unless another live writer is busy."""
+        dead = list(dead if dead is not None else [""])
+        if among is None:
+            return _count(self.store.run("entities_delete_orphans", group_id=self.group_id, owner=owner, dead=dead))
+        deleted = 0
+        for start in range(0, len(among), self.batch_size * 10):
+            deleted += _count(self.store.run("entities_delete_orphans_among", group_id=self.group_id, owner=owner,
+                                             dead=dead, uuids=among[start:start + self.batch_size * 10]))
+        return deleted
 
     # -- ownership (see graphmem.store.owners) ---------------------------------------
     def claim_sources(self, sources: list[dict[str, Any]], owner: str, dead: list[str]) -> list[dict[str, Any]]:

@@ -106,10 +106,33 @@ def test_vector_search_ranks_by_cosine(case, data):
         expected = float(np.dot(q, data.vectors[r["uuid"]]))
         assert r["score"] == pytest.approx(expected, abs=1e-3)
     assert [r["score"] for r in rows] == sorted((r["score"] for r in rows), reverse=True)
+    assert case.store.run("episodes_vector_search", k=3, vector=query, group_id=case.group + "-other") == []
+
+
+def test_fact_vector_search(case, data):
+    if case.store.dialect == "falkordb":
+        pytest.skip("the FalkorDB dialect keeps fact vectors packed and unindexed (graphmem searches "
+                    "facts in memory; see cypher/falkordb/schema.cypher)")
     facts = case.store.run("facts_vector_search", k=2, vector=unit(22), group_id=case.group)
     assert facts[0]["uuid"] == data.id("f3") and facts[0]["text"] == "ada works_with carl"
     assert facts[0]["score"] == pytest.approx(1.0, abs=1e-3)
-    assert case.store.run("episodes_vector_search", k=3, vector=query, group_id=case.group + "-other") == []
+
+
+def test_entity_and_fact_vectors_come_back_as_written(case, data):
+    """Whatever a store's wire and storage form (FalkorDB packs unsearched vectors),
+    the projection reads back the float32 vectors ingestion wrote."""
+    rows = {r["uuid"]: r for r in case.store.run("entity_index_page", group_id=case.group, skip=0, limit=100)}
+    facts = {r["uuid"]: r for r in case.store.run("projection_facts", group_id=case.group, skip=0, limit=100)}
+    checked = 0
+    for uuid, vector in data.vectors.items():
+        row = rows.get(uuid) or facts.get(uuid)
+        if row is None:
+            continue
+        got = np.asarray(row["embedding"], dtype=np.float32)
+        tolerance = 1e-5 if "float_precision" in case.limits else 1e-7
+        assert np.allclose(got, np.asarray(vector, dtype=np.float32), atol=tolerance), uuid
+        checked += 1
+    assert checked >= 3
 
 
 def test_vector_search_survives_deletions(case, data, request):
