@@ -373,16 +373,72 @@ def row_ingest(embedder: str, device: str, docs: list, chunking: dict, processes
         timer.wrap(ingestor, "_claim", "claim sources")
         for attr in ("write", "write_vectors", "renew", "complete_owned"):
             timer.wrap(ingestor.graph, attr, "store writes")
+        from graphmem.resolve.entities import EntityIndex
+
+        originals = {attr: getattr(EntityIndex, attr) for attr in ("_neighbours", "_spellings_of", "_batch_spellings")}
+        for attr in originals:
+            timer.wrap(EntityIndex, attr, f"resolution: {attr.strip('_')}")
+        queries = QueryTimer(memory.store)
         t0 = time.perf_counter()
         report = memory.ingest_documents(docs)
         seconds = time.perf_counter() - t0
+        queries.unwrap()
+        for attr, inner in originals.items():
+            setattr(EntityIndex, attr, inner)
         stats = memory.stats()
     stages = {k: round(v, 3) for k, v in sorted(timer.seconds.items(), key=lambda kv: -kv[1])}
     counted = sum(v for k, v in timer.seconds.items() if "other thread" not in k)
     # the rest of the main thread: waiting for the next batch's extraction, chunking, glue
     stages["other (mostly waiting for extraction)"] = round(seconds - counted, 3)
     return {"passages": report.passages, "seconds": seconds, "rate": report.passages / seconds,
-            "entities": stats.get("entities"), "facts": stats.get("facts"), "stages_s": stages}
+            "entities": stats.get("entities"), "facts": stats.get("facts"), "stages_s": stages,
+            "store_queries_s": queries.table()}
+
+
+class QueryTimer:
+    """Per named store query (any thread): wall seconds, calls, and on FalkorDB the seconds
+    the server itself reported (the rest is this process: formatting, parsing, the GIL)."""
+
+    def __init__(self, store) -> None:
+        import threading
+
+        self.store, self.seconds, self.calls, self.server = store, {}, {}, {}
+        self._orig, self._current = {}, threading.local()
+        for attr in ("run", "run_rows"):
+            inner = self._orig[attr] = getattr(store, attr)
+
+            def timed(query, *args, _inner=inner, **kwargs):
+                self._current.name = query
+                t0 = time.perf_counter()
+                try:
+                    return _inner(query, *args, **kwargs)
+                finally:
+                    self.seconds[query] = self.seconds.get(query, 0.0) + time.perf_counter() - t0
+                    self.calls[query] = self.calls.get(query, 0) + 1
+
+            setattr(store, attr, timed)
+        graph = getattr(store, "_graph", None)
+        if graph is not None:
+            query = self._graph_query = graph.query
+
+            def server_timed(*args, **kwargs):
+                result = query(*args, **kwargs)
+                name = getattr(self._current, "name", "?")
+                self.server[name] = self.server.get(name, 0.0) + float(result.run_time_ms) / 1000
+                return result
+
+            graph.query = server_timed
+
+    def unwrap(self) -> None:
+        for attr, inner in self._orig.items():
+            setattr(self.store, attr, inner)
+        if getattr(self.store, "_graph", None) is not None:
+            del self.store._graph.query
+
+    def table(self) -> dict[str, list]:
+        """query -> [wall s, calls, server s]"""
+        return {k: [round(v, 3), self.calls[k], round(self.server.get(k, 0.0), 3)]
+                for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])}
 
 
 # -- main ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 // Batched writes (UNWIND over $rows). Every write is a MERGE on a
-// deterministic uuid, so replaying a batch changes nothing. Embeddings are
-// written by the dialect's *_embeddings_set queries (vector types differ).
+// deterministic uuid, so replaying a batch changes nothing. Entity and fact
+// rows may carry their vector (r.embedding: a float list, or on FalkorDB the
+// packed string the store makes of it); episode vectors go through the
+// dialect's episode_embeddings_set (a vecf32 on FalkorDB, for its index).
 
 // name: entities_upsert
 UNWIND $rows AS r
@@ -9,6 +11,7 @@ ON CREATE SET n.group_id = r.group_id, n.name = r.name, n.name_key = r.name_key,
               n.type = r.type, n.aliases = r.aliases, n.summary = ''
 ON MATCH SET n.aliases = n.aliases + [a IN r.aliases WHERE NOT a IN n.aliases],
              n.type = CASE WHEN n.type = '' THEN r.type ELSE n.type END
+SET n.embedding = coalesce(r.embedding, n.embedding)
 
 // name: episodes_upsert
 UNWIND $rows AS r
@@ -42,6 +45,7 @@ ON CREATE SET f.group_id = r.group_id, f.predicate = r.predicate, f.text = r.tex
 ON MATCH SET f.episodes = f.episodes + [x IN r.episodes WHERE NOT x IN f.episodes],
              f.valid_at = CASE WHEN r.valid_at IS NOT NULL AND (f.valid_at IS NULL OR r.valid_at < f.valid_at)
                                THEN r.valid_at ELSE f.valid_at END
+SET f.embedding = coalesce(r.embedding, f.embedding)
 
 // name: synonyms_upsert
 UNWIND $rows AS r

@@ -36,7 +36,7 @@ class HTTPEmbedder:
     graph built with the same model locally and through the service agrees.
     """
 
-    def __init__(self, url: str, *, model: str | None = None, batch_size: int = 64, concurrency: int = 8,
+    def __init__(self, url: str, *, model: str | None = None, batch_size: int = 512, concurrency: int = 8,
                  retries: int = 6, backoff_s: float = 0.25, timeout_s: float = 120.0,
                  api_key: str | None = None) -> None:
         import httpx

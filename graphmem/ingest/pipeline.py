@@ -408,8 +408,8 @@ class Ingestor:
 
         now = to_ms(utcnow())
         self.graph.renew(owner)  # the sources were claimed (state 'writing') in _claim
-        self.graph.write("entities_upsert", entity_rows + alias_rows)
-        self.graph.write_vectors("entity_embeddings_set", entity_rows, entity_vectors)
+        self.graph.write_vectors("entities_upsert", entity_rows, entity_vectors)
+        self.graph.write("entities_upsert", alias_rows)
         episode_rows = [{
             "uuid": p.uuid, "group_id": group, "source": "doc", "source_id": p.source_uuid,
             "source_uuid": p.source_uuid, "content": p.content, "content_hash": content_hash(p.content),
@@ -447,9 +447,7 @@ class Ingestor:
 
     def _write_facts(self, fact_rows: list[dict], fact_vectors: np.ndarray, timeline: temporal.TemporalPlan,
                      report: IngestReport) -> None:
-        self.graph.write("facts_upsert", fact_rows)
-        self.graph.write_vectors("fact_embeddings_set", [{"uuid": r["uuid"], "subject": r["subject"]} for r in fact_rows],
-                                 fact_vectors)
+        self.graph.write_vectors("facts_upsert", fact_rows, fact_vectors)
         temporal.write_validity(self.graph, timeline)
         report.facts += len(fact_rows)
         report.invalidated += timeline.ended
@@ -536,8 +534,8 @@ class Ingestor:
         now = to_ms(utcnow())
         self.graph.renew(owner)  # claimed (state 'writing') in ingest_conversations
         self.graph.set_turn_count(source_uuid, len(conversation.turns))
-        self.graph.write("entities_upsert", entity_rows + alias_rows)
-        self.graph.write_vectors("entity_embeddings_set", entity_rows, entity_vectors)
+        self.graph.write_vectors("entities_upsert", entity_rows, entity_vectors)
+        self.graph.write("entities_upsert", alias_rows)
         self.graph.write("episodes_upsert", [{
             "uuid": u.uuid, "group_id": group, "source": "dialogue", "source_id": source_uuid,
             "source_uuid": source_uuid, "content": u.turn.text, "content_hash": content_hash(u.turn.text),

@@ -15,6 +15,7 @@ Three tests, cheapest first:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from graphmem.model import normalize_name, stable_uuid
 CORPORATE_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "plc", "gmbh", "ag", "sa", "bv"}
 
 
+@lru_cache(maxsize=1 << 18)
 def entity_key(name: str) -> str:
     words = normalize_name(name).split()
     while len(words) > 1 and words[-1] in CORPORATE_SUFFIXES:

@@ -165,7 +165,7 @@ class Graph:
             self.store.run_rows(name, rows, self.batch_size)
 
     def write_vectors(self, name: str, rows: list[Row], vectors: np.ndarray) -> None:
-        """Attach ``vectors`` (one per row, in order) with the dialect's embedding query.
+        """Write ``rows`` with ``vectors`` (one per row, in order) as their ``embedding``.
 
         The rows carry numpy float32 vectors; each store puts them on its own wire
         (see :class:`~graphmem.store.base.GraphStore`)."""
