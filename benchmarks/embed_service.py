@@ -350,6 +350,24 @@ def ingest_documents_for(passages: list[str], dataset: str | None, data_dir: str
     return docs, {"chunk_words": 80, "chunk_overlap": 0}  # ~100 tokens per passage, as the embedding rows
 
 
+def row_extract(docs: list, chunking: dict, processes: int, batch_size: int) -> dict:
+    """spaCy alone on the passages ingestion would parse, in the same worker processes and
+    batches: the most ingestion can reach on this machine with this extractor."""
+    from graphmem.extract.parallel import ParallelSpacyExtractor
+    from graphmem.ingest.chunking import chunk_text
+    from graphmem.ingest.pipeline import extraction_text
+
+    texts = [extraction_text(c) for d in docs for c in chunk_text(d.text, chunking["chunk_words"],
+                                                                   chunking["chunk_overlap"])]
+    with ParallelSpacyExtractor(processes=processes) as extractor:
+        extractor.warm_up()
+        t0 = time.perf_counter()
+        for start in range(0, len(texts), batch_size):
+            extractor.extract(texts[start:start + batch_size])
+        seconds = time.perf_counter() - t0
+    return {"passages": len(texts), "seconds": seconds, "rate": len(texts) / seconds}
+
+
 def row_ingest(embedder: str, device: str, docs: list, chunking: dict, processes: int, batch_size: int,
                home: Path) -> dict:
     """Memory.ingest_documents over ``docs``, with the time of each stage on the ingesting thread."""
@@ -449,6 +467,7 @@ def main() -> None:
     p.add_argument("--model", default="minilm", help="packaged name or sentence-transformers folder (real weights)")
     p.add_argument("--model-config", type=Path, default=None,
                    help="a model folder without weights: build the architecture with random weights")
+    p.add_argument("--model-label", default=None, help="how the table names --model [its path, '(real weights)']")
     p.add_argument("--bert-large", action="store_true", help="also time a BERT-large-sized encoder (random weights)")
     p.add_argument("--bert-large-passages", type=int, default=None)
     p.add_argument("--device", default="auto")
@@ -465,7 +484,7 @@ def main() -> None:
     p.add_argument("--ingest-processes", type=int, default=None, help="spaCy processes [cores - 1]")
     p.add_argument("--ingest-batch", type=int, default=256, help="passages per ingestion batch")
     p.add_argument("--skip", default="",
-                   help="comma list of rows to skip: naive,ceiling,pipeline,service,ingest,ingest_cpu")
+                   help="comma list of rows to skip: naive,ceiling,pipeline,service,extract,ingest,ingest_cpu")
     p.add_argument("--ingest-dataset", default=None,
                    help="ingest this corpus (graphmem eval name or folder, one passage per entry) "
                         "instead of generated passages: real text, so entity resolution works as on real data")
@@ -498,7 +517,8 @@ def main() -> None:
         from graphmem.embed.local import resolve_model_path
 
         path = resolve_model_path(args.model)
-        models.append((f"{args.model} (real weights{', fp16' if device != 'cpu' else ''})", path))
+        label = args.model_label or f"{args.model} (real weights)"
+        models.append((label[:-1] + ", fp16)" if device != "cpu" and label.endswith(")") else label, path))
         config_dir = Path(path)
     if args.bert_large:
         models.append(("BERT-large-size (random weights" + (", fp16)" if device != "cpu" else ")"),
@@ -533,6 +553,11 @@ def main() -> None:
     label, path = models[0]
     processes = args.ingest_processes or max(1, (os.cpu_count() or 2) - 1)
     corpus = f" on {args.ingest_dataset}" if args.ingest_dataset else ""
+    if "extract" not in skip:
+        n = args.ingest_passages or min(args.passages, 20000)
+        docs, chunking = ingest_documents_for(texts, args.ingest_dataset, args.ingest_data_dir, n)
+        record({"row": "extract", "embedder": f"none: spaCy only{corpus}", "processes": processes,
+                **row_extract(docs, chunking, processes, args.ingest_batch)})
     if "ingest" not in skip:
         service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log", args.worker)
         try:
@@ -591,6 +616,8 @@ def print_table(results: dict) -> None:
             notes = (f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms; mean batch {r['mean_batch']:.0f}; "
                      f"service GPU {r['service_gpu_bytes'] / 2**20:.0f} MiB reserved (nvidia-smi {r['nvidia_smi_mib']} MiB); "
                      f"{r['errors']} errors")
+        elif r["row"] == "extract":
+            notes = f"{r['processes']} spaCy processes, batches of the ingestion's size: the ceiling for ingestion"
         elif r["row"].startswith("ingest"):
             notes = f"{r['processes']} spaCy processes; {r['entities']} entities, {r['facts']} facts; stages (s): " + \
                 ", ".join(f"{k} {v:.1f}" for k, v in r.get("stages_s", {}).items())
@@ -601,6 +628,10 @@ def print_table(results: dict) -> None:
     if "ingest" in ingest and "ingest_cpu" in ingest:
         print(f"\ningestion: service {ingest['ingest']['rate']:.0f} passages/s vs CPU embedding "
               f"{ingest['ingest_cpu']['rate']:.0f} passages/s ({ingest['ingest']['rate'] / ingest['ingest_cpu']['rate']:.1f}x)")
+    extract = next((r for r in rows if r["row"] == "extract" and "error" not in r), None)
+    if extract and "ingest" in ingest:
+        print(f"ingestion via the service at {ingest['ingest']['rate'] / extract['rate']:.0%} of spaCy alone "
+              f"({extract['rate']:.0f} passages/s, same processes)")
 
 
 if __name__ == "__main__":

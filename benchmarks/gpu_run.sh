@@ -12,4 +12,5 @@ mkdir -p /tmp/site /tmp/gm/data
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=true HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 [ -d /tmp/gm/model ] || python3 benchmarks/device_weights.py unpack .devbundle/minilm-int8-all.tar.xz /tmp/gm/model
 [ -d /tmp/gm/data/musique ] || tar -C /tmp/gm/data -xJf .devbundle/data/musique.tar.xz
-python3 benchmarks/embed_service.py --model /tmp/gm/model --ingest-data-dir /tmp/gm/data "$@"
+python3 benchmarks/embed_service.py --model /tmp/gm/model --ingest-data-dir /tmp/gm/data \
+    --model-label "all-MiniLM-L6-v2 (real weights via int8 transport copy)" "$@"

@@ -14,6 +14,7 @@ Three tests, cheapest first:
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -141,23 +142,26 @@ class EntityIndex:
             del hits[limit:]
         return found
 
-    def _neighbours(self, vectors: np.ndarray, chunk: int = 512) -> list[list[tuple[int, float]]]:
+    def _neighbours(self, vectors: np.ndarray, chunk: int = 256) -> list[list[tuple[int, float]]]:
         """Per row of ``vectors``: the ``synonym_top_k`` stored entities whose cosine is at
         least ``synonym_threshold``, best first. Matrix products over chunks of rows;
-        only scores above the threshold leave numpy."""
+        only rows whose best score reaches the threshold (a minority) are searched, and
+        only their scores above it leave numpy."""
         stored = self.vectors
         out: list[list[tuple[int, float]]] = [[] for _ in range(len(vectors))]
-        if not self.synonym_top_k or not len(stored):
+        if not self.synonym_top_k or not len(stored) or not len(vectors):
             return out
+        sims = np.empty((min(chunk, len(vectors)), len(stored)), dtype=np.float32)
         for start in range(0, len(vectors), chunk):
-            sims = vectors[start:start + chunk] @ stored.T
-            rows, cols = np.nonzero(sims >= self.synonym_threshold)
-            for row, col in zip(rows.tolist(), cols.tolist()):
-                out[start + row].append((col, float(sims[row, col])))
-        for pairs in out:
-            if len(pairs) > self.synonym_top_k:
-                pairs.sort(key=lambda pair: -pair[1])
-                del pairs[self.synonym_top_k:]
+            part = vectors[start:start + chunk]
+            block = sims[: len(part)]
+            np.matmul(part, stored.T, out=block)
+            for row in np.flatnonzero(block.max(axis=1) >= self.synonym_threshold).tolist():
+                scores = block[row]
+                cols = np.flatnonzero(scores >= self.synonym_threshold)
+                if len(cols) > self.synonym_top_k:
+                    cols = cols[np.argsort(-scores[cols], kind="stable")[: self.synonym_top_k]]
+                out[start + row] = sorted(((int(c), float(scores[c])) for c in cols), key=lambda pair: -pair[1])
         return out
 
     def resolve(self, names: dict[str, str], vectors: dict[str, np.ndarray]) -> Resolution:
@@ -183,8 +187,11 @@ class EntityIndex:
         # against what was stored before this batch
         spelled = [i for i, n in enumerate(pending) if len(keys[n]) >= 6]
         spelled_keys = [keys[pending[i]] for i in spelled]
-        stored_spellings = self._spellings_of(spelled_keys) if len(self) else {}
-        stored_neighbours = self._neighbours(matrix)
+        # the two searches against the store release the GIL (rapidfuzz, BLAS): run together
+        with ThreadPoolExecutor(1, thread_name_prefix="graphmem-resolve") as pool:
+            spellings = pool.submit(self._spellings_of, spelled_keys) if len(self) else None
+            stored_neighbours = self._neighbours(matrix)
+            stored_spellings = spellings.result() if spellings is not None else {}
         # among the batch's own candidates (only earlier ones that became entities count)
         batch_spellings = self._batch_spellings(spelled_keys, spelled)
         batch_neighbours: dict[int, list[tuple[int, float]]] = {}
