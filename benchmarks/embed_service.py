@@ -467,6 +467,8 @@ def main() -> None:
     p.add_argument("--model", default="minilm", help="packaged name or sentence-transformers folder (real weights)")
     p.add_argument("--model-config", type=Path, default=None,
                    help="a model folder without weights: build the architecture with random weights")
+    p.add_argument("--switch-interval", type=float, default=None,
+                   help="sys.setswitchinterval for this process (the ingesting threads share one GIL) [Python's 0.005]")
     p.add_argument("--model-label", default=None, help="how the table names --model [its path, '(real weights)']")
     p.add_argument("--bert-large", action="store_true", help="also time a BERT-large-sized encoder (random weights)")
     p.add_argument("--bert-large-passages", type=int, default=None)
@@ -495,6 +497,8 @@ def main() -> None:
 
     import torch
 
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     dev0 = "cuda:0" if device == "cuda" else device

@@ -1,17 +1,18 @@
 // Batched writes (UNWIND over $rows). Every write is a MERGE on a
 // deterministic uuid, so replaying a batch changes nothing. Entity and fact
 // rows may carry their vector (r.embedding: a float list, or on FalkorDB the
-// packed string the store makes of it); episode vectors go through the
-// dialect's episode_embeddings_set (a vecf32 on FalkorDB, for its index).
+// packed string the store makes of it), set when the element is created (an
+// existing one keeps its vector: copying it on every alias row cost FalkorDB
+// more than the vectors themselves); episode vectors go through the dialect's
+// episode_embeddings_set (a vecf32 on FalkorDB, for its index).
 
 // name: entities_upsert
 UNWIND $rows AS r
 MERGE (n:Entity {uuid: r.uuid})
 ON CREATE SET n.group_id = r.group_id, n.name = r.name, n.name_key = r.name_key,
-              n.type = r.type, n.aliases = r.aliases, n.summary = ''
+              n.type = r.type, n.aliases = r.aliases, n.summary = '', n.embedding = r.embedding
 ON MATCH SET n.aliases = n.aliases + [a IN r.aliases WHERE NOT a IN n.aliases],
              n.type = CASE WHEN n.type = '' THEN r.type ELSE n.type END
-SET n.embedding = coalesce(r.embedding, n.embedding)
 
 // name: episodes_upsert
 UNWIND $rows AS r
@@ -41,11 +42,10 @@ MERGE (a)-[f:FACT {uuid: r.uuid}]->(b)
 ON CREATE SET f.group_id = r.group_id, f.predicate = r.predicate, f.text = r.text,
               f.valid_at = r.valid_at, f.invalid_at = r.invalid_at,
               f.created_at = r.created_at, f.expired_at = r.expired_at,
-              f.episodes = r.episodes
+              f.episodes = r.episodes, f.embedding = r.embedding
 ON MATCH SET f.episodes = f.episodes + [x IN r.episodes WHERE NOT x IN f.episodes],
              f.valid_at = CASE WHEN r.valid_at IS NOT NULL AND (f.valid_at IS NULL OR r.valid_at < f.valid_at)
                                THEN r.valid_at ELSE f.valid_at END
-SET f.embedding = coalesce(r.embedding, f.embedding)
 
 // name: synonyms_upsert
 UNWIND $rows AS r
