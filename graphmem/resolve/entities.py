@@ -104,10 +104,20 @@ class EntityIndex:
         high = int(np.ceil(n * (1 + slack) / max(1e-9, 1 - slack)))
         return low, high
 
-    def _window(self, low: int, high: int) -> tuple[list[int], list[str]]:
+    def _window(self, n: int) -> tuple[list[int], list[str]]:
+        """The stored keys that can reach ``fuzzy_ratio`` against a key of length ``n``
+        that is not stored itself: by length first (:meth:`_length_window`), then per
+        length ``m`` by the fewest edits two different keys need: the indel distance is
+        at least |n - m| and has the parity of n + m, so two different keys of one
+        length are at least 2 apart (for keys under 17 characters that alone stays
+        below a 94 ratio, and the largest bucket drops out)."""
         candidates: list[int] = []
         choices: list[str] = []
+        low, high = self._length_window(n)
         for m in range(low, high + 1):
+            fewest = abs(n - m) or 2
+            if 100.0 * (1 - fewest / max(1, n + m)) < self.fuzzy_ratio:
+                continue
             bucket = self._by_length.get(m)
             if bucket:
                 candidates += bucket[0]
@@ -129,7 +139,7 @@ class EntityIndex:
         for key in found:
             by_length.setdefault(len(key), []).append(key)
         for n, group in by_length.items():
-            candidates, choices = self._window(*self._length_window(n))
+            candidates, choices = self._window(n)
             if not candidates:
                 continue
             scores = process.cdist(group, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
