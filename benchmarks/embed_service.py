@@ -180,13 +180,15 @@ class ServiceProcess:
     """`graphmem embed-serve` in a subprocess; stopped with SIGTERM (graceful)."""
 
     def __init__(self, model: str, device: str, max_batch: int, max_wait_ms: float, log: Path,
-                 worker: str = "auto") -> None:
+                 worker: str = "auto", switch_interval: float | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         cmd = [sys.executable, "-m", "graphmem.cli", "embed-serve", "--model", model, "--device", device,
                "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
                "--max-queue", "65536", "--worker", worker, "--log-level", "warning"]
+        if switch_interval:
+            cmd += ["--switch-interval", str(switch_interval)]
         self.log = open(log, "w")
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
@@ -255,8 +257,9 @@ def _client_process(url: str, requests: list[list[str]], concurrency: int, start
 
 
 def row_service(model: str, device: str, texts: list[str], size: int, clients: int, client_procs: int,
-                max_batch: int, max_wait_ms: float, log: Path, worker: str = "auto") -> dict:
-    service = ServiceProcess(model, device, max_batch, max_wait_ms, log, worker)
+                max_batch: int, max_wait_ms: float, log: Path, worker: str = "auto",
+                switch_interval: float | None = None) -> dict:
+    service = ServiceProcess(model, device, max_batch, max_wait_ms, log, worker, switch_interval)
     try:
         info = service.wait_ready()
         requests = [texts[i:i + size] for i in range(0, len(texts), size)]
@@ -469,6 +472,8 @@ def main() -> None:
                    help="a model folder without weights: build the architecture with random weights")
     p.add_argument("--switch-interval", type=float, default=None,
                    help="sys.setswitchinterval for this process (the ingesting threads share one GIL) [Python's 0.005]")
+    p.add_argument("--serve-switch-interval", type=float, default=None,
+                   help="embed-serve --switch-interval for the service rows [Python's 0.005]")
     p.add_argument("--model-label", default=None, help="how the table names --model [its path, '(real weights)']")
     p.add_argument("--bert-large", action="store_true", help="also time a BERT-large-sized encoder (random weights)")
     p.add_argument("--bert-large-passages", type=int, default=None)
@@ -545,7 +550,8 @@ def main() -> None:
             ("ceiling", lambda: row_ceiling(path, dev0, subset, args.ceiling_batch)),
             ("pipeline", lambda: row_pipeline(path, dev0, subset, args.max_batch)),
             ("service", lambda: row_service(path, device, subset, args.request_size, args.clients, args.client_procs,
-                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log", args.worker)),
+                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log", args.worker,
+                                            args.serve_switch_interval)),
         ]:
             if name in skip:
                 continue
@@ -563,7 +569,8 @@ def main() -> None:
         record({"row": "extract", "embedder": f"none: spaCy only{corpus}", "processes": processes,
                 **row_extract(docs, chunking, processes, args.ingest_batch)})
     if "ingest" not in skip:
-        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log", args.worker)
+        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log", args.worker,
+                                 args.serve_switch_interval)
         try:
             service.wait_ready()
             n = args.ingest_passages or min(args.passages, 20000)

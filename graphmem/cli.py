@@ -656,13 +656,16 @@ def _counts_line(counts: dict[str, int]) -> str:
               help="Run each model replica in its own process, one per device (process: the HTTP loop keeps "
                    "its GIL; 82% of the GPU ceiling against 79% for thread on an H100) or in the serving "
                    "process (thread: no second model load, better on CPU); auto = process on GPUs.")
+@click.option("--switch-interval", type=click.FloatRange(1e-5, 1.0), default=None,
+              help="Python's thread switch interval in seconds for the serving process, where the HTTP loop "
+                   "and the batcher share one GIL [Python's default, 0.005].")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.pass_obj
 @handle_errors
 def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, port: int, max_batch: int,
                 max_wait_ms: float, max_queue: int, max_texts: int, max_chars: int, timeout_s: float,
-                worker: str, log_level: str) -> None:
+                worker: str, switch_interval: float | None, log_level: str) -> None:
     """Serve embeddings over HTTP: OpenAI-compatible POST /v1/embeddings with dynamic batching.
 
     Concurrent requests are merged into batches of up to --max-batch texts (or
@@ -682,6 +685,10 @@ def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, po
     if max_queue < max_batch:
         raise click.UsageError("--max-queue must be at least --max-batch")
     resolve_model_path(model)  # fail fast with a clear error before uvicorn starts
+    if switch_interval:
+        import sys
+
+        sys.setswitchinterval(switch_interval)
     config = ServiceConfig(model=model, device=device, dtype=dtype, max_batch=max_batch, max_wait_ms=max_wait_ms,
                            max_queue=max_queue, max_texts=max_texts, max_chars=max_chars, request_timeout_s=timeout_s,
                            worker=worker)
