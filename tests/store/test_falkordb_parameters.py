@@ -50,3 +50,22 @@ def test_the_fast_path_is_taken_for_plain_rows_and_left_for_what_json_writes_oth
     assert _json_literal({"bell": "\x07"}) is None  # json writes \u0007, which FalkorDB does not read
     assert _json_literal({"a-b": 1}) is None  # not an identifier: the slow path backticks it
     assert _json_literal(float("nan")) is None
+
+
+def test_rows_with_packed_vectors_arrive_unchanged(store):
+    """Packed vectors are spliced into the text after the rest of the rows is formatted."""
+    import numpy as np
+
+    from graphmem.store.falkordb import pack_vector, unpack_vector
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((5, 384)).astype(np.float32)
+    rows = [{"uuid": f"u{i}", "name": 'say "hi",{"embedding":0,', "embedding": pack_vector(v), "n": i}
+            for i, v in enumerate(vectors)]
+    _, got = store.cypher("UNWIND $rows AS r RETURN r.uuid, r.name, r.embedding, r.n", {"rows": rows})
+    assert [g[0] for g in got] == [r["uuid"] for r in rows] and all(g[1] == rows[0]["name"] for g in got)
+    assert all(np.array_equal(unpack_vector(g[2]), v) for g, v in zip(got, vectors))
+    assert [g[3] for g in got] == list(range(5))
+    only = [{"embedding": pack_vector(v)} for v in vectors[:2]]  # rows with nothing else: the slow path
+    _, got = store.cypher("UNWIND $rows AS r RETURN r.embedding", {"rows": only})
+    assert [g[0] for g in got] == [r["embedding"] for r in only]
