@@ -13,6 +13,7 @@ A final sweep deletes entities that nothing kept. See docs/reliability.md.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -122,8 +123,9 @@ class BatchPlan:
     def plan_facts(self, ingestor: "Ingestor") -> None:
         """Fact rows, their vectors and the temporal plan (reads the stored timelines)."""
         self.fact_rows, self.timeline = ingestor._facts(self.units, self.extractions, self.uuid_of)
-        self.fact_vectors = vectors_for([row["text"] for row in self.fact_rows], self.pooled_facts,
-                                        ingestor.embedder)
+        with ingestor.embedding:
+            self.fact_vectors = vectors_for([row["text"] for row in self.fact_rows], self.pooled_facts,
+                                            ingestor.embedder)
 
 
 @dataclass
@@ -173,6 +175,9 @@ class Ingestor:
         self.background_extractor = background_extractor
         self._index: EntityIndex | None = None
         self._index_revision = -1
+        #: held while the embedder runs: the parsing thread embeds the next batch while this
+        #: one may embed a leftover name or fact (a local model's tokenizer is not thread-safe)
+        self.embedding = threading.Lock()
 
     @property
     def index(self) -> EntityIndex:
@@ -366,7 +371,8 @@ class Ingestor:
         between here and resolution, so this is a superset of what is asked for later)."""
         from graphmem.resolve.entities import entity_key
 
-        vectors = embed_units(self.embedder, texts, extractions, maps, pool=self.settings.context_vectors)
+        with self.embedding:
+            vectors = embed_units(self.embedder, texts, extractions, maps, pool=self.settings.context_vectors)
         known = self._index.by_key if self._index is not None else {}
         names: dict[str, None] = {}
         facts: dict[str, None] = {}
@@ -379,7 +385,8 @@ class Ingestor:
         missing_names = [n for n in names if n not in vectors.names and (key := entity_key(n)) and key not in known]
         missing_facts = [t for t in facts if t not in vectors.facts]
         if missing_names or missing_facts:
-            fresh = self.embedder.embed(missing_names + missing_facts)
+            with self.embedding:
+                fresh = self.embedder.embed(missing_names + missing_facts)
             vectors.names.update(zip(missing_names, fresh[: len(missing_names)]))
             vectors.facts.update(zip(missing_facts, fresh[len(missing_names):]))
         return vectors
@@ -575,7 +582,8 @@ class Ingestor:
         from graphmem.resolve.entities import entity_key
 
         need = [name for name in types if entity_key(name) and entity_key(name) not in self.index.by_key]
-        vectors = dict(zip(need, vectors_for(need, known or {}, self.embedder))) if need else {}
+        with self.embedding:
+            vectors = dict(zip(need, vectors_for(need, known or {}, self.embedder))) if need else {}
         resolution = self.index.resolve(types, vectors)
         entity_vectors = np.vstack(resolution.new_vectors) if resolution.new_vectors else np.zeros((0, self.embedder.dim), np.float32)
         new_uuids = {row["uuid"] for row in resolution.new}
