@@ -142,17 +142,20 @@ class EntityIndex:
             candidates, choices = self._window(n)
             if not candidates:
                 continue
-            scores = process.cdist(group, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
-                                   dtype=np.float32, workers=-1)
-            rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
-            for row, col in zip(rows.tolist(), cols.tolist()):
-                found[group[row]].append((candidates[col], float(scores[row, col])))
+            step = _rows_per_block(len(choices))
+            for start in range(0, len(group), step):
+                part = group[start:start + step]
+                scores = process.cdist(part, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
+                                       dtype=np.float32, workers=-1)
+                rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
+                for row, col in zip(rows.tolist(), cols.tolist()):
+                    found[part[row]].append((candidates[col], float(scores[row, col])))
         for key, hits in found.items():
             hits.sort(key=lambda hit: (-hit[1], hit[0]))
             del hits[limit:]
         return found
 
-    def _neighbours(self, vectors: np.ndarray, chunk: int = 256) -> list[list[tuple[int, float]]]:
+    def _neighbours(self, vectors: np.ndarray) -> list[list[tuple[int, float]]]:
         """Per row of ``vectors``: the ``synonym_top_k`` stored entities whose cosine is at
         least ``synonym_threshold``, best first. Matrix products over chunks of rows;
         only rows whose best score reaches the threshold (a minority) are searched, and
@@ -161,6 +164,7 @@ class EntityIndex:
         out: list[list[tuple[int, float]]] = [[] for _ in range(len(vectors))]
         if not self.synonym_top_k or not len(stored) or not len(vectors):
             return out
+        chunk = min(256, _rows_per_block(len(stored)))
         sims = np.empty((min(chunk, len(vectors)), len(stored)), dtype=np.float32)
         for start in range(0, len(vectors), chunk):
             part = vectors[start:start + chunk]
@@ -206,11 +210,13 @@ class EntityIndex:
         batch_spellings = self._batch_spellings(spelled_keys, spelled)
         batch_neighbours: dict[int, list[tuple[int, float]]] = {}
         if self.synonym_top_k and len(pending) > 1:
-            sims = matrix @ matrix.T
-            np.fill_diagonal(sims, -np.inf)
-            rows, cols = np.nonzero(sims >= self.synonym_threshold)
-            for row, col in zip(rows.tolist(), cols.tolist()):
-                batch_neighbours.setdefault(row, []).append((col, float(sims[row, col])))
+            step = _rows_per_block(len(pending))
+            for start in range(0, len(pending), step):
+                sims = matrix[start:start + step] @ matrix.T
+                rows, cols = np.nonzero(sims >= self.synonym_threshold)
+                for row, col in zip(rows.tolist(), cols.tolist()):
+                    if start + row != col:
+                        batch_neighbours.setdefault(start + row, []).append((col, float(sims[row, col])))
         created: dict[int, int] = {}  # slot -> index of the entity it created
 
         for name, type_ in names.items():
@@ -263,10 +269,18 @@ class EntityIndex:
         found: dict[str, list[tuple[int, float]]] = {}
         if len(keys) < 2:
             return found
-        scores = process.cdist(keys, keys, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
-                               dtype=np.float32, workers=-1)
-        np.fill_diagonal(scores, 0.0)
-        rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
-        for row, col in zip(rows.tolist(), cols.tolist()):
-            found.setdefault(keys[row], []).append((slots[col], float(scores[row, col])))
+        step = _rows_per_block(len(keys))
+        for start in range(0, len(keys), step):
+            scores = process.cdist(keys[start:start + step], keys, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
+                                   dtype=np.float32, workers=-1)
+            rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
+            for row, col in zip(rows.tolist(), cols.tolist()):
+                if start + row != col:
+                    found.setdefault(keys[start + row], []).append((slots[col], float(scores[row, col])))
         return found
+
+
+def _rows_per_block(columns: int, cells: int = 1 << 24) -> int:
+    """Rows of a score matrix with ``columns`` columns that fit in ``cells`` float32s (64 MiB):
+    resolution's memory stays bounded however large the batch or the store."""
+    return max(1, cells // max(1, columns))

@@ -132,3 +132,32 @@ def test_one_batch_merges_spellings_like_one_name_at_a_time():
     into_batch = len(batch) - len(together.new) - len(into_stored)
     assert len(into_stored) >= 4 and into_batch >= 3  # variants merged into stored and into new names
     assert indexes[0].keys == indexes[1].keys
+
+
+def test_score_blocks_of_any_size_give_the_same_resolution(monkeypatch):
+    # resolution bounds its memory by splitting score matrices into row blocks; the
+    # split must not change what is merged or linked
+    import graphmem.resolve.entities as entities
+
+    rng = np.random.default_rng(6)
+    centers = [_unit(rng) for _ in range(15)]
+
+    def near(c, noise=0.3):
+        v = centers[c] + noise * _unit(rng)
+        return v / np.linalg.norm(v)
+
+    stored = [(f"stored entity number {i}", near(i % 15)) for i in range(200)]
+    batch = {f"stored entity number {i}s": near(i % 15, 0.02) for i in range(0, 200, 7)}
+    batch.update({f"brand new name {i}": near(i % 15) for i in range(150)})
+    results = []
+    for cells in (1 << 24, 7):  # one block; blocks of a row or two
+        monkeypatch.setattr(entities, "_rows_per_block", lambda columns, cells=cells: max(1, cells // max(1, columns)))
+        index = EntityIndex("g", 8, synonym_threshold=0.8, synonym_top_k=3)
+        for i, (name, v) in enumerate(stored):
+            index.add(entity_key(name), f"s{i}", v)
+        results.append(index.resolve({n: "" for n in batch}, batch))
+    whole, blocked = results
+    assert whole.uuid_of == blocked.uuid_of
+    assert [(s["a"], s["b"]) for s in whole.synonyms] == [(s["a"], s["b"]) for s in blocked.synonyms]
+    assert any(u.startswith("s") for u in whole.uuid_of.values())  # spelling variants merged into stored ones
+    assert whole.synonyms  # and synonym edges found
