@@ -389,23 +389,8 @@ def row_ingest(embedder: str, device: str, docs: list, chunking: dict, processes
         timer = StageTimer()
         timer.wrap(ingestor.embedder, "embed", "embed (service or model)")
         timer.wrap(ingestor.extractor, "extract", "extract (spaCy workers)")
-        timer.wrap(ingestor, "_resolve", "entity resolution")
-        timer.wrap(ingestor, "_facts", "facts + temporal plan")
         timer.wrap(ingestor, "_claim", "claim sources")
-        for attr in ("write", "write_vectors", "renew", "complete_owned"):
-            timer.wrap(ingestor.graph, attr, "store writes")
-        from graphmem.resolve.entities import EntityIndex
-
-        originals = {attr: getattr(EntityIndex, attr) for attr in ("_neighbours", "_spellings_of", "_batch_spellings")}
-        for attr in originals:
-            timer.wrap(EntityIndex, attr, f"resolution: {attr.strip('_')}")
-        queries = QueryTimer(memory.store)
-        t0 = time.perf_counter()
-        report = memory.ingest_documents(docs)
-        seconds = time.perf_counter() - t0
-        queries.unwrap()
-        for attr, inner in originals.items():
-            setattr(EntityIndex, attr, inner)
+        report, seconds, queries = timed_ingestion(memory, docs, timer)
         stats = memory.stats()
     stages = {k: round(v, 3) for k, v in sorted(timer.seconds.items(), key=lambda kv: -kv[1])}
     counted = sum(v for k, v in timer.seconds.items() if "other thread" not in k)
@@ -414,6 +399,32 @@ def row_ingest(embedder: str, device: str, docs: list, chunking: dict, processes
     return {"passages": report.passages, "seconds": seconds, "rate": report.passages / seconds,
             "entities": stats.get("entities"), "facts": stats.get("facts"), "stages_s": stages,
             "store_queries_s": queries.table()}
+
+
+def timed_ingestion(memory, docs: list, timer: "StageTimer"):
+    """``memory.ingest_documents(docs)`` with resolution, fact planning, store writes and
+    each resolution step timed into ``timer``, and every store query by a
+    :class:`QueryTimer`: ``(report, seconds, queries)``."""
+    from graphmem.resolve.entities import EntityIndex
+
+    ingestor = memory.ingestor
+    timer.wrap(ingestor, "_resolve", "entity resolution")
+    timer.wrap(ingestor, "_facts", "facts + temporal plan")
+    for attr in ("write", "write_vectors", "renew", "complete_owned"):
+        timer.wrap(ingestor.graph, attr, "store writes")
+    originals = {attr: getattr(EntityIndex, attr) for attr in ("_neighbours", "_spellings_of", "_batch_spellings")}
+    for attr in originals:
+        timer.wrap(EntityIndex, attr, f"resolution: {attr.strip('_')}")
+    queries = QueryTimer(memory.store)
+    try:
+        t0 = time.perf_counter()
+        report = memory.ingest_documents(docs)
+        seconds = time.perf_counter() - t0
+    finally:
+        queries.unwrap()
+        for attr, inner in originals.items():
+            setattr(EntityIndex, attr, inner)
+    return report, seconds, queries
 
 
 class QueryTimer:

@@ -88,14 +88,13 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=ROOT / ".bench" / "extractions", help="spaCy output cache folder")
     args = parser.parse_args()
 
-    from embed_service import QueryTimer, StageTimer
+    from embed_service import StageTimer, timed_ingestion
 
     from graphmem.config import Settings
     from graphmem.eval import load_dataset
     from graphmem.extract.spacy_extractor import SpacyExtractor
     from graphmem.ingest.pipeline import extraction_text
     from graphmem.memory import Memory
-    from graphmem.resolve.entities import EntityIndex
 
     docs = list(load_dataset(args.dataset, data_dir=args.data_dir).documents())[: args.passages]
     extractor = CachedExtractor(args.cache / f"{Path(args.dataset).name}-{len(docs)}.pkl")
@@ -114,21 +113,7 @@ def main() -> None:
         ingestor = memory.ingestor
         ingestor._extract(ingestor._passages([(d, "warm") for d in docs]))  # fill the cache (not timed)
         memory.ingest_documents(docs[:1])
-        timer = StageTimer()
-        timer.wrap(ingestor, "_resolve", "entity resolution")
-        timer.wrap(ingestor, "_facts", "facts + temporal plan")
-        for attr in ("write", "write_vectors", "renew", "complete_owned"):
-            timer.wrap(ingestor.graph, attr, "store writes")
-        originals = {a: getattr(EntityIndex, a) for a in ("_neighbours", "_spellings_of", "_batch_spellings")}
-        for attr in originals:
-            timer.wrap(EntityIndex, attr, f"resolution: {attr.strip('_')}")
-        queries = QueryTimer(memory.store)
-        t0 = time.perf_counter()
-        report = memory.ingest_documents(docs[1:])
-        seconds = time.perf_counter() - t0
-        queries.unwrap()
-        for attr, inner in originals.items():
-            setattr(EntityIndex, attr, inner)
+        report, seconds, queries = timed_ingestion(memory, docs[1:], timer := StageTimer())
         memory.close()
 
     n = report.passages
