@@ -81,7 +81,11 @@ def test_server_killed_mid_run_gives_one_line_error_and_loses_nothing(clean, hom
     from graphmem.store.falkordb_server import EmbeddedServer
 
     expected, _ = clean
-    proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS), env=cli_env(GRAPHMEM_FSYNC="always"),
+    # one document per write batch, parsed in this process: after the first source is
+    # complete seven batches are left to write, a window the kill below cannot miss
+    # (with batches of four the run could finish between the poll and the kill)
+    proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS),
+                            env=cli_env(GRAPHMEM_FSYNC="always", GRAPHMEM_BATCH_SIZE="1", GRAPHMEM_EXTRACT_PROCESSES="1"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     server = EmbeddedServer(home)
     acknowledged: list[dict] = []
