@@ -151,6 +151,19 @@ def extraction_text(content: str) -> str:
     return extraction_text_and_map(content)[0]
 
 
+def batch_names(extractions: Sequence[Extraction], people: set[str] = frozenset()) -> dict[str, str]:  # type: ignore[assignment]
+    """Every name a batch may resolve, in order of first appearance, with its type:
+    ``people`` (speakers) as PERSON, mentions as extracted, triple ends untyped."""
+    types: dict[str, str] = {name: "PERSON" for name in people}
+    for ex in extractions:
+        for mention in ex.mentions:
+            types.setdefault(mention.name, mention.type)
+        for triple in ex.triples:
+            types.setdefault(triple.subject, "")
+            types.setdefault(triple.object, "")
+    return types
+
+
 def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex:
     r = settings.retrieval
     index = EntityIndex(graph.group_id, dim, synonym_threshold=r.synonym_threshold, synonym_top_k=r.synonym_top_k)
@@ -374,14 +387,8 @@ class Ingestor:
         with self.embedding:
             vectors = embed_units(self.embedder, texts, extractions, maps, pool=self.settings.context_vectors)
         known = self._index.by_key if self._index is not None else {}
-        names: dict[str, None] = {}
-        facts: dict[str, None] = {}
-        for ex in extractions:
-            for mention in ex.mentions:
-                names[mention.name] = None
-            for triple in ex.triples:
-                names[triple.subject] = names[triple.object] = None
-                facts[triple.text] = None
+        names = batch_names(extractions)
+        facts = dict.fromkeys(triple.text for ex in extractions for triple in ex.triples)
         missing_names = [n for n in names if n not in vectors.names and (key := entity_key(n)) and key not in known]
         missing_facts = [t for t in facts if t not in vectors.facts]
         if missing_names or missing_facts:
@@ -572,13 +579,7 @@ class Ingestor:
                  known: dict[str, np.ndarray] | None = None):
         """Resolve the batch's names against the entity index; new names' vectors come
         from ``known`` (pooled from their passages) or are embedded here."""
-        types: dict[str, str] = {name: "PERSON" for name in people}
-        for ex in extractions:
-            for mention in ex.mentions:
-                types.setdefault(mention.name, mention.type)
-            for triple in ex.triples:
-                types.setdefault(triple.subject, "")
-                types.setdefault(triple.object, "")
+        types = batch_names(extractions, people)
         from graphmem.resolve.entities import entity_key
 
         need = [name for name in types if entity_key(name) and entity_key(name) not in self.index.by_key]

@@ -85,12 +85,6 @@ class Graph:
             claims += [by_uuid[source["uuid"]] for source in chunk]
         return claims
 
-    def claim_source(self, uuid: str, name: str, kind: str, uri: str, content_hash: str,
-                     metadata: dict[str, Any] | None, owner: str, dead: list[str]) -> dict[str, Any]:
-        """Claim one source for writing: ``{uuid, mine, done, busy, was}``."""
-        return self.claim_sources([{"uuid": uuid, "name": name, "kind": kind, "uri": uri,
-                                    "content_hash": content_hash, "metadata": metadata}], owner, dead)[0]
-
     def writing_sources(self) -> list[Row]:
         return self.store.run("sources_writing", group_id=self.group_id)
 
