@@ -126,8 +126,13 @@ class EntityIndex:
 
     def similar_spellings(self, key: str, limit: int = 3) -> list[int]:
         """Indices of up to ``limit`` keys whose rapidfuzz ratio to ``key`` is at least
-        ``fuzzy_ratio``, best first."""
-        return [index for index, _ in self._spellings_of([key], limit)[key]]
+        ``fuzzy_ratio``, best first (``key`` itself first, when the index holds it:
+        :meth:`_window` leaves out equal lengths that only an identical key can match)."""
+        hits = self._spellings_of([key], limit)[key]
+        same = self.by_key.get(key)
+        if same is not None and self.keys[same] == key and same not in (index for index, _ in hits):
+            hits = [(same, 100.0)] + hits[: limit - 1]
+        return [index for index, _ in hits]
 
     def _spellings_of(self, keys: list[str], limit: int = 3) -> dict[str, list[tuple[int, float]]]:
         """:meth:`similar_spellings` for many keys: one rapidfuzz ``cdist`` (on every

@@ -92,6 +92,7 @@ def test_similar_spellings_equal_a_scan_of_every_key():
     for i in range(3000):
         index.add("".join(rng.choice(letters, size=int(rng.integers(6, 30)))).strip() + f"{i % 7}", f"u{i}", _unit(rng))
     probes = [index.keys[i][:-1] + "x" for i in range(0, 3000, 50)] + [index.keys[i] + "s" for i in range(0, 3000, 70)]
+    probes += [index.keys[i] for i in range(0, 3000, 90)]  # stored keys find themselves first
     matched = 0
     for probe in probes:
         full = process.extract(probe, index.keys, scorer=fuzz.ratio, score_cutoff=index.fuzzy_ratio, limit=3)
