@@ -535,12 +535,16 @@ def export_cmd(obj: Context, path: str, fmt: str | None, group_only: bool, quiet
     settings = obj.settings()
     group = settings.group_id if group_only else None
     store = open_store(settings)
+    # the export holds every passage: created readable by this user only (0600), as backups are
+    umask = os.umask(0o077)
     try:
         total = sum(transfer.counts(store, group).values())
         writer = transfer.export_graphml if fmt == "graphml" else transfer.export_jsonl
         with _progress(total, f"exporting {fmt}", quiet) as advance:
             written = writer(store, path, group_id=group, progress=advance)
+        os.chmod(path, 0o600)
     finally:
+        os.umask(umask)
         store.close()
     click.echo(f"exported {_counts_line(written)} to {path}")
 

@@ -3,7 +3,8 @@
 ``backup`` asks the running server for a ``BGSAVE``: redis forks and writes the
 whole dataset as it was at that instant (an RDB file), while writers go on, so
 the snapshot is consistent even mid-ingestion (a source caught in 'writing' is
-swept by the next ``graphmem ingest``). The file is copied to PATH atomically.
+swept by the next ``graphmem ingest``). The file is copied to PATH atomically,
+readable by its owner only (0600).
 
 ``restore`` loads such a file into a fresh data directory: it starts a server
 there without the append-only file so it loads the snapshot, turns append-only
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 
 from graphmem.errors import InputError, StoreError
+from graphmem.fileperm import open_private
 from graphmem.store.falkordb_server import EmbeddedServer
 
 RDB_MAGIC = b"REDIS"
@@ -42,6 +44,14 @@ def _wait(client, key: str, timeout: float) -> dict:
         if time.monotonic() > deadline:
             raise StoreError(f"the embedded store did not finish ({key}) within {timeout:.0f} s")
         time.sleep(0.05)
+
+
+def _copy_private(source: Path, target: Path) -> None:
+    """Copy ``source`` to ``target`` as a file only this user can read (it holds every passage), fsynced."""
+    with open(source, "rb") as src, open_private(target, "wb") as dst:
+        shutil.copyfileobj(src, dst, 1024 * 1024)
+        dst.flush()
+        os.fsync(dst.fileno())
 
 
 def backup(home: str | Path, path: str | Path, timeout: float = 3600.0) -> int:
@@ -68,9 +78,7 @@ def backup(home: str | Path, path: str | Path, timeout: float = 3600.0) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + ".tmp")
         try:
-            shutil.copyfile(snapshot, tmp)
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
+            _copy_private(snapshot, tmp)
             tmp.replace(target)
             snapshot.unlink(missing_ok=True)  # the live home keeps its data in the AOF
         except OSError as exc:
@@ -98,8 +106,8 @@ def restore(path: str | Path, home: str | Path, timeout: float = 3600.0) -> None
         raise StoreError(f"the store in {home} is running; restore needs a fresh home (or stop it and remove it)")
     if server.dir.exists() and any(p.name not in {"start.lock", "redis.log"} for p in server.dir.iterdir()):
         raise StoreError(f"{server.dir} already holds data; restore into a fresh home")
-    server.dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, server.dir / SNAPSHOT)
+    server.prepare()
+    _copy_private(source, server.dir / SNAPSHOT)
     shutil.rmtree(Path(home) / "cache", ignore_errors=True)  # projections of another graph
     server.start(aof=False)
     try:

