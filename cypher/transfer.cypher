@@ -152,3 +152,13 @@ SET f += r.props
 MATCH (n) WHERE n.group_id = $group_id
 DETACH DELETE n
 RETURN count(*) AS deleted
+
+// name: groups_in_graph
+// The groups whose data one graph (or database) holds: how a store that keeps
+// groups apart by property lists them, and how a store of an older graphmem
+// (every group in one FalkorDB graph) is split into a graph per group.
+MATCH (m:GraphMeta) RETURN DISTINCT m.group_id AS group_id
+UNION
+MATCH (s:Source) RETURN DISTINCT s.group_id AS group_id
+UNION
+MATCH (e:Entity) RETURN DISTINCT e.group_id AS group_id

@@ -283,13 +283,10 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
             parsed[name.strip()] = value
     if "$group_id" in text and "group_id" not in parsed:  # the tenant, as every query filters on it
         parsed["group_id"] = obj.settings().group_id
-    from graphmem.store import open_store
+    from graphmem.memory import Memory
 
-    store = open_store(obj.settings())
-    try:
-        columns, rows = store.cypher(text, parsed, write=write, timeout_ms=timeout * 1000, max_rows=limit + 1)
-    finally:
-        store.close()
+    with Memory(obj.settings()) as memory:
+        columns, rows = memory.cypher(text, parsed, write=write, timeout_ms=timeout * 1000, max_rows=limit + 1)
     truncated = len(rows) > limit
     rows = rows[:limit]
     if as_json:
@@ -323,15 +320,10 @@ def stats(obj: Context, as_json: bool) -> None:
     Example:
       graphmem stats
     """
-    from graphmem.store import open_store
-    from graphmem.store.graph import Graph
+    from graphmem.memory import Memory
 
-    settings = obj.settings()
-    store = open_store(settings)
-    try:
-        counts = Graph(store, settings.group_id).stats()
-    finally:
-        store.close()
+    with Memory(obj.settings()) as memory:
+        counts = memory.stats()
     if as_json:
         click.echo(json.dumps(counts))
     else:

@@ -99,7 +99,10 @@ class Settings(BaseModel):
 
     home: Path = Field(Path(".graphmem"), description="data directory of the embedded store and caches")
     store: str = Field("falkordb", description="'falkordb' (embedded, in home) or a neo4j:// / bolt:// URI")
-    graph: str = Field("graphmem", description="graph (database) name inside the store")
+    graph: str = Field("graphmem", description="name prefix of the embedded store's graphs (one per group: GRAPH:GROUP)")
+    neo4j_database_per_group: bool = Field(False, description=(
+        "Neo4j: keep each group in its own database (needs an edition with several databases); "
+        "without it groups share one database and the API offers user Cypher to admin keys only"))
     group_id: str = Field("default", min_length=1, description="tenant: every read and write is confined to it")
     embedder: str = Field("minilm", description="'minilm', a sentence-transformers folder, or http(s)://host:port of an embedding service")
     device: str = Field("cpu", description="torch device for local embedding")

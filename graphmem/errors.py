@@ -18,6 +18,10 @@ class StoreError(GraphmemError):
     """The graph store cannot be reached, started or written."""
 
 
+class StoreUnavailable(StoreError):
+    """The store cannot be reached right now (it stopped, or is restarting); try again."""
+
+
 class ConfigError(GraphmemError):
     """A setting is missing or invalid."""
 

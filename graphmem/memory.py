@@ -294,13 +294,20 @@ class Memory:
         return results
 
     # -- inspection --------------------------------------------------------------------
+    @property
+    def isolation(self) -> str:
+        """How the store keeps this group apart from others: 'graph', 'database' or
+        'property' (see :mod:`graphmem.store.base`)."""
+        return self.store.isolation
+
     def stats(self) -> dict[str, int]:
         return self.graph.stats()
 
     def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
-               timeout_ms: int = 30_000) -> tuple[list[str], list[list[Any]]]:
-        """Run Cypher against the store (read-only unless ``write``)."""
-        return self.store.cypher(text, params, write=write, timeout_ms=timeout_ms)
+               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
+        """Run Cypher in this memory's group (read-only unless ``write``; at most
+        ``max_rows`` rows). It cannot see other groups: each lives apart in the store."""
+        return self.graph.cypher(text, params, write=write, timeout_ms=timeout_ms, max_rows=max_rows)
 
 
 _EXTRACTORS: dict[str, Any] = {}

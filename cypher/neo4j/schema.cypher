@@ -41,3 +41,15 @@ CREATE FULLTEXT INDEX graphmem_episode_content IF NOT EXISTS FOR (e:Episode) ON 
 // name: indexes_await
 // Run after the schema statements: returns once every index is online (at most 300 s).
 CALL db.awaitIndexes(300)
+
+// Databases per group (Neo4jStore(database_per_group=True)), run on the system
+// database. Not schema_ queries: ensure_schema runs those inside each database.
+
+// name: database_create
+CREATE DATABASE $name IF NOT EXISTS WAIT
+
+// name: database_drop
+DROP DATABASE $name IF EXISTS WAIT
+
+// name: databases_list
+SHOW DATABASES YIELD name WHERE name STARTS WITH $prefix RETURN DISTINCT name

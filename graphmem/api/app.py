@@ -14,9 +14,13 @@ says what to fix and the ``request_id`` also logged in the access log.
 # No `from __future__ import annotations`: FastAPI reads the handlers' annotations at runtime.
 
 import asyncio
+import hmac
+import ipaddress
 import json
 import logging
 import re
+import secrets
+import sys
 import threading
 import time
 import uuid as uuidlib
@@ -25,18 +29,57 @@ from dataclasses import dataclass, field
 from typing import Annotated, Optional
 
 from graphmem.api.auth import KeyRecord, KeyStore
-from graphmem.api.cypher_guard import CypherRefused, check_query, check_result
+from graphmem.api.limits import Busy, QuerySlots
 from graphmem.api.jobs import JobRunner
 from graphmem.api.models import (CypherRequest, CypherResponse, Hit, IngestRequest, IngestResponse, JobView,
                                  GROUP_PATTERN, ID_PATTERN, KeyCreate, KeyView, Problem, SearchRequest, SearchResponse)
 from graphmem.config import Settings
-from graphmem.errors import ConfigError, GraphmemError, InputError, StoreError
+from graphmem.errors import ConfigError, GraphmemError, InputError, StoreError, StoreUnavailable
+from graphmem.store.user_cypher import CypherRefused
+from graphmem.fileperm import private_dir, write_private
 
 log = logging.getLogger("graphmem.api")
 access_log = logging.getLogger("graphmem.api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PROBLEM = "application/problem+json"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+#: local mode: the header that confirms creating a key, and the file (in the home) holding its value
+LOCAL_TOKEN_HEADER = "X-Graphmem-Local-Token"
+LOCAL_TOKEN_FILE = "api-local-token"
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    host = host.strip().lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def loopback_host_header(value: str) -> bool:
+    """True for a Host header naming this machine by loopback: ``127.0.0.1``, ``localhost``,
+    ``[::1]``, each with or without ``:PORT``. A web page that rebinds its own DNS name to
+    127.0.0.1 still sends its own name, so it is refused."""
+    value = value.strip().lower()
+    if value.startswith("["):  # [::1] or [::1]:8000
+        host, _, rest = value[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else None
+        if rest and port is None:
+            return False
+    else:
+        host, sep, port = value.partition(":")
+        port = port if sep else None
+    if port is not None and not (port.isdigit() and len(port) <= 5):
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -51,6 +94,12 @@ class ApiConfig:
     #: documents per locked step of a background job (searches of the group run between steps)
     job_step: int = 8
     preload: bool = True
+    #: user Cypher: queries running at once over all keys (the embedded store has two query
+    #: threads; one stays free for searches and ingestion), how long a query waits for a
+    #: slot before 429, and the longest timeout a request may ask for
+    cypher_concurrency: int = 1
+    cypher_wait_s: float = 2.0
+    cypher_timeout_ms: int = 30_000
 
 
 class ApiError(Exception):
@@ -62,7 +111,7 @@ class ApiError(Exception):
 
 
 _TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict",
-           413: "Payload too large", 422: "Unprocessable request", 500: "Internal error",
+           413: "Payload too large", 421: "Misdirected request", 422: "Unprocessable request", 500: "Internal error",
            501: "Not implemented", 503: "Unavailable"}
 
 
@@ -73,6 +122,7 @@ class Principal:
     key_id: str
     groups: Optional[set]  # None = any group (local mode)
     admin: bool
+    local: bool = False  # local mode: no key was sent because none is configured
 
     def group(self, requested: Optional[str], default: str) -> str:
         if requested is None:
@@ -120,15 +170,19 @@ def _problem_bytes(status: int, detail: str, request_id: Optional[str]) -> bytes
                        "detail": detail, "request_id": request_id}).encode()
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class RequestContext:
-    """Request ids, the body size limit and one structured access-log line per request."""
+    """Request ids, the body size limit, the Host check of local mode and one structured
+    access-log line per request.
 
-    def __init__(self, app, max_body_bytes: int) -> None:
+    The body is read (up to the limit) before the app sees the request and then replayed to
+    it, so a body too large is a 413 whether or not it announced its length (a chunked body
+    that overflowed inside the app's JSON parsing would be a 400).
+    """
+
+    def __init__(self, app, max_body_bytes: int, local_mode=None) -> None:
         self.app, self.max_body_bytes = app, max_body_bytes
+        #: callable: True while the server runs in local mode (no keys)
+        self.local_mode = local_mode or (lambda: False)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -153,25 +207,38 @@ class RequestContext:
                                 "headers": [(b"content-type", PROBLEM.encode())]})
             await send_with_id({"type": "http.response.body", "body": _problem_bytes(status, detail, request_id)})
 
-        received = {"n": 0}
         limit = self.max_body_bytes
-
-        async def limited_receive():
-            message = await receive()
-            if message["type"] == "http.request":
-                received["n"] += len(message.get("body", b""))
-                if received["n"] > limit:
-                    raise _BodyTooLarge()
-            return message
-
+        too_large = f"the request body is larger than {limit} bytes; split it"
         try:
+            host = headers.get("host", "")
+            if self.local_mode() and not loopback_host_header(host):
+                await reply(421, f"local mode (no API keys configured) answers only requests addressed to "
+                                 f"127.0.0.1, localhost or [::1], not Host {host[:100]!r}: this protects against "
+                                 "DNS rebinding (a web page pointing its own name at this machine). To serve other "
+                                 "host names, configure API keys")
+                return
             length = headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
-                await reply(413, f"the request body is larger than {limit} bytes; split it")
-            else:
-                await self.app(scope, limited_receive, send_with_id)
-        except _BodyTooLarge:
-            await reply(413, f"the request body is larger than {limit} bytes; split it")
+                await reply(413, too_large)
+                return
+            messages, received = [], 0
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away
+                    messages.append(message)
+                    break
+                received += len(message.get("body", b""))
+                if received > limit:
+                    await reply(413, too_large)
+                    return
+                messages.append(message)
+                if not message.get("more_body", False):
+                    break
+
+            async def replay():
+                return messages.pop(0) if messages else await receive()
+
+            await self.app(scope, replay, send_with_id)
         finally:
             access_log.info(json.dumps({
                 "request_id": request_id, "method": scope.get("method"), "path": scope.get("path"),
@@ -194,6 +261,16 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
     keys = keys if keys is not None else KeyStore(env={})
     config = config or ApiConfig()
     state: dict = {}
+    # Local mode (no keys) is decided at start. It ends for good once a key exists (created
+    # through the admin API): from then on every request needs a key, even if all keys are
+    # later revoked, so a server started with keys never falls back to serving without them.
+    local = {"on": not keys.configured}
+    local_token = _local_token(settings) if local["on"] else None
+
+    def local_mode() -> bool:
+        if local["on"] and keys.configured:
+            local["on"] = False
+        return local["on"]
 
     @asynccontextmanager
     async def lifespan(app):
@@ -202,6 +279,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         opened = store if store is not None else await asyncio.to_thread(open_store, settings)
         state["groups"] = Groups(settings, opened)
         state["jobs"] = JobRunner()
+        state["cypher_slots"] = QuerySlots(config.cypher_concurrency, config.cypher_wait_s)
         if config.preload:  # load the models before taking requests, so the first search is not slow
             memory, _ = state["groups"].get(settings.group_id)
             await asyncio.to_thread(lambda: (memory.embedder, memory.extractor))
@@ -224,7 +302,10 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
                            expose_headers=["X-Request-ID"])
-    app.add_middleware(RequestContext, max_body_bytes=config.max_body_bytes)
+    app.add_middleware(RequestContext, max_body_bytes=config.max_body_bytes, local_mode=local_mode)
+    #: the one-time token that confirms creating a key in local mode (None with keys)
+    app.state.local_token = local_token
+    app.state.local_token_path = settings.home.resolve() / LOCAL_TOKEN_FILE
 
     # -- errors ---------------------------------------------------------------------------
     def problem(request: Request, status: int, detail: str, title: Optional[str] = None,
@@ -238,6 +319,10 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
     @app.exception_handler(ApiError)
     async def on_api_error(request: Request, exc: ApiError):
         return problem(request, exc.status, exc.detail, exc.title, exc.headers)
+
+    @app.exception_handler(Busy)
+    async def on_busy(request: Request, exc: Busy):
+        return problem(request, 429, str(exc), "Too many requests", {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError):
@@ -266,9 +351,9 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
     def principal(request: Request) -> Principal:
         header = request.headers.get("authorization", "")
         key = header[7:].strip() if header.lower().startswith("bearer ") else request.headers.get("x-api-key", "")
-        if not keys.configured:
+        if local_mode():
             request.state.key_id = "local"
-            return Principal("local", None, True)
+            return Principal("local", None, True, local=True)
         if not key:
             raise ApiError(401, "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
                            headers={"WWW-Authenticate": "Bearer"})
@@ -399,29 +484,37 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
             removed = _forget(memory, episode=uuid)
         return {"group": group, "episode": uuid, "removed": removed}
 
-    @app.post("/v1/cypher", response_model=CypherResponse, tags=["graph"])
+    @app.post("/v1/cypher", response_model=CypherResponse, tags=["graph"],
+              responses={429: {"model": Problem}})
     def cypher(body: CypherRequest, request: Request, who: Principal = Depends(principal)):
-        """Read-only Cypher confined to the group: every node pattern must be anchored with
-        ``{group_id: $group_id}`` (or reached from one by relationships); CREATE, MERGE, SET, DELETE,
-        REMOVE, DROP, FOREACH, LOAD CSV and CALL are refused. ``$group_id`` is bound by the server."""
+        """Read-only Cypher in the key's group. Each group lives apart in the store (its own
+        FalkorDB graph, or its own Neo4j database), so a query sees that group whatever it says;
+        ``$group_id`` is bound to it. Before the store sees a query it is checked against budgets
+        (at most 20,000 characters and 10 levels of nesting); at most ``limit`` rows are read
+        (the limit is written into the query), and it stops after ``timeout_ms``. Writes,
+        LOAD CSV, USE and administration commands are refused, and CALL is limited to the
+        read procedures the error lists. One query per key runs at a time (429 otherwise)."""
         group, memory, lock = scoped(request, who, body.group)
         if "group_id" in body.params:
             raise ApiError(422, "params: 'group_id' is set by the server from your key; leave it out")
-        try:
-            check_query(body.query)
-        except CypherRefused as exc:
-            raise ApiError(400, f"query refused: {exc}") from None
+        if memory.isolation == "property" and not (who.admin or who.groups is None):
+            raise ApiError(403, "user Cypher is off for tenant keys on this store: its groups share one Neo4j "
+                                "database, so a query could reach other groups. Use the embedded store or Neo4j "
+                                "with one database per group (GRAPHMEM_NEO4J_DATABASE_PER_GROUP=true), or ask an "
+                                "admin to run it")
         params = {**body.params, "group_id": group}
-        try:
-            columns, rows = memory.store.cypher(body.query, params, write=False, timeout_ms=body.timeout_ms,
-                                                max_rows=body.limit + 1)
-        except StoreError as exc:
-            raise ApiError(400, f"the query failed: {exc}") from None
+        timeout_ms = min(body.timeout_ms, config.cypher_timeout_ms)
+        with state["cypher_slots"].take(who.key_id):
+            try:
+                columns, rows = memory.cypher(body.query, params, write=False, timeout_ms=timeout_ms,
+                                              max_rows=body.limit + 1)
+            except CypherRefused as exc:
+                raise ApiError(400, f"query refused: {exc}") from None
+            except StoreUnavailable:
+                raise
+            except StoreError as exc:
+                raise ApiError(400, f"the query failed: {exc}") from None
         rows = _jsonable(rows)
-        try:
-            check_result(rows, group)
-        except CypherRefused as exc:
-            raise ApiError(400, f"query refused: {exc}") from None
         return CypherResponse(group=group, columns=[str(c) for c in columns], rows=rows[:body.limit],
                               truncated=len(rows) > body.limit)
 
@@ -437,8 +530,18 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         return [r.public() for r in keys.list()]
 
     @app.post("/v1/admin/keys", response_model=KeyView, status_code=201, tags=["admin"])
-    def create_key(body: KeyCreate, who: Principal = Depends(admin)):
-        """Create a key bound to ``groups``; the plain key is in the answer, once."""
+    def create_key(body: KeyCreate, request: Request, who: Principal = Depends(admin)):
+        """Create a key bound to ``groups``; the plain key is in the answer, once.
+
+        In local mode (no keys yet) the first key ends local mode, so it needs the one-time
+        token `graphmem serve` printed at start (also in ``<home>/api-local-token``), sent as
+        ``X-Graphmem-Local-Token``: a web page the user visits cannot know it."""
+        if who.local:
+            given = request.headers.get(LOCAL_TOKEN_HEADER, "").encode("utf-8", "replace")
+            if local_token is None or not hmac.compare_digest(given, local_token.encode()):
+                raise ApiError(403, f"creating a key in local mode needs the one-time token that `graphmem serve` "
+                                    f"printed at start and wrote to {app.state.local_token_path}: send it as "
+                                    f"'{LOCAL_TOKEN_HEADER}: TOKEN' (or create keys with `graphmem keys add`)")
         key, record = keys.add(body.groups, admin=body.admin, name=body.name)
         return {**record.public(), "key": key}
 
@@ -491,6 +594,8 @@ def _parse_when(text, field_name: str):
         return parse_when(text)
     except ValueError as exc:
         raise ApiError(422, f"{field_name}: {exc}") from None
+    except OverflowError:  # a valid date that leaves the calendar in UTC (0001-01-01T00:00+14:00)
+        raise ApiError(422, f"{field_name}: {text!r} is out of range: in UTC it falls outside the years 1-9999") from None
 
 
 def _jsonable(value):
@@ -551,14 +656,33 @@ def _add(total: dict, report) -> None:
     total["errors"].extend(getattr(report, "errors", []) or [])
 
 
+def _local_token(settings: Settings) -> str:
+    """A fresh token confirming key creation in local mode, written to ``<home>/api-local-token``
+    (0600, in the 0700 home) so the local user can read it and nobody else can."""
+    token = secrets.token_urlsafe(32)
+    path = settings.home / LOCAL_TOKEN_FILE
+    try:
+        private_dir(settings.home)
+        write_private(path, token + "\n")
+    except OSError as exc:
+        log.warning("cannot write the local-mode token to %s (%s); it is only in this log", path, exc.strerror or exc)
+    return token
+
+
 def check_bind(host: str, keys: KeyStore) -> None:
-    """Local mode (no keys) serves loopback only; say so loudly."""
-    if keys.configured:
+    """Local mode (no keys) serves loopback only; so do servers whose environment holds a weak key."""
+    if not keys.configured:
+        if not is_loopback(host):
+            raise ConfigError(f"no API keys are configured, so graphmem serve only binds 127.0.0.1 (not {host}); "
+                              "create keys with `graphmem keys add --group NAME --keys FILE` and pass --keys FILE")
+        log.warning("no API keys configured: local mode, any local process may read and write every group")
         return
-    if host not in LOOPBACK:
-        raise ConfigError(f"no API keys are configured, so graphmem serve only binds 127.0.0.1 (not {host}); "
-                          "create keys with `graphmem keys add --group NAME --keys FILE` and pass --keys FILE")
-    log.warning("no API keys configured: local mode, any local process may read and write every group")
+    for where, why in keys.weak:
+        if not is_loopback(host):
+            raise ConfigError(f"{where} is a weak key ({why}), so graphmem serve will not bind {host}: use a key of "
+                              "24 or more random characters, e.g. one made by `graphmem keys add --keys FILE "
+                              "--group NAME` (or `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+        log.warning("%s is a weak key (%s): fine on loopback, refused beyond it", where, why)
 
 
 def serve(settings: Settings, keys: KeyStore, config: ApiConfig, host: str = "127.0.0.1", port: int = 8000,
@@ -568,5 +692,9 @@ def serve(settings: Settings, keys: KeyStore, config: ApiConfig, host: str = "12
 
     check_bind(host, keys)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    uvicorn.run(create_app(settings, keys, config), host=host, port=port, log_level=log_level,
-                access_log=False, timeout_graceful_shutdown=30)
+    app = create_app(settings, keys, config)
+    if app.state.local_token is not None:  # on the terminal of who started it, whatever the log level
+        print(f"graphmem serve: local mode. To create the first API key through POST /v1/admin/keys, send "
+              f"'{LOCAL_TOKEN_HEADER}: {app.state.local_token}' (also in {app.state.local_token_path})",
+              file=sys.stderr, flush=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30)

@@ -213,7 +213,7 @@ class Ingestor:
         report = IngestReport(documents=len(documents))
         owner = new_owner()
         try:
-            self.graph.store.ensure_schema(self.embedder.dim)
+            self.graph.ensure_schema(self.embedder.dim)
             swept = self.graph.sweep(owner)
             changed = any(swept.values())
             if changed:
@@ -483,7 +483,7 @@ class Ingestor:
         report = IngestReport(documents=len(conversations), unit="conversations", piece="turns", delta=None)
         owner = new_owner()
         try:
-            self.graph.store.ensure_schema(self.embedder.dim)
+            self.graph.ensure_schema(self.embedder.dim)
             if any(self.graph.sweep(owner).values()):
                 self._index = None
             dead = dead_owners(self.graph.writing_sources())

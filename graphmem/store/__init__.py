@@ -20,7 +20,7 @@ def open_store(settings: Settings) -> GraphStore:
             from graphmem.store.neo4j import Neo4jStore
         except ImportError as exc:
             raise ConfigError(f"the Neo4j store is not available: {exc}") from exc
-        return Neo4jStore.from_uri(target)
+        return Neo4jStore.from_uri(target, database_per_group=settings.neo4j_database_per_group)
     raise ConfigError(f"unknown store {settings.store!r}: use 'falkordb' or a neo4j:// URI")
 
 

@@ -6,13 +6,15 @@ import base64
 import json
 import math
 import re
+import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from graphmem.errors import StoreError
-from graphmem.store.base import Row, batched
+from graphmem.errors import StoreError, StoreUnavailable
+from graphmem.store import user_cypher
+from graphmem.store.base import Row, batched, check_group_id
 from graphmem.store.falkordb_server import EmbeddedServer
 from graphmem.store.queries import load_queries
 
@@ -161,88 +163,221 @@ def _with_parameters(text: str, params: dict[str, Any] | None) -> str:
 
 
 class FalkorDBStore:
-    """:class:`~graphmem.store.base.GraphStore` on the embedded FalkorDB."""
+    """:class:`~graphmem.store.base.GraphStore` on the embedded FalkorDB.
+
+    Each tenant group is its own FalkorDB graph, ``<graph>:<group_id>``, so a query
+    physically cannot reach another group's data (see :mod:`graphmem.store.base`).
+    Named queries go to the graph of their ``group_id`` parameter; a store written by
+    an older graphmem (every group in the one graph ``<graph>``) is moved group by
+    group on open, counts compared before the old graph is dropped.
+
+    When the embedded server dies (killed, out of memory), the next query restarts it
+    from its append-only file and reconnects; a read is then retried once, a write
+    fails with :class:`StoreError` (its caller decides whether to run it again).
+    """
 
     dialect = "falkordb"
+    isolation = "graph"
 
     def __init__(self, home: str | Path, graph: str = "graphmem", *, socket: str | None = None) -> None:
         import redis
-        from falkordb import FalkorDB
 
+        if not graph or ":" in graph:
+            raise StoreError(f"graph name {graph!r} cannot be used: it must be non-empty and hold no ':'")
+        self._prefix = graph
         self._server: EmbeddedServer | None = None
         self._started_here = False
         if socket is None:
             self._server = EmbeddedServer(Path(home))
             self._started_here = self._server.start()
             socket = str(self._server.socket)
+        self._socket = socket
+        self._redis_errors = (redis.RedisError, OSError)
+        self._lock = threading.Lock()  # guards reconnection and the caches below
+        self._graphs: dict[str, Any] = {}
+        self._schema: dict[str, int | None] = {}  # group -> vector size its schema was made for
+        self._connect()
+        self._queries = load_queries(self.dialect)
+        self._writes = {name: bool(_WRITE_CLAUSE.search(text)) for name, text in self._queries.items()}
+        if self._server is not None:
+            self._migrate_single_graph(Path(home))
+
+    def _connect(self) -> None:
+        import redis
+        from falkordb import FalkorDB
+
         try:
-            self._db = FalkorDB(unix_socket_path=socket)
-            self._graph = self._db.select_graph(graph)
+            self._db = FalkorDB(unix_socket_path=self._socket)
             self._db.connection.ping()
         except (redis.RedisError, OSError) as exc:
-            raise StoreError(f"cannot connect to the embedded store at {socket}: {exc}") from exc
-        self._queries = load_queries(self.dialect)
-        self._redis_errors = (redis.RedisError, OSError)
+            raise StoreUnavailable(f"cannot connect to the embedded store at {self._socket}: {exc}") from exc
+        self._graphs = {}
+
+    # -- groups ----------------------------------------------------------------
+    def graph_name(self, group_id: str) -> str:
+        """The FalkorDB graph that holds ``group_id``."""
+        return f"{self._prefix}:{check_group_id(group_id)}"
+
+    def _graph(self, group_id: str):
+        name = self.graph_name(group_id)
+        graph = self._graphs.get(name)
+        if graph is None:
+            graph = self._graphs[name] = self._db.select_graph(name)
+        return graph
+
+    def groups(self) -> list[str]:
+        """Every group this store holds (one graph each), sorted."""
+        prefix = self._prefix + ":"
+        names = self._call(lambda: self._db.list_graphs(), read=True)
+        return sorted(n[len(prefix):] for n in (x.decode() if isinstance(x, bytes) else x for x in names)
+                      if n.startswith(prefix))
+
+    def drop_group(self, group_id: str) -> bool:
+        """Delete a group's graph and everything in it; True if it existed."""
+        import redis
+
+        name = self.graph_name(group_id)
+        try:
+            self._call(lambda: self._db.connection.execute_command("GRAPH.DELETE", name), read=False)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, redis.ResponseError):
+                return False  # no such graph
+            raise
+        with self._lock:
+            self._graphs.pop(name, None)
+            self._schema.pop(group_id, None)
+        return True
 
     # -- GraphStore ---------------------------------------------------------
-    def _query(self, text: str, params: dict[str, Any] | None, *, read_only: bool = False,
-               timeout_ms: int | None = None) -> tuple[list[str], list[list[Any]]]:
+    def _call(self, action, *, read: bool):
+        """Run ``action`` against the server; after a lost connection, bring the server
+        back (restarting an embedded one) and retry a read once."""
         try:
-            text = _with_parameters(text, params)
-            if read_only:
-                result = self._graph.ro_query(text, None, timeout=timeout_ms)
-            else:
-                result = self._graph.query(text, None, timeout=timeout_ms)
+            return action()
         except self._redis_errors as exc:
-            message = str(exc)
-            if isinstance(exc, OSError) or "Connection" in type(exc).__name__:
-                raise StoreError(f"lost the embedded store ({message}); run the command again to restart it") from exc
-            raise StoreError(message) from exc
+            if not _lost(exc):
+                raise StoreError(str(exc)) from exc
+            self._revive(exc)
+            if not read:
+                raise StoreUnavailable(f"the embedded store stopped during a write ({exc}); it was restarted and the "
+                                 "write may not have been applied: run it again") from exc
+            try:
+                return action()
+            except self._redis_errors as again:
+                raise (StoreUnavailable if _lost(again) else StoreError)(str(again)) from again
+
+    def _revive(self, cause: BaseException) -> None:
+        with self._lock:
+            try:
+                self._db.connection.ping()
+                return  # another thread reconnected already
+            except self._redis_errors:
+                pass
+            try:
+                if self._server is not None and self._server.start():
+                    self._started_here = True
+                self._connect()
+            except StoreError as exc:
+                raise StoreUnavailable(f"lost the embedded store ({cause}) and could not restart it: {exc}") from exc
+            self._schema.clear()
+
+    def _query(self, text: str, params: dict[str, Any] | None, group_id: str, *, read_only: bool = False,
+               timeout_ms: int | None = None, read: bool | None = None) -> tuple[list[str], list[list[Any]]]:
+        text = _with_parameters(text, params)
+        reads = read_only if read is None else read
+
+        def action():
+            graph = self._graph(group_id)
+            if read_only:
+                return graph.ro_query(text, None, timeout=timeout_ms)
+            return graph.query(text, None, timeout=timeout_ms)
+
+        try:
+            result = self._call(action, read=reads)
+        except StoreError as exc:
+            if reads and _missing_graph(exc):
+                return [], []  # a group never written holds nothing
+            raise
         columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (result.header or [])]
         return columns, [[_plain(v) for v in row] for row in result.result_set]
 
+    def _group_of(self, query: str, params: dict[str, Any]) -> str:
+        group = params.get("group_id")
+        if not isinstance(group, str):
+            raise StoreError(f"query {query!r} was run without a group_id: every query is confined to one group")
+        return group
+
     def run(self, query: str, /, **params: Any) -> list[Row]:
         text = self._queries[query]
-        columns, rows = self._query(text, params)
+        group = self._group_of(query, params)
+        writes = self._writes[query]
+        if writes:
+            self._ensure_graph(group)
+        # reads run read-only: then a group without a graph yet answers "empty key"
+        # (no rows) instead of getting an empty graph made for it
+        columns, rows = self._query(text, params, group, read_only=not writes)
         return [_unpacked(dict(zip(columns, row))) for row in rows]
 
     def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None:
         text = self._queries[query]
+        group = self._group_of(query, params)
+        self._ensure_graph(group)
         if query in _PACKED_VECTORS:
             rows = [{**row, "embedding": pack_vector(row["embedding"])} if row.get("embedding") is not None else row
                     for row in rows]
         for chunk in batched(rows, batch_size):
-            self._query(text, {**params, "rows": list(chunk)})
+            self._query(text, {**params, "rows": list(chunk)}, group)
 
-    def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
-               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
-        """User Cypher; read-only queries (GRAPH.RO_QUERY) unless ``write``."""
-        for attempt in (1, 2):
-            try:
-                columns, rows = self._query(text, params or {}, read_only=not write, timeout_ms=timeout_ms)
-                return columns, rows if max_rows is None else rows[:max_rows]
-            except StoreError as exc:
-                if "read-only" in str(exc):
-                    raise StoreError("this query writes; pass --write to allow it") from exc
-                if "timed out" in str(exc).lower() or "timeout" in str(exc).lower():
-                    raise StoreError(f"the query ran past its timeout of {timeout_ms / 1000:g} s") from exc
-                if "empty key" in str(exc) and attempt == 1:
-                    # a graph that was never written does not exist yet, and FalkorDB
-                    # refuses even reads on it; an index creates it, then retry
-                    self._query(self._queries["schema_episode_uuid"], None)
-                    continue
-                raise
-        raise AssertionError("unreachable")
+    def cypher(self, text: str, params: dict[str, Any] | None = None, *, group_id: str, write: bool = False,
+               timeout_ms: int = 30_000, max_rows: int | None = None,
+               budget: user_cypher.Budget = user_cypher.Budget()) -> tuple[list[str], list[list[Any]]]:
+        """User Cypher on ``group_id``'s graph: checked against ``budget`` first, at most
+        ``max_rows`` rows (the limit is part of the query the server runs), read-only
+        (GRAPH.RO_QUERY) unless ``write``."""
+        text = user_cypher.prepare(text, params, write=write, max_rows=max_rows, budget=budget)
+        # a group never written has no graph yet, and FalkorDB refuses even reads on a
+        # missing graph: make it (empty, with its indexes) so the query runs as on any other
+        self._ensure_graph(group_id)
+        try:
+            columns, rows = self._query(text, params or {}, group_id, read_only=not write, timeout_ms=timeout_ms)
+        except StoreError as exc:
+            message = str(exc)
+            if "read-only" in message:
+                raise StoreError("this query writes; pass --write to allow it") from exc
+            if "timed out" in message.lower() or "timeout" in message.lower():
+                raise StoreError(f"the query ran past its timeout of {timeout_ms / 1000:g} s") from exc
+            raise
+        return columns, rows if max_rows is None else rows[:max_rows]
 
-    def ensure_schema(self, dim: int) -> None:
+    def ensure_schema(self, dim: int, group_id: str | None = None) -> None:
+        """Create the indexes of ``group_id``'s graph (of every group when None; a group
+        created later gets them on its first write)."""
+        self._default_dim = int(dim)
+        for group in [group_id] if group_id is not None else self.groups():
+            self._make_schema(group, int(dim))
+
+    _default_dim: int | None = None
+
+    def _ensure_graph(self, group_id: str) -> None:
+        """Before the first write to a group in this process: its graph and indexes exist."""
+        if group_id not in self._schema:
+            self._make_schema(group_id, self._default_dim)
+        elif self._schema[group_id] is None and self._default_dim is not None:
+            self._make_schema(group_id, self._default_dim)
+
+    def _make_schema(self, group_id: str, dim: int | None) -> None:
+        if group_id in self._schema and (dim is None or self._schema[group_id] == dim):
+            return
         for name, text in self._queries.items():
-            if not name.startswith("schema_"):
+            if not name.startswith("schema_") or ("{dim}" in text and dim is None):
                 continue
             try:
-                self._query(text.replace("{dim}", str(int(dim))), None)
+                self._query(text.replace("{dim}", str(dim)), None, group_id)
             except StoreError as exc:
                 if not any(marker in str(exc).lower() for marker in _EXISTS):
                     raise
+        with self._lock:
+            self._schema[group_id] = dim
 
     def close(self) -> None:
         try:
@@ -265,3 +400,64 @@ class FalkorDBStore:
     @property
     def server(self) -> EmbeddedServer | None:
         return self._server
+
+    # -- stores of older graphmem versions ------------------------------------------
+    def _migrate_single_graph(self, home: Path) -> None:
+        """Move a store that kept every group in the one graph ``<graph>`` to a graph
+        per group (see :mod:`graphmem.store.split_groups`)."""
+        names = self._call(lambda: self._db.list_graphs(), read=True)
+        if self._prefix not in {x.decode() if isinstance(x, bytes) else x for x in names}:
+            return
+        from graphmem.store.split_groups import split_single_graph
+
+        split_single_graph(self, SingleGraph(self, self._prefix), home)
+
+
+class SingleGraph:
+    """Named queries on one fixed graph, whatever their ``group_id``: how a store of an
+    older graphmem (all groups in one graph) is read while it is split up."""
+
+    dialect = "falkordb"
+
+    def __init__(self, store: FalkorDBStore, name: str) -> None:
+        self.store, self.name = store, name
+
+    def _run(self, text: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+        def action():
+            return self.store._db.select_graph(self.name).query(_with_parameters(text, params), None)
+
+        result = self.store._call(action, read=True)
+        columns = [h[1] if isinstance(h, (list, tuple)) else str(h) for h in (result.header or [])]
+        return columns, [[_plain(v) for v in row] for row in result.result_set]
+
+    def run(self, query: str, /, **params: Any) -> list[Row]:
+        columns, rows = self._run(self.store._queries[query], params)
+        return [_unpacked(dict(zip(columns, row))) for row in rows]
+
+    def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None:
+        text = self.store._queries[query]
+        if query in _PACKED_VECTORS:
+            rows = [{**row, "embedding": pack_vector(row["embedding"])} if row.get("embedding") is not None else row
+                    for row in rows]
+        for chunk in batched(rows, batch_size):
+            self._run(text, {**params, "rows": list(chunk)})
+
+    def groups(self) -> list[str]:
+        return sorted(row["group_id"] for row in self.run("groups_in_graph") if isinstance(row["group_id"], str))
+
+    def delete(self) -> None:
+        self.store._call(lambda: self.store._db.connection.execute_command("GRAPH.DELETE", self.name), read=False)
+
+
+_WRITE_CLAUSE = re.compile(r"\b(CREATE|MERGE|SET|DELETE|REMOVE|DROP)\b", re.IGNORECASE)
+
+
+def _lost(exc: BaseException) -> bool:
+    """True for a lost connection (as opposed to an error the server answered with)."""
+    import redis
+
+    return isinstance(exc, (OSError, redis.ConnectionError, redis.TimeoutError)) or "Connection" in type(exc).__name__
+
+
+def _missing_graph(exc: StoreError) -> bool:
+    return "empty key" in str(exc).lower()

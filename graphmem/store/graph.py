@@ -12,6 +12,8 @@ import numpy as np
 from graphmem.store.base import GraphStore, Row
 
 PAGE = 5000
+#: what :meth:`Graph.stats` counts
+STATS = ("sources", "episodes", "entities", "facts", "mentions", "synonyms")
 
 
 @dataclass
@@ -156,7 +158,7 @@ class Graph:
     # -- batched writes -------------------------------------------------------
     def write(self, name: str, rows: list[Row]) -> None:
         if rows:
-            self.store.run_rows(name, rows, self.batch_size)
+            self.store.run_rows(name, rows, self.batch_size, group_id=self.group_id)
 
     def write_vectors(self, name: str, rows: list[Row], vectors: np.ndarray) -> None:
         """Write ``rows`` with ``vectors`` (one per row, in order) as their ``embedding``.
@@ -166,7 +168,7 @@ class Graph:
         if rows:
             vectors = np.asarray(vectors, dtype=np.float32)
             payload = [{**row, "embedding": vector} for row, vector in zip(rows, vectors)]
-            self.store.run_rows(name, payload, max(1, self.batch_size // 4))
+            self.store.run_rows(name, payload, max(1, self.batch_size // 4), group_id=self.group_id)
 
     def bump_revision(self) -> int:
         return int(self.store.run("revision_bump", group_id=self.group_id)[0]["revision"])
@@ -195,9 +197,21 @@ class Graph:
     def entities(self) -> list[Row]:
         return self.store.run("entities_all", group_id=self.group_id)
 
+    def ensure_schema(self, dim: int) -> None:
+        """The group's indexes, for vectors of ``dim`` floats."""
+        self.store.ensure_schema(dim, self.group_id)
+
+    def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
+               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
+        """User Cypher in this group (see :meth:`GraphStore.cypher`)."""
+        return self.store.cypher(text, params, group_id=self.group_id, write=write, timeout_ms=timeout_ms,
+                                 max_rows=max_rows)
+
     def stats(self) -> dict[str, int]:
         rows = self.store.run("stats", group_id=self.group_id)
-        return {k: int(v or 0) for k, v in rows[0].items()} if rows else {}
+        if not rows:  # a group that holds nothing yet
+            return dict.fromkeys(STATS, 0)
+        return {k: int(v or 0) for k, v in rows[0].items()}
 
 
 def _count(rows: list[Row]) -> int:

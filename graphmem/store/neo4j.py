@@ -15,6 +15,7 @@ Connection: ``neo4j://user:pass@host:7687/dbname`` (also ``bolt://``,
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -24,7 +25,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import numpy as np
 
 from graphmem.errors import ConfigError, StoreError
-from graphmem.store.base import Row, batched
+from graphmem.store import user_cypher
+from graphmem.store.base import Row, batched, check_group_id
 from graphmem.store.queries import load_queries
 
 SCHEMES = {"neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"}
@@ -111,7 +113,12 @@ class Neo4jStore:
 
     def __init__(self, uri: str, auth: tuple[str, str] | None = None, database: str | None = None, *,
                  dialect: str = "neo4j", pool_size: int = 50, connect_timeout_s: float = 15.0,
-                 retry_time_s: float = 30.0, display: str | None = None) -> None:
+                 retry_time_s: float = 30.0, display: str | None = None, database_per_group: bool = False) -> None:
+        """``database_per_group``: keep each group in its own database (named from
+        ``database`` or 'graphmem', the group and a hash; see :meth:`database_of`),
+        created on first use. It needs an edition with several databases (Enterprise,
+        Aura Business Critical); there user Cypher of one tenant cannot reach another.
+        Without it every group shares ``database`` (:attr:`isolation` 'property')."""
         try:
             import neo4j
         except ImportError as exc:  # pragma: no cover - the neo4j extra is missing
@@ -119,6 +126,9 @@ class Neo4jStore:
         self._neo4j = neo4j
         self.dialect = dialect
         self.database = database
+        self.database_per_group = database_per_group
+        self.isolation = "database" if database_per_group else "property"
+        self._databases: set[str] = set()  # per-group databases known to exist
         self.display = display or uri
         self._queries = load_queries(dialect)
         self._is_write = {name: bool(_WRITE_CLAUSE.search(text)) for name, text in self._queries.items()}
@@ -142,15 +152,36 @@ class Neo4jStore:
         return cls(target.uri, auth, target.database, display=target.display, **kwargs)
 
     # -- plumbing ------------------------------------------------------------------
-    def _session(self, read: bool):
+    def database_of(self, group_id: str | None) -> str | None:
+        """The database holding ``group_id``: ``database`` unless groups have their own."""
+        if not self.database_per_group or group_id is None:
+            return self.database
+        check_group_id(group_id)
+        slug = re.sub(r"[^a-z0-9.-]+", "-", group_id.lower()).strip(".-")[:30] or "g"
+        digest = hashlib.sha1(group_id.encode()).hexdigest()[:8]
+        return f"{self.database or 'graphmem'}-{slug}-{digest}"
+
+    def _session(self, read: bool, database: str | None = None):
         mode = self._neo4j.READ_ACCESS if read else self._neo4j.WRITE_ACCESS
         # one bookmark manager for all sessions: in a cluster a read routed to a
         # follower still sees the writes this store made before it (causal consistency)
-        return self._driver.session(database=self.database, default_access_mode=mode,
+        return self._driver.session(database=database or self.database, default_access_mode=mode,
                                     bookmark_manager=self._driver.execute_query_bookmark_manager)
 
+    def _database(self, group_id: Any, *, create: bool) -> str | None:
+        """The database a query of ``group_id`` runs in, created first when ``create``."""
+        if not self.database_per_group:
+            return self.database
+        if not isinstance(group_id, str):
+            raise StoreError("a query was run without a group_id: every query is confined to one group")
+        name = self.database_of(group_id)
+        if create and name not in self._databases:
+            self._execute(self._queries["database_create"], {"name": name}, read=False, database="system")
+            self._databases.add(name)
+        return name
+
     def _execute(self, text: str, params: dict[str, Any], *, read: bool, timeout_ms: int | None = None,
-                 max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
+                 max_rows: int | None = None, database: str | None = None) -> tuple[list[str], list[list[Any]]]:
         """Run one statement in a managed transaction (retried on transient errors)."""
         neo4j = self._neo4j
 
@@ -165,7 +196,7 @@ class Neo4jStore:
         if timeout_ms is not None:
             work = neo4j.unit_of_work(timeout=timeout_ms / 1000.0)(work)
         try:
-            with self._session(read) as session:
+            with self._session(read, database) as session:
                 return session.execute_read(work) if read else session.execute_write(work)
         except neo4j.exceptions.ClientError as exc:
             code = exc.code or ""
@@ -179,27 +210,66 @@ class Neo4jStore:
 
     # -- GraphStore ----------------------------------------------------------------
     def run(self, query: str, /, **params: Any) -> list[Row]:
-        columns, rows = self._execute(self._queries[query], params, read=not self._is_write[query])
+        read = not self._is_write[query]
+        database = self._database(params.get("group_id"), create=not read) if query != "groups_in_graph" else None
+        try:
+            columns, rows = self._execute(self._queries[query], params, read=read, database=database)
+        except StoreError as exc:
+            if read and self.database_per_group and "DatabaseNotFound" in str(exc):
+                return []  # a group never written holds nothing
+            raise
         return [dict(zip(columns, row)) for row in rows]
 
     def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None:
         text = self._queries[query]
+        database = self._database(params.get("group_id"), create=True)
         for chunk in batched(rows, batch_size):
-            self._execute(text, {**params, "rows": list(chunk)}, read=False)
+            self._execute(text, {**params, "rows": list(chunk)}, read=False, database=database)
 
-    def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
-               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
-        """User Cypher in a read transaction (Neo4j refuses writes there) unless ``write``."""
-        return self._execute(text, params or {}, read=not write, timeout_ms=timeout_ms, max_rows=max_rows)
+    def cypher(self, text: str, params: dict[str, Any] | None = None, *, group_id: str, write: bool = False,
+               timeout_ms: int = 30_000, max_rows: int | None = None,
+               budget: user_cypher.Budget = user_cypher.Budget()) -> tuple[list[str], list[list[Any]]]:
+        """User Cypher in a read transaction (Neo4j refuses writes there) unless ``write``,
+        in ``group_id``'s database; checked against ``budget`` and limited to ``max_rows``
+        rows in the query itself first. With one shared database (:attr:`isolation`
+        'property') nothing confines it to the group: the API offers it to admins only."""
+        text = user_cypher.prepare(text, params, write=write, max_rows=max_rows, budget=budget)
+        database = self._database(check_group_id(group_id), create=write)
+        return self._execute(text, params or {}, read=not write, timeout_ms=timeout_ms, max_rows=max_rows,
+                             database=database)
 
-    def ensure_schema(self, dim: int) -> None:
+    def groups(self) -> list[str]:
+        if not self.database_per_group:
+            return sorted(r["group_id"] for r in self.run("groups_in_graph") if isinstance(r["group_id"], str))
+        _, names = self._execute(self._queries["databases_list"], {"prefix": f"{self.database or 'graphmem'}-"},
+                                 read=True, database="system")
+        found: set[str] = set()
+        for (name,) in names:
+            _, rows = self._execute(self._queries["groups_in_graph"], {}, read=True, database=name)
+            found.update(row[0] for row in rows if isinstance(row[0], str) and self.database_of(row[0]) == name)
+        return sorted(found)
+
+    def drop_group(self, group_id: str) -> bool:
+        if not self.database_per_group:
+            return bool(self.run("group_delete", group_id=group_id)[0]["deleted"])
+        name = self.database_of(group_id)
+        existed = group_id in self.groups()
+        self._execute(self._queries["database_drop"], {"name": name}, read=False, database="system")
+        self._databases.discard(name)
+        return existed
+
+    def ensure_schema(self, dim: int, group_id: str | None = None) -> None:
         """Create constraints and indexes (IF NOT EXISTS), then wait until they are
-        online: a vector index still populating cannot be queried."""
-        for name, text in self._queries.items():
-            if name.startswith("schema_"):
-                self._execute(text.replace("{dim}", str(int(dim))), {}, read=False)
-        if "indexes_await" in self._queries:
-            self._execute(self._queries["indexes_await"], {}, read=True)
+        online: a vector index still populating cannot be queried. With a database per
+        group: in ``group_id``'s (every group's when None)."""
+        targets = ([self._database(group_id, create=True)] if group_id is not None else
+                   [self._database(g, create=True) for g in self.groups()]) if self.database_per_group else [self.database]
+        for database in targets:
+            for name, text in self._queries.items():
+                if name.startswith("schema_"):
+                    self._execute(text.replace("{dim}", str(int(dim))), {}, read=False, database=database)
+            if "indexes_await" in self._queries:
+                self._execute(self._queries["indexes_await"], {}, read=True, database=database)
 
     def close(self) -> None:
         self._close_quietly()

@@ -34,7 +34,7 @@ import numpy as np
 
 from graphmem.errors import InputError, StoreError
 from graphmem.jsonl import json_lines
-from graphmem.store.base import GraphStore
+from graphmem.store.base import GROUP_ID, GraphStore
 
 FORMAT = "graphmem"
 VERSION = 1
@@ -74,9 +74,17 @@ Record = dict[str, Any]
 
 
 # -- reading a store ---------------------------------------------------------------
+def _groups(store: GraphStore, group_id: str | None) -> list[str]:
+    return [group_id] if group_id is not None else store.groups()
+
+
 def count(store: GraphStore, kind: Kind, group_id: str | None = None) -> int:
-    rows = store.run(f"count_{kind.name}", group_id=group_id)
-    return int(rows[0]["n"]) if rows else 0
+    """How many elements of ``kind`` the store holds (in every group unless ``group_id``)."""
+    total = 0
+    for group in _groups(store, group_id):
+        rows = store.run(f"count_{kind.name}", group_id=group)
+        total += int(rows[0]["n"]) if rows else 0
+    return total
 
 
 def counts(store: GraphStore, group_id: str | None = None) -> dict[str, int]:
@@ -84,11 +92,11 @@ def counts(store: GraphStore, group_id: str | None = None) -> dict[str, int]:
     return {kind.name: count(store, kind, group_id) for kind in KINDS}
 
 
-def pages(store: GraphStore, kind: Kind, *, group_id: str | None = None, after: str = "",
+def pages(store: GraphStore, kind: Kind, *, group_id: str, after: str = "",
           page: int = PAGE) -> Iterator[tuple[str, list[Record]]]:
-    """``(last_key, records)`` pages of ``kind`` in key order, starting after ``after``.
-
-    Resuming from a page's ``last_key`` yields exactly the pages that follow it.
+    """``(last_key, records)`` pages of ``kind`` in ``group_id``, in key order, starting
+    after ``after``. Resuming from a page's ``last_key`` yields exactly the pages that
+    follow it.
     """
     while True:
         rows = store.run(f"export_{kind.name}", group_id=group_id, after=after, limit=page)
@@ -119,34 +127,38 @@ def _record(kind: Kind, row: dict[str, Any]) -> Record:
 
 
 def records(store: GraphStore, group_id: str | None = None, page: int = PAGE) -> Iterator[Record]:
-    """Every element of the store (or one group) as export records, nodes first."""
-    for kind in KINDS:
-        for _, chunk in pages(store, kind, group_id=group_id, page=page):
-            yield from chunk
+    """Every element of the store (or one group) as export records: group by group,
+    each group's nodes before its relationships."""
+    for group in _groups(store, group_id):
+        for kind in KINDS:
+            for _, chunk in pages(store, kind, group_id=group, page=page):
+                yield from chunk
 
 
-def vector_dim(store: GraphStore) -> int | None:
+def vector_dim(store: GraphStore, group_id: str | None = None) -> int | None:
     """The embedding size stored in ``store`` (None when nothing has a vector)."""
-    for kind in KINDS:
-        if kind.embeddings is None:
-            continue
-        for _, chunk in pages(store, kind, page=50):
-            for record in chunk:
-                if record.get("embedding"):
-                    return len(record["embedding"])
-            break
+    for group in _groups(store, group_id):
+        for kind in KINDS:
+            if kind.embeddings is None:
+                continue
+            for _, chunk in pages(store, kind, group_id=group, page=50):
+                for record in chunk:
+                    if record.get("embedding"):
+                        return len(record["embedding"])
+                break
     return None
 
 
 # -- writing a store -------------------------------------------------------------------
-def write(store: GraphStore, kind: Kind, chunk: Sequence[Record], batch_size: int = 500) -> None:
-    """MERGE ``chunk`` (records of ``kind``) into ``store``; replaying it is harmless."""
+def write(store: GraphStore, kind: Kind, chunk: Sequence[Record], group_id: str, batch_size: int = 500) -> None:
+    """MERGE ``chunk`` (records of ``kind``, all of ``group_id``) into ``store``;
+    replaying it is harmless."""
     if not chunk:
         return
     rows = [{"key": r["key"], "start": r.get("start"), "end": r.get("end"), "props": r["properties"]} for r in chunk]
     if kind.type == "node":
         rows = [{"key": r["key"], "props": r["props"]} for r in rows]
-    store.run_rows(f"import_{kind.name}", rows, batch_size)
+    store.run_rows(f"import_{kind.name}", rows, batch_size, group_id=group_id)
     if kind.embeddings is not None:
         vectors = [{"uuid": r["key"], "subject": r.get("start"),
                     "embedding": np.asarray(r["embedding"], dtype=np.float32)}
@@ -154,7 +166,17 @@ def write(store: GraphStore, kind: Kind, chunk: Sequence[Record], batch_size: in
         if kind.type == "node":
             vectors = [{"uuid": v["uuid"], "embedding": v["embedding"]} for v in vectors]
         if vectors:
-            store.run_rows(kind.embeddings, vectors, max(1, batch_size // 4))
+            store.run_rows(kind.embeddings, vectors, max(1, batch_size // 4), group_id=group_id)
+
+
+def copy_group(source: GraphStore, target: GraphStore, group_id: str, *, batch_size: int = 500,
+               page: int = PAGE, progress: Progress | None = None) -> None:
+    """Copy one group from ``source`` to ``target`` (MERGEs: safe to repeat)."""
+    for kind in KINDS:
+        for _, chunk in pages(source, kind, group_id=group_id, page=page):
+            write(target, kind, chunk, group_id, batch_size)
+            if progress:
+                progress(len(chunk))
 
 
 # -- JSONL ---------------------------------------------------------------------------------
@@ -171,13 +193,14 @@ def export_jsonl(store: GraphStore, path: str | Path, *, group_id: str | None = 
     with open(tmp, "w", encoding="utf-8") as out:
         out.write(json.dumps({"type": "header", "format": FORMAT, "version": VERSION, "dim": dim,
                               "group_id": group_id}) + "\n")
-        for kind in KINDS:
-            for _, chunk in pages(store, kind, group_id=group_id):
-                for record in chunk:
-                    out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-                written[kind.name] += len(chunk)
-                if progress:
-                    progress(len(chunk))
+        for group in _groups(store, group_id):
+            for kind in KINDS:
+                for _, chunk in pages(store, kind, group_id=group):
+                    for record in chunk:
+                        out.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+                    written[kind.name] += len(chunk)
+                    if progress:
+                        progress(len(chunk))
     tmp.replace(path)
     return written
 
@@ -262,28 +285,35 @@ def import_jsonl(store: GraphStore, path: str | Path, *, batch_size: int = 500,
                  progress: Progress | None = None, schema: bool = True) -> dict[str, int]:
     """Load an export into ``store``: the whole file is validated first, so a bad
     file writes nothing; records then MERGE on their keys (re-importing is harmless).
-    The imported groups get their revision bumped so cached projections reload.
-    ``schema``: create the indexes first (for the export's vector size)."""
+    Each record goes to its own group: a node's ``group_id`` property, a
+    relationship's start node's. The imported groups get their revision bumped so
+    cached projections reload. ``schema``: create the indexes first (for the
+    export's vector size)."""
     path = Path(path)
     header, _ = read_jsonl(path)
-    if schema and header.get("dim"):
-        store.ensure_schema(int(header["dim"]))
+    dim = int(header["dim"]) if schema and header.get("dim") else None
     loaded = {kind.name: 0 for kind in KINDS}
-    groups: set[str] = set()
-    pending: list[Record] = []
+    group_of: dict[str, str] = {}  # node key -> its group, for the relationships that follow
+    pending: dict[str, list[Record]] = {}
     current: Kind | None = None
+    made: set[str] = set()
 
-    def flush() -> None:
-        if current is not None and pending:
-            write(store, current, pending, batch_size)
-            loaded[current.name] += len(pending)
+    def flush(group: str | None = None) -> None:
+        for name in [group] if group is not None else list(pending):
+            chunk = pending.pop(name, [])
+            if current is None or not chunk:
+                continue
+            if dim is not None and name not in made:
+                store.ensure_schema(dim, name)
+                made.add(name)
+            write(store, current, chunk, name, batch_size)
+            loaded[current.name] += len(chunk)
             if progress:
-                progress(len(pending))
-            pending.clear()
+                progress(len(chunk))
 
     with open(path, encoding="utf-8") as handle:
         next(handle)  # the header
-        for line in handle:
+        for number, line in enumerate(handle, start=2):
             if not line.strip():
                 continue
             record = json.loads(line)
@@ -291,13 +321,19 @@ def import_jsonl(store: GraphStore, path: str | Path, *, batch_size: int = 500,
             if kind is not current:
                 flush()
                 current = kind
-            if kind.type == "node" and isinstance(record["properties"].get("group_id"), str):
-                groups.add(record["properties"]["group_id"])
-            pending.append(record)
-            if len(pending) >= batch_size:
-                flush()
+            if kind.type == "node":
+                group = record["properties"].get("group_id")
+                if not isinstance(group, str) or not GROUP_ID.fullmatch(group):
+                    raise InputError("every node needs a valid group_id property (the group it belongs to)",
+                                     path=path, line=number, field="properties.group_id")
+                group_of[record["key"]] = group
+            else:
+                group = group_of[record["start"]]
+            pending.setdefault(group, []).append(record)
+            if len(pending[group]) >= batch_size:
+                flush(group)
         flush()
-    for group in sorted(groups):
+    for group in sorted(set(group_of.values())):
         store.run("revision_bump", group_id=group)
     return loaded
 
@@ -315,8 +351,8 @@ def export_graphml(store: GraphStore, path: str | Path, *, group_id: str | None 
 
     graph = nx.MultiDiGraph()
     written = {kind.name: 0 for kind in KINDS}
-    for kind in KINDS:
-        for _, chunk in pages(store, kind, group_id=group_id):
+    for group, kind in ((g, k) for g in _groups(store, group_id) for k in KINDS):
+        for _, chunk in pages(store, kind, group_id=group):
             for record in chunk:
                 attrs = {k: _graphml_value(v) for k, v in record["properties"].items() if v is not None}
                 if kind.type == "node":
@@ -371,8 +407,8 @@ def migrate(source: GraphStore, target: GraphStore, *, checkpoint: Path, target_
             schema: bool = True, on_total: Callable[[int, int], None] | None = None, progress: Progress | None = None) -> Migration:
     """Copy every group of ``source`` into ``target``, page by page, then verify counts.
 
-    After each page is written the checkpoint file records the last key, so a
-    run that is interrupted (or fails) continues where it stopped; pages
+    After each page is written the checkpoint file records the group, kind and last
+    key, so a run that is interrupted (or fails) continues where it stopped; pages
     written twice are harmless because every write MERGEs on its key. The
     checkpoint is removed once the counts on both sides agree.
     ``on_total(total, done)`` is called once, before copying, for a progress bar.
@@ -387,29 +423,34 @@ def migrate(source: GraphStore, target: GraphStore, *, checkpoint: Path, target_
             saved = None
         if isinstance(saved, dict) and saved.get("target") == target_name:
             state, resumed = saved, True
+    groups = source.groups()
     expected = counts(source)
     if on_total is not None:
         on_total(sum(expected.values()), sum(state["copied"].values()))
-    if schema:
-        target.ensure_schema(dim or vector_dim(source) or 384)
-    for kind in KINDS:
-        if kind.name in state["done"]:
-            continue
-        after = state["after"] if state["kind"] == kind.name else ""
-        for last, chunk in pages(source, kind, after=after, page=page):
-            write(target, kind, chunk, batch_size)
-            state.update(kind=kind.name, after=last)
-            state["copied"][kind.name] = state["copied"].get(kind.name, 0) + len(chunk)
+    dim = dim or vector_dim(source) or 384
+    for group in groups:
+        if schema:
+            target.ensure_schema(dim, group)
+        for kind in KINDS:
+            step = f"{group}/{kind.name}"
+            if step in state["done"]:
+                continue
+            after = state["after"] if state["kind"] == step else ""
+            for last, chunk in pages(source, kind, group_id=group, after=after, page=page):
+                write(target, kind, chunk, group, batch_size)
+                state.update(kind=step, after=last)
+                state["copied"][kind.name] = state["copied"].get(kind.name, 0) + len(chunk)
+                _save(checkpoint, state)
+                if progress:
+                    progress(len(chunk))
+            state["done"].append(step)
+            state.update(kind=None, after="")
             _save(checkpoint, state)
-            if progress:
-                progress(len(chunk))
-        state["done"].append(kind.name)
-        state.update(kind=None, after="")
-        _save(checkpoint, state)
-    groups = [row["key"] for _, chunk in pages(source, BY_LABEL[("node", "GraphMeta")]) for row in chunk]
-    for group in groups:  # cached projections of the target's groups must reload
-        target.run("revision_bump", group_id=group)
-    result = Migration(source=expected, target=counts(target), resumed=resumed, copied=dict(state["copied"]))
+        if count(source, BY_LABEL[("node", "GraphMeta")], group):  # cached projections of the target's group must reload
+            target.run("revision_bump", group_id=group)
+    result = Migration(source=expected, target={k: sum(count(target, kind, g) for g in groups)
+                                                for k, kind in ((k.name, k) for k in KINDS)},
+                       resumed=resumed, copied=dict(state["copied"]))
     if result.mismatches:
         detail = ", ".join(f"{k}: {s} in the source, {t} in the target" for k, (s, t) in result.mismatches.items())
         raise StoreError(f"migration finished but the counts differ ({detail}); was the target empty? "

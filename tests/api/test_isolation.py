@@ -1,5 +1,6 @@
 """Tenant isolation: what key A's group holds is invisible to key B through every endpoint,
-and /v1/cypher refuses writes. (Group 'default' = the sample corpus, key A; key B may use 'beta'.)"""
+and /v1/cypher refuses writes. (Group 'default' = the sample corpus, key A; key B may use 'beta'.)
+The adversarial suite (tests/security/test_adversarial.py) tries many more escapes."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ CYPHER_WRITES = [
     "MATCH (n:Entity {group_id: $group_id}) DETACH DELETE n",
     "MATCH (n:Entity {group_id: $group_id}) REMOVE n.name",
     "CALL db.idx.fulltext.drop('Episode')",
-    "CALL db.idx.vector.queryNodes('Episode', 'embedding', 5, vecf32([0.1])) YIELD node RETURN node",
+    "LOAD CSV FROM 'file:///etc/passwd' AS row RETURN row",
     "UNWIND [1] AS x CREATE (:Entity {group_id: $group_id})",
 ]
 
@@ -26,6 +27,9 @@ CYPHER_ESCAPES = [
     "MATCH (m:Entity {group_id: $group_id}) WITH count(m) AS c MATCH (n) RETURN n.name",
     "MATCH (m:Entity {group_id: $group_id}) RETURN COUNT { MATCH (x:Episode) RETURN x } AS leaked",
     "MATCH (n:!Entity) WHERE $group_id IS NOT NULL RETURN n.content",
+    "CALL db.idx.vector.queryNodes('Episode', 'embedding', 5, vecf32([0.1])) YIELD node RETURN node.content",
+    "OPTIONAL MATCH (a {group_id: $group_id}) WITH count(a) AS c MATCH (e:Episode {group_id: toString('default')}) "
+    "RETURN e.content LIMIT 3",
 ]
 
 
@@ -81,10 +85,13 @@ def test_b_cannot_delete_a_data(api, http, a_episode):
 
 
 @pytest.mark.parametrize("query", CYPHER_ESCAPES)
-def test_cypher_cannot_escape_the_group(api, http, query):
+def test_cypher_cannot_escape_the_group(api, http, a_episode, query):
+    """B's queries run in B's own graph: whatever they say, A's data is not there to read."""
     r = http.post("/v1/cypher", json={"query": query}, headers=api.headers(api.key_b))
-    assert r.status_code == 400, r.text
-    assert "refused" in r.json()["detail"]
+    assert r.status_code in (200, 400), r.text  # 400: a query the store itself rejects
+    assert a_episode["episode"] not in r.text and a_episode["name"] not in r.text
+    if r.status_code == 200:
+        assert all(cell is None or "Kessary" not in str(cell) for row in r.json()["rows"] for cell in row)
 
 
 @pytest.mark.parametrize("query", CYPHER_WRITES)

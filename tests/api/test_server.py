@@ -115,9 +115,15 @@ def test_cypher_limits_and_refusals(api, http):
     for query in ["MATCH (n:Entity {group_id: $group_id}) SET n.name = 'x'",
                   "CREATE (n:Entity {group_id: $group_id})",
                   "MATCH (n:Entity {group_id: $group_id}) DETACH DELETE n",
-                  "CALL db.labels()", "MATCH (n) RETURN n"]:
+                  "CALL dbms.procedures()", "LOAD CSV FROM 'file:///etc/passwd' AS r RETURN r",
+                  "RETURN " + "[" * 11 + "1" + "]" * 11]:
         body = problem(http.post("/v1/cypher", json={"query": query}, headers=h), 400)
         assert "refused" in body["detail"]
+    # the group is its own graph: unanchored patterns and read procedures see the group alone
+    labels = http.post("/v1/cypher", json={"query": "CALL db.labels()"}, headers=h).json()["rows"]
+    assert {"Episode", "Entity", "Source"} <= {row[0] for row in labels}
+    everything = http.post("/v1/cypher", json={"query": "MATCH (n:Episode) RETURN count(n)"}, headers=h).json()
+    assert everything["rows"] == [[45]]
     problem(http.post("/v1/cypher", json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN n.",
                                           }, headers=h), 400)  # a syntax error is the caller's, not a 5xx
     problem(http.post("/v1/cypher", json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN n",

@@ -74,17 +74,17 @@ def write(store, g: Synthetic, batch_size: int = 500) -> None:
     """Write ``g`` with the queries ingestion uses (sources, nodes, edges, vectors)."""
     for source in g.sources:
         store.run("source_begin", **{k: v for k, v in source.items()})
-    store.run_rows("entities_upsert", g.entities, batch_size)
-    store.run_rows("episodes_upsert", g.episodes, batch_size)
-    store.run_rows("next_upsert", g.nexts, batch_size)
-    store.run_rows("mentions_upsert", g.mentions, batch_size)
-    store.run_rows("facts_upsert", g.facts, batch_size)
-    store.run_rows("synonyms_upsert", g.synonyms, batch_size)
+    store.run_rows("entities_upsert", g.entities, batch_size, group_id=g.group)
+    store.run_rows("episodes_upsert", g.episodes, batch_size, group_id=g.group)
+    store.run_rows("next_upsert", g.nexts, batch_size, group_id=g.group)
+    store.run_rows("mentions_upsert", g.mentions, batch_size, group_id=g.group)
+    store.run_rows("facts_upsert", g.facts, batch_size, group_id=g.group)
+    store.run_rows("synonyms_upsert", g.synonyms, batch_size, group_id=g.group)
     vector_batch = max(1, batch_size // 2)
-    store.run_rows("entity_embeddings_set", [{"uuid": e["uuid"], "embedding": g.vectors[e["uuid"]]} for e in g.entities], vector_batch)
-    store.run_rows("episode_embeddings_set", [{"uuid": e["uuid"], "embedding": g.vectors[e["uuid"]]} for e in g.episodes], vector_batch)
+    store.run_rows("entity_embeddings_set", [{"uuid": e["uuid"], "embedding": g.vectors[e["uuid"]]} for e in g.entities], vector_batch, group_id=g.group)
+    store.run_rows("episode_embeddings_set", [{"uuid": e["uuid"], "embedding": g.vectors[e["uuid"]]} for e in g.episodes], vector_batch, group_id=g.group)
     store.run_rows("fact_embeddings_set", [{"uuid": f["uuid"], "subject": f["subject"], "embedding": g.vectors[f["uuid"]]}
-                                           for f in g.facts], vector_batch)
+                                           for f in g.facts], vector_batch, group_id=g.group)
     for source in g.sources:
         store.run("source_complete", uuid=source["uuid"], group_id=g.group)
     store.run("revision_bump", group_id=g.group)

@@ -21,19 +21,20 @@ def bolt(bolt_server):
 
 
 def test_read_access_mode_is_ignored(bolt):
-    bolt.cypher("CREATE (:Probe {x: 1})")  # a read transaction, yet it writes
-    _, rows = bolt.cypher("MATCH (p:Probe) RETURN count(p)")
+    bolt._execute("CREATE (:Probe {x: 1})", {}, read=True)  # a read transaction, yet it writes
+    _, rows = bolt._execute("MATCH (p:Probe) RETURN count(p)", {}, read=True)
     assert rows == [[1]]
 
 
 def test_transaction_timeout_is_ignored(bolt):
-    _, rows = bolt.cypher("UNWIND range(1, 2000) AS x UNWIND range(1, 2000) AS y RETURN count(*)", timeout_ms=1)
+    _, rows = bolt.cypher("UNWIND range(1, 2000) AS x UNWIND range(1, 2000) AS y RETURN count(*)", group_id="t",
+                          timeout_ms=1)
     assert rows == [[4_000_000]]
 
 
 def test_errors_have_no_text(bolt):
     with pytest.raises(StoreError, match="unknown error"):
-        bolt.cypher("MATCH (n RETURN n")
+        bolt.cypher("MATCH (n) RETRUN n", group_id="t")
 
 
 def test_creating_an_index_twice_is_an_opaque_error(bolt):

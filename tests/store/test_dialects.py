@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from graphmem.store.queries import cypher_dir, load_queries, parse_blocks
 
+#: Neo4j only: waiting for new indexes, and the databases of database_per_group
+NEO4J_ONLY = {"indexes_await", "database_create", "database_drop", "databases_list"}
 DIALECT_SPECIFIC = {"entity_embeddings_set", "episode_embeddings_set", "fact_embeddings_set",
                     "episodes_vector_search", "facts_vector_search", "episodes_fulltext_search"}
 
@@ -17,13 +19,13 @@ def own_queries(dialect: str) -> set[str]:
 
 def test_dialect_folders_hold_only_what_differs():
     for dialect in ("falkordb", "neo4j"):
-        own = own_queries(dialect) - {"indexes_await"}  # Neo4j only: waits for new indexes
+        own = own_queries(dialect) - NEO4J_ONLY
         # the embedded store keeps fact vectors packed and unindexed: no fact vector search
         expected = DIALECT_SPECIFIC - ({"facts_vector_search"} if dialect == "falkordb" else set())
         assert {n for n in own if not n.startswith("schema_")} == expected, dialect
     falkordb, neo4j = load_queries("falkordb"), load_queries("neo4j")
     shared = {n for n in falkordb if not n.startswith("schema_")}
-    assert shared == {n for n in neo4j if not n.startswith("schema_")} - {"indexes_await", "facts_vector_search"}
+    assert shared == {n for n in neo4j if not n.startswith("schema_")} - NEO4J_ONLY - {"facts_vector_search"}
     assert all(falkordb[n] == neo4j[n] for n in shared - DIALECT_SPECIFIC)
 
 

@@ -15,7 +15,7 @@ DAY = 86_400_000
 
 def run_example(case, example: str, /, **params):
     text = (cypher_dir() / "examples" / f"{example}.cypher").read_text(encoding="utf-8")
-    columns, rows = case.store.cypher(text, {"group_id": case.group, **params})
+    columns, rows = case.store.cypher(text, {"group_id": case.group, **params}, group_id=case.group)
     return [dict(zip(columns, row)) for row in rows]
 
 

@@ -7,14 +7,14 @@ import stat
 
 import pytest
 
-from graphmem.errors import StoreError
+from graphmem.errors import GraphmemError, StoreError
 from graphmem.store.falkordb import FalkorDBStore
 from graphmem.store.falkordb_server import EmbeddedServer
 
 
 def test_data_survives_a_restart(tmp_path):
     store = FalkorDBStore(tmp_path)
-    store.cypher("CREATE (:Probe {value: $v})", {"v": "kept"}, write=True)
+    store.cypher("CREATE (:Probe {value: $v})", {"v": "kept"}, group_id="t", write=True)
     store.close()  # started here and sole client: stops the server
     server = EmbeddedServer(tmp_path)
     assert not server.ping()
@@ -22,7 +22,7 @@ def test_data_survives_a_restart(tmp_path):
 
     store = FalkorDBStore(tmp_path)
     try:
-        _, rows = store.cypher("MATCH (p:Probe) RETURN p.value")
+        _, rows = store.cypher("MATCH (p:Probe) RETURN p.value", group_id="t")
         assert rows == [["kept"]]
     finally:
         store.close()
@@ -35,7 +35,7 @@ def test_reuses_a_running_server_and_leaves_it_running(tmp_path):
         assert server.start() is False  # already running
         pid = server.status().pid
         store = FalkorDBStore(tmp_path)
-        store.cypher("CREATE (:Probe)", write=True)
+        store.cypher("CREATE (:Probe)", group_id="t", write=True)
         store.close()
         status = server.status()
         assert status.running and status.pid == pid  # not stopped: this store did not start it
@@ -78,10 +78,10 @@ def test_clear_error_when_the_binary_is_missing(tmp_path, monkeypatch):
 def test_user_cypher_is_read_only_unless_write(tmp_path):
     store = FalkorDBStore(tmp_path)
     try:
-        with pytest.raises(StoreError, match="--write"):
-            store.cypher("CREATE (:Nope)")
-        store.cypher("CREATE (:Yes)", write=True)
-        _, rows = store.cypher("MATCH (n) RETURN labels(n)[0] AS label")
+        with pytest.raises(GraphmemError, match="--write"):
+            store.cypher("CREATE (:Nope)", group_id="t")
+        store.cypher("CREATE (:Yes)", group_id="t", write=True)
+        _, rows = store.cypher("MATCH (n) RETURN labels(n)[0] AS label", group_id="t")
         assert rows == [["Yes"]]
     finally:
         store.close()

@@ -93,7 +93,9 @@ def test_migrate_copies_everything_and_resumes(case, source, tmp_path):
 
 def test_migrate_reports_differing_counts(case, source, tmp_path):
     src, groups = source
-    write(case.store, build(case.group), case.batch_size)  # the target is not empty
+    # the target already holds an entity in one of the groups being copied
+    extra = dict(build(groups[0]).entities[0], uuid=f"x-{uuid.uuid4().hex}", name="Extra", name_key="extra")
+    case.store.run_rows("entities_upsert", [extra], case.batch_size, group_id=groups[0])
     with pytest.raises(Exception, match="counts differ"):
         transfer.migrate(src, case.store, checkpoint=tmp_path / "c.json", target_name="t", batch_size=case.batch_size,
                          schema=schema_ok(case))
