@@ -9,6 +9,10 @@ Keys come from a JSON file (``graphmem serve --keys FILE``, written by
   as docker/compose.yaml passes it;
 - ``GRAPHMEM_ADMIN_KEY``: one admin key (plain or ``sha256:HEX``).
 
+A plain key from the environment that is short (under 24 characters) or made of
+few characters (under 8 distinct ones) is *weak*: ``graphmem serve`` then binds
+loopback only (see :func:`graphmem.api.app.check_bind`).
+
 The file holds only hashes::
 
     {"keys": [{"id": "k_3f2a9c1b", "name": "ci", "hash": "sha256:...", "groups": ["acme"],
@@ -32,9 +36,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from graphmem.errors import ConfigError
+from graphmem.fileperm import write_private
 
-GROUP_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+#: used with fullmatch: "$" would also accept a trailing newline
+GROUP_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 PREFIX = "gm_"
+#: a plain key shorter than this, or with fewer distinct characters, is weak
+MIN_KEY_CHARS = 24
+MIN_KEY_DISTINCT = 8
 
 
 def hash_key(key: str) -> str:
@@ -45,8 +54,17 @@ def new_key() -> str:
     return PREFIX + secrets.token_urlsafe(32)
 
 
+def key_weakness(key: str) -> str | None:
+    """Why a plain key is too weak to guard a server reachable from the network, or None."""
+    if len(key) < MIN_KEY_CHARS:
+        return f"{len(key)} characters, under {MIN_KEY_CHARS}"
+    if len(set(key)) < MIN_KEY_DISTINCT:
+        return f"only {len(set(key))} distinct characters, under {MIN_KEY_DISTINCT}"
+    return None
+
+
 def check_group(group: str) -> str:
-    if not GROUP_RE.match(group):
+    if not isinstance(group, str) or not GROUP_RE.fullmatch(group):
         raise ConfigError(f"invalid group {group!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
     return group
 
@@ -76,7 +94,10 @@ class KeyStore:
         self._env_keys: list[KeyRecord] = []
         if self.path is not None and self.path.exists():
             self._file_keys = _read_file(self.path)
-        self._env_keys = _from_env(os.environ if env is None else env)
+        env = os.environ if env is None else env
+        self._env_keys = _from_env(env)
+        #: (where, why) of every weak plain key in the environment, e.g. ("GRAPHMEM_API_KEY", "5 characters, under 24")
+        self.weak: list[tuple[str, str]] = _weak_env_keys(env)
 
     # -- queries ----------------------------------------------------------------
     @property
@@ -127,10 +148,9 @@ class KeyStore:
         if self.path is None:
             return  # keys added through the admin API live as long as the server then
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        tmp.write_text(json.dumps({"keys": [asdict(r) for r in self._file_keys]}, indent=2) + "\n")
-        os.chmod(tmp, 0o600)
-        tmp.replace(self.path)  # atomic: a crash never leaves half a key file
+        # created 0600 (never readable by others, even for a moment) and renamed over the
+        # old file: a crash never leaves half a key file
+        write_private(self.path, json.dumps({"keys": [asdict(r) for r in self._file_keys]}, indent=2) + "\n")
 
 
 def _read_file(path: Path) -> list[KeyRecord]:
@@ -170,3 +190,17 @@ def _from_env(env: dict[str, str] | os._Environ) -> list[KeyRecord]:
         records.append(KeyRecord(id="env_admin", hash=admin if admin.startswith("sha256:") else hash_key(admin),
                                  groups=[], admin=True))
     return records
+
+
+def _weak_env_keys(env) -> list[tuple[str, str]]:
+    """The plain keys of the environment that are weak, named by their entry (never the key itself)."""
+    weak = []
+    for i, entry in enumerate(filter(None, (e.strip() for e in env.get("GRAPHMEM_API_KEYS", "").split(";")))):
+        key = entry.rpartition("=")[0]
+        if key and not key.startswith("sha256:") and key_weakness(key):
+            weak.append((f"GRAPHMEM_API_KEYS entry {i + 1}", key_weakness(key)))
+    for name in ("GRAPHMEM_API_KEY", "GRAPHMEM_ADMIN_KEY"):
+        key = env.get(name, "").strip()
+        if key and not key.startswith("sha256:") and key_weakness(key):
+            weak.append((name, key_weakness(key)))
+    return weak

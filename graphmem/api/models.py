@@ -2,17 +2,57 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from graphmem.memory import SearchResult
 
+#: pydantic checks patterns with Rust's regex engine, where "$" matches only at the very
+#: end (Python's re would also accept a trailing newline: graphmem.api.auth uses fullmatch)
 GROUP_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+#: the integers the stores hold (64-bit signed); larger ones would be clamped or refused there
+INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 #: path parameters: uuids or source names, without NUL characters
 ID_PATTERN = r"^[^\x00]{1,1000}$"
 Group = Field(None, pattern=GROUP_PATTERN, description="tenant group; may be left out when the key has one group")
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Naive = UTC; aware values converted to UTC here, so a time that leaves the calendar
+    when converted (0001-01-01T00:00+14:00) is a 422 naming the field, not a 500 later."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{value.isoformat()} is out of range: in UTC it falls outside the years 1-9999") from None
+
+
+#: a datetime in UTC (see _to_utc)
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+GroupName = Annotated[str, Field(pattern=GROUP_PATTERN)]
+
+
+def _check_numbers(value: Any, path: str) -> None:
+    """Refuse integers outside int64 and non-finite floats anywhere in a JSON value (iteratively:
+    nesting depth is not limited here)."""
+    stack = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, bool):
+            continue
+        if isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
+            raise ValueError(f"{where}: the integer {item} is outside the 64-bit range the store holds "
+                             f"({INT64_MIN} to {INT64_MAX})")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"{where}: {item} is not a finite number")
+        if isinstance(item, dict):
+            stack.extend((v, f"{where}.{k}") for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((v, f"{where}[{i}]") for i, v in enumerate(item))
 
 
 class _Strict(BaseModel):
@@ -49,7 +89,7 @@ class SearchRequest(_Strict):
     query: str = Field(..., min_length=1, max_length=4000, description="the question")
     k: int = Field(5, ge=1, le=100, description="passages to return")
     mode: Literal["graph", "dense", "bm25"] = Field("graph", description="graph: PPR multi-hop; dense; bm25")
-    as_of: datetime | None = Field(None, description="only facts valid at this time count (naive = UTC)")
+    as_of: UtcDatetime | None = Field(None, description="only facts valid at this time count (naive = UTC)")
     group: str | None = Group
 
 
@@ -71,14 +111,14 @@ class DocumentIn(_Strict):
     name: str = Field(..., min_length=1, max_length=1000, description="unique source name (re-ingesting replaces it)")
     text: str = Field(..., min_length=1, description="the document text")
     title: str = Field("", max_length=1000)
-    date: datetime | None = Field(None, description="when the document was written (facts' default valid_at)")
+    date: UtcDatetime | None = Field(None, description="when the document was written (facts' default valid_at)")
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
 class TurnIn(_Strict):
     speaker: str = Field(..., min_length=1, max_length=80)
     text: str = Field(..., min_length=1)
-    time: datetime | None = None
+    time: UtcDatetime | None = None
     id: str = Field("", max_length=100, description="turn id kept on the episode")
     session: int = Field(0, ge=0, le=1_000_000, description="session number (turns of one sitting)")
 
@@ -123,6 +163,12 @@ class CypherRequest(_Strict):
     timeout_ms: int = Field(5000, ge=1, le=60_000)
     group: str | None = Group
 
+    @field_validator("params")
+    @classmethod
+    def _params_fit_the_store(cls, params: dict[str, Any]) -> dict[str, Any]:
+        _check_numbers(params, "params")
+        return params
+
 
 class CypherResponse(BaseModel):
     group: str
@@ -132,7 +178,7 @@ class CypherResponse(BaseModel):
 
 
 class KeyCreate(_Strict):
-    groups: list[str] = Field(default_factory=list, max_length=100)
+    groups: list[GroupName] = Field(default_factory=list, max_length=100)
     admin: bool = False
     name: str = Field("", max_length=200)
 

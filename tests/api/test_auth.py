@@ -50,4 +50,4 @@ def test_local_mode_binds_loopback_only(tmp_path):
     check_bind("127.0.0.1", KeyStore(None, env={}))
     with pytest.raises(ConfigError, match="127.0.0.1"):
         check_bind("0.0.0.0", KeyStore(None, env={}))
-    check_bind("0.0.0.0", KeyStore(None, env={"GRAPHMEM_API_KEY": "k"}))
+    check_bind("0.0.0.0", KeyStore(None, env={"GRAPHMEM_API_KEY": "k-" + "0123456789abcdefghijklmnop"}))
