@@ -42,7 +42,6 @@ log = logging.getLogger("graphmem.api")
 access_log = logging.getLogger("graphmem.api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 PROBLEM = "application/problem+json"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: local mode: the header that confirms creating a key, and the file (in the home) holding its value
 LOCAL_TOKEN_HEADER = "X-Graphmem-Local-Token"
 LOCAL_TOKEN_FILE = "api-local-token"
