@@ -111,6 +111,8 @@ def tokenize(text: str, budget: Budget = Budget()) -> list[Token]:
         if kind in {"space", "comment"}:
             continue
         value = match.group()
+        if value == "/" and text.startswith("/*", match.start()):  # the comment pattern found no end
+            raise CypherRefused(_unreadable(text, match.start()))
         depth = frames[-1][1] if frames else 0
         upper = value.upper() if kind == "word" else ""
         prefix = (kind == "word" and upper == "NOT") or (
