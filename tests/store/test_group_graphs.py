@@ -134,3 +134,19 @@ def test_two_stores_on_one_server_share_groups(tmp_path):
     finally:
         b.close()
         a.close()
+
+
+def test_one_query_cannot_take_the_hosts_memory(tmp_path, monkeypatch):
+    """The server caps each query's memory (GRAPHMEM_QUERY_MEMORY_MB): a query building a
+    huge list fails with the store's message instead of growing redis-server for seconds."""
+    from graphmem.errors import StoreError
+
+    monkeypatch.setenv("GRAPHMEM_QUERY_MEMORY_MB", "64")
+    store = FalkorDBStore(tmp_path)
+    try:
+        with pytest.raises(StoreError, match="mem"):
+            store.cypher("UNWIND range(1, 30000000) AS x WITH collect(x) AS l RETURN size(l)", group_id="g")
+        _, rows = store.cypher("UNWIND range(1, 1000) AS x RETURN sum(x)", group_id="g")
+        assert rows == [[500500]]
+    finally:
+        store.close()
