@@ -220,22 +220,28 @@ class RequestContext:
             if length is not None and (not length.isdigit() or int(length) > limit):
                 await reply(413, too_large)
                 return
-            messages, received = [], 0
+            # the body is joined into one message: a client sending it in millions of tiny
+            # chunks costs one list of parts, not millions of messages to replay
+            parts, received, gone = [], 0, None
             while True:
                 message = await receive()
                 if message["type"] != "http.request":  # the client went away
-                    messages.append(message)
+                    gone = message
                     break
-                received += len(message.get("body", b""))
+                chunk = message.get("body", b"")
+                received += len(chunk)
                 if received > limit:
                     await reply(413, too_large)
                     return
-                messages.append(message)
+                parts.append(chunk)
                 if not message.get("more_body", False):
                     break
+            messages = [gone] if gone is not None else [
+                {"type": "http.request", "body": b"".join(parts), "more_body": False}]
+            del parts
 
             async def replay():
-                return messages.pop(0) if messages else await receive()
+                return messages.pop() if messages else await receive()
 
             await self.app(scope, replay, send_with_id)
         finally:
