@@ -51,6 +51,14 @@ class RetrievalSettings(BaseModel):
     answer_carry: float = Field(0.0, ge=0, le=1, description="an answer turn (the next turn, by another speaker, after one ending with a question) scores at least this share of its question's hybrid score (graphmem/retrieve/dialogue.py); 0 = off")
     question_turn_weight: float = Field(1.0, ge=0, le=1, description="factor on the hybrid score of turns ending with a question (graphmem/retrieve/dialogue.py); 1 = off")
     speaker_name_weight: float = Field(1.0, ge=0, le=1, description="weight of the directions of the speakers a query names in its graph-mode vector, 0 = projected out (graphmem/retrieve/dialogue.py); 1 = off")
+    # the flat query path: approximate search and local PageRank (the exact paths stay for comparison)
+    vector_index: Literal["exact", "ann", "auto"] = Field("auto", description="passage and fact vector search: 'exact' scores every vector; 'ann' an HNSW index (graphmem/retrieve/ann.py) returns candidates and only those are scored; 'auto' = 'ann' for a matrix of at least ann_min_rows rows, else exact")
+    ann_min_rows: int = Field(20_000, ge=0, description="vector_index 'auto': matrices with fewer rows are searched exactly (a matrix product is as fast there)")
+    ann_candidates: int = Field(100, ge=1, description="passages the ANN index returns per query: they (with the best BM25 passages) get dense scores, the rest count as the lowest of them")
+    ann_expansion: int = Field(128, ge=1, description="HNSW search breadth (ef): higher = better recall, slower")
+    ppr: Literal["power", "push", "auto"] = Field("auto", description="PPR method: 'power' iterates over the whole graph; 'push' is forward push from the seeds (graphmem/retrieve/ppr.py), its work bounded by their neighbourhood; 'auto' = 'push' for graphs of at least push_min_nodes nodes")
+    push_min_nodes: int = Field(50_000, ge=0, description="ppr 'auto': graphs with fewer nodes (entities + passages) use the power iteration")
+    push_epsilon: float = Field(1e-6, gt=0, description="forward push tolerance: a node is pushed while its residual exceeds this times its degree")
 
 
 # Predicates that hold one value at a time: a newer fact with the same subject

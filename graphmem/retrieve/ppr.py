@@ -93,3 +93,101 @@ def parallel_operator(transition: sp.csr_matrix) -> "sp.csr_matrix | RowBlocks":
     if cores < 2 or transition.shape[0] < PARALLEL_MIN_NODES:
         return transition
     return RowBlocks(transition, cores)
+
+
+# -- local push -------------------------------------------------------------------------------
+
+class PushOperator:
+    """The transition structure as forward push walks it: for each node, its out-edges
+    (row ``u`` of ``T.T``: the probability of stepping from ``u`` to each neighbour) and
+    its push threshold's degree (neighbour count, at least 1)."""
+
+    def __init__(self, transition: sp.csr_matrix) -> None:
+        out = sp.csr_matrix(sp.csr_matrix(transition).T, dtype=np.float64)
+        out.sort_indices()
+        self.shape = out.shape
+        self.indptr = out.indptr.astype(np.int64)
+        self.indices = out.indices.astype(np.int64)
+        self.data = out.data
+        counts = np.diff(self.indptr)
+        self.degree = np.maximum(counts, 1).astype(np.float64)
+        self.dangling = counts == 0
+
+
+def push_operator(transition: sp.csr_matrix) -> PushOperator:
+    """:class:`PushOperator` of a column-stochastic ``transition`` (:func:`transition_matrix`)."""
+    return PushOperator(transition)
+
+
+def push_pagerank(operator: PushOperator, reset: np.ndarray, damping: float = 0.5, epsilon: float = 1e-6,
+                  stats: dict | None = None) -> np.ndarray:
+    """Personalized PageRank by forward push (Andersen, Chung and Lang 2006), local to the seeds.
+
+    Solves the same equation as :func:`personalized_pagerank` on the same
+    transition structure (mass leaving a node with no edges goes back to the
+    seeds), for one reset vector ``(n,)`` or a batch ``(n, b)``. Each node keeps
+    an estimate ``p`` and a residual ``r`` (``r = reset`` at first); pushing ``u``
+    moves ``(1 - damping) r[u]`` into ``p[u]`` and spreads ``damping r[u]`` over
+    its out-edges. Nodes are pushed while ``r[u] > epsilon * degree(u)``, all
+    such nodes of a round at once (numpy over their edge ranges), so the work is
+    at most about ``1 / (epsilon (1 - damping))`` edge visits per query, spent in
+    the seeds' neighbourhood: it does not grow with the graph. Each entry of the
+    result is below the exact score by at most ``epsilon * degree`` summed over
+    the nodes' remaining residuals (tiny against the seeds' mass of 1).
+
+    ``stats``, when given, receives ``rounds``, ``pushes`` and ``edges`` (edge
+    visits) summed over the columns, and ``touched`` (nodes that received mass).
+    """
+    reset = np.asarray(reset, dtype=np.float64)
+    single = reset.ndim == 1
+    R = reset.reshape(-1, 1) if single else reset
+    n = operator.shape[0]
+    if R.shape[0] != n:
+        raise ValueError(f"reset has {R.shape[0]} rows, the graph {n} nodes")
+    out = np.zeros(R.shape, dtype=np.float32)
+    totals = {"rounds": 0, "pushes": 0, "edges": 0, "touched": 0}
+    alpha = 1.0 - damping
+    indptr, indices, data, degree, dangling = (operator.indptr, operator.indices, operator.data,
+                                               operator.degree, operator.dangling)
+    for column in range(R.shape[1]):
+        seeds = np.flatnonzero(R[:, column] > 0)
+        total = float(R[seeds, column].sum()) if len(seeds) else 0.0
+        if total <= 0:
+            continue
+        seed_share = R[seeds, column] / total
+        p = np.zeros(n, dtype=np.float64)
+        r = np.zeros(n, dtype=np.float64)
+        r[seeds] = seed_share
+        touched = seeds
+        candidates = seeds
+        while True:
+            active = candidates[r[candidates] > epsilon * degree[candidates]]
+            if not len(active):
+                break
+            mass = r[active]
+            r[active] = 0.0
+            p[active] += alpha * mass
+            spread = damping * mass
+            starts = indptr[active]
+            counts = indptr[active + 1] - starts
+            edges = int(counts.sum())
+            # the edge ranges of all active nodes as one index array
+            offsets = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(edges)
+            targets = indices[offsets]
+            weights = data[offsets] * np.repeat(spread, counts)
+            lost = dangling[active]
+            if lost.any():  # a walk from a node with no edges restarts at the seeds
+                targets = np.concatenate([targets, seeds])
+                weights = np.concatenate([weights, float(spread[lost].sum()) * seed_share])
+            candidates, inverse = np.unique(targets, return_inverse=True)
+            r[candidates] += np.bincount(inverse, weights=weights, minlength=len(candidates))
+            if stats is not None:
+                totals["rounds"] += 1
+                totals["pushes"] += len(active)
+                totals["edges"] += edges
+                touched = np.union1d(touched, candidates)
+        out[:, column] = p
+        totals["touched"] += len(touched)
+    if stats is not None:
+        stats.update(totals)
+    return out.ravel() if single else out

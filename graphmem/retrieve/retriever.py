@@ -6,17 +6,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Callable, Literal, Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from graphmem.config import RetrievalSettings
 from graphmem.embed.base import Embedder
+from graphmem.retrieve.ann import VectorIndex, load_or_build
 from graphmem.retrieve.bridge import apply_bridge
 from graphmem.retrieve.dialogue import (apply_speaker_prior, carry_to_answers, damp_speaker_names,
                                         named_speaker_turns)
 from graphmem.retrieve.names import named_entities
-from graphmem.retrieve.ppr import personalized_pagerank
+from graphmem.retrieve.ppr import PushOperator, personalized_pagerank, push_operator, push_pagerank
 from graphmem.retrieve.provenance import add_fact_episode_seeds
 from graphmem.retrieve.projection import Projection
 from graphmem.retrieve.seeds import Seeds, build_seeds, minmax, top_indices
@@ -24,6 +27,12 @@ from graphmem.timeutil import to_ms
 
 Mode = Literal["graph", "dense", "bm25"]
 MODES = ("graph", "dense", "bm25")
+#: with push PPR the fusion ranks only this many passages of each list (the rest tie below them):
+#: a passage below both can gain at most 1 / (rrf_k + FUSION_DEPTH) there, far from the top k
+FUSION_DEPTH = 1000
+#: the bridge step's dense scores in ANN mode are computed for the passages its anchors link to,
+#: leaving out entities mentioned by more passages than this (their link weight, 1 / count, is nil)
+BRIDGE_HUB = 2000
 
 
 @dataclass
@@ -68,10 +77,50 @@ class Retriever:
         self.settings = settings
         self._query_entities = query_entities
         self._bm25: BM25Index | None = None
+        self._ann: dict[str, VectorIndex] = {}  # "episodes" / "facts": extended in place as rows are added
+        self._derived: dict[str, object] = {}  # push operators, the entity -> passages incidence
 
     def reset_indexes(self) -> None:
-        """Forget indexes derived from the projection (after it was extended)."""
+        """Forget indexes derived from the projection (after it was extended). The ANN
+        indexes stay: they take the new rows on their next use."""
         self._bm25 = None
+        self._derived.clear()
+
+    # -- the flat query path: which method runs, and its indexes -----------------------
+    def vector_index(self, name: Literal["episodes", "facts"]) -> VectorIndex | None:
+        """The ANN index over the projection's passage (``episodes``) or fact vectors, or
+        None where search is exact (``vector_index`` setting). Built on first use, or loaded
+        from the projection's build directory, and extended to rows added since; saved
+        there (``ann-<name>.usearch``) so other processes map the same file."""
+        matrix = self.projection.episode_vectors if name == "episodes" else self.projection.fact_vectors
+        mode = self.settings.vector_index
+        rows = len(matrix)
+        if mode == "exact" or rows == 0 or (mode == "auto" and rows < self.settings.ann_min_rows):
+            return None
+        directory = getattr(self.projection, "build_dir", None)
+        path = Path(directory) / f"ann-{name}.usearch" if directory is not None else None
+        index = self._ann.get(name)
+        if index is None or len(index) > rows or index.dim != matrix.shape[1]:
+            index = load_or_build(path, matrix, exact_below=0)
+            self._ann[name] = index
+        elif len(index) < rows:
+            index.extend_to(matrix)
+            if path is not None:
+                index.save(path)
+        index.tune(self.settings.ann_expansion)
+        return index
+
+    def uses_push(self) -> bool:
+        """Whether PPR runs as forward push (``ppr`` setting) on this projection."""
+        mode = self.settings.ppr
+        return mode == "push" or (mode == "auto" and self.projection.n_nodes >= self.settings.push_min_nodes)
+
+    def push_operator(self, as_of_ms: int | None) -> PushOperator:
+        s = self.settings
+        key = f"push:{as_of_ms}:{s.next_weight}:{s.speaker_weight}"
+        if key not in self._derived:
+            self._derived[key] = push_operator(self.projection.transition(as_of_ms, s.next_weight, s.speaker_weight))
+        return self._derived[key]  # type: ignore[return-value]
 
     @property
     def bm25(self) -> BM25Index:
@@ -81,9 +130,27 @@ class Retriever:
 
     # -- steps ------------------------------------------------------------------
     def passage_scores(self, query: str, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(hybrid, dense, bm25) scores of every passage."""
-        dense = self.projection.episode_vectors @ query_vector if len(self.projection.episode_ids) else np.zeros(0, np.float32)
+        """(hybrid, dense, bm25) scores of every passage.
+
+        With an ANN index (:meth:`vector_index`) only candidates get a dense score: the
+        index's ``ann_candidates`` nearest passages and the ``passage_top_k`` best by BM25
+        (so a passage that matches the query's words is scored on both). Every other
+        passage counts as the lowest candidate score: 0 after min-max scaling, as if it
+        had ranked last, which it would nearly have.
+        """
+        P = len(self.projection.episode_ids)
         bm25 = self.bm25.scores(query)
+        index = self.vector_index("episodes") if P else None
+        if index is None:
+            dense = self.projection.episode_vectors @ query_vector if P else np.zeros(0, np.float32)
+        else:
+            ids, _ = index.search(query_vector, self.settings.ann_candidates)
+            if len(bm25):
+                best = top_indices(bm25, self.settings.passage_top_k)
+                ids = np.union1d(ids, best[bm25[best] > 0])
+            scores = self._dense_of(ids, query_vector)
+            dense = np.full(P, float(scores.min()) if len(scores) else 0.0, dtype=np.float32)
+            dense[ids] = scores
         w = self.settings.bm25_weight
         hybrid = (1 - w) * minmax(dense) + w * minmax(bm25) if len(dense) else dense
         return hybrid, dense, bm25
@@ -136,40 +203,84 @@ class Retriever:
         boost = self.settings.speaker_boost
         speaker_turns = [named_speaker_turns(self.projection, n) if boost > 0 else None for n in named]
         scored = [(apply_speaker_prior(s[0], None, t, boost)[0], s[1], s[2]) for s, t in zip(scored, speaker_turns)]
-        seeds = [build_seeds(self.projection, v, s[0], n, self.settings, mask)
+        fact_index = self.vector_index("facts")
+        seeds = [build_seeds(self.projection, v, s[0], n, self.settings, mask, fact_index)
                  for n, v, s in zip(named, vectors, scored)]
         for seed in seeds:
             add_fact_episode_seeds(self.projection, seed, self.settings.fact_episode_weight)
         reset = np.stack([s.reset for s in seeds], axis=1)
-        transition = self.projection.walk_operator(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
-        ppr = personalized_pagerank(transition, reset, self.settings.damping,
-                                    self.settings.ppr_iterations, self.settings.ppr_tolerance)
+        push = self.uses_push()
+        if push:
+            ppr = push_pagerank(self.push_operator(as_of_ms), reset, self.settings.damping, self.settings.push_epsilon)
+        else:
+            transition = self.projection.walk_operator(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
+            ppr = personalized_pagerank(transition, reset, self.settings.damping,
+                                        self.settings.ppr_iterations, self.settings.ppr_tolerance)
+        sparse_dense = self.vector_index("episodes") is not None
         E = self.projection.n_entities
         results = []
         s = self.settings
         for column, (hybrid, dense, _), seed, turns in zip(range(len(queries)), scored, seeds, speaker_turns):
             passage_ppr = ppr[E:, column]
             _, passage_ppr = apply_speaker_prior(hybrid, passage_ppr, turns, boost)
-            final = self._fuse(passage_ppr, hybrid)
+            final = self._fuse(passage_ppr, hybrid, FUSION_DEPTH if push else None)
             if known is not None:
                 final = np.where(known, final, -np.inf)
+            if sparse_dense and s.bridge_anchors > 0 and s.bridge_weight > 0:
+                dense = self._bridge_dense(final, dense, vectors[column])
             final = apply_bridge(self.projection, final, dense, queries[column], named[column],
                                  s.bridge_anchors, s.bridge_weight, s.bridge_temperature, s.rrf_k)
             results.append(self._rank(final, k, seed))
         return results
 
-    def _fuse(self, ppr: np.ndarray, hybrid: np.ndarray) -> np.ndarray:
-        """Reciprocal-rank fusion of the PPR ranking with the hybrid passage ranking."""
+    def _fuse(self, ppr: np.ndarray, hybrid: np.ndarray, depth: int | None = None) -> np.ndarray:
+        """Reciprocal-rank fusion of the PPR ranking with the hybrid passage ranking.
+        ``depth``: rank only the top ``depth`` of each list (a partial sort), the others
+        share the rank after them."""
         w, c = self.settings.fusion_weight, self.settings.rrf_k
         fused = np.zeros_like(ppr, dtype=np.float64)
         for weight, scores in ((w, ppr), (1 - w, hybrid)):
             if weight <= 0:
+                continue
+            if depth is not None and depth < len(scores):
+                top = top_indices(scores, depth)
+                fused += weight / (c + depth + 1)
+                fused[top] += weight / (c + np.arange(1, len(top) + 1)) - weight / (c + depth + 1)
                 continue
             order = np.argsort(-scores, kind="stable")
             ranks = np.empty_like(order)
             ranks[order] = np.arange(len(order))
             fused += weight / (c + ranks + 1)
         return fused
+
+    def _dense_of(self, rows: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
+        """Exact cosines of the passages ``rows`` (sorted ids) with the query."""
+        if not len(rows):
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(self.projection.episode_vectors[rows], dtype=np.float32) @ query_vector
+
+    def _bridge_dense(self, final: np.ndarray, dense: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
+        """``dense`` with exact scores for the passages the bridge step can link to (those
+        sharing an entity with its anchors, the top ``bridge_anchors`` of ``final``): in ANN
+        mode the others hold the candidates' floor, and the bridge weighs passages by
+        closeness to the query."""
+        finite = np.isfinite(final)
+        n = min(self.settings.bridge_anchors, int(finite.sum()))
+        if n <= 0:
+            return dense
+        anchors = top_indices(np.where(finite, final, -np.inf), n)
+        entities = np.unique(self.projection.episode_entities()[anchors].indices)
+        counts = self.projection.entity_passage_counts()
+        entities = entities[counts[entities] <= BRIDGE_HUB]
+        if "entity_passages" not in self._derived:
+            self._derived["entity_passages"] = sp.csr_matrix(self.projection.episode_entities().T)
+        linked = np.unique(self._derived["entity_passages"][entities].indices)  # type: ignore[index]
+        linked = linked[np.isfinite(dense[linked])]  # not passages hidden by as_of
+        if not len(linked):
+            return dense
+        dense = dense.copy()
+        dense[linked] = self._dense_of(linked, query_vector)
+        return dense
 
     def _rank(self, scores: np.ndarray, k: int, seeds: Seeds | None = None) -> list[Hit]:
         top = top_indices(scores, k)

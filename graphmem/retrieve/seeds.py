@@ -4,7 +4,8 @@ Three kinds of seed, as in HippoRAG 2, with an LLM-free recognition step:
 
 * fact seeds: facts whose embedding is close to the query (cosine above
   ``fact_threshold``, top ``fact_top_k``) give weight to their subject and
-  object entities;
+  object entities (found by an exact scan, or through the ANN index over the
+  fact vectors on large stores: :func:`best_facts`);
 * query-entity seeds: entities named in the query itself;
 * passage seeds: the best hybrid (dense + BM25) passages, weighted by a
   softmax of their scores (``passage_temperature``) times
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphmem.config import RetrievalSettings
+from graphmem.retrieve.ann import VectorIndex
 from graphmem.retrieve.projection import Projection
 
 
@@ -51,14 +53,42 @@ def minmax(scores: np.ndarray) -> np.ndarray:
     return (scores - low) / (high - low)
 
 
+def best_facts(projection: Projection, query_vector: np.ndarray, k: int, fact_mask: np.ndarray | None = None,
+               index: VectorIndex | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(fact indices, cosines) of the ``k`` facts closest to the query, best first, among
+    those ``fact_mask`` allows. Exact over every fact vector, or, with ``index`` (the ANN
+    index over them), over its candidates: ``4 k`` first, more while the mask hides so
+    many that fewer than ``k`` remain. Cosines are recomputed from the fact vectors."""
+    F = len(projection.fact_ids)
+    if index is None:
+        scores = projection.fact_vectors @ query_vector
+        if fact_mask is not None:
+            scores = np.where(fact_mask, scores, -np.inf)
+        top = top_indices(scores, k)
+        return top, scores[top]
+    wanted = 4 * k
+    while True:
+        ids, _ = index.search(query_vector, min(wanted, F))
+        if fact_mask is not None:
+            ids = ids[fact_mask[ids]]
+        if len(ids) >= k or wanted >= F:
+            break
+        wanted *= 4
+    ids = np.sort(ids)
+    scores = np.asarray(projection.fact_vectors[ids], dtype=np.float32) @ query_vector
+    order = top_indices(scores, k)
+    return ids[order], scores[order]
+
+
 def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores: np.ndarray,
                 query_entities: list[int], settings: RetrievalSettings,
-                fact_mask: np.ndarray | None = None) -> Seeds:
+                fact_mask: np.ndarray | None = None, fact_index: VectorIndex | None = None) -> Seeds:
     """The reset vector for one query.
 
     ``passage_scores`` are the hybrid scores of every passage (higher is better);
     ``query_entities`` are entity indices named in the query; ``fact_mask``
-    hides facts not valid at the query's time.
+    hides facts not valid at the query's time; ``fact_index``, when given, finds
+    the seed facts (:func:`best_facts`).
     """
     E = projection.n_entities
     reset = np.zeros(projection.n_nodes, dtype=np.float32)
@@ -66,13 +96,9 @@ def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores
     used_facts: list[tuple[int, float]] = []
 
     if settings.fact_top_k and len(projection.fact_ids):
-        scores = projection.fact_vectors @ query_vector
-        if fact_mask is not None:
-            scores = np.where(fact_mask, scores, -np.inf)
-        top = top_indices(scores, settings.fact_top_k)
-        best = float(scores[top[0]]) if len(top) else 0.0
-        for index in top:
-            score = float(scores[index])
+        top, scores = best_facts(projection, query_vector, settings.fact_top_k, fact_mask, fact_index)
+        best = float(scores[0]) if len(top) else 0.0
+        for index, score in zip(top.tolist(), scores.tolist()):
             if score < settings.fact_threshold:
                 break
             used_facts.append((int(index), score))
