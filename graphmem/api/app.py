@@ -502,7 +502,8 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         group, memory, lock = scoped(request, who, body.group)
         if "group_id" in body.params:
             raise ApiError(422, "params: 'group_id' is set by the server from your key; leave it out")
-        if memory.isolation == "property" and not (who.admin or who.groups is None):
+        single_tenant = len({g for record in keys.list() for g in record.groups}) <= 1
+        if memory.isolation == "property" and not (who.admin or who.groups is None or single_tenant):
             raise ApiError(403, "user Cypher is off for tenant keys on this store: its groups share one Neo4j "
                                 "database, so a query could reach other groups. Use the embedded store or Neo4j "
                                 "with one database per group (GRAPHMEM_NEO4J_DATABASE_PER_GROUP=true), or ask an "
