@@ -166,7 +166,10 @@ def batch_names(extractions: Sequence[Extraction], people: set[str] = frozenset(
 
 def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex:
     r = settings.retrieval
-    index = EntityIndex(graph.group_id, dim, synonym_threshold=r.synonym_threshold, synonym_top_k=r.synonym_top_k)
+    # neighbour search as the retrieval settings ask: exact, always HNSW, or HNSW from ann_min_rows names
+    ann_min_rows = {"exact": None, "ann": 0}.get(r.vector_index, r.ann_min_rows)
+    index = EntityIndex(graph.group_id, dim, synonym_threshold=r.synonym_threshold, synonym_top_k=r.synonym_top_k,
+                        ann_min_rows=ann_min_rows)
     for row in graph.pages("entity_index_page"):
         vector = row.get("embedding")
         if row.get("name_key") and vector is not None and len(vector) == dim:

@@ -9,7 +9,10 @@ Three tests, cheapest first:
    embedding is also close (cosine >= ``merge_cosine``) merges into the
    existing entity and is kept as an alias;
 3. embedding neighbours above ``synonym_threshold`` that are not merged get a
-   SYNONYM edge, which retrieval walks like any other edge.
+   SYNONYM edge, which retrieval walks like any other edge. Neighbours among the
+   stored entities come from matrix products while the group is small, and from
+   an HNSW index over the name vectors (graphmem/retrieve/ann.py) once it holds
+   ``ann_min_rows`` entities, so a batch costs the same in a store of any size.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from functools import lru_cache
 import numpy as np
 
 from graphmem.model import normalize_name, stable_uuid
+
+#: stored entities from which synonym neighbours come from the HNSW index (below: matrix products)
+ANN_MIN_ROWS = 20_000
 
 CORPORATE_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "plc", "gmbh", "ag", "sa", "bv"}
 
@@ -54,7 +60,10 @@ class EntityIndex:
     """The entities of one group, in memory, for resolving new mentions against."""
 
     def __init__(self, group_id: str, dim: int, *, fuzzy_ratio: float = 94.0, merge_cosine: float = 0.85,
-                 synonym_threshold: float = 0.85, synonym_top_k: int = 5) -> None:
+                 synonym_threshold: float = 0.85, synonym_top_k: int = 5,
+                 ann_min_rows: int | None = ANN_MIN_ROWS) -> None:
+        """``ann_min_rows``: from this many stored entities on, synonym neighbours are
+        looked up in an HNSW index (0: always; None: never, exact matrix products)."""
         self.group_id = group_id
         self.dim = dim
         self.fuzzy_ratio = fuzzy_ratio
@@ -69,6 +78,8 @@ class EntityIndex:
         self._buffer = np.zeros((1024, dim), dtype=np.float32)
         # key length -> (indices, keys): the fuzzy-match candidates, kept as ready lists
         self._by_length: dict[int, tuple[list[int], list[str]]] = {}
+        self.ann_min_rows = ann_min_rows
+        self._ann = None  # VectorIndex over rows [0, len(self._ann)) of the vectors, caught up on use
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -169,6 +180,8 @@ class EntityIndex:
         out: list[list[tuple[int, float]]] = [[] for _ in range(len(vectors))]
         if not self.synonym_top_k or not len(stored) or not len(vectors):
             return out
+        if self.ann_min_rows is not None and len(stored) >= self.ann_min_rows:
+            return self._ann_neighbours(vectors)
         chunk = min(256, _rows_per_block(len(stored)))
         sims = np.empty((min(chunk, len(vectors)), len(stored)), dtype=np.float32)
         for start in range(0, len(vectors), chunk):
@@ -181,6 +194,22 @@ class EntityIndex:
                 if len(cols) > self.synonym_top_k:
                     cols = cols[np.argsort(-scores[cols], kind="stable")[: self.synonym_top_k]]
                 out[start + row] = sorted(((int(c), float(scores[c])) for c in cols), key=lambda pair: -pair[1])
+        return out
+
+    def _ann_neighbours(self, vectors: np.ndarray) -> list[list[tuple[int, float]]]:
+        """:meth:`_neighbours` through the HNSW index over the stored vectors (built on
+        first use, then given the entities added since): the ``synonym_top_k`` nearest,
+        kept when at least ``synonym_threshold``. The scores are the stored vectors'
+        inner products, as in the exact path."""
+        from graphmem.retrieve.ann import VectorIndex
+
+        if self._ann is None:
+            self._ann = VectorIndex(self.dim, exact_below=0)
+        self._ann.extend_to(self.vectors)
+        ids, scores = self._ann.search_many(np.asarray(vectors, dtype=np.float32), self.synonym_top_k)
+        out: list[list[tuple[int, float]]] = []
+        for row_ids, row_scores in zip(ids.tolist(), scores.tolist()):
+            out.append([(i, s) for i, s in zip(row_ids, row_scores) if i >= 0 and s >= self.synonym_threshold])
         return out
 
     def resolve(self, names: dict[str, str], vectors: dict[str, np.ndarray]) -> Resolution:

@@ -162,3 +162,33 @@ def test_score_blocks_of_any_size_give_the_same_resolution(monkeypatch):
     assert [(s["a"], s["b"]) for s in whole.synonyms] == [(s["a"], s["b"]) for s in blocked.synonyms]
     assert any(u.startswith("s") for u in whole.uuid_of.values())  # spelling variants merged into stored ones
     assert whole.synonyms  # and synonym edges found
+
+
+def test_ann_and_exact_neighbour_search_resolve_a_batch_alike():
+    # 6,000 stored names in topic clusters (384-d, like MiniLM name vectors), and a batch
+    # of 400 new names: variants close to stored ones (synonym candidates), names near
+    # each other, and unrelated ones; the HNSW path must decide as the matrix products do
+    rng = np.random.default_rng(7)
+    dim = 384
+    topics = rng.standard_normal((50, dim)).astype(np.float32) + 0.3 * rng.standard_normal(dim).astype(np.float32)
+
+    def unit(v):
+        return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
+
+    stored = unit(topics[rng.integers(0, 50, 6000)] + 1.1 * rng.standard_normal((6000, dim)).astype(np.float32))
+    variants = unit(stored[rng.integers(0, 6000, 250)] + 0.02 * rng.standard_normal((250, dim)).astype(np.float32))
+    others = unit(topics[rng.integers(0, 50, 150)] + 1.1 * rng.standard_normal((150, dim)).astype(np.float32))
+    batch = {f"batch name {i}": v for i, v in enumerate(np.vstack([variants, others]))}
+    resolved = []
+    for ann_min_rows in (0, None):
+        index = EntityIndex("g", dim, synonym_threshold=0.85, synonym_top_k=3, ann_min_rows=ann_min_rows)
+        for i, v in enumerate(stored):
+            index.add(f"stored entity {i}", f"s{i}", v)
+        resolved.append(index.resolve({n: "" for n in batch}, batch))
+        assert (index._ann is not None) == (ann_min_rows == 0)
+    ann, exact = resolved
+    assert ann.uuid_of == exact.uuid_of
+    pairs = [(s["a"], s["b"]) for s in exact.synonyms]
+    assert len(pairs) >= 250  # the variants found their stored originals
+    assert [(s["a"], s["b"]) for s in ann.synonyms] == pairs
+    assert np.allclose([s["score"] for s in ann.synonyms], [s["score"] for s in exact.synonyms], atol=1e-5)
