@@ -163,22 +163,31 @@ class Memory:
         return self.ingest_documents(documents, progress)
 
     def ingest_documents(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
+        before = self.graph.revision()
         report = self.ingestor.ingest(documents, progress)
-        self._refresh_projection(report)
+        self._refresh_projection(report, before)
         return report
 
-    def _refresh_projection(self, report: IngestReport) -> None:
-        """Keep a loaded projection current: extend it in place with what was just
-        added; after replacements, drop it so the next search reloads."""
-        if self._retriever is None or (report.passages == 0 and report.delta is not None):
-            return
-        revision = self.graph.revision()
-        if report.delta is None:
+    def _refresh_projection(self, report: IngestReport, before: int) -> None:
+        """Keep the projection current after an ingestion that took the store from revision
+        ``before`` on: when it only added rows (and no other writer bumped the revision
+        meanwhile), append them to the projection on disk, which every process then maps,
+        and move a loaded one along in place; otherwise the next search rebuilds it."""
+        after = self.graph.revision()
+        if after == before:
+            return  # nothing was written
+        extended = False
+        if report.delta is not None and after == before + 1:
+            from graphmem.retrieve.projection import refresh_on_disk
+
+            if self._retriever is not None and self._retriever.projection.revision == before:
+                extended = self._retriever.projection.extend(report.delta, after)
+                if extended:
+                    self._retriever.reset_indexes()
+            else:
+                refresh_on_disk(Path(self.settings.home) / "cache", self.graph.group_id, report.delta, before, after)
+        if not extended:
             self._retriever = None
-            return
-        self._retriever.projection.extend(report.delta, revision)
-        self._retriever.reset_indexes()
-        self._retriever.projection.save(Path(self.settings.home) / "cache" / f"projection-{self.graph.group_id}.pkl")
 
     def ingest_text(self, text: str, *, name: str, title: str = "", date: datetime | None = None) -> IngestReport:
         """Ingest one document given as a string; ``name`` identifies it for re-ingestion."""

@@ -127,8 +127,7 @@ def question_answer_pairs(projection: Projection) -> tuple[np.ndarray, np.ndarra
     points of Recall@10 overall, multi-hop and temporal)."""
     if "question_answer_pairs" not in projection._cache:
         speakers = projection.episode_speakers()
-        asks = np.array([s >= 0 and text.rstrip().endswith("?")
-                         for s, text in zip(speakers, projection.episode_texts)], dtype=bool)
+        asks = (speakers >= 0) & np.asarray(projection.episode_questions, dtype=bool)  # texts end with "?"
         pairs = projection.next_pairs
         if len(pairs):
             first, then = pairs[:, 0], pairs[:, 1]

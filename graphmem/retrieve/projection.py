@@ -1,48 +1,146 @@
-"""The in-memory projection of one group's graph that retrieval runs on.
+"""The projection of one group's graph that retrieval runs on, kept on disk as columns.
 
 Nodes are entities (``0 .. E-1``) and passages/turns (``E .. E+P-1``); edges are
 MENTIONS (passage-entity), FACT (entity-entity, one unit of weight per fact)
-and SYNONYM (weighted by similarity). python-igraph holds the graph for graph
-algorithms; PPR runs on a scipy transition matrix built from it. The dense
-vectors retrieval scores against (passages, facts) live here too, so a query
-needs no round trip to the store until the winners' texts are fetched.
+and SYNONYM (weighted by similarity). PPR runs on a scipy transition matrix
+built from them. The dense vectors retrieval scores against (passages, facts)
+and the BM25 index live here too, so a query needs no round trip to the store
+until the winners' texts are fetched (``Graph.episodes``): passage texts are
+not held here at all.
 
-Loading reads the store page by page; a copy is cached under
-``<home>/cache`` keyed by the graph's revision, so a new process reuses it
-until the next ingestion bumps the revision.
+On disk (``<home>/cache/<group>/``, see :func:`load_projection`)::
+
+    manifest.json           format, revision, build, row counts, vector width: written last, atomically
+    lock                    one writer (build or extension) at a time, across processes
+    b-<token>/              one full build, extended in place by later ingestions
+        <column>.bin        raw arrays (graphmem/retrieve/columns.py), memory-mapped read-only
+        <column>.off/.utf8  strings (entity names, fact texts, BM25 terms)
+        bm25-<n>/           BM25 postings segments (graphmem/retrieve/bm25.py)
+        r<revision>/        files of one revision: the sorted orders of the id and key columns,
+                            and what other components derive (``Projection.cache_dir``)
+
+Opening is reading the manifest and mapping the files (milliseconds at any
+size); every process that opens the same revision shares the pages through the
+page cache. A full build streams the store page by page into a temporary
+directory that is renamed into place. An ingestion that only added rows
+appends them to the columns (:meth:`Projection.extend`); after anything was
+removed or replaced the next search builds anew. Superseded builds and
+revision directories are deleted once the manifest no longer names them
+(processes that still map them keep their pages until they move on).
 """
 
 from __future__ import annotations
 
-import pickle
+import hashlib
+import logging
+import os
+import re
+import shutil
+import tempfile
+import uuid as uuidlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from graphmem.retrieve.bm25 import BM25Builder, BM25Index, Segment, add_segment
+from graphmem.retrieve.columns import (CorruptColumns, HashIndex, IdColumn, IdLookup, KeyMap, StrColumn,
+                                       append_array, encode_ids, encode_strings, find_sorted, key_hashes,
+                                       locked, merged_order, mmap_array, order_of, read_json, sync_dir,
+                                       write_array, write_json)
 from graphmem.retrieve.ppr import parallel_operator, transition_matrix
 from graphmem.store.graph import Graph
 
-CACHE_VERSION = 3
+log = logging.getLogger("graphmem.projection")
+
+FORMAT = 1
 FAR_FUTURE = 2**62
+MANIFEST = "manifest.json"
+LOCK = "lock"
+#: rows per chunk when streaming the store into the columns
+CHUNK = 20_000
+
+# Columns by table. A table's row count is in the manifest; every column of it has that many rows.
+# Arrays: name -> (table, dtype, row shape); "dim" is the vector width, "vector" the vector dtype.
+ARRAYS: dict[str, tuple[str, Any, tuple]] = {
+    "entity_key_hash": ("entities", np.uint64, ()),
+    "episode_times": ("episodes", np.int64, ()),
+    "episode_vectors": ("episodes", "vector", ("dim",)),
+    "episode_questions": ("episodes", np.bool_, ()),
+    "episode_doc_len": ("episodes", np.int32, ()),
+    "mention_pairs": ("mentions", np.int32, (2,)),
+    "mention_speaker": ("mentions", np.bool_, ()),
+    "fact_ends": ("facts", np.int32, (2,)),
+    "fact_valid": ("facts", np.int64, (2,)),
+    "fact_vectors": ("facts", "vector", ("dim",)),
+    "fact_episode_rows": ("fact_episodes", np.int32, ()),  # CSR indices: episode rows, fact by fact
+    "fact_episode_extra": ("fact_episode_extra", np.int32, (2,)),  # (fact, episode) added by later ingestions
+    "synonym_pairs": ("synonyms", np.int32, (2,)),
+    "synonym_scores": ("synonyms", np.float32, ()),
+    "next_pairs": ("nexts", np.int32, (2,)),
+    "term_hash": ("terms", np.uint64, ()),
+}
+#: offsets columns (int64, rows + 1 entries, the first 0): strings (name.off + name.utf8) and the CSR of fact episodes
+STRINGS = {"entity_names": "entities", "fact_texts": "facts", "terms": "terms"}
+OFFSETS = {"fact_episode_offsets": "facts"}
+IDS = {"entity_ids": "entities", "episode_ids": "episodes", "fact_ids": "facts"}
+#: columns with a sorted order per revision (for lookups by id or by key hash)
+ORDERED = ("entity_ids", "episode_ids", "fact_ids", "entity_key_hash", "term_hash")
+TABLES = ("entities", "episodes", "mentions", "facts", "fact_episodes", "fact_episode_extra", "synonyms",
+          "nexts", "terms")
+
+
+def ends_with_question(text: str) -> bool:
+    """A turn that asks something: its text ends with a question mark. A turn that shares a
+    photo ends with the caption ("... [shares a photo of ...]"): the photo is content."""
+    return text.rstrip().endswith("?")
+
+
+class FactEpisodes(Sequence[list[str]]):
+    """The episodes asserting each fact (uuids), read from the CSR columns: ``offsets``
+    into ``rows`` (episode rows), plus ``extra`` (fact, episode) pairs that later
+    ingestions added to facts already stored."""
+
+    def __init__(self, offsets: np.ndarray, rows: np.ndarray, extra: np.ndarray, episode_ids: Sequence[str]) -> None:
+        self.offsets, self.rows, self.extra, self.episode_ids = offsets, rows, extra, episode_ids
+        self._extra: dict[int, list[int]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def rows_of(self, fact: int) -> np.ndarray:
+        base = self.rows[int(self.offsets[fact]):int(self.offsets[fact + 1])]
+        if not len(self.extra):
+            return base
+        if self._extra is None:
+            grouped: dict[int, list[int]] = {}
+            for f, e in self.extra.tolist():
+                grouped.setdefault(f, []).append(e)
+            self._extra = grouped
+        more = self._extra.get(int(fact))
+        return np.concatenate([base, np.array(more, dtype=base.dtype)]) if more else base
+
+    def __getitem__(self, fact):  # type: ignore[override]
+        if isinstance(fact, slice):
+            return [self[i] for i in range(*fact.indices(len(self)))]
+        return [self.episode_ids[int(r)] for r in self.rows_of(int(fact))]
 
 
 @dataclass
 class Projection:
-    entity_ids: list[str]
-    entity_names: list[str]
-    episode_ids: list[str]
-    episode_texts: list[str]
+    entity_ids: Sequence[str]
+    entity_names: Sequence[str]
+    episode_ids: Sequence[str]
     episode_times: np.ndarray  # int64 ms, -1 when unknown
     episode_vectors: np.ndarray  # (P, d) float32
     mention_pairs: np.ndarray  # (M, 2) int32: episode index, entity index
-    fact_ids: list[str]
-    fact_texts: list[str]
+    fact_ids: Sequence[str]
+    fact_texts: Sequence[str]
     fact_ends: np.ndarray  # (F, 2) int32 entity indices (subject, object)
     fact_valid: np.ndarray  # (F, 2) int64 ms: valid_at (or -inf), invalid_at (or +inf)
-    fact_episodes: list[list[str]]
+    fact_episodes: Sequence[Sequence[str]]  # episode uuids per fact (a FactEpisodes view when on disk)
     fact_vectors: np.ndarray  # (F, d) float32
     synonym_pairs: np.ndarray  # (S, 2) int32 entity indices
     synonym_scores: np.ndarray  # (S,) float32
@@ -50,7 +148,35 @@ class Projection:
     # dialogue structure: NEXT edges between episodes, and which mentions are "speaker said this turn"
     next_pairs: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.int32))  # (N, 2) episode indices
     mention_speaker: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # (M,) per mention_pairs row
+    #: (P,) whether each episode's text ends with a question (:func:`ends_with_question`); None: none does
+    episode_questions: np.ndarray | None = None
+    #: BM25 over the episodes' texts (built with the projection; None on a hand-built one without texts)
+    bm25: BM25Index | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+    _disk: "DiskState | None" = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.episode_questions is None:
+            self.episode_questions = np.zeros(len(self.episode_ids), dtype=bool)
+
+    # -- where it lives --------------------------------------------------------------
+    @property
+    def cache_dir(self) -> Path | None:
+        """A directory for files derived from this revision of the projection (ANN indexes,
+        saved matrices), None when the projection is not on disk. It is this revision's
+        own: it goes away once the group's projection moves on to a newer revision (an
+        extension or a rebuild), and a process still on this revision that then finds a
+        file missing must rebuild what it needs in memory. Write files there under a
+        temporary name and rename them into place. Files that should survive in-place
+        extensions (e.g. an appendable index with its own row count) belong in
+        :attr:`build_dir`."""
+        return self._disk.revision_dir if self._disk is not None else None
+
+    @property
+    def build_dir(self) -> Path | None:
+        """The directory of this build: it lives through every in-place extension and
+        goes with the next full rebuild (None when not on disk)."""
+        return self._disk.build_dir if self._disk is not None else None
 
     # -- sizes and lookups ---------------------------------------------------
     @property
@@ -61,17 +187,49 @@ class Projection:
     def n_nodes(self) -> int:
         return len(self.entity_ids) + len(self.episode_ids)
 
-    def entity_index(self) -> dict[str, int]:
+    def entity_index(self) -> Mapping[str, int]:
+        """Entity uuid -> row (a dict, or a lookup over the sorted id column on disk)."""
         if "entity_index" not in self._cache:
-            self._cache["entity_index"] = {u: i for i, u in enumerate(self.entity_ids)}
+            self._cache["entity_index"] = self._id_lookup("entity_ids")
         return self._cache["entity_index"]
 
-    def entity_key_index(self) -> dict[str, int]:
+    def episode_index(self) -> Mapping[str, int]:
+        if "episode_index" not in self._cache:
+            self._cache["episode_index"] = self._id_lookup("episode_ids")
+        return self._cache["episode_index"]
+
+    def fact_index(self) -> Mapping[str, int]:
+        if "fact_index" not in self._cache:
+            self._cache["fact_index"] = self._id_lookup("fact_ids")
+        return self._cache["fact_index"]
+
+    def _id_lookup(self, name: str) -> Mapping[str, int]:
+        ids = getattr(self, name)
+        if self._disk is not None and isinstance(ids, IdColumn):
+            return IdLookup(ids, self._disk.orders[name])
+        return {u: i for i, u in enumerate(ids)}
+
+    def entity_key_index(self) -> Mapping[str, int]:
+        """Entity key (:func:`graphmem.resolve.entities.entity_key`) -> row of the last entity
+        with that key: on disk, a lookup through the saved key hashes, no dict to build."""
         if "entity_key_index" not in self._cache:
             from graphmem.resolve.entities import entity_key
 
-            self._cache["entity_key_index"] = {entity_key(n): i for i, n in enumerate(self.entity_names)}
+            if self._disk is not None:
+                names = self.entity_names
+                index = HashIndex(self._disk.key_hashes, self._disk.orders["entity_key_hash"],
+                                  lambda row: entity_key(names[row]))
+                self._cache["entity_key_index"] = KeyMap(index, self.n_entities)
+            else:
+                self._cache["entity_key_index"] = {entity_key(n): i for i, n in enumerate(self.entity_names)}
         return self._cache["entity_key_index"]
+
+    def fact_episode_rows(self, fact: int) -> np.ndarray:
+        """Rows of the episodes that assert ``fact``."""
+        if isinstance(self.fact_episodes, FactEpisodes):
+            return self.fact_episodes.rows_of(fact)
+        index = self.episode_index()
+        return np.array([index[u] for u in self.fact_episodes[fact] if u in index], dtype=np.int64)
 
     def entity_passage_counts(self) -> np.ndarray:
         """How many passages mention each entity (for inverse-frequency seed weights)."""
@@ -88,11 +246,6 @@ class Projection:
                 (np.ones(len(m), np.float32), (m[:, 0], m[:, 1])) if len(m) else ([], ([], [])),
                 shape=(len(self.episode_ids), self.n_entities))
         return self._cache["episode_entities"]
-
-    def episode_index(self) -> dict[str, int]:
-        if "episode_index" not in self._cache:
-            self._cache["episode_index"] = {u: i for i, u in enumerate(self.episode_ids)}
-        return self._cache["episode_index"]
 
     def episode_speakers(self) -> np.ndarray:
         """(P,) entity index of each turn's speaker (-1 for passages and unknown speakers)."""
@@ -112,7 +265,11 @@ class Projection:
     def facts_valid_at(self, as_of_ms: int | None) -> np.ndarray:
         """Boolean mask of facts valid at ``as_of_ms`` (None: now, i.e. not invalidated)."""
         if as_of_ms is None:
-            return self.fact_valid[:, 1] == FAR_FUTURE
+            if "facts_valid_now" not in self._cache:  # every query asks: one pass over the facts, not one each
+                mask = self.fact_valid[:, 1] == FAR_FUTURE
+                mask.setflags(write=False)
+                self._cache["facts_valid_now"] = mask
+            return self._cache["facts_valid_now"]
         return (self.fact_valid[:, 0] <= as_of_ms) & (as_of_ms < self.fact_valid[:, 1])
 
     def episodes_known_at(self, as_of_ms: int | None) -> np.ndarray | None:
@@ -179,160 +336,608 @@ class Projection:
         adjacency = sp.triu(self.adjacency()).tocoo()
         graph = ig.Graph(n=self.n_nodes, edges=list(zip(adjacency.row.tolist(), adjacency.col.tolist())))
         graph.es["weight"] = adjacency.data.tolist()
-        graph.vs["uuid"] = self.entity_ids + self.episode_ids
+        graph.vs["uuid"] = list(self.entity_ids) + list(self.episode_ids)
         graph.vs["kind"] = ["entity"] * self.n_entities + ["episode"] * len(self.episode_ids)
         return graph
 
     # -- incremental update ------------------------------------------------------
-    def extend(self, delta, revision: int) -> None:
-        """Add what one ingestion run wrote (a ``GraphDelta``) without reloading the store.
+    def extend(self, delta, revision: int) -> bool:
+        """Add what one ingestion run wrote (a ``GraphDelta``) to this projection on disk, in
+        place, and move this object to ``revision``.
 
-        Only additions are handled; after removals the caller reloads instead.
-        Facts already present (the same statement from another passage) gain the
-        new supporting episodes rather than a duplicate.
+        Only additions are handled; after removals the caller reloads instead. Facts already
+        present (the same statement from another passage) gain the new supporting episodes
+        rather than a duplicate. Returns False when it cannot (the projection is not on
+        disk, or the files moved on to another revision meanwhile): reload then.
         """
-        entity_at = dict(self.entity_index())
-        for row in delta.entities:
-            if row["uuid"] not in entity_at:
-                entity_at[row["uuid"]] = len(self.entity_ids)
-                self.entity_ids.append(row["uuid"])
-                self.entity_names.append(row["name"])
-        first_new = len(self.episode_ids)
-        episode_at = {u: i for i, u in enumerate(self.episode_ids)}
-        fresh = [i for i, row in enumerate(delta.episodes) if row["uuid"] not in episode_at]
-        for i in fresh:
-            row = delta.episodes[i]
-            episode_at[row["uuid"]] = len(self.episode_ids)
-            self.episode_ids.append(row["uuid"])
-            self.episode_texts.append(row["content"])
-        if fresh:
-            times = [delta.episodes[i]["occurred_at"] if delta.episodes[i]["occurred_at"] is not None else -1 for i in fresh]
-            self.episode_times = np.concatenate([self.episode_times, np.array(times, dtype=np.int64)])
-            vectors = np.vstack([delta.episode_vectors[i] for i in fresh]).astype(np.float32)
-            self.episode_vectors = np.vstack([self.episode_vectors, vectors]) if len(self.episode_vectors) else vectors
-        pairs = [(episode_at[m["episode"]], entity_at[m["entity"]]) for m in delta.mentions
-                 if m["episode"] in episode_at and m["entity"] in entity_at and episode_at[m["episode"]] >= first_new]
-        if pairs:
-            self.mention_pairs = np.vstack([self.mention_pairs, np.array(pairs, dtype=np.int32)])
-            roles = [m.get("role") == "speaker" for m in delta.mentions
-                     if m["episode"] in episode_at and m["entity"] in entity_at and episode_at[m["episode"]] >= first_new]
-            self.mention_speaker = np.concatenate([self.mention_speaker, np.array(roles, dtype=bool)])
-        nexts = [(episode_at[x["from"]], episode_at[x["to"]]) for x in getattr(delta, "nexts", [])
-                 if x["from"] in episode_at and x["to"] in episode_at]
-        if nexts:
-            self.next_pairs = np.vstack([self.next_pairs, np.array(nexts, dtype=np.int32)])
-        fact_at = {u: i for i, u in enumerate(self.fact_ids)}
-        new_facts, new_vectors = [], []
-        for row, vector in zip(delta.facts, delta.fact_vectors):
-            if row["uuid"] in fact_at:
-                known = self.fact_episodes[fact_at[row["uuid"]]]
-                known += [e for e in row["episodes"] if e not in known]
-            elif row["subject"] in entity_at and row["object"] in entity_at:
-                fact_at[row["uuid"]] = len(self.fact_ids)
-                self.fact_ids.append(row["uuid"])
-                self.fact_texts.append(row["text"])
-                self.fact_episodes.append(list(row["episodes"]))
-                new_facts.append(row)
-                new_vectors.append(vector)
-        if new_facts:
-            ends = np.array([(entity_at[f["subject"]], entity_at[f["object"]]) for f in new_facts], dtype=np.int32)
-            valid = np.array([(f["valid_at"] if f["valid_at"] is not None else -FAR_FUTURE,
-                               f["invalid_at"] if f["invalid_at"] is not None else FAR_FUTURE) for f in new_facts],
-                             dtype=np.int64)
-            self.fact_ends = np.vstack([self.fact_ends, ends])
-            self.fact_valid = np.vstack([self.fact_valid, valid])
-            vectors = np.vstack(new_vectors).astype(np.float32)
-            self.fact_vectors = np.vstack([self.fact_vectors, vectors]) if len(self.fact_vectors) else vectors
-        synonyms = [(entity_at[s["a"]], entity_at[s["b"]], s["score"]) for s in delta.synonyms
-                    if s["a"] in entity_at and s["b"] in entity_at]
-        if synonyms:
-            self.synonym_pairs = np.vstack([self.synonym_pairs, np.array([s[:2] for s in synonyms], dtype=np.int32)])
-            self.synonym_scores = np.concatenate([self.synonym_scores, np.array([s[2] for s in synonyms], np.float32)])
-        self.revision = revision
-        self._cache.clear()
+        if self._disk is None:
+            return False
+        group_dir = self._disk.group_dir
+        if not extend_on_disk(group_dir, delta, self.revision, revision):
+            return False
+        fresh = open_projection(group_dir)
+        if fresh is None or fresh.revision != revision:
+            return False
+        self.__dict__.update(fresh.__dict__)
+        return True
 
-    # -- persistence -----------------------------------------------------------
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v for k, v in self.__dict__.items() if k != "_cache"}
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as handle:
-            pickle.dump((CACHE_VERSION, state), handle, protocol=pickle.HIGHEST_PROTOCOL)
-        tmp.replace(path)
 
-    @classmethod
-    def load_cached(cls, path: Path, revision: int) -> "Projection | None":
+# -- on disk -------------------------------------------------------------------------------------
+@dataclass
+class DiskState:
+    """Where an on-disk projection's files are, and its manifest."""
+
+    group_dir: Path
+    manifest: dict
+    orders: dict[str, np.ndarray]
+    key_hashes: np.ndarray
+
+    @property
+    def build_dir(self) -> Path:
+        return self.group_dir / self.manifest["build"]
+
+    @property
+    def revision_dir(self) -> Path:
+        return self.build_dir / f"r{self.manifest['revision']}"
+
+
+def group_dir_of(cache_dir: Path, group_id: str) -> Path:
+    """``<cache>/<group>``: the group id itself when it is a safe file name, else a hash of it."""
+    if re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", group_id) and group_id.strip(".") and not group_id.startswith("."):
+        return Path(cache_dir) / group_id
+    return Path(cache_dir) / ("g-" + hashlib.sha256(group_id.encode("utf-8")).hexdigest()[:24])
+
+
+def _dtype(spec: Any, manifest: dict) -> np.dtype:
+    return np.dtype(manifest["vector_dtype"]) if spec == "vector" else np.dtype(spec)
+
+
+def _tail(spec: tuple, manifest: dict) -> tuple[int, ...]:
+    return tuple(manifest["dim"] if t == "dim" else t for t in spec)
+
+
+def _open(group_dir: Path, manifest: dict) -> Projection:
+    """Map the files ``manifest`` describes (raises OSError/CorruptColumns/KeyError when they are not there)."""
+    if manifest.get("format") != FORMAT:
+        raise CorruptColumns(f"format {manifest.get('format')!r}, this code reads {FORMAT}")
+    build = group_dir / manifest["build"]
+    rdir = build / f"r{manifest['revision']}"
+    counts = manifest["counts"]
+
+    def array(name: str) -> np.ndarray:
+        table, dtype, tail = ARRAYS[name]
+        return mmap_array(build / f"{name}.bin", _dtype(dtype, manifest), counts[table], _tail(tail, manifest))
+
+    def offsets(name: str, table: str) -> np.ndarray:
+        return mmap_array(build / f"{name}.off", np.int64, counts[table] + 1)
+
+    def strings(name: str) -> StrColumn:
+        off = offsets(name, STRINGS[name])
+        return StrColumn(off, mmap_array(build / f"{name}.utf8", np.uint8, int(off[-1])))
+
+    ids = {name: IdColumn(mmap_array(build / f"{name}.bin", f"S{manifest['id_width'][name]}", counts[table]))
+           for name, table in IDS.items()}
+    orders = {}
+    for name in ORDERED:
+        table = IDS.get(name) or ARRAYS[name][0]
+        orders[name] = mmap_array(rdir / f"{name}.order", np.int32, counts[table])
+    arrays = {name: array(name) for name in ARRAYS}
+    terms = strings("terms")
+    vocabulary = KeyMap(HashIndex(arrays["term_hash"], orders["term_hash"], terms.__getitem__), counts["terms"])
+    segments = [Segment.open(build / meta["dir"], meta) for meta in manifest["bm25"]]
+    bm25 = BM25Index(segments, arrays["episode_doc_len"], vocabulary)
+    fact_episodes = FactEpisodes(offsets("fact_episode_offsets", "facts"), arrays["fact_episode_rows"],
+                                 arrays["fact_episode_extra"], ids["episode_ids"])
+    return Projection(
+        entity_ids=ids["entity_ids"], entity_names=strings("entity_names"), episode_ids=ids["episode_ids"],
+        episode_times=arrays["episode_times"], episode_vectors=arrays["episode_vectors"],
+        mention_pairs=arrays["mention_pairs"], fact_ids=ids["fact_ids"], fact_texts=strings("fact_texts"),
+        fact_ends=arrays["fact_ends"], fact_valid=arrays["fact_valid"], fact_episodes=fact_episodes,
+        fact_vectors=arrays["fact_vectors"], synonym_pairs=arrays["synonym_pairs"],
+        synonym_scores=arrays["synonym_scores"], revision=int(manifest["revision"]),
+        next_pairs=arrays["next_pairs"], mention_speaker=arrays["mention_speaker"],
+        episode_questions=arrays["episode_questions"], bm25=bm25,
+        _disk=DiskState(group_dir, manifest, orders, arrays["entity_key_hash"]))
+
+
+def open_projection(group_dir: Path) -> Projection | None:
+    """The group's current projection on disk, mapped; None when there is none (or it is
+    unreadable: a crash before its manifest, a format this code does not read)."""
+    for _ in range(3):  # a rebuild may delete the files between reading the manifest and mapping them
+        manifest = read_json(Path(group_dir) / MANIFEST)
+        if manifest is None:
+            return None
         try:
-            with open(path, "rb") as handle:
-                version, state = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError):
-            return None
-        if version != CACHE_VERSION or state.get("revision") != revision:
-            return None
-        return cls(**state)
+            return _open(Path(group_dir), manifest)
+        except (OSError, CorruptColumns, KeyError, TypeError, ValueError) as error:
+            if read_json(Path(group_dir) / MANIFEST) == manifest:
+                log.warning("the projection in %s does not open (%s); it will be rebuilt", group_dir, error)
+                return None  # not a race: the files are broken
+    return None
 
 
-def _vectors(rows: list[dict], dim: int | None) -> np.ndarray:
-    vectors = [r.get("embedding") for r in rows]
-    if dim is None:
-        dim = next((len(v) for v in vectors if v is not None), 0)
+class _Columns:
+    """Appends rows to the column files of one build, tracking the rows each file holds;
+    :meth:`counts` checks every column of a table agrees before a manifest is written."""
+
+    def __init__(self, build: Path, manifest: dict) -> None:
+        self.build = build
+        self.manifest = manifest
+        counts = manifest.get("counts", {})
+        self.rows: dict[str, int] = {}
+        for name, (table, _, _) in ARRAYS.items():
+            self.rows[name] = counts.get(table, 0)
+        for name, table in {**STRINGS, **OFFSETS, **IDS}.items():
+            self.rows[name] = counts.get(table, 0)
+        self._string_end: dict[str, int] = {}
+        self._offset_end: dict[str, int] = {}
+
+    def _row_bytes(self, name: str) -> int:
+        table, dtype, tail = ARRAYS[name]
+        return _dtype(dtype, self.manifest).itemsize * int(np.prod(_tail(tail, self.manifest), dtype=np.int64))
+
+    def array(self, name: str, values: np.ndarray) -> None:
+        _, dtype, tail = ARRAYS[name]
+        values = np.asarray(values, dtype=_dtype(dtype, self.manifest)).reshape((-1, *_tail(tail, self.manifest)))
+        append_array(self.build / f"{name}.bin", values, self.rows[name] * self._row_bytes(name))
+        self.rows[name] += len(values)
+
+    def _offsets(self, name: str, lengths: np.ndarray) -> int:
+        """Append offsets for rows of ``lengths``; returns where their data starts."""
+        path = self.build / f"{name}.off"
+        rows = self.rows[name]
+        if name not in self._offset_end:
+            if rows == 0:
+                write_array(path, np.zeros(1, np.int64))
+                self._offset_end[name] = 0
+            else:
+                self._offset_end[name] = int(mmap_array(path, np.int64, rows + 1)[-1])
+        start = self._offset_end[name]
+        ends = start + np.cumsum(np.asarray(lengths, dtype=np.int64))
+        append_array(path, ends, (rows + 1) * 8)
+        self.rows[name] += len(lengths)
+        if len(ends):
+            self._offset_end[name] = int(ends[-1])
+        return start
+
+    def strings(self, name: str, values: Sequence[str]) -> None:
+        ends, data = encode_strings(values)
+        lengths = np.diff(np.concatenate([np.zeros(1, np.int64), ends]))
+        start = self._offsets(name, lengths)
+        append_array(self.build / f"{name}.utf8", data, start)
+
+    def csr(self, name: str, lengths: Sequence[int]) -> None:
+        self._offsets(name, np.asarray(lengths, dtype=np.int64))
+
+    def ids(self, name: str, values: np.ndarray) -> None:
+        width = values.dtype.itemsize
+        append_array(self.build / f"{name}.bin", values, self.rows[name] * width)
+        self.rows[name] += len(values)
+
+    def counts(self) -> dict[str, int]:
+        tables: dict[str, set[int]] = {}
+        for name, rows in self.rows.items():
+            table = ARRAYS[name][0] if name in ARRAYS else {**STRINGS, **OFFSETS, **IDS}[name]
+            tables.setdefault(table, set()).add(rows)
+        bad = {t: sorted(r) for t, r in tables.items() if len(r) > 1}
+        if bad:
+            raise CorruptColumns(f"columns of one table disagree on their rows: {bad}")
+        return {t: next(iter(r)) for t, r in tables.items()}
+
+
+def _vectors(rows: list[dict], dim: int) -> np.ndarray:
     out = np.zeros((len(rows), dim), dtype=np.float32)
-    for i, vector in enumerate(vectors):
+    for i, row in enumerate(rows):
+        vector = row.get("embedding")
         if vector is not None and len(vector) == dim:
-            out[i] = vector
+            out[i] = np.asarray(vector, dtype=np.float32)
     return out
 
 
-def load_projection(graph: Graph, cache_dir: Path | None = None) -> Projection:
-    """The current projection of ``graph``, from the cache when its revision matches."""
+def _chunks(rows: Iterable[dict], size: int = CHUNK) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _valid(f: dict) -> tuple[int, int]:
+    return (f["valid_at"] if f.get("valid_at") is not None else -FAR_FUTURE,
+            f["invalid_at"] if f.get("invalid_at") is not None else FAR_FUTURE)
+
+
+class _Rows:
+    """Rows of ids: the ids already in the columns (sorted lookup) plus those added in this
+    write (a dict), so a new mention can point at an entity created by the same write."""
+
+    def __init__(self, ids: np.ndarray, order: np.ndarray) -> None:
+        self.ids, self.order = ids, order
+        self.width = ids.dtype.itemsize if len(ids) else None
+        self.added: dict[str, int] = {}
+
+    def find(self, keys: Sequence[str]) -> np.ndarray:
+        keys = list(keys)
+        out = np.full(len(keys), -1, dtype=np.int64)
+        if not keys:
+            return out
+        if len(self.ids):
+            fits = np.array([len(k.encode("utf-8")) <= self.width for k in keys], dtype=bool)
+            if fits.any():
+                found = find_sorted(self.ids, self.order, encode_ids([k for k, f in zip(keys, fits) if f], self.width))
+                out[np.flatnonzero(fits)] = found
+        if self.added:
+            for i, key in enumerate(keys):
+                if out[i] < 0:
+                    out[i] = self.added.get(key, -1)
+        return out
+
+
+def _embedding_dim(rows: Iterable[dict]) -> int | None:
+    return next((len(r["embedding"]) for r in rows if r.get("embedding") is not None), None)
+
+
+def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int | None = None) -> dict:
+    """Stream ``graph``'s projection queries into a new build directory; returns its manifest."""
+    from graphmem.resolve.entities import entity_key
+
+    build.mkdir(parents=True)
+    episodes_pages = graph.pages("projection_episodes")
+    first_episodes = next(_chunks(episodes_pages), [])
+    if dim is None:
+        dim = _embedding_dim(first_episodes)
+    facts_pages = graph.pages("projection_facts")
+    first_facts: list[dict] = []
+    if dim is None:  # no passage vector to size them by: take the facts'
+        first_facts = next(_chunks(facts_pages), [])
+        dim = _embedding_dim(first_facts) or 0
+    manifest = {"format": FORMAT, "revision": revision, "build": build.name, "dim": int(dim),
+                "vector_dtype": np.dtype(vector_dtype).name, "counts": {}, "bm25": []}
+    out = _Columns(build, manifest)
+    for name in (*STRINGS, *OFFSETS):  # offsets start with a 0, even for a table left empty
+        out.csr(name, [])
+
+    def id_array(chunks: list[np.ndarray]) -> np.ndarray:
+        width = max((c.dtype.itemsize for c in chunks), default=1)
+        return np.concatenate([c.astype(f"S{width}") for c in chunks]) if chunks else np.zeros(0, f"S{width}")
+
+    # entities
+    chunks = []
+    for page in _chunks(graph.pages("projection_entities")):
+        chunks.append(encode_ids([r["uuid"] for r in page]))
+        names = [r["name"] or "" for r in page]
+        out.strings("entity_names", names)
+        out.array("entity_key_hash", key_hashes(entity_key(n) for n in names))
+    entity_ids = id_array(chunks)
+    entities = _Rows(entity_ids, order_of(entity_ids))
+
+    # episodes, with their BM25 postings (texts are read here, page by page, and not kept)
+    bm25 = BM25Builder()
+    chunks = []
+    for page in _with_first(first_episodes, _chunks(episodes_pages)):
+        chunks.append(encode_ids([r["uuid"] for r in page]))
+        texts = [r["content"] or "" for r in page]
+        out.array("episode_times", [r["occurred_at"] if r["occurred_at"] is not None else -1 for r in page])
+        out.array("episode_vectors", _vectors(page, dim))
+        out.array("episode_questions", [ends_with_question(t) for t in texts])
+        out.array("episode_doc_len", bm25.add(texts))
+    episode_ids = id_array(chunks)
+    episodes = _Rows(episode_ids, order_of(episode_ids))
+
+    for page in _chunks(graph.pages("projection_mentions")):
+        pairs = np.stack([episodes.find([m["episode"] for m in page]), entities.find([m["entity"] for m in page])], 1)
+        keep = (pairs >= 0).all(axis=1)
+        out.array("mention_pairs", pairs[keep])
+        out.array("mention_speaker", np.array([m.get("role") == "speaker" for m in page], dtype=bool)[keep])
+
+    chunks = []
+    for page in _with_first(first_facts, _chunks(facts_pages)):
+        ends = np.stack([entities.find([f["subject"] for f in page]), entities.find([f["object"] for f in page])], 1)
+        lists = [list(f["episodes"] or []) for f in page]
+        flat = episodes.find([e for episodes_of in lists for e in episodes_of])
+        per_fact = np.split(flat, np.cumsum([len(x) for x in lists])[:-1]) if lists else []
+        # a fact asserted only by passages of sources still being written is not visible yet
+        # (projection_episodes holds complete sources only)
+        keep = [bool((e >= 0).all()) and (not len(lists[i]) or bool((r >= 0).any()))
+                for i, (e, r) in enumerate(zip(ends, per_fact))]
+        kept = [f for f, k in zip(page, keep) if k]
+        rows = [r[r >= 0] for r, k in zip(per_fact, keep) if k]
+        chunks.append(encode_ids([f["uuid"] for f in kept]))
+        out.strings("fact_texts", [f["text"] or "" for f in kept])
+        out.array("fact_ends", ends[np.array(keep, dtype=bool)] if len(keep) else np.zeros((0, 2), np.int32))
+        out.array("fact_valid", [_valid(f) for f in kept] if kept else np.zeros((0, 2), np.int64))
+        out.array("fact_vectors", _vectors(kept, dim))
+        out.csr("fact_episode_offsets", [len(r) for r in rows])
+        out.array("fact_episode_rows", np.concatenate(rows) if rows else np.zeros(0, np.int32))
+    fact_ids = id_array(chunks)
+
+    for page in _chunks(graph.pages("projection_synonyms")):
+        pairs = np.stack([entities.find([s["a"] for s in page]), entities.find([s["b"] for s in page])], 1)
+        keep = (pairs >= 0).all(axis=1)
+        out.array("synonym_pairs", pairs[keep])
+        out.array("synonym_scores", np.array([s["score"] for s in page], dtype=np.float32)[keep])
+    for page in _chunks(graph.pages("projection_next")):
+        pairs = np.stack([episodes.find([x["a"] for x in page]), episodes.find([x["b"] for x in page])], 1)
+        out.array("next_pairs", pairs[(pairs >= 0).all(axis=1)])
+
+    for name, values in (("entity_ids", entity_ids), ("episode_ids", episode_ids), ("fact_ids", fact_ids)):
+        out.ids(name, values)
+    manifest["id_width"] = {name: int(v.dtype.itemsize) for name, v in
+                            (("entity_ids", entity_ids), ("episode_ids", episode_ids), ("fact_ids", fact_ids))}
+    out.strings("terms", bm25.new_terms)
+    out.array("term_hash", key_hashes(bm25.new_terms))
+    manifest["bm25"] = [bm25.segment().save(build / "bm25-0")]
+    manifest["counts"] = out.counts()
+    _write_orders(build / f"r{revision}", {
+        "entity_ids": order_of(entity_ids), "episode_ids": episodes.order, "fact_ids": order_of(fact_ids),
+        "entity_key_hash": order_of(mmap_array(build / "entity_key_hash.bin", np.uint64, len(entity_ids))),
+        "term_hash": order_of(key_hashes(bm25.new_terms))})
+    return manifest
+
+
+def _with_first(first: list[dict], rest: Iterator[list[dict]]) -> Iterator[list[dict]]:
+    if first:
+        yield first
+    yield from rest
+
+
+def _write_orders(rdir: Path, orders: dict[str, np.ndarray]) -> None:
+    rdir.mkdir(parents=True, exist_ok=True)
+    for name, order in orders.items():
+        write_array(rdir / f"{name}.order", np.asarray(order, dtype=np.int32))
+    sync_dir(rdir)
+
+
+def build_on_disk(graph: Graph, group_dir: Path, revision: int, vector_dtype: str = "float32") -> None:
+    """Build the projection from the store into ``group_dir`` (call with the group's lock held):
+    into a temporary directory, renamed into place, then the manifest; then what it supersedes goes."""
+    group_dir.mkdir(parents=True, exist_ok=True)
+    token = f"{revision}-{uuidlib.uuid4().hex[:12]}"
+    tmp = group_dir / f"tmp-{token}"
+    try:
+        manifest = _build(graph, tmp, revision, vector_dtype)
+        manifest["build"] = f"b-{token}"
+        sync_dir(tmp)
+        os.rename(tmp, group_dir / manifest["build"])
+        sync_dir(group_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    write_json(group_dir / MANIFEST, manifest)
+    remove_stale(group_dir, manifest)
+
+
+def remove_stale(group_dir: Path, manifest: dict | None = None) -> None:
+    """Delete what the manifest no longer names: other builds, other revisions' directories,
+    unused BM25 segments, temporary directories of builds that never finished (call with the
+    group's lock held, so none of them is a build in progress), and the pickle of the
+    format before this one."""
+    manifest = manifest if manifest is not None else read_json(group_dir / MANIFEST)
+    keep_build = manifest["build"] if manifest else None
+    for child in group_dir.iterdir():
+        if child.is_dir() and (child.name.startswith("tmp-") or (child.name.startswith("b-") and child.name != keep_build)):
+            shutil.rmtree(child, ignore_errors=True)
+        elif child.name.startswith(".") and child.name.endswith(".tmp"):
+            child.unlink(missing_ok=True)
+    if manifest:
+        build = group_dir / keep_build
+        segments = {m["dir"] for m in manifest["bm25"]}
+        for child in build.iterdir():
+            if child.is_dir() and ((child.name.startswith("r") and child.name != f"r{manifest['revision']}")
+                                   or (child.name.startswith("bm25-") and child.name not in segments)):
+                shutil.rmtree(child, ignore_errors=True)
+    pickle = group_dir.parent / f"projection-{group_dir.name}.pkl"
+    pickle.unlink(missing_ok=True)
+
+
+class NeedsRebuild(Exception):
+    """An extension the columns cannot take in place (e.g. an id longer than its column's width)."""
+
+
+def extend_on_disk(group_dir: Path, delta, base_revision: int, revision: int) -> bool:
+    """Append ``delta`` (what one ingestion added) to the group's projection on disk, taking it
+    from ``base_revision`` to ``revision``. True when the files are at ``revision`` afterwards
+    (appended here, or another process got there first); False when they are at neither
+    revision (or unreadable, or the delta does not fit the columns): the next search rebuilds."""
+    group_dir = Path(group_dir)
+    if not (group_dir / MANIFEST).exists():
+        return False
+    with locked(group_dir / LOCK):
+        manifest = read_json(group_dir / MANIFEST)
+        if manifest is None:
+            return False
+        if manifest["revision"] == revision:
+            return True
+        if manifest["revision"] != base_revision:
+            return False
+        try:
+            projection = _open(group_dir, manifest)
+            new = _append(projection, manifest, delta, revision)
+        except (NeedsRebuild, CorruptColumns, OSError, KeyError, ValueError):
+            return False
+        write_json(group_dir / MANIFEST, new)
+        remove_stale(group_dir, new)
+    return True
+
+
+def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
+    """Append the delta's rows to the columns of ``p`` (opened from ``manifest``); returns the
+    manifest that commits them (not yet written)."""
+    from graphmem.resolve.entities import entity_key
+
+    disk = p._disk
+    assert disk is not None
+    build = disk.build_dir
+    new = {**manifest, "revision": revision, "counts": dict(manifest["counts"]), "bm25": list(manifest["bm25"])}
+    out = _Columns(build, manifest)
+    widths = manifest["id_width"]
+    dim, counts = manifest["dim"], manifest["counts"]
+
+    def encode(name: str, values: list[str]) -> np.ndarray:
+        try:
+            return encode_ids(values, widths[name])
+        except ValueError as error:
+            raise NeedsRebuild(str(error)) from error
+
+    entities = _Rows(p.entity_ids.array, disk.orders["entity_ids"])  # type: ignore[attr-defined]
+    episodes = _Rows(p.episode_ids.array, disk.orders["episode_ids"])  # type: ignore[attr-defined]
+    facts = _Rows(p.fact_ids.array, disk.orders["fact_ids"])  # type: ignore[attr-defined]
+
+    # entities
+    found = entities.find([row["uuid"] for row in delta.entities])
+    fresh_entities = []
+    for row, at in zip(delta.entities, found):
+        if at < 0 and row["uuid"] not in entities.added:
+            entities.added[row["uuid"]] = counts["entities"] + len(fresh_entities)
+            fresh_entities.append(row)
+    names = [row["name"] or "" for row in fresh_entities]
+    out.ids("entity_ids", encode("entity_ids", [row["uuid"] for row in fresh_entities]))
+    out.strings("entity_names", names)
+    out.array("entity_key_hash", key_hashes(entity_key(n) for n in names))
+
+    # episodes, and their postings as a new BM25 segment
+    found = episodes.find([row["uuid"] for row in delta.episodes])
+    fresh = []
+    for i, (row, at) in enumerate(zip(delta.episodes, found)):
+        if at < 0 and row["uuid"] not in episodes.added:
+            episodes.added[row["uuid"]] = counts["episodes"] + len(fresh)
+            fresh.append(i)
+    rows = [delta.episodes[i] for i in fresh]
+    texts = [row.get("search_text") or row.get("content") or "" for row in rows]
+    vocabulary = p.bm25.vocabulary if p.bm25 is not None else {}
+    bm25 = BM25Builder(vocabulary.get, counts["terms"], counts["episodes"])
+    out.ids("episode_ids", encode("episode_ids", [row["uuid"] for row in rows]))
+    out.array("episode_times", [row["occurred_at"] if row.get("occurred_at") is not None else -1 for row in rows])
+    vectors = (np.vstack([np.asarray(delta.episode_vectors[i], dtype=np.float32).reshape(-1) for i in fresh])
+               if fresh else np.zeros((0, dim), np.float32))
+    if fresh and vectors.shape[1] != dim:
+        raise NeedsRebuild(f"passage vectors of {vectors.shape[1]} floats, the projection holds {dim}")
+    out.array("episode_vectors", vectors)
+    out.array("episode_questions", [ends_with_question(t) for t in texts])
+    out.array("episode_doc_len", bm25.add(texts))
+    out.strings("terms", bm25.new_terms)
+    out.array("term_hash", key_hashes(bm25.new_terms))
+
+    # mentions of the new episodes (in episode order, as a full build lists them)
+    first_new = counts["episodes"]
+    pairs = np.stack([episodes.find([m["episode"] for m in delta.mentions]),
+                      entities.find([m["entity"] for m in delta.mentions])], 1).reshape(-1, 2)
+    keep = (pairs >= 0).all(axis=1) & (pairs[:, 0] >= first_new)
+    speaker = np.array([m.get("role") == "speaker" for m in delta.mentions], dtype=bool)[keep]
+    pairs = pairs[keep]
+    order = np.argsort(pairs[:, 0], kind="stable")
+    out.array("mention_pairs", pairs[order])
+    out.array("mention_speaker", speaker[order])
+    nexts = getattr(delta, "nexts", [])
+    pairs = np.stack([episodes.find([x["from"] for x in nexts]), episodes.find([x["to"] for x in nexts])], 1).reshape(-1, 2)
+    out.array("next_pairs", pairs[(pairs >= 0).all(axis=1)])
+
+    # facts: new ones appended; known ones gain the new episodes that assert them
+    found = facts.find([row["uuid"] for row in delta.facts])
+    new_facts: list[dict] = []
+    new_vectors: list[np.ndarray] = []
+    new_rows: list[list[int]] = []
+    extra: list[tuple[int, int]] = []
+    for row, vector, at in zip(delta.facts, delta.fact_vectors, found):
+        supporting = [int(e) for e in episodes.find(list(row.get("episodes") or [])) if e >= 0]
+        if at >= 0:
+            known = set(p.fact_episode_rows(int(at)).tolist()) | {e for f, e in extra if f == at}
+            extra += [(int(at), e) for e in dict.fromkeys(supporting) if e not in known]
+        elif row["uuid"] in facts.added:
+            listed = new_rows[facts.added[row["uuid"]] - counts["facts"]]
+            listed += [e for e in dict.fromkeys(supporting) if e not in listed]
+        else:
+            ends = entities.find([row["subject"], row["object"]])
+            if (ends < 0).any() or (row.get("episodes") and not supporting):
+                continue
+            facts.added[row["uuid"]] = counts["facts"] + len(new_facts)
+            new_facts.append(row)
+            new_vectors.append(np.asarray(vector, dtype=np.float32).reshape(-1))
+            new_rows.append(list(dict.fromkeys(supporting)))
+    ends = entities.find([x for f in new_facts for x in (f["subject"], f["object"])]).reshape(-1, 2)
+    if new_vectors and any(len(v) != dim for v in new_vectors):
+        raise NeedsRebuild(f"fact vectors of another width than the projection's {dim}")
+    out.ids("fact_ids", encode("fact_ids", [f["uuid"] for f in new_facts]))
+    out.strings("fact_texts", [f["text"] or "" for f in new_facts])
+    out.array("fact_ends", ends)
+    out.array("fact_valid", [_valid(f) for f in new_facts] if new_facts else np.zeros((0, 2), np.int64))
+    out.array("fact_vectors", np.vstack(new_vectors) if new_vectors else np.zeros((0, dim), np.float32))
+    out.csr("fact_episode_offsets", [len(r) for r in new_rows])
+    out.array("fact_episode_rows", np.array([e for r in new_rows for e in r], dtype=np.int32))
+    out.array("fact_episode_extra", np.array(extra, dtype=np.int32).reshape(-1, 2))
+
+    synonyms = delta.synonyms
+    pairs = np.stack([entities.find([s["a"] for s in synonyms]), entities.find([s["b"] for s in synonyms])], 1).reshape(-1, 2)
+    keep = (pairs >= 0).all(axis=1)
+    out.array("synonym_pairs", pairs[keep])
+    out.array("synonym_scores", np.array([s["score"] for s in synonyms], dtype=np.float32)[keep])
+
+    new["counts"] = out.counts()
+    # the BM25 segments: the new one appended, merged into its predecessor while nearly as large
+    segments = [Segment.open(build / meta["dir"], meta) for meta in manifest["bm25"]]
+    merged, kept = add_segment(segments, bm25.segment())
+    taken = {m["dir"] for m in manifest["bm25"]}
+    metas = list(manifest["bm25"][:kept])
+    serial = max((int(d.split("-")[1]) for d in taken), default=-1) + 1
+    for segment in merged[kept:]:
+        while f"bm25-{serial}" in taken:
+            serial += 1
+        metas.append(segment.save(build / f"bm25-{serial}"))
+        taken.add(f"bm25-{serial}")
+    new["bm25"] = metas
+
+    # the sorted orders of this revision: the old ones with the new rows merged in
+    new_counts = new["counts"]
+    ids = {name: mmap_array(build / f"{name}.bin", f"S{widths[name]}", new_counts[table]) for name, table in IDS.items()}
+    hashes = {name: mmap_array(build / f"{name}.bin", np.uint64, new_counts[ARRAYS[name][0]])
+              for name in ("entity_key_hash", "term_hash")}
+    old = {"entity_ids": counts["entities"], "episode_ids": counts["episodes"], "fact_ids": counts["facts"],
+           "entity_key_hash": counts["entities"], "term_hash": counts["terms"]}
+    _write_orders(build / f"r{revision}", {
+        name: merged_order({**ids, **hashes}[name], disk.orders[name], old[name]) for name in ORDERED})
+    return new
+
+
+# -- loading ---------------------------------------------------------------------------------------
+def load_projection(graph: Graph, cache_dir: Path | None = None, vector_dtype: str = "float32") -> Projection:
+    """The current projection of ``graph``.
+
+    With ``cache_dir`` (``<home>/cache``): the group's projection on disk, mapped, when it is
+    at the store's revision; otherwise it is built there first (one process builds, under the
+    group's lock; the others wait and map the result). Without: built into a temporary
+    directory that is deleted at once (the mapped files live until the projection goes).
+    """
+    if cache_dir is None:
+        with tempfile.TemporaryDirectory(prefix="graphmem-projection-") as tmp:
+            group_dir = Path(tmp)
+            with locked(group_dir / LOCK):
+                build_on_disk(graph, group_dir, graph.revision(), vector_dtype)
+            projection = open_projection(group_dir)
+            assert projection is not None
+            projection._disk = None  # nothing to extend or save next to: the directory is gone
+            return projection
+    group_dir = group_dir_of(Path(cache_dir), graph.group_id)
     revision = graph.revision()
-    cache = cache_dir / f"projection-{graph.group_id}.pkl" if cache_dir is not None else None
-    if cache is not None and revision > 0:
-        cached = Projection.load_cached(cache, revision)
-        if cached is not None:
-            return cached
-    entities = list(graph.pages("projection_entities"))
-    episodes = list(graph.pages("projection_episodes"))
-    mentions = list(graph.pages("projection_mentions"))
-    facts = list(graph.pages("projection_facts"))
-    synonyms = list(graph.pages("projection_synonyms"))
-    nexts = list(graph.pages("projection_next"))
-    entity_at = {row["uuid"]: i for i, row in enumerate(entities)}
-    episode_at = {row["uuid"]: i for i, row in enumerate(episodes)}
-    episode_vectors = _vectors(episodes, None)
-    dim = episode_vectors.shape[1] if len(episodes) else None
-    mentions = [m for m in mentions if m["episode"] in episode_at and m["entity"] in entity_at]
-    mention_pairs = np.array([(episode_at[m["episode"]], entity_at[m["entity"]]) for m in mentions],
-                             dtype=np.int32).reshape(-1, 2)
-    facts = [f for f in facts if f["subject"] in entity_at and f["object"] in entity_at]
-    # a fact asserted only by passages of sources still being written is not
-    # visible yet (projection_episodes holds complete sources only)
-    facts = [{**f, "episodes": [e for e in f["episodes"] if e in episode_at]} for f in facts
-             if not f["episodes"] or any(e in episode_at for e in f["episodes"])]
-    synonyms = [s for s in synonyms if s["a"] in entity_at and s["b"] in entity_at]
-    projection = Projection(
-        entity_ids=[row["uuid"] for row in entities],
-        entity_names=[row["name"] or "" for row in entities],
-        episode_ids=[row["uuid"] for row in episodes],
-        episode_texts=[row["content"] or "" for row in episodes],
-        episode_times=np.array([row["occurred_at"] if row["occurred_at"] is not None else -1 for row in episodes], dtype=np.int64),
-        episode_vectors=episode_vectors,
-        mention_pairs=mention_pairs,
-        fact_ids=[f["uuid"] for f in facts],
-        fact_texts=[f["text"] or "" for f in facts],
-        fact_ends=np.array([(entity_at[f["subject"]], entity_at[f["object"]]) for f in facts], dtype=np.int32).reshape(-1, 2),
-        fact_valid=np.array([(f["valid_at"] if f["valid_at"] is not None else -FAR_FUTURE,
-                              f["invalid_at"] if f["invalid_at"] is not None else FAR_FUTURE) for f in facts],
-                            dtype=np.int64).reshape(-1, 2),
-        fact_episodes=[list(f["episodes"] or []) for f in facts],
-        fact_vectors=_vectors(facts, dim),
-        synonym_pairs=np.array([(entity_at[s["a"]], entity_at[s["b"]]) for s in synonyms], dtype=np.int32).reshape(-1, 2),
-        synonym_scores=np.array([s["score"] for s in synonyms], dtype=np.float32),
-        revision=revision,
-        next_pairs=np.array([(episode_at[x["a"]], episode_at[x["b"]]) for x in nexts
-                             if x["a"] in episode_at and x["b"] in episode_at], dtype=np.int32).reshape(-1, 2),
-        mention_speaker=np.array([m.get("role") == "speaker" for m in mentions], dtype=bool),
-    )
-    if cache is not None and revision > 0:
-        projection.save(cache)
+    projection = open_projection(group_dir)
+    if projection is not None and projection.revision == revision:
+        return projection
+    with locked(group_dir / LOCK):
+        revision = graph.revision()
+        projection = open_projection(group_dir)
+        if projection is not None and projection.revision == revision:
+            return projection  # another process built it while this one waited
+        build_on_disk(graph, group_dir, revision, vector_dtype)
+    projection = open_projection(group_dir)
+    if projection is None:
+        raise CorruptColumns(f"the projection just built in {group_dir} does not open")
     return projection
+
+
+def refresh_on_disk(cache_dir: Path, group_id: str, delta, base_revision: int, revision: int) -> bool:
+    """After an ingestion that took the store from ``base_revision`` to ``revision`` and only added
+    ``delta``: extend the group's projection on disk if it is at ``base_revision`` (other
+    processes then just map the new rows). True when the files are at ``revision`` afterwards."""
+    return extend_on_disk(group_dir_of(Path(cache_dir), group_id), delta, base_revision, revision)

@@ -20,14 +20,13 @@ from graphmem.retrieve.seeds import Seeds
 def add_fact_episode_seeds(projection: Projection, seeds: Seeds, weight: float) -> None:
     if weight <= 0 or not seeds.facts:
         return
-    index = projection.episode_index()
     E = projection.n_entities
     total = sum(score for _, score in seeds.facts)
     if total <= 0:
         return
     extra = np.zeros(len(projection.episode_ids), dtype=np.float32)
     for fact, score in seeds.facts:
-        episodes = [index[u] for u in projection.fact_episodes[fact] if u in index]
+        episodes = projection.fact_episode_rows(fact).tolist()
         for episode in episodes:
             extra[episode] += weight * (score / total) / len(episodes)
     seeds.reset[E:] += extra

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from graphmem.config import RetrievalSettings
 from graphmem.embed.base import Embedder
 from graphmem.retrieve.ann import VectorIndex, load_or_build
+from graphmem.retrieve.bm25 import BM25Index
 from graphmem.retrieve.bridge import apply_bridge
 from graphmem.retrieve.dialogue import (apply_speaker_prior, carry_to_answers, damp_speaker_names,
                                         named_speaker_turns)
@@ -46,27 +47,6 @@ class Hit:
     facts: list[str] = field(default_factory=list)  # seed facts touching this passage
 
 
-class BM25Index:
-    """bm25s over the projection's passages (built on first use)."""
-
-    def __init__(self, texts: Sequence[str]) -> None:
-        import bm25s
-
-        self._bm25s = bm25s
-        self.size = len(texts)
-        self.index = bm25s.BM25()
-        if texts:
-            self.index.index(bm25s.tokenize(list(texts), stopwords="en", show_progress=False), show_progress=False)
-
-    def scores(self, query: str) -> np.ndarray:
-        if not self.size:
-            return np.zeros(0, dtype=np.float32)
-        tokens = self._bm25s.tokenize([query], stopwords="en", show_progress=False, return_ids=False)[0]
-        if not tokens:
-            return np.zeros(self.size, dtype=np.float32)
-        return np.asarray(self.index.get_scores(tokens), dtype=np.float32)
-
-
 class Retriever:
     """Ranks the passages of one :class:`Projection` for natural-language queries."""
 
@@ -76,14 +56,12 @@ class Retriever:
         self.embedder = embedder
         self.settings = settings
         self._query_entities = query_entities
-        self._bm25: BM25Index | None = None
         self._ann: dict[str, VectorIndex] = {}  # "episodes" / "facts": extended in place as rows are added
         self._derived: dict[str, object] = {}  # push operators, the entity -> passages incidence
 
     def reset_indexes(self) -> None:
         """Forget indexes derived from the projection (after it was extended). The ANN
         indexes stay: they take the new rows on their next use."""
-        self._bm25 = None
         self._derived.clear()
 
     # -- the flat query path: which method runs, and its indexes -----------------------
@@ -124,9 +102,10 @@ class Retriever:
 
     @property
     def bm25(self) -> BM25Index:
-        if self._bm25 is None:
-            self._bm25 = BM25Index(self.projection.episode_texts)
-        return self._bm25
+        """The projection's BM25 index (built with it and saved with it on disk)."""
+        if self.projection.bm25 is None:
+            raise ValueError("this projection has no BM25 index (a hand-built one: pass bm25=BM25Index.from_texts(...))")
+        return self.projection.bm25
 
     # -- steps ------------------------------------------------------------------
     def passage_scores(self, query: str, query_vector: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

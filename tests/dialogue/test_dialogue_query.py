@@ -13,7 +13,7 @@ import pytest
 from graphmem.config import RetrievalSettings
 from graphmem.memory import Memory
 from graphmem.retrieve.dialogue import carry_to_answers, damp_speaker_names, question_answer_pairs, speaker_pattern
-from graphmem.retrieve.projection import Projection
+from graphmem.retrieve.projection import Projection, ends_with_question
 from graphmem.retrieve.retriever import Retriever
 
 TEXTS = ["[2023-05-01] Ana: Where do you walk your dogs?",  # question -> Ben answers
@@ -29,7 +29,7 @@ def _projection(speakers: list[int] | None = None) -> Projection:
     pairs = [(turn, s) for turn, s in enumerate(speakers) if s >= 0]
     return Projection(
         entity_ids=["ana", "ben"], entity_names=["Ana", "Ben"],
-        episode_ids=[f"t{i}" for i in range(5)], episode_texts=list(TEXTS),
+        episode_ids=[f"t{i}" for i in range(5)], episode_questions=np.array([ends_with_question(t) for t in TEXTS]),
         episode_times=np.full(5, -1, dtype=np.int64), episode_vectors=np.eye(5, dtype=np.float32),
         mention_pairs=np.array(pairs, dtype=np.int32).reshape(-1, 2),
         fact_ids=[], fact_texts=[], fact_ends=np.zeros((0, 2), np.int32), fact_valid=np.zeros((0, 2), np.int64),
@@ -119,8 +119,8 @@ def _ranked(memory: Memory, query: str, mode: str = "graph", **knobs: float) -> 
     retriever = Retriever(memory.retriever.projection, memory.embedder, RetrievalSettings(**DIALOGUE, **knobs),
                           query_entities=memory.extractor.query_mentions)
     hits = retriever.search(query, k=6, mode=mode)
-    texts = dict(zip(retriever.projection.episode_ids, retriever.projection.episode_texts))
-    return [texts[h.uuid].split(": ", 1)[1] for h in hits]
+    texts = memory.graph.episodes([h.uuid for h in hits])  # the projection holds no texts
+    return [texts[h.uuid]["content"] for h in hits]
 
 
 @pytest.mark.slow

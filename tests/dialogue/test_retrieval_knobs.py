@@ -14,7 +14,7 @@ from graphmem.retrieve.seeds import Seeds
 def _projection() -> Projection:
     return Projection(
         entity_ids=["ana", "ben", "berlin"], entity_names=["Ana", "Ben", "Berlin"],
-        episode_ids=["t0", "t1", "t2"], episode_texts=["a", "b", "c"],
+        episode_ids=["t0", "t1", "t2"],
         episode_times=np.array([100, 200, -1], dtype=np.int64), episode_vectors=np.eye(3, dtype=np.float32),
         mention_pairs=np.array([[0, 0], [1, 1], [2, 0], [2, 2]], dtype=np.int32),
         fact_ids=["f0", "f1"], fact_texts=["Ana move to Berlin", "Ben like Berlin"],

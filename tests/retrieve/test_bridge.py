@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from graphmem.config import RetrievalSettings
+from graphmem.retrieve.bm25 import BM25Index
 from graphmem.retrieve.bridge import apply_bridge, bridge_scores, query_named_entities
 from graphmem.retrieve.projection import Projection
 from graphmem.retrieve.retriever import Retriever
@@ -29,11 +30,11 @@ def _projection() -> Projection:
     return Projection(
         entity_ids=[f"e{i}" for i in range(4)], entity_names=list(NAMES),
         episode_ids=[f"p{i}" for i in range(5)],
-        episode_texts=["Novair International Airways was formed by the Rank Organisation.",
+        bm25=BM25Index.from_texts(["Novair International Airways was formed by the Rank Organisation.",
                        "In 1995 the Rank Organisation was dissolved into the Rank Group.",
                        "Novair International Airways flew charter flights from Gatwick.",
                        "The Rank Organisation owned the Odeon cinemas.",
-                       "Odeon cinemas opened in 1930."],
+                       "Odeon cinemas opened in 1930."]),
         episode_times=np.full(5, -1, dtype=np.int64), episode_vectors=vectors,
         mention_pairs=np.array(MENTIONS, dtype=np.int32),
         fact_ids=[], fact_texts=[], fact_ends=np.zeros((0, 2), np.int32), fact_valid=np.zeros((0, 2), np.int64),
