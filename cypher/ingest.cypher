@@ -54,8 +54,12 @@ MERGE (a)-[s:SYNONYM]->(b)
 SET s.score = r.score
 
 // name: revision_bump
+// A new group's first revision is $first (graphmem passes the time in ms): a group
+// dropped and made again never repeats a revision, so no cached projection of the
+// old group can pass for the new one.
 MERGE (m:GraphMeta {group_id: $group_id})
-SET m.revision = coalesce(m.revision, 0) + 1
+ON CREATE SET m.revision = $first - 1
+SET m.revision = coalesce(m.revision, $first - 1) + 1
 RETURN m.revision AS revision
 
 // name: revision_get

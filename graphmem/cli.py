@@ -796,6 +796,69 @@ def keys_revoke(keys_file: str | None, key_id: str) -> None:
     click.echo(f"revoked {key_id}")
 
 
+@main.group("groups", invoke_without_command=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+@handle_errors
+def groups_group(ctx: click.Context, as_json: bool) -> None:
+    """List the groups (tenants) of the store with their sizes; `groups drop` deletes one.
+
+    Each group lives apart in the store (its own graph on the embedded store).
+
+    \b
+    Example:
+      graphmem groups
+      graphmem groups drop team-a --yes
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from graphmem.store import open_store
+    from graphmem.store.graph import Graph
+
+    store = open_store(ctx.obj.settings())
+    try:
+        sizes = {group: Graph(store, group).stats() for group in store.groups()}
+    finally:
+        store.close()
+    if as_json:
+        click.echo(json.dumps(sizes, indent=2))
+        return
+    for group, counts in sizes.items():
+        click.echo(f"{group}\t{counts['sources']} sources\t{counts['episodes']} episodes\t{counts['entities']} entities")
+    if not sizes:
+        click.echo("no groups yet", err=True)
+
+
+@groups_group.command("drop")
+@click.argument("group")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_obj
+@handle_errors
+def groups_drop(obj: Context, group: str, yes: bool) -> None:
+    """Delete a group and everything in it (its graph, and its cached projection)."""
+    from graphmem.errors import InputError
+    from graphmem.store import open_store
+
+    settings = obj.settings()
+    if not yes:
+        click.confirm(f"delete group {group!r} and everything in it?", abort=True)
+    store = open_store(settings)
+    try:
+        existed = store.drop_group(group)
+    finally:
+        store.close()
+    _forget_cached_projection(settings.home, group)
+    if not existed:
+        raise InputError(f"no group {group!r} in the store")
+    click.echo(f"dropped group {group}")
+
+
+def _forget_cached_projection(home, group: str) -> None:
+    import shutil
+
+    shutil.rmtree(Path(home) / "cache" / group, ignore_errors=True)
+
+
 # -- dialogues, facts over time, forgetting (issue 5) ---------------------------------
 def _when(text: str | None):
     if text is None:

@@ -156,6 +156,22 @@ class Groups:
                 self._locks[group] = threading.RLock()
             return self._memories[group], self._locks[group]
 
+    def drop(self, group: str) -> bool:
+        """Delete ``group`` from the store (its cached projection too); True if it existed."""
+        import shutil
+        from pathlib import Path
+
+        with self._guard:
+            lock = self._locks.setdefault(group, threading.RLock())
+        with lock:
+            existed = self.store.drop_group(group)
+            with self._guard:
+                memory = self._memories.pop(group, None)
+            if memory is not None:
+                memory.close()
+            shutil.rmtree(Path(self.settings.home) / "cache" / group, ignore_errors=True)
+        return existed
+
     def close(self) -> None:
         with self._guard:
             for memory in self._memories.values():
@@ -527,7 +543,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
     # -- keys ---------------------------------------------------------------------------------------------
     def admin(who: Principal = Depends(principal)) -> Principal:
         if not who.admin:
-            raise ApiError(403, "managing keys needs an admin key")
+            raise ApiError(403, "managing keys and groups needs an admin key")
         return who
 
     @app.get("/v1/admin/keys", response_model=list[KeyView], tags=["admin"])
@@ -550,6 +566,18 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
                                     f"'{LOCAL_TOKEN_HEADER}: TOKEN' (or create keys with `graphmem keys add`)")
         key, record = keys.add(body.groups, admin=body.admin, name=body.name)
         return {**record.public(), "key": key}
+
+    @app.get("/v1/admin/groups", tags=["admin"])
+    def list_groups(who: Principal = Depends(admin)) -> dict:
+        """Every group the store holds."""
+        return {"groups": state["groups"].store.groups()}
+
+    @app.delete("/v1/admin/groups/{group}", tags=["admin"])
+    def drop_group(group: Annotated[str, Path(pattern=GROUP_PATTERN)], who: Principal = Depends(admin)) -> dict:
+        """Delete a group and everything in it (on the embedded store: its graph)."""
+        if not state["groups"].drop(group):
+            raise ApiError(404, f"no group {group!r}")
+        return {"dropped": group}
 
     @app.delete("/v1/admin/keys/{key_id}", tags=["admin"])
     def revoke_key(key_id: Annotated[str, Path(pattern=ID_PATTERN)], who: Principal = Depends(admin)) -> dict:

@@ -171,7 +171,9 @@ class Graph:
             self.store.run_rows(name, payload, max(1, self.batch_size // 4), group_id=self.group_id)
 
     def bump_revision(self) -> int:
-        return int(self.store.run("revision_bump", group_id=self.group_id)[0]["revision"])
+        from graphmem.store.owners import now_ms
+
+        return int(self.store.run("revision_bump", group_id=self.group_id, first=now_ms())[0]["revision"])
 
     def revision(self) -> int:
         rows = self.store.run("revision_get", group_id=self.group_id)

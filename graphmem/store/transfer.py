@@ -35,6 +35,7 @@ import numpy as np
 from graphmem.errors import InputError, StoreError
 from graphmem.jsonl import json_lines
 from graphmem.store.base import GROUP_ID, GraphStore
+from graphmem.store.owners import now_ms
 
 FORMAT = "graphmem"
 VERSION = 1
@@ -334,7 +335,7 @@ def import_jsonl(store: GraphStore, path: str | Path, *, batch_size: int = 500,
                 flush(group)
         flush()
     for group in sorted(set(group_of.values())):
-        store.run("revision_bump", group_id=group)
+        store.run("revision_bump", group_id=group, first=now_ms())
     return loaded
 
 
@@ -447,7 +448,7 @@ def migrate(source: GraphStore, target: GraphStore, *, checkpoint: Path, target_
             state.update(kind=None, after="")
             _save(checkpoint, state)
         if count(source, BY_LABEL[("node", "GraphMeta")], group):  # cached projections of the target's group must reload
-            target.run("revision_bump", group_id=group)
+            target.run("revision_bump", group_id=group, first=now_ms())
     result = Migration(source=expected, target={k: sum(count(target, kind, g) for g in groups)
                                                 for k, kind in ((k.name, k) for k in KINDS)},
                        resumed=resumed, copied=dict(state["copied"]))

@@ -122,3 +122,27 @@ def test_real_subprocess_ingest_and_search(tmp_path):
     # the command stopped the server it started
     status = subprocess.run([*exe, "db", "status", "--json"], capture_output=True, text=True, env=env, timeout=60)
     assert json.loads(status.stdout)["running"] is False
+
+
+def test_groups_lists_and_drops(tmp_path):
+    """`graphmem groups` lists each tenant with its size; `groups drop` deletes one (its graph)."""
+    from graphmem.store.falkordb import FalkorDBStore
+    from tests.store.synthetic import build, write
+
+    home = tmp_path / "home"
+    store = FalkorDBStore(home)
+    try:
+        store.ensure_schema(8)
+        write(store, build("team-a"))
+        write(store, build("team-b"))
+    finally:
+        store.close()
+    listed = run("groups", "--json", home=home)
+    assert listed.exit_code == 0, listed.output
+    sizes = json.loads(listed.output)
+    assert set(sizes) == {"team-a", "team-b"} and sizes["team-a"]["episodes"] == 3
+    dropped = run("groups", "drop", "team-b", "--yes", home=home)
+    assert dropped.exit_code == 0 and "dropped group team-b" in dropped.output
+    assert set(json.loads(run("groups", "--json", home=home).output)) == {"team-a"}
+    again = run("groups", "drop", "team-b", "--yes", home=home)
+    assert again.exit_code != 0 and "no group 'team-b'" in again.output

@@ -87,4 +87,4 @@ def write(store, g: Synthetic, batch_size: int = 500) -> None:
                                            for f in g.facts], vector_batch, group_id=g.group)
     for source in g.sources:
         store.run("source_complete", uuid=source["uuid"], group_id=g.group)
-    store.run("revision_bump", group_id=g.group)
+    store.run("revision_bump", group_id=g.group, first=1)

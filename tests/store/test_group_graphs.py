@@ -77,7 +77,7 @@ def test_a_one_graph_store_is_split_per_group_with_counts_checked(tmp_path):
                                                 for e in data.episodes])
         for source in data.sources:
             old.run("source_complete", uuid=source["uuid"], group_id=group)
-        old.run("revision_bump", group_id=group)
+        old.run("revision_bump", group_id=group, first=1)
     before = {group: transfer.counts(old, group) for group in groups}
     assert old.groups() == groups
     store.close()
@@ -148,5 +148,20 @@ def test_one_query_cannot_take_the_hosts_memory(tmp_path, monkeypatch):
             store.cypher("UNWIND range(1, 30000000) AS x WITH collect(x) AS l RETURN size(l)", group_id="g")
         _, rows = store.cypher("UNWIND range(1, 1000) AS x RETURN sum(x)", group_id="g")
         assert rows == [[500500]]
+    finally:
+        store.close()
+
+
+def test_a_group_made_again_never_repeats_a_revision(tmp_path):
+    """Cached projections are keyed by revision: a dropped group's new graph must not
+    reuse the revisions of the old one, or its cache would pass for the new data."""
+    store = FalkorDBStore(tmp_path)
+    try:
+        graph = Graph(store, "g")
+        seen = {graph.bump_revision() for _ in range(3)}
+        store.drop_group("g")
+        assert graph.revision() == 0
+        time.sleep(0.01)
+        assert graph.bump_revision() not in seen
     finally:
         store.close()
