@@ -146,3 +146,14 @@ def test_groups_lists_and_drops(tmp_path):
     assert set(json.loads(run("groups", "--json", home=home).output)) == {"team-a"}
     again = run("groups", "drop", "team-b", "--yes", home=home)
     assert again.exit_code != 0 and "no group 'team-b'" in again.output
+
+
+def test_cypher_refuses_load_csv_unless_write(tmp_path):
+    """LOAD CSV opens files and URLs on the store's host: refused before it reaches the store."""
+    served = tmp_path / "rows.csv"
+    served.write_text("a\n1\n")
+    query = f"LOAD CSV FROM 'file://{served}' AS row RETURN row"
+    result = run("cypher", query, home=tmp_path / "home")
+    assert result.exit_code != 0 and "LOAD CSV" in result.output and "--write" in result.output
+    deep = run("cypher", "RETURN " + "[" * 30 + "1" + "]" * 30, home=tmp_path / "home")
+    assert deep.exit_code != 0 and "levels deep" in deep.output
