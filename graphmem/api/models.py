@@ -12,7 +12,7 @@ from graphmem.memory import SearchResult
 
 #: pydantic checks patterns with Rust's regex engine, where "$" matches only at the very
 #: end (Python's re would also accept a trailing newline: graphmem.api.auth uses fullmatch)
-GROUP_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+GROUP_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$"  # graphmem.store.base.GROUP_ID
 #: the integers the stores hold (64-bit signed); larger ones would be clamped or refused there
 INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 #: path parameters: uuids or source names, without NUL characters

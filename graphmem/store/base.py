@@ -27,14 +27,17 @@ from graphmem.errors import ConfigError
 Row = dict[str, Any]
 Isolation = Literal["graph", "database", "property"]
 
-#: what a group name may hold: it becomes part of a graph or database name
-GROUP_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+#: what a group name may hold: it becomes part of a graph or database name and of a
+#: cache folder's path, so it starts with a letter, digit or '_' (never '.' or '..',
+#: never a '-' a command line would read as an option)
+GROUP_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 
 
 def check_group_id(group_id: str) -> str:
     """``group_id`` if it is a valid group name, else :class:`ConfigError`."""
     if not isinstance(group_id, str) or not GROUP_ID.fullmatch(group_id):
-        raise ConfigError(f"invalid group {group_id!r}: use 1-64 letters, digits, '_', '.', ':' or '-'")
+        raise ConfigError(f"invalid group {group_id!r}: use 1-64 letters, digits, '_', '.', ':' or '-', "
+                          "starting with a letter, digit or '_'")
     return group_id
 
 
