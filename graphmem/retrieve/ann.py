@@ -8,17 +8,18 @@ rows as ingestion adds them). Two ways to search, chosen by size:
 * exact: a matrix-vector product and a partial sort, while the index holds
   fewer than ``exact_below`` rows (there a product is a few milliseconds and
   exact, and an approximate index would only cost building time);
-* approximate: an HNSW graph (usearch, chosen by ``benchmarks/ann_choice.py``:
-  the measurements are in ``benchmarks/README.md``), whose cost per query grows
-  with the logarithm of the rows. It is built once when the index reaches
-  ``exact_below`` rows and extended in place afterwards.
+* approximate: an HNSW graph (faiss-cpu's ``IndexHNSWFlat``, chosen by
+  ``benchmarks/ann_choice.py``: the measurements are in ``benchmarks/README.md``),
+  whose cost per query grows with the logarithm of the rows. It is built once
+  when the index reaches ``exact_below`` rows and extended in place afterwards.
 
-Saved as two files, never a pickle: ``PATH`` (usearch's own format, or a raw
+Saved as two files, never a pickle: ``PATH`` (faiss's own index format, or a raw
 little-endian float32 matrix in exact mode) and ``PATH.json`` (the manifest:
-kind, rows, dimension, parameters). :meth:`VectorIndex.load` can map the HNSW
-file read-only (``view=True``), so every process that searches it shares one
-copy through the page cache; the first :meth:`~VectorIndex.add` then reads it
-into memory.
+kind, rows, dimension, parameters). :meth:`VectorIndex.load` can map the file's
+vectors read-only (``view=True``, faiss's ``IO_FLAG_MMAP_IFC``: only the graph's
+links are read into memory), so every process that searches it shares the
+vectors through the page cache; the first :meth:`~VectorIndex.add` then reads
+the file into memory.
 
 Scores are inner products of the stored vectors: exact in float32, and within
 about 1e-3 when the HNSW stores half floats (``dtype="f16"``); callers that
@@ -29,7 +30,6 @@ threshold or softmax the scores recompute them from their own matrix
 from __future__ import annotations
 
 import json
-import os
 import threading
 from pathlib import Path
 
@@ -45,12 +45,13 @@ class VectorIndex:
 
     ``connectivity`` (HNSW's M), ``expansion_add`` (ef at construction) and
     ``expansion_search`` (ef at query time; raised to k when k is larger) trade
-    building and query time for recall; ``dtype`` is how the HNSW stores vectors
-    (``f32`` or ``f16``, half the memory).
+    building and query time for recall (the defaults are the measured row of
+    ``benchmarks/README.md``); ``dtype`` is how the HNSW stores vectors (``f32``, or
+    ``f16``: half the memory, scores within about 1e-3).
     """
 
-    def __init__(self, dim: int, *, exact_below: int = EXACT_BELOW, dtype: str = "f32", connectivity: int = 16,
-                 expansion_add: int = 128, expansion_search: int = 128) -> None:
+    def __init__(self, dim: int, *, exact_below: int = EXACT_BELOW, dtype: str = "f32", connectivity: int = 32,
+                 expansion_add: int = 80, expansion_search: int = 128) -> None:
         if dim < 1:
             raise ValueError("dim must be positive")
         if dtype not in ("f32", "f16"):
@@ -63,7 +64,7 @@ class VectorIndex:
         self.expansion_search = expansion_search
         self._rows = np.zeros((0, dim), dtype=np.float32)  # exact mode: rows [0, _count) of this buffer
         self._count = 0
-        self._hnsw = None  # usearch Index once approximate
+        self._hnsw = None  # faiss IndexHNSW once approximate
         self._viewed: Path | None = None  # the file a read-only mapped HNSW came from
         self._lock = threading.Lock()  # add() against add(); searches need no lock
 
@@ -84,8 +85,6 @@ class VectorIndex:
     def tune(self, expansion_search: int) -> None:
         """Set the HNSW search breadth (ef) for the following searches."""
         self.expansion_search = int(expansion_search)
-        if self._hnsw is not None and self._hnsw.expansion_search != self.expansion_search:
-            self._hnsw.expansion_search = self.expansion_search
 
     @property
     def exact(self) -> bool:
@@ -110,14 +109,14 @@ class VectorIndex:
             if self._hnsw is None:  # crossing the threshold: everything so far goes into the graph
                 self._hnsw = self._new_hnsw()
                 if first:
-                    self._hnsw.add(np.arange(first, dtype=np.uint64), self._rows[:first], threads=_threads())
+                    self._hnsw.add(self._rows[:first])
                 self._rows = np.zeros((0, self.dim), dtype=np.float32)
-            elif self._viewed is not None:  # a mapped file is read-only: read it into memory first
-                from usearch.index import Index
+            elif self._viewed is not None:  # mapped vectors are read-only: read the file into memory first
+                import faiss
 
-                self._hnsw = Index.restore(str(self._viewed), view=False)
+                self._hnsw = faiss.read_index(str(self._viewed))
                 self._viewed = None
-            self._hnsw.add(np.arange(first, first + len(rows), dtype=np.uint64), rows, threads=_threads())
+            self._hnsw.add(rows)  # faiss numbers rows in order: the ids continue from ``first``
             self._count += len(rows)
 
     def extend_to(self, matrix: np.ndarray) -> None:
@@ -128,10 +127,15 @@ class VectorIndex:
             self.add(np.asarray(matrix[self._count:], dtype=np.float32))
 
     def _new_hnsw(self):
-        from usearch.index import Index
+        import faiss
 
-        return Index(ndim=self.dim, metric="ip", dtype=self.dtype, connectivity=self.connectivity,
-                     expansion_add=self.expansion_add, expansion_search=self.expansion_search)
+        if self.dtype == "f16":
+            index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_fp16, self.connectivity,
+                                      faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexHNSWFlat(self.dim, self.connectivity, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self.expansion_add
+        return index
 
     # -- searching ---------------------------------------------------------------------
     def search(self, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,17 +155,13 @@ class VectorIndex:
         hnsw = self._hnsw
         if hnsw is None:
             return _exact_top(self._rows[: self._count], queries, k)
-        if hnsw.expansion_search < k:  # HNSW finds at most ef neighbours
-            hnsw.expansion_search = k
-        elif hnsw.expansion_search != self.expansion_search and self.expansion_search >= k:
-            hnsw.expansion_search = self.expansion_search
-        found = hnsw.search(queries, k, threads=1)
-        ids = np.asarray(found.keys, dtype=np.int64).reshape(len(queries), -1)[:, :k]
-        scores = (1.0 - np.asarray(found.distances, dtype=np.float32)).reshape(len(queries), -1)[:, :k]
-        counts = np.asarray(found.counts).reshape(-1) if hasattr(found, "counts") else np.array([len(found)])
-        for row, count in enumerate(counts.tolist()):
-            ids[row, count:] = -1
-            scores[row, count:] = -np.inf
+        import faiss
+
+        # HNSW finds at most ef neighbours; the parameters go with the call (safe across threads)
+        params = faiss.SearchParametersHNSW(efSearch=max(k, self.expansion_search))
+        scores, ids = hnsw.search(queries, k, params=params)
+        ids = ids.astype(np.int64, copy=False)
+        scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
         return ids, scores
 
     # -- files -------------------------------------------------------------------------------
@@ -172,11 +172,13 @@ class VectorIndex:
         tmp = path.with_name(path.name + ".tmp")
         with self._lock:
             if self._hnsw is not None:
-                self._hnsw.save(str(tmp))
+                import faiss
+
+                faiss.write_index(self._hnsw, str(tmp))
             else:
                 with open(tmp, "wb") as handle:
                     handle.write(np.ascontiguousarray(self._rows[: self._count], dtype="<f4").tobytes())
-            manifest = {"version": FORMAT_VERSION, "kind": "exact" if self._hnsw is None else "hnsw",
+            manifest = {"version": FORMAT_VERSION, "kind": "exact" if self._hnsw is None else "faiss-hnsw",
                         "rows": self._count, "dim": self.dim, "exact_below": self.exact_below, "dtype": self.dtype,
                         "connectivity": self.connectivity, "expansion_add": self.expansion_add,
                         "expansion_search": self.expansion_search}
@@ -209,12 +211,17 @@ class VectorIndex:
             index._rows = data.reshape(rows, index.dim).astype(np.float32, copy=False)
             index._count = rows
             return index
-        from usearch.index import Index
+        if manifest["kind"] != "faiss-hnsw":
+            raise ValueError(f"vector index {path}: unknown kind {manifest['kind']!r}")
+        import faiss
 
-        hnsw = Index.restore(str(path), view=view)
-        if hnsw is None or len(hnsw) != rows:
-            raise ValueError(f"vector index {path}: the HNSW file does not hold the {rows} rows of its manifest")
-        hnsw.expansion_search = index.expansion_search
+        try:
+            hnsw = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC if view else 0)
+        except RuntimeError as exc:  # faiss reports unreadable files as RuntimeError
+            raise ValueError(f"vector index {path}: {exc}") from exc
+        if hnsw.ntotal != rows or hnsw.d != index.dim:
+            raise ValueError(f"vector index {path}: the HNSW file does not hold the {rows} x {index.dim} "
+                             "rows of its manifest")
         index._hnsw = hnsw
         index._count = rows
         index._viewed = path if view else None
@@ -261,7 +268,3 @@ def _exact_top(matrix: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndar
     order = np.lexsort((top, -top_scores), axis=1)
     ids = np.take_along_axis(top, order, 1).astype(np.int64)
     return ids, np.take_along_axis(top_scores, order, 1).astype(np.float32)
-
-
-def _threads() -> int:
-    return os.cpu_count() or 1

@@ -89,7 +89,7 @@ def test_save_load_round_trip(tmp_path, vectors, queries, exact_below):
     path = tmp_path / "passages.ann"
     index.save(path)
     manifest = json.loads((tmp_path / "passages.ann.json").read_text())
-    assert manifest["rows"] == 3000 and manifest["kind"] == ("hnsw" if exact_below == 0 else "exact")
+    assert manifest["rows"] == 3000 and manifest["kind"] == ("faiss-hnsw" if exact_below == 0 else "exact")
     assert path.read_bytes()[:2] != b"\x80\x04"  # not a pickle
     loaded = VectorIndex.load(path)
     assert len(loaded) == 3000 and loaded.exact == index.exact
