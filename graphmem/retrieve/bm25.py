@@ -1,23 +1,30 @@
 """BM25 over the projection's passages, built once and kept with the projection on disk.
 
-The scores are bm25s's (its tokenizer with English stopwords, its default
-Lucene variant: ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``, term part
-``tf / (k1 (1 - b + b dl / avgdl) + tf)``, k1 1.5, b 0.75), computed with the
-same float operations, so they equal those of ``bm25s.BM25`` over the same
-texts. What differs is the index: bm25s stores each (term, passage) score, which
-depends on N, df and the average length of the whole corpus, so adding one
-passage would mean rebuilding it from every text. Here the index keeps raw
-term frequencies and passage lengths, and the query weighs them: the postings
-live in segments, each over a range of passages (term id -> passages, term
-frequencies), and an ingestion appends a segment for its own passages. A new
-segment that is at least half the size of the one before is merged into it, so
-there are O(log passages) segments. Term ids are global (the vocabulary only
-grows); a term's df is the sum of its postings over the segments.
+The scores are bm25s's (its tokens: lower case, ``\\w\\w+`` words, English stopwords
+out; its default Lucene variant: ``idf = ln(1 + (N - df + 0.5) / (df + 0.5))``,
+term part ``tf / (k1 (1 - b + b dl / avgdl) + tf)``, k1 1.5, b 0.75), equal to those
+of ``bm25s.BM25`` over the same texts to float32 rounding. What differs is the
+index: bm25s stores each (term, passage) score, which depends on N, df and the
+average length of the whole corpus, so adding one passage would mean rebuilding
+it from every text. Here the index keeps what does not change as passages are
+added (term frequencies, passage lengths) and the query weighs them with the
+current N, df and average length, so an index extended in place scores exactly as
+one built at once.
+
+The postings live in segments, each over a range of passages (term id ->
+passages), and an ingestion appends a segment for its own passages; a new
+segment at least half the size of the one before is merged into it, so there
+are O(log passages) segments. A posting stores its (tf, passage length) pair as
+a row of its segment's small table of distinct pairs, weighed once per query
+(:meth:`BM25Index._table`), so a posting costs a lookup and an add, as a
+precomputed score would. Term ids are global (the vocabulary only grows); a
+term's df is the sum of its postings over the segments.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol, Sequence
@@ -30,13 +37,21 @@ K1 = 1.5
 B = 0.75
 
 
-def tokenize(texts: Sequence[str]) -> list[list[str]]:
-    """bm25s's tokens (lower case, ``\\w\\w+`` words, English stopwords out)."""
-    import bm25s
+_WORDS = re.compile(r"(?u)\b\w\w+\b").findall
+_STOPWORDS: frozenset[str] | None = None
 
-    if not texts:
-        return []
-    return bm25s.tokenize(list(texts), stopwords="en", show_progress=False, return_ids=False)
+
+def tokenize(texts: Sequence[str]) -> list[list[str]]:
+    """bm25s's tokens: what ``bm25s.tokenize(texts, stopwords="en", return_ids=False)``
+    returns (lower case, ``\\w\\w+`` words, its English stopwords out), without its progress
+    bars and per-call set-up, which cost more than the splitting for a query."""
+    global _STOPWORDS
+    if _STOPWORDS is None:
+        from bm25s.stopwords import STOPWORDS_EN
+
+        _STOPWORDS = frozenset(STOPWORDS_EN)
+    stop = _STOPWORDS
+    return [[t for t in _WORDS(text.lower()) if t not in stop] for text in texts]
 
 
 class Vocabulary(Protocol):
@@ -46,67 +61,89 @@ class Vocabulary(Protocol):
 @dataclass
 class Segment:
     """The postings of one range of passages: ``terms`` (sorted term ids), ``indptr`` into
-    ``docs`` (passage rows, ascending within a term) and ``tf`` (term frequencies)."""
+    ``docs`` (passage rows, ascending within a term) and ``combo``: each posting's (term
+    frequency, passage length) pair as a row of ``combo_tf`` / ``combo_len``. A segment
+    holds few distinct pairs, so a query weighs them once per pair (a small table) and
+    each posting costs one lookup, not the BM25 arithmetic."""
 
     terms: np.ndarray  # (T,) int32
     indptr: np.ndarray  # (T + 1,) int64
     docs: np.ndarray  # (n,) int32
-    tf: np.ndarray  # (n,) uint16
+    combo: np.ndarray  # (n,) uint16 or uint32
+    combo_tf: np.ndarray  # (C,) int32
+    combo_len: np.ndarray  # (C,) int32
 
     @property
     def size(self) -> int:
         return len(self.docs)
 
-    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray] | None:
-        at = int(np.searchsorted(self.terms, term))
+    def span(self, term: int) -> tuple[int, int] | None:
+        """Where ``term``'s postings are (start, end), or None."""
+        at = int(np.searchsorted(self.terms, self.terms.dtype.type(term)))  # same dtype: no converted copy
         if at >= len(self.terms) or int(self.terms[at]) != term:
             return None
-        start, end = int(self.indptr[at]), int(self.indptr[at + 1])
-        return self.docs[start:end], self.tf[start:end]
+        return int(self.indptr[at]), int(self.indptr[at + 1])
+
+    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """(passages, term frequencies) of ``term``."""
+        span = self.span(term)
+        if span is None:
+            return None
+        return self.docs[span[0]:span[1]], self.combo_tf[self.combo[span[0]:span[1]]]
+
+    def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(passages, terms, term frequencies, passage lengths), one per posting."""
+        terms = np.repeat(self.terms, np.diff(self.indptr))
+        return self.docs, terms, self.combo_tf[self.combo], self.combo_len[self.combo]
 
     # -- files -------------------------------------------------------------------------
-    FILES = (("terms", np.int32), ("indptr", np.int64), ("docs", np.int32), ("tf", np.uint16))
+    FILES = (("terms", np.int32), ("indptr", np.int64), ("docs", np.int32), ("combo", None),
+             ("combo_tf", np.int32), ("combo_len", np.int32))
 
     def save(self, directory: Path) -> dict:
         directory.mkdir(parents=True, exist_ok=True)
         for name, dtype in self.FILES:
             write_array(directory / f"{name}.bin", np.asarray(getattr(self, name), dtype=dtype))
-        return {"dir": directory.name, "terms": len(self.terms), "postings": len(self.docs)}
+        return {"dir": directory.name, "terms": len(self.terms), "postings": len(self.docs),
+                "combos": len(self.combo_tf), "combo_dtype": np.dtype(self.combo.dtype).name}
 
     @classmethod
     def open(cls, directory: Path, meta: dict) -> "Segment":
         sizes = {"terms": meta["terms"], "indptr": meta["terms"] + 1, "docs": meta["postings"],
-                 "tf": meta["postings"]}
-        arrays = {name: mmap_array(directory / f"{name}.bin", dtype, sizes[name]) for name, dtype in cls.FILES}
+                 "combo": meta["postings"], "combo_tf": meta["combos"], "combo_len": meta["combos"]}
+        arrays = {name: mmap_array(directory / f"{name}.bin", dtype or meta["combo_dtype"], sizes[name])
+                  for name, dtype in cls.FILES}
         if meta["terms"] == 0:
             arrays["indptr"] = np.zeros(1, np.int64)
         return cls(**arrays)
 
 
 def empty_segment() -> Segment:
-    return Segment(np.zeros(0, np.int32), np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint16))
+    return Segment(np.zeros(0, np.int32), np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint16),
+                   np.zeros(0, np.int32), np.zeros(0, np.int32))
 
 
-def segment_of(docs: np.ndarray, terms: np.ndarray, tf: np.ndarray) -> Segment:
-    """A segment from (passage, term, tf) triples given in passage order."""
+def segment_of(docs: np.ndarray, terms: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> Segment:
+    """A segment from (passage, term, tf, passage length) postings given in passage order."""
     if not len(docs):
         return empty_segment()
     order = np.argsort(terms, kind="stable")  # stable: passages stay ascending within a term
-    terms, docs, tf = terms[order], docs[order], tf[order]
+    terms, docs = terms[order], docs[order]
+    pairs = (np.asarray(tf, dtype=np.int64)[order] << 32) | np.asarray(lengths, dtype=np.int64)[order]
+    unique, combo = np.unique(pairs, return_inverse=True)
     starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
     indptr = np.append(starts, len(terms)).astype(np.int64)
-    return Segment(terms[starts].astype(np.int32), indptr, docs.astype(np.int32), tf.astype(np.uint16))
+    combo_dtype = np.uint16 if len(unique) <= np.iinfo(np.uint16).max + 1 else np.uint32
+    return Segment(terms[starts].astype(np.int32), indptr, docs.astype(np.int32), combo.astype(combo_dtype),
+                   (unique >> 32).astype(np.int32), (unique & 0xFFFFFFFF).astype(np.int32))
 
 
 def merge_segments(segments: Sequence[Segment]) -> Segment:
     """One segment holding the postings of ``segments`` (given in passage order)."""
-    parts = [s for s in segments if s.size]
+    parts = [s.triples() for s in segments if s.size]
     if not parts:
         return empty_segment()
-    docs = np.concatenate([s.docs for s in parts])
-    terms = np.concatenate([np.repeat(s.terms, np.diff(s.indptr)) for s in parts])
-    tf = np.concatenate([s.tf for s in parts])
-    return segment_of(docs, terms, tf)
+    return segment_of(*(np.concatenate([p[i] for p in parts]) for i in range(4)))
 
 
 class BM25Builder:
@@ -126,6 +163,7 @@ class BM25Builder:
         self._docs: list[np.ndarray] = []
         self._terms: list[np.ndarray] = []
         self._tf: list[np.ndarray] = []
+        self._len: list[np.ndarray] = []
 
     def _term_id(self, term: str) -> int:
         found = self._ids.get(term)
@@ -150,14 +188,16 @@ class BM25Builder:
             keys, counts = np.unique((local << 32) | terms, return_counts=True)  # sorted: passage, then term
             self._docs.append(((keys >> 32) + self.next_doc).astype(np.int32))
             self._terms.append((keys & 0xFFFFFFFF).astype(np.int32))
-            self._tf.append(np.minimum(counts, np.iinfo(np.uint16).max).astype(np.uint16))
+            self._tf.append(counts.astype(np.int32))
+            self._len.append(lengths[keys >> 32].astype(np.int32))
         self.next_doc += len(tokenized)
         return lengths.astype(np.int32)
 
     def segment(self) -> Segment:
         if not self._docs:
             return empty_segment()
-        return segment_of(np.concatenate(self._docs), np.concatenate(self._terms), np.concatenate(self._tf))
+        return segment_of(np.concatenate(self._docs), np.concatenate(self._terms), np.concatenate(self._tf),
+                          np.concatenate(self._len))
 
 
 class BM25Index:
@@ -173,6 +213,7 @@ class BM25Index:
         self.vocabulary = vocabulary
         self.size = len(doc_len)
         self._avg: float | None = None
+        self._tables: dict[int, np.ndarray] | None = None
 
     @classmethod
     def from_texts(cls, texts: Sequence[str]) -> "BM25Index":
@@ -188,20 +229,32 @@ class BM25Index:
             self._avg = np.asarray(self.doc_len, dtype=np.int64).mean() if self.size else np.float64(0.0)
         return self._avg
 
+    def _table(self, segment: int) -> np.ndarray:
+        """The BM25 term part of each (tf, length) pair of a segment at the current avgdl:
+        ``tf / (k1 (1 - b + b dl / avgdl) + tf)``, computed as bm25s computes it per posting
+        (float64), kept as float32."""
+        if self._tables is None:
+            self._tables = {}
+        table = self._tables.get(segment)
+        if table is None:
+            s = self.segments[segment]
+            tf = s.combo_tf.astype(np.float64)
+            table = (tf / (K1 * ((1 - B) + B * s.combo_len.astype(np.float64) / self.avg_doc_len) + tf)).astype(np.float32)
+            self._tables[segment] = table
+        return table
+
     def term_weights(self, term: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(passages, float32 BM25 weight) of one term, one pair per segment that holds it."""
-        parts = [p for p in (s.postings(term) for s in self.segments) if p is not None]
+        spans = [(i, span) for i, span in ((i, s.span(term)) for i, s in enumerate(self.segments)) if span]
         n = self.size
-        df = sum(len(docs) for docs, _ in parts)
+        df = sum(end - start for _, (start, end) in spans)
         idf = np.float32(math.log(1 + (n - df + 0.5) / (df + 0.5)))
-        avg = self.avg_doc_len
         weighted = []
-        for docs, tf in parts:
-            tf64 = tf.astype(np.float64)
-            length = self.doc_len[docs].astype(np.float64)
-            # bm25s's operations in its order (float64, then the float32 product it stores)
-            tfc = tf64 / (K1 * ((1 - B) + B * length / avg) + tf64)
-            weighted.append((docs, (idf * tfc).astype(np.float32)))
+        for i, (start, end) in spans:
+            segment = self.segments[i]
+            values = self._table(i)[segment.combo[start:end]]  # a gathered copy: scaled in place
+            values *= idf
+            weighted.append((segment.docs[start:end], values))
         return weighted
 
     def term_ids(self, query: str) -> list[int]:
@@ -218,7 +271,7 @@ class BM25Index:
             if term not in weights:
                 weights[term] = self.term_weights(term)
             for docs, values in weights[term]:
-                scores[docs] += values  # a term lists a passage once: no need for np.add.at
+                np.add.at(scores, docs, values)
         return scores
 
 

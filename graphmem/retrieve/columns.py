@@ -217,19 +217,20 @@ def encode_ids(values: Iterable[str], width: int | None = None) -> np.ndarray:
 
 # -- sorted lookups --------------------------------------------------------------------------
 def order_of(values: np.ndarray) -> np.ndarray:
-    """The stable argsort of ``values`` as int32 (row numbers stay below 2**31)."""
-    return np.argsort(values, kind="stable").astype(np.int32)
+    """The stable argsort of ``values``, as intp: ``np.searchsorted(..., sorter=order)`` converts
+    any other dtype first, a pass over the whole order on every lookup."""
+    return np.argsort(values, kind="stable").astype(np.intp)
 
 
 def merged_order(values: np.ndarray, order: np.ndarray, first_new: int) -> np.ndarray:
     """The stable argsort of ``values`` given ``order``, the one of ``values[:first_new]``:
     the appended rows are sorted among themselves and merged in (linear, not a new sort)."""
-    tail = np.arange(first_new, len(values), dtype=np.int32)
+    tail = np.arange(first_new, len(values), dtype=np.intp)
     if not len(tail):
-        return np.asarray(order, dtype=np.int32)
+        return np.asarray(order, dtype=np.intp)
     tail = tail[np.argsort(values[first_new:], kind="stable")]
     at = np.searchsorted(values[:first_new], values[tail], side="right", sorter=order)
-    return np.insert(np.asarray(order, dtype=np.int32), at, tail)
+    return np.insert(np.asarray(order, dtype=np.intp), at, tail)
 
 
 def find_sorted(values: np.ndarray, order: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -420,7 +420,7 @@ def _open(group_dir: Path, manifest: dict) -> Projection:
     orders = {}
     for name in ORDERED:
         table = IDS.get(name) or ARRAYS[name][0]
-        orders[name] = mmap_array(rdir / f"{name}.order", np.int32, counts[table])
+        orders[name] = mmap_array(rdir / f"{name}.order", np.int64, counts[table])
     arrays = {name: array(name) for name in ARRAYS}
     terms = strings("terms")
     vocabulary = KeyMap(HashIndex(arrays["term_hash"], orders["term_hash"], terms.__getitem__), counts["terms"])
@@ -456,7 +456,7 @@ def open_projection(group_dir: Path) -> Projection | None:
     return None
 
 
-class _Columns:
+class ColumnWriter:
     """Appends rows to the column files of one build, tracking the rows each file holds;
     :meth:`counts` checks every column of a table agrees before a manifest is written."""
 
@@ -596,7 +596,7 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
         dim = _embedding_dim(first_facts) or 0
     manifest = {"format": FORMAT, "revision": revision, "build": build.name, "dim": int(dim),
                 "vector_dtype": np.dtype(vector_dtype).name, "counts": {}, "bm25": []}
-    out = _Columns(build, manifest)
+    out = ColumnWriter(build, manifest)
     for name in (*STRINGS, *OFFSETS):  # offsets start with a 0, even for a table left empty
         out.csr(name, [])
 
@@ -671,7 +671,7 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
     out.array("term_hash", key_hashes(bm25.new_terms))
     manifest["bm25"] = [bm25.segment().save(build / "bm25-0")]
     manifest["counts"] = out.counts()
-    _write_orders(build / f"r{revision}", {
+    write_orders(build / f"r{revision}", {
         "entity_ids": order_of(entity_ids), "episode_ids": episodes.order, "fact_ids": order_of(fact_ids),
         "entity_key_hash": order_of(mmap_array(build / "entity_key_hash.bin", np.uint64, len(entity_ids))),
         "term_hash": order_of(key_hashes(bm25.new_terms))})
@@ -684,21 +684,28 @@ def _with_first(first: list[dict], rest: Iterator[list[dict]]) -> Iterator[list[
     yield from rest
 
 
-def _write_orders(rdir: Path, orders: dict[str, np.ndarray]) -> None:
+def write_orders(rdir: Path, orders: dict[str, np.ndarray]) -> None:
     rdir.mkdir(parents=True, exist_ok=True)
     for name, order in orders.items():
-        write_array(rdir / f"{name}.order", np.asarray(order, dtype=np.int32))
+        write_array(rdir / f"{name}.order", np.asarray(order, dtype=np.int64))
     sync_dir(rdir)
 
 
 def build_on_disk(graph: Graph, group_dir: Path, revision: int, vector_dtype: str = "float32") -> None:
-    """Build the projection from the store into ``group_dir`` (call with the group's lock held):
-    into a temporary directory, renamed into place, then the manifest; then what it supersedes goes."""
+    """Build the projection from the store into ``group_dir`` (call with the group's lock held)."""
+    write_build(group_dir, revision, lambda tmp: _build(graph, tmp, revision, vector_dtype))
+
+
+def write_build(group_dir: Path, revision: int, fill: Callable[[Path], dict]) -> dict:
+    """Make a new build of ``group_dir`` current: ``fill(directory)`` writes the columns into a
+    new temporary directory and returns their manifest; the directory is renamed into place,
+    then the manifest written, then what it supersedes deleted. A crash at any point leaves
+    the previous build current (and a ``tmp-`` directory the next writer removes)."""
     group_dir.mkdir(parents=True, exist_ok=True)
     token = f"{revision}-{uuidlib.uuid4().hex[:12]}"
     tmp = group_dir / f"tmp-{token}"
     try:
-        manifest = _build(graph, tmp, revision, vector_dtype)
+        manifest = fill(tmp)
         manifest["build"] = f"b-{token}"
         sync_dir(tmp)
         os.rename(tmp, group_dir / manifest["build"])
@@ -708,6 +715,7 @@ def build_on_disk(graph: Graph, group_dir: Path, revision: int, vector_dtype: st
         raise
     write_json(group_dir / MANIFEST, manifest)
     remove_stale(group_dir, manifest)
+    return manifest
 
 
 def remove_stale(group_dir: Path, manifest: dict | None = None) -> None:
@@ -772,7 +780,7 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     assert disk is not None
     build = disk.build_dir
     new = {**manifest, "revision": revision, "counts": dict(manifest["counts"]), "bm25": list(manifest["bm25"])}
-    out = _Columns(build, manifest)
+    out = ColumnWriter(build, manifest)
     widths = manifest["id_width"]
     dim, counts = manifest["dim"], manifest["counts"]
 
@@ -896,7 +904,7 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
               for name in ("entity_key_hash", "term_hash")}
     old = {"entity_ids": counts["entities"], "episode_ids": counts["episodes"], "fact_ids": counts["facts"],
            "entity_key_hash": counts["entities"], "term_hash": counts["terms"]}
-    _write_orders(build / f"r{revision}", {
+    write_orders(build / f"r{revision}", {
         name: merged_order({**ids, **hashes}[name], disk.orders[name], old[name]) for name in ORDERED})
     return new
 
