@@ -159,11 +159,8 @@ def push_pagerank(operator: PushOperator, reset: np.ndarray, damping: float = 0.
         r = np.zeros(n, dtype=np.float64)
         r[seeds] = seed_share
         touched = seeds
-        candidates = seeds
-        while True:
-            active = candidates[r[candidates] > epsilon * degree[candidates]]
-            if not len(active):
-                break
+        active = seeds[r[seeds] > epsilon * degree[seeds]]
+        while len(active):
             mass = r[active]
             r[active] = 0.0
             p[active] += alpha * mass
@@ -179,13 +176,15 @@ def push_pagerank(operator: PushOperator, reset: np.ndarray, damping: float = 0.
             if lost.any():  # a walk from a node with no edges restarts at the seeds
                 targets = np.concatenate([targets, seeds])
                 weights = np.concatenate([weights, float(spread[lost].sum()) * seed_share])
-            candidates, inverse = np.unique(targets, return_inverse=True)
-            r[candidates] += np.bincount(inverse, weights=weights, minlength=len(candidates))
+            np.add.at(r, targets, weights)
+            # the next round's nodes: only those that just received mass can have crossed the threshold
+            hot = targets[r[targets] > epsilon * degree[targets]]
             if stats is not None:
                 totals["rounds"] += 1
                 totals["pushes"] += len(active)
                 totals["edges"] += edges
-                touched = np.union1d(touched, candidates)
+                touched = np.union1d(touched, targets)
+            active = np.unique(hot)
         out[:, column] = p
         totals["touched"] += len(touched)
     if stats is not None:
