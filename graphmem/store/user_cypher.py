@@ -8,10 +8,21 @@ others or the host:
 - **Parsing cost.** FalkorDB's parser is exponential in nesting: every level
   of brackets, ``CASE`` or prefix operator (``NOT``, unary ``-``/``+``)
   multiplies its time by about four, and no query timeout covers parsing
-  (a 109-character query of 21 nested lists took 15 s). A linear tokenizer
-  measures the nesting and refuses anything deeper than :attr:`Budget.max_depth`,
-  along with queries longer than :attr:`Budget.max_chars` characters or
+  (a 109-character query of 21 nested lists took 15 s). A ``NOT`` nests
+  without any bracket too: its operand runs on to the next ``AND``/``OR``/``XOR``,
+  comma or clause, so each ``NOT`` of ``true = NOT true = NOT true ...`` is one
+  level deeper (20 of them took 15 s to parse). A linear tokenizer measures the
+  nesting and refuses anything deeper than :attr:`Budget.max_depth`, along with
+  queries longer than :attr:`Budget.max_chars` characters or
   :attr:`Budget.max_tokens` tokens.
+- **One huge value.** ``range(1, 10000000000)`` asks the store for one list of
+  ten billion items in a single allocation, which no timeout interrupts: the
+  store process aborts. ``range()`` bounds must be integers or integer
+  parameters, and the list at most :attr:`Budget.max_range` items.
+- **Parameters.** The store reads parameters as text before the query, outside
+  its timeout: at most :attr:`Budget.max_param_values` values in all.
+- **Planning cost.** FalkorDB plans a chain of ``OPTIONAL MATCH`` clauses in about
+  cubic time, also outside the timeout: at most :attr:`Budget.max_optional`.
 - **Rows.** The row limit is written into the query the store runs: every
   top-level ``RETURN`` gets ``LIMIT n`` (an existing ``LIMIT`` of an integer or a
   parameter is lowered to ``n``), so a store never materialises more rows than
@@ -20,6 +31,12 @@ others or the host:
   files and URLs on the store's host), no ``USE`` or administration commands
   (they switch databases on Neo4j), and ``CALL`` only for the read procedures
   in :data:`READ_PROCEDURES`. The store also runs such queries read-only.
+
+Not covered here: the time and memory one expression takes once it runs.
+FalkorDB checks a query's timeout between records, not inside an expression, so
+a comprehension over a large list, or a list doubled clause after clause, runs
+(and allocates) past ``timeout_ms``; no token budget can bound that (see
+docs/security.md, known limits).
 """
 
 from __future__ import annotations
@@ -76,6 +93,15 @@ class Budget:
     #: brackets, CASE and chains of prefix operators, counted together; at depth 10
     #: FalkorDB parses in a few milliseconds, each further level costs about 4x
     max_depth: int = 10
+    #: items in one range() list: 16 MB in the store, built in about 0.1 s that no timeout
+    #: interrupts (10 million took 1 s)
+    max_range: int = 1_000_000
+    #: values in the parameters (list items, map entries and scalars, counted together):
+    #: the store parses them as query text, outside the timeout (a million took 0.5 s)
+    max_param_values: int = 100_000
+    #: OPTIONAL MATCH clauses: FalkorDB plans them in about cubic time, before any timeout
+    #: runs (64 take 50 ms, 128 take 0.2 s, 443 took 9 s)
+    max_optional: int = 64
 
 
 @dataclass(frozen=True)
@@ -97,9 +123,10 @@ def tokenize(text: str, budget: Budget = Budget()) -> list[Token]:
     if len(text) > budget.max_chars:
         raise CypherRefused(f"the query has {len(text)} characters; the limit is {budget.max_chars}")
     tokens: list[Token] = []
-    # frames of open brackets / CASE: (closer, depth of the frame)
+    # frames of open brackets, CASE and NOT: (closer, depth of the frame). A NOT frame
+    # has no closing token: it ends where NOT's operand ends (see _ends_not_operand)
     frames: list[tuple[str, int]] = []
-    prefix_run = 0  # prefix operators in a row just before the current position
+    prefix_run = 0  # unary -/+ in a row just before the current position
     position, size = 0, len(text)
     previous: Token | None = None
     while position < size:
@@ -113,41 +140,63 @@ def tokenize(text: str, budget: Budget = Budget()) -> list[Token]:
         value = match.group()
         if value == "/" and text.startswith("/*", match.start()):  # the comment pattern found no end
             raise CypherRefused(_unreadable(text, match.start()))
-        depth = frames[-1][1] if frames else 0
         upper = value.upper() if kind == "word" else ""
-        prefix = (kind == "word" and upper == "NOT") or (
-            kind == "op" and value in "-+" and not _ends_value(previous))
-        if prefix:
+        # a word used as a keyword: not a property (n.end), label (:Case) or map key ({not: 1})
+        keyword = kind == "word" and not (previous is not None and previous.text in {".", ":"}
+                                          or _MAP_KEY.match(text, position))
+        if _ends_not_operand(kind, value, upper, keyword and not text.startswith(".", position), previous):
+            while frames and frames[-1][0] == "NOT":
+                frames.pop()
+        depth = frames[-1][1] if frames else 0
+        sign = kind == "op" and value in "-+" and not _ends_value(previous)
+        if sign:
             prefix_run += 1
             if depth + prefix_run > budget.max_depth:
                 raise _too_deep(budget)
         token = Token(kind, value, match.start(), match.end(), depth)
-        if kind == "op" and value in _OPEN or upper == "CASE":
-            if upper == "CASE" and (previous is not None and previous.text in {".", ":"}
-                                    or _MAP_KEY.match(text, position)):
-                pass  # a property, label or map key called case
-            else:
-                opened = depth + 1 + prefix_run
-                if opened > budget.max_depth:
-                    raise _too_deep(budget)
-                frames.append((_OPEN.get(value, "END"), opened))
-                prefix_run = 0
-        elif kind == "op" and value in _CLOSE or (upper == "END" and frames and frames[-1][0] == "END"):
+        postfix = upper == "NOT" and previous is not None and previous.upper == "IS"  # IS NOT NULL: flat
+        if kind == "op" and value in _OPEN or keyword and not postfix and upper in {"CASE", "NOT"}:
+            opened = depth + 1 + prefix_run
+            if opened > budget.max_depth:
+                raise _too_deep(budget)
+            frames.append((_OPEN.get(value, "END" if upper == "CASE" else "NOT"), opened))
+            prefix_run = 0
+        elif kind == "op" and value in _CLOSE or (keyword and upper == "END" and frames and frames[-1][0] == "END"):
             closer = value if kind == "op" else "END"
             if not frames or frames[-1][0] != closer:
                 raise CypherRefused(f"unbalanced {value!r} at offset {match.start()}")
             frames.pop()
             token = Token(kind, value, match.start(), match.end(), frames[-1][1] if frames else 0)
             prefix_run = 0
-        elif not prefix:
+        elif not sign:
             prefix_run = 0
         tokens.append(token)
         previous = token
         if len(tokens) > budget.max_tokens:
             raise CypherRefused(f"the query has more than {budget.max_tokens} tokens; split it")
-    if frames:
-        raise CypherRefused(f"unbalanced: {len(frames)} bracket(s) or CASE left open at the end of the query")
+    open_frames = [closer for closer, _ in frames if closer != "NOT"]
+    if open_frames:
+        raise CypherRefused(f"unbalanced: {len(open_frames)} bracket(s) or CASE left open at the end of the query")
     return tokens
+
+
+#: keywords that end the operand of a NOT (it binds looser than comparisons and arithmetic,
+#: tighter than AND/OR/XOR); WITH only as a clause, not in STARTS WITH / ENDS WITH
+_NOT_OPERAND_ENDS = frozenset({
+    "AND", "OR", "XOR", "WHEN", "THEN", "ELSE", "END", "AS", "RETURN", "WITH", "WHERE", "ORDER", "SKIP",
+    "LIMIT", "UNION", "MATCH", "OPTIONAL", "UNWIND", "CALL", "YIELD",
+})
+
+
+def _ends_not_operand(kind: str, value: str, upper: str, keyword: bool, previous: Token | None) -> bool:
+    """True when this token ends the operands of the NOTs open in the current bracket.
+    Erring towards False only counts a NOT longer than the parser nests it (a stricter
+    budget), never shorter."""
+    if kind == "op":
+        return value in {",", "|", ";"} or value in _CLOSE
+    if not keyword or upper not in _NOT_OPERAND_ENDS:
+        return False
+    return not (upper == "WITH" and previous is not None and previous.upper in {"STARTS", "ENDS"})
 
 
 def _ends_value(token: Token | None) -> bool:
@@ -205,12 +254,20 @@ def _procedure_name(tokens: list[Token], start: int) -> tuple[str, int]:
     return ".".join(parts), i
 
 
-def check(text: str, *, write: bool = False, budget: Budget = Budget()) -> list[Token]:
+def check(text: str, *, write: bool = False, budget: Budget = Budget(),
+          params: dict[str, Any] | None = None) -> list[Token]:
     """Tokenize ``text`` under ``budget`` and refuse what a read-only user query may not do
-    (unless ``write``: then only the size and nesting budgets apply). Returns the tokens."""
+    (unless ``write``: then only the budgets apply). ``params``: the values the query's
+    parameters will hold (a ``range()`` bound may be one). Returns the tokens."""
     if not text.strip():
         raise CypherRefused("the query is empty")
     tokens = tokenize(text, budget)
+    _check_ranges(tokens, params or {}, budget)
+    optional = sum(1 for i, t in enumerate(tokens)
+                   if t.kind == "word" and t.upper == "OPTIONAL" and _is_keyword(tokens, i))
+    if optional > budget.max_optional:
+        raise CypherRefused(f"the query has {optional} OPTIONAL MATCH clauses; the limit is {budget.max_optional} "
+                            "(planning them costs the store about the cube of their number)")
     if write:
         return tokens
     for i, token in enumerate(tokens):
@@ -231,6 +288,73 @@ def check(text: str, *, write: bool = False, budget: Budget = Budget()) -> list[
                 raise CypherRefused(f"procedure {name or '?'!r} is not allowed in a read-only query; allowed: "
                                     + ", ".join(sorted(READ_PROCEDURES)))
     return tokens
+
+
+def _check_ranges(tokens: list[Token], params: dict[str, Any], budget: Budget) -> None:
+    """Refuse a ``range()`` call whose list could exceed ``budget.max_range`` items: the
+    store builds it in one step that no timeout interrupts, so its bounds must be known
+    now (integer literals or integer parameters)."""
+    for i, token in enumerate(tokens):
+        name = token.text.strip("`").lower() if token.kind in {"word", "quoted"} else ""
+        if name != "range" or i + 1 >= len(tokens) or tokens[i + 1].text != "(" or \
+                (i > 0 and tokens[i - 1].text == "."):
+            continue
+        values: list[int] = []
+        j = i + 2
+        while True:  # ARG (',' ARG)* ')' where ARG is [-+]INTEGER or $PARAM; at most three
+            sign = 1
+            if j < len(tokens) and tokens[j].text in {"-", "+"}:
+                sign = -1 if tokens[j].text == "-" else 1
+                j += 1
+            if len(values) == 3:
+                raise CypherRefused(f"range() at offset {token.start} takes two or three integers (start, end, step)")
+            value = _integer(tokens[j], params) if j < len(tokens) else None
+            if value is None:
+                raise CypherRefused(f"range() at offset {token.start}: write its bounds and step as integers or "
+                                    f"$parameters holding integers, so its size (at most {budget.max_range:,} "
+                                    "items) is known before the query runs")
+            values.append(sign * value)
+            j += 1
+            if j < len(tokens) and tokens[j].text == ",":
+                j += 1
+                continue
+            break
+        if len(values) < 2 or j >= len(tokens) or tokens[j].text != ")":
+            raise CypherRefused(f"range() at offset {token.start} takes two or three integers (start, end, step)")
+        start, end, step = values[0], values[1], values[2] if len(values) == 3 else 1
+        items = 0 if step == 0 or (end - start) * step < 0 else abs(end - start) // abs(step) + 1
+        if items > budget.max_range:
+            raise CypherRefused(f"range() at offset {token.start} would hold {items:,} items; the limit is "
+                                f"{budget.max_range:,} (the store builds the whole list at once)")
+
+
+def _check_params(params: dict[str, Any], budget: Budget) -> None:
+    """Refuse parameters holding more than ``budget.max_param_values`` values: each
+    parameter and each item or entry inside one. Counted without recursion (any nesting
+    depth is fine to look at), and a list's length before its items, so a huge list is
+    refused without walking it."""
+    count, stack = 0, [params]
+    while stack:
+        value = stack.pop()
+        items = value.values() if isinstance(value, dict) else value
+        count += len(items)
+        if count > budget.max_param_values:
+            raise CypherRefused(f"the parameters hold more than {budget.max_param_values:,} values; pass fewer "
+                                "(the store parses them before the query, outside its timeout)")
+        stack.extend(v for v in items if isinstance(v, (dict, list, tuple)))
+
+
+def _integer(token: Token, params: dict[str, Any]) -> int | None:
+    """The integer a number token or parameter stands for (None if it is not one)."""
+    if token.kind == "number":
+        text = token.text.lower()
+        if text.startswith("0x"):
+            return int(text, 16)
+        return int(text) if text.isdigit() else None
+    if token.kind == "param":
+        value = params.get(token.text[1:].strip("`"))
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return None
 
 
 def limit_rows(text: str, tokens: list[Token], max_rows: int, params: dict[str, Any] | None = None) -> str:
@@ -289,5 +413,6 @@ def _limit_value(expression: list[Token], params: dict[str, Any]) -> int:
 def prepare(text: str, params: dict[str, Any] | None = None, *, write: bool = False,
             max_rows: int | None = None, budget: Budget = Budget()) -> str:
     """Check ``text`` (see :func:`check`) and push ``max_rows`` into it; the query to run."""
-    tokens = check(text, write=write, budget=budget)
+    _check_params(params or {}, budget)
+    tokens = check(text, write=write, budget=budget, params=params)
     return limit_rows(text, tokens, max_rows, params) if max_rows is not None else text

@@ -145,7 +145,8 @@ def test_one_query_cannot_take_the_hosts_memory(tmp_path, monkeypatch):
     store = FalkorDBStore(tmp_path)
     try:
         with pytest.raises(StoreError, match="mem"):
-            store.cypher("UNWIND range(1, 9000000) AS x WITH collect(x) AS l RETURN size(l)", group_id="g")
+            store.cypher("UNWIND range(1, 1000000) AS x UNWIND range(1, 9) AS y WITH collect(x) AS l "
+                         "RETURN size(l)", group_id="g")
         _, rows = store.cypher("UNWIND range(1, 1000) AS x RETURN sum(x)", group_id="g")
         assert rows == [[500500]]
     finally:
