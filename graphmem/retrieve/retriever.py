@@ -69,14 +69,14 @@ class Retriever:
         """The ANN index over the projection's passage (``episodes``) or fact vectors, or
         None where search is exact (``vector_index`` setting). Built on first use, or loaded
         from the projection's build directory, and extended to rows added since; saved
-        there (``ann-<name>.usearch``) so other processes map the same file."""
+        there (``ann-<name>.faiss``) so other processes map the same file."""
         matrix = self.projection.episode_vectors if name == "episodes" else self.projection.fact_vectors
         mode = self.settings.vector_index
         rows = len(matrix)
         if mode == "exact" or rows == 0 or (mode == "auto" and rows < self.settings.ann_min_rows):
             return None
         directory = getattr(self.projection, "build_dir", None)
-        path = Path(directory) / f"ann-{name}.usearch" if directory is not None else None
+        path = Path(directory) / f"ann-{name}.faiss" if directory is not None else None
         index = self._ann.get(name)
         if index is None or len(index) > rows or index.dim != matrix.shape[1]:
             index = load_or_build(path, matrix, exact_below=0)
