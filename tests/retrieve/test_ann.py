@@ -83,9 +83,9 @@ def test_add_in_place_finds_the_new_rows(vectors):
         index.extend_to(vectors[:10])
 
 
-@pytest.mark.parametrize("exact_below", [0, 10**9])
-def test_save_load_round_trip(tmp_path, vectors, queries, exact_below):
-    index = VectorIndex.build(vectors[:3000], exact_below=exact_below)
+@pytest.mark.parametrize("exact_below,dtype", [(0, "f32"), (0, "f16"), (10**9, "f32")])
+def test_save_load_round_trip(tmp_path, vectors, queries, exact_below, dtype):
+    index = VectorIndex.build(vectors[:3000], exact_below=exact_below, dtype=dtype)
     path = tmp_path / "passages.ann"
     index.save(path)
     manifest = json.loads((tmp_path / "passages.ann.json").read_text())
