@@ -31,6 +31,7 @@ revision directories are deleted once the manifest no longer names them
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -232,19 +233,30 @@ class Projection:
         return np.array([index[u] for u in self.fact_episodes[fact] if u in index], dtype=np.int64)
 
     def entity_passage_counts(self) -> np.ndarray:
-        """How many passages mention each entity (for inverse-frequency seed weights)."""
+        """How many passages mention each entity (for inverse-frequency seed weights); saved
+        with the projection (:meth:`derived_arrays`)."""
         if "entity_counts" not in self._cache:
-            counts = np.bincount(self.mention_pairs[:, 1], minlength=self.n_entities) if len(self.mention_pairs) else np.zeros(self.n_entities)
-            self._cache["entity_counts"] = counts.astype(np.float32)
+            def build() -> dict[str, np.ndarray]:
+                m = self.mention_pairs
+                counts = np.bincount(m[:, 1], minlength=self.n_entities) if len(m) else np.zeros(self.n_entities)
+                return {"counts": counts.astype(np.float32)}
+
+            self._cache["entity_counts"] = self.derived_arrays("entity-counts", build)["counts"]
         return self._cache["entity_counts"]
 
     def episode_entities(self) -> sp.csr_matrix:
-        """(P, E) incidence matrix of MENTIONS."""
+        """(P, E) incidence matrix of MENTIONS; saved with the projection (:meth:`derived_arrays`)."""
         if "episode_entities" not in self._cache:
-            m = self.mention_pairs
+            def build() -> dict[str, np.ndarray]:
+                m = self.mention_pairs
+                matrix = sp.csr_matrix((np.ones(len(m), np.float32), (m[:, 0], m[:, 1])) if len(m) else ([], ([], [])),
+                                       shape=(len(self.episode_ids), self.n_entities), dtype=np.float32)
+                return {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr}
+
+            arrays = self.derived_arrays("incidence", build)
             self._cache["episode_entities"] = sp.csr_matrix(
-                (np.ones(len(m), np.float32), (m[:, 0], m[:, 1])) if len(m) else ([], ([], [])),
-                shape=(len(self.episode_ids), self.n_entities))
+                (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(len(self.episode_ids), self.n_entities),
+                copy=False)
         return self._cache["episode_entities"]
 
     def episode_speakers(self) -> np.ndarray:
@@ -315,10 +327,42 @@ class Projection:
 
     def transition(self, as_of_ms: int | None = None, next_weight: float = 0.0,
                    speaker_weight: float = 1.0) -> sp.csr_matrix:
+        """The column-stochastic transition matrix PPR walks. The one for the present
+        (``as_of_ms`` None) is saved with the projection (:meth:`derived_arrays`): built by
+        the first process that needs it, mapped by the others."""
         key = f"transition:{as_of_ms}:{next_weight}:{speaker_weight}"
         if key not in self._cache:
-            self._cache[key] = transition_matrix(self.adjacency(self.facts_valid_at(as_of_ms), next_weight,
-                                                                speaker_weight))
+            def build() -> dict[str, np.ndarray]:
+                matrix = transition_matrix(self.adjacency(self.facts_valid_at(as_of_ms), next_weight, speaker_weight))
+                return {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr}
+
+            if as_of_ms is None:
+                arrays = self.derived_arrays(f"transition-{next_weight:g}-{speaker_weight:g}", build)
+            else:
+                arrays = build()
+            self._cache[key] = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
+                                             shape=(self.n_nodes, self.n_nodes), copy=False)
+        return self._cache[key]
+
+    def derived_arrays(self, name: str, build: Callable[[], Mapping[str, np.ndarray]]) -> Mapping[str, np.ndarray]:
+        """Arrays derived from this revision that cost time to build (a matrix, an operator):
+        mapped from ``cache_dir/<name>/`` when some process saved them, else built, saved
+        there (``<key>.npy``, a temporary directory renamed into place: when two processes
+        race, one set wins and both map it) and mapped, so every process shares one copy.
+        Kept in memory for a projection not on disk. ``name`` must say everything the
+        arrays depend on beyond the revision (settings, parameters)."""
+        key = f"derived:{name}"
+        if key not in self._cache:
+            directory = self.cache_dir / name if self.cache_dir is not None else None
+            arrays = _load_derived(directory) if directory is not None else None
+            if arrays is None:
+                built = {k: np.asarray(v) for k, v in build().items()}
+                arrays = built
+                if directory is not None:
+                    with contextlib.suppress(OSError):
+                        _save_derived(directory, built)
+                    arrays = _load_derived(directory) or built
+            self._cache[key] = arrays
         return self._cache[key]
 
     def walk_operator(self, as_of_ms: int | None = None, next_weight: float = 0.0, speaker_weight: float = 1.0):
@@ -363,6 +407,31 @@ class Projection:
 
 
 # -- on disk -------------------------------------------------------------------------------------
+def _load_derived(directory: Path) -> dict[str, np.ndarray] | None:
+    try:
+        names = sorted(directory.glob("*.npy"))
+        if not names:
+            return None
+        return {f.stem: np.load(f, mmap_mode="r", allow_pickle=False) for f in names}
+    except (OSError, ValueError):
+        return None
+
+
+def _save_derived(directory: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = directory.parent / f".{directory.name}.{os.getpid()}.{uuidlib.uuid4().hex[:8]}.tmp"
+    tmp.mkdir()
+    try:
+        for key, value in arrays.items():
+            with open(tmp / f"{key}.npy", "wb") as handle:
+                np.save(handle, np.ascontiguousarray(value), allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.rename(tmp, directory)  # fails when another process saved it first: theirs is as good
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 @dataclass
 class DiskState:
     """Where an on-disk projection's files are, and its manifest."""

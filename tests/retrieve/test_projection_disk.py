@@ -129,8 +129,11 @@ def test_extension_in_place_equals_a_full_rebuild(sample_memory, vectors):
     sample_memory.search("warm up", k=1)
     projection = sample_memory.retriever.projection
     before = projection._disk.manifest
+    before_dir = projection.cache_dir
+    projection.transition()  # saved in this revision's directory
     sample_memory.ingest_text(SECOND, name="delta-1")
     assert sample_memory.retriever.projection is projection  # moved along in place
+    assert not before_dir.exists() and projection.cache_dir.exists()  # the old revision's files are gone
     after = projection._disk.manifest
     assert after["build"] == before["build"]  # appended to the same files, not rebuilt
     assert after["counts"]["episodes"] > before["counts"]["episodes"]
@@ -204,6 +207,10 @@ def test_a_second_process_maps_the_same_files(sample_memory, vectors, tmp_path):
     assert [[tuple(h) for h in row] for row in out["hits"]] == _results(projection, vectors)
     mapped = {Path(p).name for p in out["mapped"]}
     assert {"episode_vectors.bin", "fact_vectors.bin", "mention_pairs.bin"} <= mapped  # mapped, not read into memory
+    # what a graph query derives (the transition matrix, the incidence) is saved once for all processes
+    derived = {Path(p).parent.name for p in out["mapped"] if p.endswith(".npy")}
+    assert {"transition-0-1", "incidence", "entity-counts"} <= derived, derived
+    assert (projection.cache_dir / "transition-0-1" / "indptr.npy").exists()
 
 
 def test_a_crash_mid_write_does_not_break_the_next_open(sample_memory, vectors):
