@@ -22,6 +22,11 @@ class StoreUnavailable(StoreError):
     """The store cannot be reached right now (it stopped, or is restarting); try again."""
 
 
+class StoreStoppedDuringQuery(StoreUnavailable):
+    """The store stopped while a user query ran (it may be what stopped it); the query is
+    not run again."""
+
+
 class ConfigError(GraphmemError):
     """A setting is missing or invalid."""
 

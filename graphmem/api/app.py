@@ -34,7 +34,7 @@ from graphmem.api.jobs import JobRunner
 from graphmem.api.models import (CypherRequest, CypherResponse, Hit, IngestRequest, IngestResponse, JobView,
                                  GROUP_PATTERN, ID_PATTERN, KeyCreate, KeyView, Problem, SearchRequest, SearchResponse)
 from graphmem.config import Settings
-from graphmem.errors import ConfigError, GraphmemError, InputError, StoreError, StoreUnavailable
+from graphmem.errors import ConfigError, GraphmemError, InputError, StoreError, StoreStoppedDuringQuery
 from graphmem.store.user_cypher import CypherRefused
 from graphmem.fileperm import private_dir, write_private
 
@@ -86,6 +86,8 @@ class ApiConfig:
     """What ``graphmem serve`` runs with; every field is a CLI option."""
 
     max_body_bytes: int = 20 * 1024 * 1024
+    #: body limit of /v1/search and /v1/cypher (a query and its parameters)
+    query_body_bytes: int = 2 * 1024 * 1024
     cors_origins: list[str] = field(default_factory=list)
     #: ingest requests with more documents+turns (or characters) than this run as background jobs
     background_items: int = 32
@@ -99,6 +101,8 @@ class ApiConfig:
     cypher_concurrency: int = 1
     cypher_wait_s: float = 2.0
     cypher_timeout_ms: int = 30_000
+    #: a key whose query was running when the store stopped may run none for this long
+    cypher_crash_pause_s: float = 600.0
 
 
 class ApiError(Exception):
@@ -194,10 +198,17 @@ class RequestContext:
     that overflowed inside the app's JSON parsing would be a 400).
     """
 
-    def __init__(self, app, max_body_bytes: int, local_mode=None) -> None:
+    def __init__(self, app, max_body_bytes: int, local_mode=None, keys=None,
+                 query_body_bytes: Optional[int] = None) -> None:
         self.app, self.max_body_bytes = app, max_body_bytes
         #: callable: True while the server runs in local mode (no keys)
         self.local_mode = local_mode or (lambda: False)
+        #: the server's keys: a request to /v1/ without a valid one is answered 401 before its
+        #: body is read (parsing a large body on the event loop would slow every tenant)
+        self.keys = keys
+        #: the smaller body limit of the query endpoints (search, Cypher), whose bodies are a
+        #: query and a few parameters: megabytes there are only ever an attack on the parser
+        self.query_body_bytes = min(query_body_bytes or max_body_bytes, max_body_bytes)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -222,7 +233,8 @@ class RequestContext:
                                 "headers": [(b"content-type", PROBLEM.encode())]})
             await send_with_id({"type": "http.response.body", "body": _problem_bytes(status, detail, request_id)})
 
-        limit = self.max_body_bytes
+        path = scope.get("path", "")
+        limit = self.query_body_bytes if path in QUERY_PATHS else self.max_body_bytes
         too_large = f"the request body is larger than {limit} bytes; split it"
         try:
             host = headers.get("host", "")
@@ -231,6 +243,15 @@ class RequestContext:
                                  f"127.0.0.1, localhost or [::1], not Host {host[:100]!r}: this protects against "
                                  "DNS rebinding (a web page pointing its own name at this machine). To serve other "
                                  "host names, configure API keys")
+                return
+            presented = _presented_key(headers)
+            if path.startswith("/v1/") and self.keys is not None and self.keys.configured \
+                    and (not presented or self.keys.lookup(presented) is None):
+                detail = ("unknown or revoked API key" if presented else
+                          "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+                await send_with_id({"type": "http.response.start", "status": 401,
+                                    "headers": [(b"content-type", PROBLEM.encode()), (b"www-authenticate", b"Bearer")]})
+                await send_with_id({"type": "http.response.body", "body": _problem_bytes(401, detail, request_id)})
                 return
             length = headers.get("content-length")
             if length is not None and (not length.isdigit() or int(length) > limit):
@@ -266,6 +287,16 @@ class RequestContext:
                 "status": status_seen["status"], "ms": round((time.perf_counter() - started) * 1000, 2),
                 "key": state.get("key_id"), "group": state.get("group"),
                 "client": (scope.get("client") or ["", 0])[0]}))
+
+
+#: endpoints whose bodies are a query and its parameters (the smaller body limit)
+QUERY_PATHS = frozenset({"/v1/search", "/v1/cypher"})
+
+
+def _presented_key(headers: dict) -> str:
+    """The API key a request carries (``Authorization: Bearer`` or ``X-API-Key``), or ''."""
+    header = headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else headers.get("x-api-key", "")
 
 
 # -- the app ---------------------------------------------------------------------------------------------------
@@ -323,7 +354,8 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
         app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
                            expose_headers=["X-Request-ID"])
-    app.add_middleware(RequestContext, max_body_bytes=config.max_body_bytes, local_mode=local_mode)
+    app.add_middleware(RequestContext, max_body_bytes=config.max_body_bytes, local_mode=local_mode, keys=keys,
+                       query_body_bytes=config.query_body_bytes)
     #: the one-time token that confirms creating a key in local mode (None with keys)
     app.state.local_token = local_token
     app.state.local_token_path = settings.home.resolve() / LOCAL_TOKEN_FILE
@@ -532,7 +564,8 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
                                               max_rows=body.limit + 1)
             except CypherRefused as exc:
                 raise ApiError(400, f"query refused: {exc}") from None
-            except StoreUnavailable:
+            except StoreStoppedDuringQuery:
+                state["cypher_slots"].pause(who.key_id, config.cypher_crash_pause_s)
                 raise
             except StoreError as exc:
                 raise ApiError(400, f"the query failed: {exc}") from None

@@ -5,11 +5,17 @@ ingestion also need. A key that floods it with slow queries must not take them
 all: each key runs one query at a time, and all keys together at most
 ``slots`` (fewer than the store's threads). A request that cannot get a slot
 within ``wait_s`` is answered 429 with ``Retry-After``.
+
+A key whose query was running when the store stopped is paused (:meth:`QuerySlots.pause`):
+some expressions allocate past every budget inside one record, and the store
+restarts after such a crash, so without a pause one key could stop it again and again.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -29,12 +35,22 @@ class QuerySlots:
         self._slots = threading.BoundedSemaphore(slots)
         self._wait_s = wait_s
         self._running: set[str] = set()
+        self._paused: dict[str, float] = {}  # key -> monotonic time its pause ends
         self._lock = threading.Lock()
+
+    def pause(self, key: str, seconds: float) -> None:
+        """Refuse ``key``'s queries for ``seconds``."""
+        with self._lock:
+            self._paused[key] = time.monotonic() + seconds
 
     @contextmanager
     def take(self, key: str) -> Iterator[None]:
         """Hold a slot for ``key`` while the block runs; :class:`Busy` if there is none."""
         with self._lock:
+            left = self._paused.get(key, 0.0) - time.monotonic()
+            if left > 0:
+                raise Busy("the store stopped while this key's last Cypher query ran; Cypher is paused for this key "
+                           f"for another {math.ceil(left)} s", retry_after=math.ceil(left))
             if key in self._running:
                 raise Busy("this key already has a Cypher query running; wait for it to finish")
             self._running.add(key)

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from graphmem.errors import StoreError, StoreUnavailable
+from graphmem.errors import StoreError, StoreStoppedDuringQuery, StoreUnavailable
 from graphmem.store import user_cypher
 from graphmem.store.base import Row, batched, check_group_id
 from graphmem.store.falkordb_server import EmbeddedServer
@@ -249,18 +249,22 @@ class FalkorDBStore:
         return True
 
     # -- GraphStore ---------------------------------------------------------
-    def _call(self, action, *, read: bool):
+    def _call(self, action, *, read: bool, user: bool = False):
         """Run ``action`` against the server; after a lost connection, bring the server
-        back (restarting an embedded one) and retry a read once."""
+        back (restarting an embedded one) and retry a read once. A user query is never
+        retried: it may be what stopped the server, and it would stop it again."""
         try:
             return action()
         except self._redis_errors as exc:
             if not _lost(exc):
                 raise StoreError(str(exc)) from exc
             self._revive(exc)
+            if user:
+                raise StoreStoppedDuringQuery(f"the embedded store stopped while this query ran ({exc}); it was restarted "
+                                       "and the query was not run again") from exc
             if not read:
                 raise StoreUnavailable(f"the embedded store stopped during a write ({exc}); it was restarted and the "
-                                 "write may not have been applied: run it again") from exc
+                                       "write may not have been applied: run it again") from exc
             try:
                 return action()
             except self._redis_errors as again:
@@ -282,7 +286,8 @@ class FalkorDBStore:
             self._schema.clear()
 
     def _query(self, text: str, params: dict[str, Any] | None, group_id: str, *, read_only: bool = False,
-               timeout_ms: int | None = None, read: bool | None = None) -> tuple[list[str], list[list[Any]]]:
+               timeout_ms: int | None = None, read: bool | None = None,
+               user: bool = False) -> tuple[list[str], list[list[Any]]]:
         text = _with_parameters(text, params)
         reads = read_only if read is None else read
 
@@ -293,7 +298,7 @@ class FalkorDBStore:
             return graph.query(text, None, timeout=timeout_ms)
 
         try:
-            result = self._call(action, read=reads)
+            result = self._call(action, read=reads, user=user)
         except StoreError as exc:
             if reads and _missing_graph(exc):
                 return [], []  # a group never written holds nothing
@@ -339,7 +344,8 @@ class FalkorDBStore:
         # missing graph: make it (empty, with its indexes) so the query runs as on any other
         self._ensure_graph(group_id)
         try:
-            columns, rows = self._query(text, params or {}, group_id, read_only=not write, timeout_ms=timeout_ms)
+            columns, rows = self._query(text, params or {}, group_id, read_only=not write, timeout_ms=timeout_ms,
+                                        user=True)
         except StoreError as exc:
             message = str(exc)
             if "read-only" in message:

