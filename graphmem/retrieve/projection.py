@@ -60,8 +60,8 @@ FORMAT = 1
 FAR_FUTURE = 2**62
 MANIFEST = "manifest.json"
 LOCK = "lock"
-#: rows per chunk when streaming the store into the columns
-CHUNK = 20_000
+#: rows per chunk when streaming the store into the columns (a page of the projection queries)
+CHUNK = 5_000
 
 # Columns by table. A table's row count is in the manifest; every column of it has that many rows.
 # Arrays: name -> (table, dtype, row shape); "dim" is the vector width, "vector" the vector dtype.
@@ -328,18 +328,36 @@ class Projection:
     def transition(self, as_of_ms: int | None = None, next_weight: float = 0.0,
                    speaker_weight: float = 1.0) -> sp.csr_matrix:
         """The column-stochastic transition matrix PPR walks. The one for the present
-        (``as_of_ms`` None) is saved with the projection (:meth:`derived_arrays`): built by
-        the first process that needs it, mapped by the others."""
+        (``as_of_ms`` None) is saved with the projection (:meth:`saved_adjacency`, and its
+        normalised values): built by the first process that needs it, mapped by the others,
+        and carried forward by an extension (the new edges added, not built again)."""
         key = f"transition:{as_of_ms}:{next_weight}:{speaker_weight}"
         if key not in self._cache:
-            def build() -> dict[str, np.ndarray]:
+            if as_of_ms is None:
+                adjacency = self.saved_adjacency(next_weight, speaker_weight)
+                values = self.derived_arrays(f"transition_{next_weight:g}_{speaker_weight:g}",
+                                             lambda: {"data": _normalised(adjacency)})["data"]
+                matrix = sp.csr_matrix((values, adjacency.indices, adjacency.indptr), shape=adjacency.shape,
+                                       copy=False)
+            else:
                 matrix = transition_matrix(self.adjacency(self.facts_valid_at(as_of_ms), next_weight, speaker_weight))
+            self._cache[key] = matrix
+        return self._cache[key]
+
+    def saved_adjacency(self, next_weight: float = 0.0, speaker_weight: float = 1.0) -> sp.csr_matrix:
+        """:meth:`adjacency` of the facts valid now, canonical CSR (sorted indices, no
+        duplicates), saved with the projection (:meth:`derived_arrays`, ``adjacency_<next
+        weight>_<speaker weight>``). Symmetric: row ``u`` lists ``u``'s neighbours and edge
+        weights, for any walk that needs them."""
+        key = f"adjacency:{next_weight}:{speaker_weight}"
+        if key not in self._cache:
+            def build() -> dict[str, np.ndarray]:
+                matrix = self.adjacency(self.facts_valid_at(None), next_weight, speaker_weight)
+                matrix.sum_duplicates()
+                matrix.sort_indices()
                 return {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr}
 
-            if as_of_ms is None:
-                arrays = self.derived_arrays(f"transition-{next_weight:g}-{speaker_weight:g}", build)
-            else:
-                arrays = build()
+            arrays = self.derived_arrays(f"adjacency_{next_weight:g}_{speaker_weight:g}", build)
             self._cache[key] = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
                                              shape=(self.n_nodes, self.n_nodes), copy=False)
         return self._cache[key]
@@ -404,6 +422,14 @@ class Projection:
             return False
         self.__dict__.update(fresh.__dict__)
         return True
+
+
+def _normalised(adjacency: sp.csr_matrix) -> np.ndarray:
+    """The values of :func:`graphmem.retrieve.ppr.transition_matrix` of ``adjacency`` (canonical
+    CSR) in its own sparsity: each entry divided by its column's degree, the same float32 ops."""
+    degree = np.asarray(adjacency.sum(axis=0)).ravel()
+    inverse = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0).astype(np.float32)
+    return (np.asarray(adjacency.data, dtype=np.float32) * inverse[adjacency.indices]).astype(np.float32)
 
 
 # -- on disk -------------------------------------------------------------------------------------
@@ -905,12 +931,14 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     keep = (pairs >= 0).all(axis=1) & (pairs[:, 0] >= first_new)
     speaker = np.array([m.get("role") == "speaker" for m in delta.mentions], dtype=bool)[keep]
     pairs = pairs[keep]
-    order = np.argsort(pairs[:, 0], kind="stable")
-    out.array("mention_pairs", pairs[order])
-    out.array("mention_speaker", speaker[order])
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))  # by episode, then entity: as a full build lists them
+    new_edges = {"mentions": pairs[order], "speaker": speaker[order]}
+    out.array("mention_pairs", new_edges["mentions"])
+    out.array("mention_speaker", new_edges["speaker"])
     nexts = getattr(delta, "nexts", [])
     pairs = np.stack([episodes.find([x["from"] for x in nexts]), episodes.find([x["to"] for x in nexts])], 1).reshape(-1, 2)
-    out.array("next_pairs", pairs[(pairs >= 0).all(axis=1)])
+    new_edges["nexts"] = pairs[(pairs >= 0).all(axis=1)]
+    out.array("next_pairs", new_edges["nexts"])
 
     # facts: new ones appended; known ones gain the new episodes that assert them
     found = facts.find([row["uuid"] for row in delta.facts])
@@ -939,8 +967,10 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
         raise NeedsRebuild(f"fact vectors of another width than the projection's {dim}")
     out.ids("fact_ids", encode("fact_ids", [f["uuid"] for f in new_facts]))
     out.strings("fact_texts", [f["text"] or "" for f in new_facts])
+    valid = np.array([_valid(f) for f in new_facts], dtype=np.int64).reshape(-1, 2)
+    new_edges["facts"] = ends[valid[:, 1] == FAR_FUTURE]  # the adjacency of the present holds current facts
     out.array("fact_ends", ends)
-    out.array("fact_valid", [_valid(f) for f in new_facts] if new_facts else np.zeros((0, 2), np.int64))
+    out.array("fact_valid", valid)
     out.array("fact_vectors", np.vstack(new_vectors) if new_vectors else np.zeros((0, dim), np.float32))
     out.csr("fact_episode_offsets", [len(r) for r in new_rows])
     out.array("fact_episode_rows", np.array([e for r in new_rows for e in r], dtype=np.int32))
@@ -949,8 +979,10 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     synonyms = delta.synonyms
     pairs = np.stack([entities.find([s["a"] for s in synonyms]), entities.find([s["b"] for s in synonyms])], 1).reshape(-1, 2)
     keep = (pairs >= 0).all(axis=1)
-    out.array("synonym_pairs", pairs[keep])
-    out.array("synonym_scores", np.array([s["score"] for s in synonyms], dtype=np.float32)[keep])
+    new_edges["synonyms"] = pairs[keep]
+    new_edges["synonym_scores"] = np.array([s["score"] for s in synonyms], dtype=np.float32)[keep]
+    out.array("synonym_pairs", new_edges["synonyms"])
+    out.array("synonym_scores", new_edges["synonym_scores"])
 
     new["counts"] = out.counts()
     # the BM25 segments: the new one appended, merged into its predecessor while nearly as large
@@ -975,7 +1007,82 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
            "entity_key_hash": counts["entities"], "term_hash": counts["terms"]}
     write_orders(build / f"r{revision}", {
         name: merged_order({**ids, **hashes}[name], disk.orders[name], old[name]) for name in ORDERED})
+    _carry_forward(disk.revision_dir, build / f"r{revision}", counts, new_counts, new_edges)
     return new
+
+
+def _carry_forward(old_dir: Path, new_dir: Path, old: dict, new: dict, edges: dict) -> None:
+    """The previous revision's derived arrays with the appended rows added (new nodes, new
+    edges), saved for the new revision: the first query after an ingestion maps them instead
+    of building them from every edge (at 1M passages the transition matrix takes 20 s to
+    build, this a pass over its arrays). What cannot be carried is left to be built on use."""
+    E0, P0, E1, P1 = old["entities"], old["episodes"], new["entities"], new["episodes"]
+    mentions = edges["mentions"].astype(np.int64)
+    for directory in sorted(d for d in old_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):
+        name = directory.name
+        arrays = _load_derived(directory)
+        if arrays is None:
+            continue
+        try:
+            if name == "entity-counts":
+                counts = np.zeros(E1, np.float32)
+                counts[:E0] = arrays["counts"]
+                counts += np.bincount(mentions[:, 1], minlength=E1).astype(np.float32)
+                _save_derived(new_dir / name, {"counts": counts})
+            elif name == "incidence":
+                rows = np.bincount(mentions[:, 0] - P0, minlength=P1 - P0)  # mentions of new episodes, sorted
+                indptr = np.concatenate([arrays["indptr"], arrays["indptr"][-1] + np.cumsum(rows)]).astype(
+                    arrays["indptr"].dtype if len(mentions) + arrays["indptr"][-1] < 2**31 else np.int64)
+                _save_derived(new_dir / name, {
+                    "data": np.concatenate([arrays["data"], np.ones(len(mentions), np.float32)]),
+                    "indices": np.concatenate([arrays["indices"], mentions[:, 1].astype(arrays["indices"].dtype)]),
+                    "indptr": indptr})
+            elif name.startswith("adjacency_"):
+                _, next_weight, speaker_weight = name.split("_")
+                matrix = _adjacency_extended(arrays, E0, P0, E1, P1, edges, float(next_weight), float(speaker_weight))
+                _save_derived(new_dir / name, {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr})
+                _save_derived(new_dir / f"transition_{next_weight}_{speaker_weight}", {"data": _normalised(matrix)})
+        except (OSError, ValueError, KeyError) as error:
+            log.warning("%s not carried to the new revision (%s): built on first use", name, error)
+
+
+def _adjacency_extended(old: Mapping[str, np.ndarray], E0: int, P0: int, E1: int, P1: int, edges: dict,
+                        next_weight: float, speaker_weight: float) -> sp.csr_matrix:
+    """The saved adjacency of the previous revision in the new node numbering (new entities
+    come before the episodes, so old episode nodes move up by the new entities), plus the
+    new edges; canonical CSR, as :meth:`Projection.saved_adjacency` builds it."""
+    shift, n1 = E1 - E0, E1 + P1
+    indptr = np.asarray(old["indptr"])
+    indptr = np.concatenate([indptr[:E0 + 1], np.full(shift, indptr[E0], indptr.dtype), indptr[E0 + 1:],
+                             np.full(P1 - P0, indptr[-1], indptr.dtype)])
+    indices = np.asarray(old["indices"])
+    indices = np.where(indices >= E0, indices + shift, indices).astype(indices.dtype) if shift else indices
+    base = sp.csr_matrix((np.asarray(old["data"]), indices, indptr), shape=(n1, n1), copy=False)
+    rows, cols, weights = [], [], []
+    m = edges["mentions"]
+    if len(m):
+        rows.append(m[:, 0].astype(np.int64) + E1)
+        cols.append(m[:, 1].astype(np.int64))
+        weights.append(np.where(edges["speaker"], np.float32(speaker_weight), np.float32(1.0)).astype(np.float32))
+    if next_weight > 0 and len(edges["nexts"]):
+        rows.append(edges["nexts"][:, 0].astype(np.int64) + E1)
+        cols.append(edges["nexts"][:, 1].astype(np.int64) + E1)
+        weights.append(np.full(len(edges["nexts"]), next_weight, np.float32))
+    for pairs, values in ((edges["facts"], None), (edges["synonyms"], edges["synonym_scores"])):
+        if len(pairs):
+            rows.append(pairs[:, 0].astype(np.int64))
+            cols.append(pairs[:, 1].astype(np.int64))
+            weights.append(np.ones(len(pairs), np.float32) if values is None else values.astype(np.float32))
+    if not rows:
+        return base
+    r, c, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(weights)
+    added = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([r, c]), np.concatenate([c, r]))),
+                          shape=(n1, n1)).tocsr()
+    added.sum_duplicates()
+    matrix = sp.csr_matrix(base + added, dtype=np.float32)
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    return matrix
 
 
 # -- loading ---------------------------------------------------------------------------------------

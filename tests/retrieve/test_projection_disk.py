@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from graphmem.config import RetrievalSettings
 from graphmem.retrieve.bm25 import tokenize
+from graphmem.retrieve.ppr import transition_matrix
 from graphmem.retrieve.projection import (MANIFEST, Projection, group_dir_of, load_projection, open_projection)
 from graphmem.retrieve.retriever import Retriever
 
@@ -130,8 +132,17 @@ def test_extension_in_place_equals_a_full_rebuild(sample_memory, vectors):
     projection = sample_memory.retriever.projection
     before = projection._disk.manifest
     before_dir = projection.cache_dir
-    projection.transition()  # saved in this revision's directory
+    projection.transition(), projection.episode_entities(), projection.entity_passage_counts()  # saved with r
     sample_memory.ingest_text(SECOND, name="delta-1")
+    # carried to the new revision by the extension (new nodes and edges added), equal to a build from scratch
+    carried = {d.name for d in projection.cache_dir.iterdir() if d.is_dir()}
+    assert {"adjacency_0_1", "transition_0_1", "incidence", "entity-counts"} <= carried, carried
+    fresh = transition_matrix(projection.adjacency(projection.facts_valid_at(None)))
+    np.testing.assert_allclose(projection.transition().toarray(), fresh.toarray(), rtol=1e-6, atol=1e-9)
+    m = projection.mention_pairs
+    assert (projection.episode_entities().toarray() == sp.csr_matrix(
+        (np.ones(len(m)), (m[:, 0], m[:, 1])), shape=projection.episode_entities().shape).toarray()).all()
+    assert np.array_equal(projection.entity_passage_counts(), np.bincount(m[:, 1], minlength=projection.n_entities))
     assert sample_memory.retriever.projection is projection  # moved along in place
     assert not before_dir.exists() and projection.cache_dir.exists()  # the old revision's files are gone
     after = projection._disk.manifest
@@ -209,8 +220,8 @@ def test_a_second_process_maps_the_same_files(sample_memory, vectors, tmp_path):
     assert {"episode_vectors.bin", "fact_vectors.bin", "mention_pairs.bin"} <= mapped  # mapped, not read into memory
     # what a graph query derives (the transition matrix, the incidence) is saved once for all processes
     derived = {Path(p).parent.name for p in out["mapped"] if p.endswith(".npy")}
-    assert {"transition-0-1", "incidence", "entity-counts"} <= derived, derived
-    assert (projection.cache_dir / "transition-0-1" / "indptr.npy").exists()
+    assert {"adjacency_0_1", "transition_0_1", "incidence", "entity-counts"} <= derived, derived
+    assert (projection.cache_dir / "transition_0_1" / "data.npy").exists()
 
 
 def test_a_crash_mid_write_does_not_break_the_next_open(sample_memory, vectors):
