@@ -28,14 +28,16 @@ def test_requests_succeed_again_after_the_store_is_killed(sample_home, tmp_path,
     stop = threading.Event()
 
     with run_uvicorn(app, free_port()) as url, httpx.Client(base_url=url, timeout=60) as http:
-        def load() -> None:  # searches and Cypher reads, back to back, until told to stop
+        def load() -> None:  # searches and fact reads, back to back, until told to stop
+            # (user Cypher is left out: a key whose query runs when the store dies pauses,
+            # see the next test)
             i = 0
             while not stop.is_set() and i < 2000:
                 i += 1
                 if i % 2:
                     r = http.post("/v1/search", json={"query": "Who built the Kessary Bridge?", "k": 3}, headers=headers)
                 else:
-                    r = http.post("/v1/cypher", json={"query": "MATCH (e:Episode) RETURN count(e)"}, headers=headers)
+                    r = http.get("/v1/facts", params={"entity": "Kessary Bridge"}, headers=headers)
                 statuses.append((time.monotonic(), r.status_code))
 
         assert http.post("/v1/search", json={"query": "Kessary Bridge", "k": 3}, headers=headers).status_code == 200
