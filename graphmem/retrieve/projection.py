@@ -17,14 +17,16 @@ On disk (``<home>/cache/<group>/``, see :func:`load_projection`)::
         <column>.off/.utf8  strings (entity names, fact texts, BM25 terms)
         bm25-<n>/           BM25 postings segments (graphmem/retrieve/bm25.py)
         r<revision>/        files of one revision: the sorted orders of the id and key columns,
-                            and what other components derive (``Projection.cache_dir``)
+                            and arrays derived from the columns (``Projection.cache_dir``,
+                            ``Projection.derived_arrays``: adjacency, transition, incidence, ...)
 
 Opening is reading the manifest and mapping the files (milliseconds at any
 size); every process that opens the same revision shares the pages through the
 page cache. A full build streams the store page by page into a temporary
 directory that is renamed into place. An ingestion that only added rows
-appends them to the columns (:meth:`Projection.extend`); after anything was
-removed or replaced the next search builds anew. Superseded builds and
+appends them to the columns (:meth:`Projection.extend`) and carries the derived
+arrays forward to the new revision; after anything was removed or replaced the
+next search builds anew. Superseded builds and
 revision directories are deleted once the manifest no longer names them
 (processes that still map them keep their pages until they move on).
 """
