@@ -34,6 +34,8 @@ FUSION_DEPTH = 1000
 #: the bridge step's dense scores in ANN mode are computed for the passages its anchors link to,
 #: leaving out entities mentioned by more passages than this (their link weight, 1 / count, is nil)
 BRIDGE_HUB = 2000
+#: in ANN mode the lowest dense score (for min-max scaling) is the lowest over this many sampled passages
+FLOOR_SAMPLE = 2048
 
 
 @dataclass
@@ -114,8 +116,11 @@ class Retriever:
         With an ANN index (:meth:`vector_index`) only candidates get a dense score: the
         index's ``ann_candidates`` nearest passages and the ``passage_top_k`` best by BM25
         (so a passage that matches the query's words is scored on both). Every other
-        passage counts as the lowest candidate score: 0 after min-max scaling, as if it
-        had ranked last, which it would nearly have.
+        passage counts as the lowest candidate score (its true score is at most that).
+        Min-max scaling of the dense scores needs the lowest score of every passage: it
+        is estimated from a fixed sample of passages (:data:`FLOOR_SAMPLE`), so the dense
+        and BM25 parts of the hybrid score keep the weights they have in exact mode (the
+        passage seeds' softmax is sensitive to that scale).
         """
         P = len(self.projection.episode_ids)
         bm25 = self.bm25.scores(query)
@@ -128,11 +133,25 @@ class Retriever:
                 best = top_indices(bm25, self.settings.passage_top_k)
                 ids = np.union1d(ids, best[bm25[best] > 0])
             scores = self._dense_of(ids, query_vector)
-            dense = np.full(P, float(scores.min()) if len(scores) else 0.0, dtype=np.float32)
+            floor = float(scores.min()) if len(scores) else 0.0
+            dense = np.full(P, floor, dtype=np.float32)
             dense[ids] = scores
+            low = min(floor, float((self._floor_sample() @ query_vector).min()))
+            high = float(scores.max()) if len(scores) else 0.0
+            w = self.settings.bm25_weight
+            scaled = (dense - low) / (high - low) if high - low > 1e-9 else minmax(dense)
+            return (1 - w) * scaled + w * minmax(bm25), dense, bm25
         w = self.settings.bm25_weight
         hybrid = (1 - w) * minmax(dense) + w * minmax(bm25) if len(dense) else dense
         return hybrid, dense, bm25
+
+    def _floor_sample(self) -> np.ndarray:
+        """The vectors of a fixed random sample of passages (at most :data:`FLOOR_SAMPLE`)."""
+        if "floor_sample" not in self._derived:
+            P = len(self.projection.episode_ids)
+            rows = np.sort(np.random.default_rng(0).choice(P, min(P, FLOOR_SAMPLE), replace=False))
+            self._derived["floor_sample"] = np.asarray(self.projection.episode_vectors[rows], dtype=np.float32)
+        return self._derived["floor_sample"]  # type: ignore[return-value]
 
     def entities_in(self, query: str) -> list[int]:
         """Entity indices the query names: by looking up the graph's names (``lookup``,
