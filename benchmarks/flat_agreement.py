@@ -24,7 +24,8 @@ from types import SimpleNamespace
 import numpy as np
 
 PATHS = {"exact+power": ("exact", "power", None), "ann+power": ("ann", "power", None),
-         "exact+push": ("exact", "push", None), "ann+push": ("ann", "push", None)}
+         "exact+push": ("exact", "push", None), "ann+push": ("ann", "push", None),
+         "auto (the defaults)": ("auto", "auto", None)}
 
 
 def main() -> None:

@@ -57,8 +57,8 @@ class RetrievalSettings(BaseModel):
     ann_candidates: int = Field(100, ge=1, description="passages the ANN index returns per query: they (with the best BM25 passages) get dense scores, the rest count as the lowest of them")
     ann_expansion: int = Field(128, ge=1, description="HNSW search breadth (ef): higher = better recall, slower")
     ppr: Literal["power", "push", "auto"] = Field("auto", description="PPR method: 'power' iterates over the whole graph; 'push' is forward push from the seeds (graphmem/retrieve/ppr.py), its work bounded by their neighbourhood; 'auto' = 'push' for graphs of at least push_min_nodes nodes")
-    push_min_nodes: int = Field(50_000, ge=0, description="ppr 'auto': graphs with fewer nodes (entities + passages) use the power iteration")
-    push_epsilon: float = Field(1e-6, gt=0, description="forward push tolerance: a node is pushed while its residual exceeds this times its degree")
+    push_min_nodes: int = Field(20_000, ge=0, description="ppr 'auto': graphs with fewer nodes (entities + passages) use the power iteration (on the development stores, 40-57k nodes, push at 1e-5 took 0.8-2.2 ms against 5.5-11 ms)")
+    push_epsilon: float = Field(1e-5, gt=0, description="forward push tolerance: a node is pushed while its residual exceeds this times its degree (1e-5: top-10 PPR passages 98-99% the power iteration's, Recall@5 within 0.2 points on the development sets; 1e-6: 99.8%, 5x the work)")
 
 
 # Predicates that hold one value at a time: a newer fact with the same subject
