@@ -50,6 +50,8 @@ class GraphDelta:
     fact_vectors: list[np.ndarray] = field(default_factory=list)
     synonyms: list[dict] = field(default_factory=list)
     nexts: list[dict] = field(default_factory=list)
+    #: valid_at / invalid_at of facts whose timeline this run recomputed (stored ones too), in write order
+    validity: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -445,10 +447,9 @@ class Ingestor:
         self.graph.write("synonyms_upsert", synonyms)
         self.graph.complete_owned([source_uuid for _, source_uuid in batch], owner)
 
-        if timeline.touched_stored:  # stored facts changed validity: only a reload is right
-            report.delta = None
-        if report.delta is not None:
+        if report.delta is not None:  # stored facts whose validity changed go with it (the projection patches them)
             delta = report.delta
+            delta.validity += timeline.validity
             delta.nexts += next_rows
             delta.entities += entity_rows
             delta.episodes += episode_rows

@@ -80,6 +80,7 @@ ARRAYS: dict[str, tuple[str, Any, tuple]] = {
     "fact_vectors": ("facts", "vector", ("dim",)),
     "fact_episode_rows": ("fact_episodes", np.int32, ()),  # CSR indices: episode rows, fact by fact
     "fact_episode_extra": ("fact_episode_extra", np.int32, (2,)),  # (fact, episode) added by later ingestions
+    "fact_valid_updates": ("fact_valid_updates", np.int64, (3,)),  # (fact, valid_at, invalid_at) set by later ingestions
     "synonym_pairs": ("synonyms", np.int32, (2,)),
     "synonym_scores": ("synonyms", np.float32, ()),
     "next_pairs": ("nexts", np.int32, (2,)),
@@ -91,8 +92,8 @@ OFFSETS = {"fact_episode_offsets": "facts"}
 IDS = {"entity_ids": "entities", "episode_ids": "episodes", "fact_ids": "facts"}
 #: columns with a sorted order per revision (for lookups by id or by key hash)
 ORDERED = ("entity_ids", "episode_ids", "fact_ids", "entity_key_hash", "term_hash")
-TABLES = ("entities", "episodes", "mentions", "facts", "fact_episodes", "fact_episode_extra", "synonyms",
-          "nexts", "terms")
+TABLES = ("entities", "episodes", "mentions", "facts", "fact_episodes", "fact_episode_extra", "fact_valid_updates",
+          "synonyms", "nexts", "terms")
 
 
 def ends_with_question(text: str) -> bool:
@@ -155,6 +156,10 @@ class Projection:
     episode_questions: np.ndarray | None = None
     #: BM25 over the episodes' texts (built with the projection; None on a hand-built one without texts)
     bm25: BM25Index | None = None
+    #: (U, 3) int64: (fact, valid_at, invalid_at) that later ingestions set on facts already in
+    #: ``fact_valid`` (a newer value of a single-valued fact ends the old one); the last row of a
+    #: fact wins. :meth:`facts_valid_at` and :meth:`fact_validity` apply them.
+    fact_valid_updates: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
     _disk: "DiskState | None" = field(default=None, repr=False)
 
@@ -276,15 +281,39 @@ class Projection:
             self._cache["speaker_set"] = {int(e) for e in self.episode_speakers() if e >= 0}
         return self._cache["speaker_set"]
 
+    def _valid_updates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(fact rows, (n, 2) validity) of :attr:`fact_valid_updates`, the last update of each fact."""
+        if "valid_updates" not in self._cache:
+            u = self.fact_valid_updates
+            if not len(u):
+                self._cache["valid_updates"] = (np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
+            else:
+                last = len(u) - 1 - np.unique(u[::-1, 0], return_index=True)[1]  # each fact's last row
+                self._cache["valid_updates"] = (u[last, 0], u[last, 1:])
+        return self._cache["valid_updates"]
+
+    def fact_validity(self) -> np.ndarray:
+        """(F, 2) valid_at, invalid_at of every fact with the updates applied (a copy when there are any)."""
+        rows, values = self._valid_updates()
+        if not len(rows):
+            return self.fact_valid
+        out = np.array(self.fact_valid, copy=True)
+        out[rows] = values
+        return out
+
     def facts_valid_at(self, as_of_ms: int | None) -> np.ndarray:
         """Boolean mask of facts valid at ``as_of_ms`` (None: now, i.e. not invalidated)."""
+        rows, values = self._valid_updates()
         if as_of_ms is None:
             if "facts_valid_now" not in self._cache:  # every query asks: one pass over the facts, not one each
                 mask = self.fact_valid[:, 1] == FAR_FUTURE
+                mask[rows] = values[:, 1] == FAR_FUTURE
                 mask.setflags(write=False)
                 self._cache["facts_valid_now"] = mask
             return self._cache["facts_valid_now"]
-        return (self.fact_valid[:, 0] <= as_of_ms) & (as_of_ms < self.fact_valid[:, 1])
+        mask = (self.fact_valid[:, 0] <= as_of_ms) & (as_of_ms < self.fact_valid[:, 1])
+        mask[rows] = (values[:, 0] <= as_of_ms) & (as_of_ms < values[:, 1])
+        return mask
 
     def episodes_known_at(self, as_of_ms: int | None) -> np.ndarray | None:
         """Boolean mask of episodes that had happened by ``as_of_ms`` (unknown time counts as
@@ -533,7 +562,7 @@ def _open(group_dir: Path, manifest: dict) -> Projection:
         fact_vectors=arrays["fact_vectors"], synonym_pairs=arrays["synonym_pairs"],
         synonym_scores=arrays["synonym_scores"], revision=int(manifest["revision"]),
         next_pairs=arrays["next_pairs"], mention_speaker=arrays["mention_speaker"],
-        episode_questions=arrays["episode_questions"], bm25=bm25,
+        episode_questions=arrays["episode_questions"], bm25=bm25, fact_valid_updates=arrays["fact_valid_updates"],
         _disk=DiskState(group_dir, manifest, orders, arrays["entity_key_hash"]))
 
 
@@ -970,7 +999,31 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     out.ids("fact_ids", encode("fact_ids", [f["uuid"] for f in new_facts]))
     out.strings("fact_texts", [f["text"] or "" for f in new_facts])
     valid = np.array([_valid(f) for f in new_facts], dtype=np.int64).reshape(-1, 2)
-    new_edges["facts"] = ends[valid[:, 1] == FAR_FUTURE]  # the adjacency of the present holds current facts
+    # the validity the run recomputed (a newer value of a single-valued fact ends the stored one),
+    # in write order: new facts take it before they are written, stored ones get an update row
+    validity = getattr(delta, "validity", [])
+    changed: dict[int, tuple[int, int]] = {}
+    for v, row in zip(validity, facts.find([v["uuid"] for v in validity])):
+        if row >= counts["facts"]:
+            valid[row - counts["facts"]] = _valid(v)
+        elif row >= 0:
+            changed[int(row)] = _valid(v)
+    rows = np.array(sorted(changed), dtype=np.int64)
+    after = np.array([changed[r] for r in rows.tolist()], dtype=np.int64).reshape(-1, 2)
+    before = np.array(p.fact_valid[rows], dtype=np.int64).reshape(-1, 2)
+    known_rows, known_values = p._valid_updates()
+    if len(known_rows) and len(rows):
+        where = {int(r): i for i, r in enumerate(known_rows.tolist())}
+        for i, r in enumerate(rows.tolist()):
+            if r in where:
+                before[i] = known_values[where[r]]
+    differs = (before != after).any(axis=1)
+    out.array("fact_valid_updates", np.column_stack([rows[differs], after[differs]]).reshape(-1, 3))
+    was_now, is_now = before[:, 1] == FAR_FUTURE, after[:, 1] == FAR_FUTURE
+    old_ends = np.asarray(p.fact_ends[rows], dtype=np.int64).reshape(-1, 2)
+    # the adjacency of the present holds the current facts: new ones, and stored ones that became current
+    new_edges["facts"] = np.concatenate([ends[valid[:, 1] == FAR_FUTURE], old_ends[~was_now & is_now]])
+    new_edges["facts_ended"] = old_ends[was_now & ~is_now]
     out.array("fact_ends", ends)
     out.array("fact_valid", valid)
     out.array("fact_vectors", np.vstack(new_vectors) if new_vectors else np.zeros((0, dim), np.float32))
@@ -1070,7 +1123,9 @@ def _adjacency_extended(old: Mapping[str, np.ndarray], E0: int, P0: int, E1: int
         rows.append(edges["nexts"][:, 0].astype(np.int64) + E1)
         cols.append(edges["nexts"][:, 1].astype(np.int64) + E1)
         weights.append(np.full(len(edges["nexts"]), next_weight, np.float32))
-    for pairs, values in ((edges["facts"], None), (edges["synonyms"], edges["synonym_scores"])):
+    ended = edges.get("facts_ended", np.zeros((0, 2), np.int64))
+    for pairs, values in ((edges["facts"], None), (edges["synonyms"], edges["synonym_scores"]),
+                          (ended, np.full(len(ended), -1.0, np.float32))):  # a fact that ended leaves the walk
         if len(pairs):
             rows.append(pairs[:, 0].astype(np.int64))
             cols.append(pairs[:, 1].astype(np.int64))
@@ -1083,6 +1138,7 @@ def _adjacency_extended(old: Mapping[str, np.ndarray], E0: int, P0: int, E1: int
     added.sum_duplicates()
     matrix = sp.csr_matrix(base + added, dtype=np.float32)
     matrix.sum_duplicates()
+    matrix.eliminate_zeros()  # edges of ended facts, gone as a build leaves them out
     matrix.sort_indices()
     return matrix
 

@@ -64,7 +64,8 @@ def _same_graph(p: Projection, q: Projection) -> None:
         return {
             "mentions": sorted((epi[a], ent[b], bool(s)) for (a, b), s in zip(x.mention_pairs.tolist(), x.mention_speaker)),
             "facts": sorted((f, ent[a], ent[b], tuple(v), tuple(sorted(x.fact_episodes[i])), x.fact_texts[i])
-                            for i, (f, (a, b), v) in enumerate(zip(x.fact_ids, x.fact_ends.tolist(), x.fact_valid.tolist()))),
+                            for i, (f, (a, b), v) in enumerate(zip(x.fact_ids, x.fact_ends.tolist(),
+                                                                   x.fact_validity().tolist()))),
             "synonyms": sorted((ent[a], ent[b], round(float(s), 6)) for (a, b), s in zip(x.synonym_pairs.tolist(), x.synonym_scores)),
             "next": sorted((epi[a], epi[b]) for a, b in x.next_pairs.tolist()),
             "names": sorted(zip(ent, x.entity_names)),
@@ -288,3 +289,30 @@ def test_no_pickle_and_no_passage_texts(sample_memory):
     for owner in (projection, projection.bm25):
         for name, value in vars(owner).items():
             assert not holds_texts(value), name
+
+
+def test_an_ingestion_that_ends_a_stored_fact_still_extends_in_place(memory):
+    """A newer value of a single-valued fact ends the stored one: the extension records the
+    stored fact's new validity (and takes its edge out of the saved adjacency) instead of
+    leaving the next search to rebuild everything from the store."""
+    from datetime import datetime, timezone
+
+    memory.ingest_text("Ana Vell lives in Lisbon. She works at Orvalis Robotics.", name="ana-1",
+                       date=datetime(2021, 3, 1, tzinfo=timezone.utc))
+    memory.search("warm up", k=1)
+    projection = memory.retriever.projection
+    build = projection._disk.manifest["build"]
+    projection.transition()
+    lisbon = [i for i, t in enumerate(projection.fact_texts) if "Lisbon" in t]
+    assert lisbon and projection.facts_valid_at(None)[lisbon].all()
+    memory.ingest_text("Ana Vell lives in Berlin.", name="ana-2", date=datetime(2023, 6, 15, tzinfo=timezone.utc))
+    assert memory.retriever.projection is projection and projection._disk.manifest["build"] == build
+    assert projection._disk.manifest["counts"]["fact_valid_updates"] >= 1
+    assert not projection.facts_valid_at(None)[lisbon].any()  # ended now ...
+    assert projection.facts_valid_at(int(datetime(2022, 1, 1, tzinfo=timezone.utc).timestamp() * 1000))[lisbon].all()
+    rebuilt = load_projection(memory.graph, cache_dir=None)  # ... as the store says
+    _same_graph(projection, rebuilt)
+    fresh = transition_matrix(projection.adjacency(projection.facts_valid_at(None)))
+    np.testing.assert_allclose(projection.transition().toarray(), fresh.toarray(), rtol=1e-6, atol=1e-9)
+    assert projection.transition().nnz == fresh.nnz  # the ended fact's edge is gone, not left at 0
+
