@@ -249,8 +249,11 @@ class RequestContext:
                     and (not presented or self.keys.lookup(presented) is None):
                 detail = ("unknown or revoked API key" if presented else
                           "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+                # connection: close, so the server drops the unread body instead of reading it
+                # off the socket to keep the connection alive
                 await send_with_id({"type": "http.response.start", "status": 401,
-                                    "headers": [(b"content-type", PROBLEM.encode()), (b"www-authenticate", b"Bearer")]})
+                                    "headers": [(b"content-type", PROBLEM.encode()), (b"www-authenticate", b"Bearer"),
+                                                (b"connection", b"close")]})
                 await send_with_id({"type": "http.response.body", "body": _problem_bytes(401, detail, request_id)})
                 return
             length = headers.get("content-length")
