@@ -255,7 +255,7 @@ def cmd_build(args) -> None:
                                     "report": report.summary(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
             write_json(state_path, state)
             print(f"  {hi:,} / {len(main):,}: {(hi - lo) / ingest_s:.1f} passages/s "
-                  f"{'' if report.delta is not None else '(changed stored facts: the projection needs a rebuild) '}"
+                  f"{'' if report.delta is not None else '(no append-only delta: the projection needs a rebuild) '}"
                   f"[{time.monotonic() - started:.0f} s]", flush=True)
         state["stats_after_build"] = memory.stats()
         write_json(state_path, state)

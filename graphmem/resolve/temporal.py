@@ -169,7 +169,6 @@ class TemporalPlan:
     upserts: list[dict]  # fact rows to merge (written with the batch's other facts)
     validity: list[dict]  # valid_at / invalid_at / expired_at of every fact of the touched keys
     ended: int  # facts this plan makes invalid that were current before
-    touched_stored: bool = False  # it changes facts already in the store (an in-memory projection must reload)
 
 
 def resolve(graph, assertions: list[Assertion], relations: Mapping[str, str], now: int,
@@ -187,11 +186,7 @@ def resolve(graph, assertions: list[Assertion], relations: Mapping[str, str], no
     upserts, validity = plan(assertions, stored, relations, graph.group_id, now)
     before = {row["uuid"]: row.get("invalid_at") for row in stored}
     ended = sum(1 for v in validity if v["invalid_at"] is not None and before.get(v["uuid"], None) is None)
-    old = {row["uuid"]: row for row in stored}
-    touched = any(u["uuid"] in old for u in upserts) or any(
-        v["uuid"] in old and (v["valid_at"], v["invalid_at"]) != (old[v["uuid"]].get("valid_at"), old[v["uuid"]].get("invalid_at"))
-        for v in validity)
-    return TemporalPlan(upserts, validity, ended, touched)
+    return TemporalPlan(upserts, validity, ended)
 
 
 def write_validity(graph, temporal: TemporalPlan) -> None:
