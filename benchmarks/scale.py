@@ -128,13 +128,9 @@ def evict(path: Path, how: str) -> str:
             return "drop_caches"
         except OSError as error:
             print(f"  drop_caches not possible ({error}); posix_fadvise(DONTNEED) instead", flush=True)
-    for file in (f for f in path.rglob("*") if f.is_file()):
-        fd = os.open(file, os.O_RDONLY)
-        try:
-            os.fdatasync(fd)
-            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        finally:
-            os.close(fd)
+    import projection_open  # benchmarks/projection_open.py: the same eviction, file by file
+
+    projection_open.evict(path)
     return "fadvise"
 
 
