@@ -847,19 +847,15 @@ def groups_drop(obj: Context, group: str, yes: bool) -> None:
         existed = store.drop_group(group)
     finally:
         store.close()
-    _forget_cached_projection(settings.home, group)
+    from graphmem.retrieve.projection import remove_group_cache
+
+    remove_group_cache(Path(settings.home) / "cache", group)
     if not existed:
         raise InputError(f"no group {group!r} in the store")
     click.echo(f"dropped group {group}")
 
 
-def _forget_cached_projection(home, group: str) -> None:
-    import shutil
-
-    shutil.rmtree(Path(home) / "cache" / group, ignore_errors=True)
-
-
-# -- dialogues, facts over time, forgetting (issue 5) ---------------------------------
+# -- dialogues, facts over time, forgetting ------------------------------------------
 def _when(text: str | None):
     if text is None:
         return None

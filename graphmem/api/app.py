@@ -162,8 +162,9 @@ class Groups:
 
     def drop(self, group: str) -> bool:
         """Delete ``group`` from the store (its cached projection too); True if it existed."""
-        import shutil
         from pathlib import Path
+
+        from graphmem.retrieve.projection import remove_group_cache
 
         with self._guard:
             lock = self._locks.setdefault(group, threading.RLock())
@@ -173,7 +174,7 @@ class Groups:
                 memory = self._memories.pop(group, None)
             if memory is not None:
                 memory.close()
-            shutil.rmtree(Path(self.settings.home) / "cache" / group, ignore_errors=True)
+            remove_group_cache(Path(self.settings.home) / "cache", group)
         return existed
 
     def close(self) -> None:

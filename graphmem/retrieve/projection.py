@@ -507,6 +507,13 @@ class DiskState:
         return self.build_dir / f"r{self.manifest['revision']}"
 
 
+def remove_group_cache(cache_dir: Path, group_id: str) -> None:
+    """Delete a group's projection files (after the group itself was dropped)."""
+    import shutil
+
+    shutil.rmtree(group_dir_of(cache_dir, group_id), ignore_errors=True)
+
+
 def group_dir_of(cache_dir: Path, group_id: str) -> Path:
     """``<cache>/<group>``: the group id itself when it is a safe file name, else a hash of it."""
     if re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", group_id) and group_id.strip(".") and not group_id.startswith("."):
