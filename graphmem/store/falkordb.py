@@ -196,6 +196,7 @@ class FalkorDBStore:
         self._lock = threading.Lock()  # guards reconnection and the caches below
         self._graphs: dict[str, Any] = {}
         self._schema: dict[str, int | None] = {}  # group -> vector size its schema was made for
+        self._default_dim: int | None = None  # the vector size of groups made later (ensure_schema)
         self._connect()
         self._queries = load_queries(self.dialect)
         self._writes = {name: bool(_WRITE_CLAUSE.search(text)) for name, text in self._queries.items()}
@@ -361,8 +362,6 @@ class FalkorDBStore:
         self._default_dim = int(dim)
         for group in [group_id] if group_id is not None else self.groups():
             self._make_schema(group, int(dim))
-
-    _default_dim: int | None = None
 
     def _ensure_graph(self, group_id: str) -> None:
         """Before the first write to a group in this process: its graph and indexes exist."""
