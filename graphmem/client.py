@@ -17,7 +17,6 @@ body) for the rest.
 from __future__ import annotations
 
 import time
-from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
@@ -181,10 +180,4 @@ class Client:
 
 
 def _merge(total: IngestReport, report: dict[str, Any]) -> IngestReport:
-    for f in fields(IngestReport):
-        if f.name in {"documents", "skipped", "replaced", "passages", "entities", "facts"}:
-            setattr(total, f.name, getattr(total, f.name) + int(report.get(f.name, 0)))
-    total.seconds += float(report.get("seconds", 0.0))
-    total.errors.extend(report.get("errors", []))
-    total.delta = None
-    return total
+    return total.merge(IngestReport.model_validate(report))

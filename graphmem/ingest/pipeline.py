@@ -29,6 +29,7 @@ from graphmem.ingest.chunking import chunk_text
 from graphmem.ingest.context_vectors import TextMap, UnitVectors, embed_units, extraction_text_and_map, vectors_for
 from graphmem.ingest.dialogue import Conversation, Turn
 from graphmem.ingest.readers import Document
+from graphmem.ingest.report import GraphDelta, IngestReport
 from graphmem.model import content_hash, stable_uuid
 from graphmem.resolve import temporal
 from graphmem.resolve.entities import EntityIndex
@@ -37,52 +38,7 @@ from graphmem.timeutil import to_ms, utcnow
 
 Progress = Callable[[int], None]
 
-
-@dataclass
-class GraphDelta:
-    """Rows written by one ingestion run, with their vectors (see Projection.extend)."""
-
-    entities: list[dict] = field(default_factory=list)
-    episodes: list[dict] = field(default_factory=list)
-    episode_vectors: list[np.ndarray] = field(default_factory=list)
-    mentions: list[dict] = field(default_factory=list)
-    facts: list[dict] = field(default_factory=list)
-    fact_vectors: list[np.ndarray] = field(default_factory=list)
-    synonyms: list[dict] = field(default_factory=list)
-    nexts: list[dict] = field(default_factory=list)
-    #: valid_at / invalid_at of facts whose timeline this run recomputed (stored ones too), in write order
-    validity: list[dict] = field(default_factory=list)
-
-
-@dataclass
-class IngestReport:
-    documents: int = 0
-    skipped: int = 0
-    replaced: int = 0
-    #: documents another live process was writing at the same time (left to it)
-    busy: int = 0
-    passages: int = 0
-    entities: int = 0
-    facts: int = 0
-    invalidated: int = 0  # older facts ended by newer single-valued ones
-    appended: int = 0  # dialogue sources that only got new turns
-    seconds: float = 0.0
-    errors: list[str] = field(default_factory=list)
-    #: what was added, for updating an in-memory projection without a reload;
-    #: None once anything was removed or replaced (then only a reload is right)
-    delta: GraphDelta | None = field(default_factory=lambda: GraphDelta(), repr=False)
-
-    def summary(self) -> str:
-        rate = self.passages / self.seconds if self.seconds else 0.0
-        appended = f", {self.appended} appended" if self.appended else ""
-        busy = f", {self.busy} left to another writer" if self.busy else ""
-        invalidated = f" ({self.invalidated} superseded)" if self.invalidated else ""
-        return (f"{self.documents} {self.unit} ({self.skipped} unchanged, {self.replaced} replaced{appended}{busy}), "
-                f"{self.passages} {self.piece}, {self.entities} new entities, {self.facts} facts{invalidated} "
-                f"in {self.seconds:.1f} s ({rate:.1f} {self.piece}/s)")
-
-    unit: str = "documents"
-    piece: str = "passages"
+__all__ = ["GraphDelta", "IngestReport", "Ingestor", "Progress"]
 
 
 @dataclass
