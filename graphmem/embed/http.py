@@ -3,8 +3,8 @@
 ``HTTPEmbedder("http://gpu-box:8081")`` implements the
 :class:`~graphmem.embed.base.Embedder` protocol: ``embed(texts)`` splits the
 texts into requests of ``batch_size``, sends up to ``concurrency`` of them at
-once over one pooled connection pool, and retries 429 (honouring
-``Retry-After``), 5xx and connection errors with exponential backoff. Vectors
+once over one connection pool, and retries 429 (honouring ``Retry-After``),
+500, 502, 503, 504 and connection errors with exponential backoff and jitter. Vectors
 travel as base64 float32 and come back L2-normalised, in input order.
 """
 

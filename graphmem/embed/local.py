@@ -1,4 +1,4 @@
-"""Local sentence-transformers embedding (CPU or GPU), weights from a pip package."""
+"""Local sentence-transformers embedding (CPU or GPU), weights from a pip package or a local folder."""
 
 from __future__ import annotations
 

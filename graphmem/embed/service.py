@@ -12,7 +12,7 @@ Endpoints:
 Limits and errors (OpenAI's error body ``{"error": {"message", "type", "param", "code"}}``):
 413 when a request has more than ``max_texts`` texts or ``max_chars`` characters;
 422 for malformed requests (not JSON, wrong types, "" as OpenAI), naming the field;
-429 with ``Retry-After`` when the queue already holds ``max_queue`` texts; 504 when a
+429 with ``Retry-After`` when the request's texts would take the queue past ``max_queue``; 504 when a
 request waited longer than ``request_timeout_s``; 503 while shutting down. On
 SIGTERM/SIGINT uvicorn stops accepting connections and waits for requests in
 flight; the batcher then drains what is queued before the process exits.
@@ -49,9 +49,9 @@ class ServiceConfig:
     max_chars: int = 1_000_000
     request_timeout_s: float = 60.0
     #: where each model replica runs: ``process`` (a child process per device, so the HTTP
-    #: loop keeps its GIL: 82% of the encode() ceiling on an H100 against 79% for ``thread``),
-    #: ``thread`` (in the serving process: no second model load, the better choice on CPU,
-    #: where the model and not the HTTP loop is the limit), or ``auto`` (process on GPUs)
+    #: loop keeps its GIL), ``thread`` (in the serving process: no second model load, the
+    #: better choice on CPU, where the model and not the HTTP loop is the limit), or ``auto``
+    #: (``process`` when the replicas run on CUDA devices, else ``thread``)
     worker: str = "auto"
     #: extra names under which clients may ask for the model (``model`` in requests)
     aliases: list[str] = field(default_factory=list)

@@ -1,9 +1,8 @@
 """A model replica in its own process, as a batching :class:`~graphmem.embed.batcher.Encoder`.
 
 Why: in one process the HTTP event loop and the thread that tokenizes and
-launches GPU batches share one GIL, and on the H100 machine the service then
-served about 290 requests/s while its encoder alone ran 14,000 texts/s
-(benchmarks/README.md). :class:`ProcessEncoder` runs
+launches GPU batches share one GIL, so on a fast GPU the serving loop, not the
+model, limits the service. :class:`ProcessEncoder` runs
 :class:`~graphmem.embed.runner.ModelEncoder` in a child process (spawned, one
 per GPU) and talks to it over a pipe: the parent sends a batch's texts and gets
 float32 vectors back, so the serving process keeps its GIL for HTTP.
@@ -11,9 +10,10 @@ float32 vectors back, so the serving process keeps its GIL for HTTP.
 The child keeps one batch on the device while it takes the next from the pipe,
 as the in-process batcher does. Batches are answered in the order sent.
 
-Status: ``embed-serve --worker process``; correct on CPU (tests), its throughput on a
-GPU not measured yet (the one lease attempt ran out of time before the service row), so
-the default stays ``--worker thread``, the configuration benchmarks/README.md measured.
+Used by ``embed-serve --worker process``, and by the default ``--worker auto``
+whenever the replicas run on CUDA devices (on CPU ``auto`` keeps the model in
+the serving process: there the model, not the HTTP loop, is the limit).
+The service-against-ceiling figures of both workers are in benchmarks/README.md.
 """
 
 from __future__ import annotations

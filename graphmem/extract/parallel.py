@@ -1,7 +1,7 @@
 """spaCy extraction spread over worker processes.
 
-spaCy parses about 3,000-10,000 tokens/s on one core, so with embeddings on a
-GPU service the parse is what limits ingestion. :class:`ParallelSpacyExtractor`
+spaCy parses on one core per process, so with embeddings on a GPU service the
+parse is what limits ingestion. :class:`ParallelSpacyExtractor`
 keeps a pool of processes, each with the pipeline loaded once, and splits every
 ``extract`` call into chunks across them. Results come back in input order and
 are identical to :class:`~graphmem.extract.spacy_extractor.SpacyExtractor`'s.
