@@ -415,7 +415,7 @@ def timed_ingestion(memory, docs: list, timer: "StageTimer"):
     originals = {attr: getattr(EntityIndex, attr) for attr in ("_neighbours", "_spellings_of", "_batch_spellings")}
     for attr in originals:
         timer.wrap(EntityIndex, attr, f"resolution: {attr.strip('_')}")
-    queries = QueryTimer(memory.store)
+    queries = QueryTimer(memory._store)
     try:
         t0 = time.perf_counter()
         report = memory.ingest_documents(docs)

@@ -90,7 +90,7 @@ def main() -> None:
                 timing[label] = {"first_query_s": round(warm_s, 2), "p50_ms": round(float(np.percentile(ms, 50)), 2),
                                  "p95_ms": round(float(np.percentile(ms, 95)), 2)}
             uuids = sorted({u for rows in rankings.values() for row in rows for u in row})
-            episodes = memory.graph.episodes(uuids)
+            episodes = memory.episodes(uuids)
 
         def ids(row: list[str]) -> list[str | None]:
             return [dataset.passage_id(SimpleNamespace(source=episodes[u].get("source_name") or ""))

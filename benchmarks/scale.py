@@ -529,7 +529,7 @@ def cmd_measure(args) -> None:
         result["open_in_process_s"] = round(time.perf_counter() - t, 3)
         base = retriever.settings
         steps = install_step_timers()
-        fetch = memory.graph.episodes
+        fetch = memory.episodes
         result["latency"], result["recall"], result["first_query_s"] = {}, {}, {}
         systems = [("graph, flat", "flat", "graph"), ("graph, exact", "exact", "graph"),
                    ("dense (ann)", "flat", "dense"), ("dense (exact)", "exact", "dense")]

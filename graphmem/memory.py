@@ -77,8 +77,8 @@ class Memory:
         one connection); it is then left open by :meth:`close`."""
         self.settings = settings or Settings.from_env(**overrides)
         self._owns_store = store is None
-        self.store = store if store is not None else open_store(self.settings)
-        self.graph = Graph(self.store, self.settings.group_id)
+        self._store = store if store is not None else open_store(self.settings)
+        self._graph = Graph(self._store, self.settings.group_id)
         self._embedder = None
         self._extractor = None
         self._background = None  # spaCy worker processes for long ingestions (extract_processes=0)
@@ -92,7 +92,7 @@ class Memory:
             if closer is not None:
                 closer()
         if self._owns_store:
-            self.store.close()
+            self._store.close()
 
     def __enter__(self) -> "Memory":
         return self
@@ -136,17 +136,17 @@ class Memory:
             import os
 
             automatic = self.settings.extract_processes == 0 and (os.cpu_count() or 1) > 1
-            self._ingestor = Ingestor(self.graph, self.embedder, self.extractor, self.settings,
+            self._ingestor = Ingestor(self._graph, self.embedder, self.extractor, self.settings,
                                       background_extractor=self._background_extractor if automatic else None)
         return self._ingestor
 
     @property
     def retriever(self):
-        if self._retriever is None or self._retriever.projection.revision != self.graph.revision():
+        if self._retriever is None or self._retriever.projection.revision != self._graph.revision():
             from graphmem.retrieve.projection import load_projection
             from graphmem.retrieve.retriever import Retriever
 
-            projection = load_projection(self.graph, Path(self.settings.home) / "cache")
+            projection = load_projection(self._graph, Path(self.settings.home) / "cache")
             self._retriever = Retriever(projection, self.embedder, self.settings.retrieval,
                                         query_entities=self.extractor.query_mentions)
         return self._retriever
@@ -163,7 +163,7 @@ class Memory:
         return self.ingest_documents(documents, progress)
 
     def ingest_documents(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
-        before = self.graph.revision()
+        before = self._graph.revision()
         report = self.ingestor.ingest(documents, progress)
         self._refresh_projection(report, before)
         return report
@@ -173,7 +173,7 @@ class Memory:
         ``before`` on: when it only added rows (and no other writer bumped the revision
         meanwhile), append them to the projection on disk, which every process then maps,
         and move a loaded one along in place; otherwise the next search rebuilds it."""
-        after = self.graph.revision()
+        after = self._graph.revision()
         if after == before:
             return  # nothing was written
         extended = False
@@ -185,7 +185,7 @@ class Memory:
                 if extended:
                     self._retriever.reset_indexes()
             else:
-                refresh_on_disk(Path(self.settings.home) / "cache", self.graph.group_id, report.delta, before, after)
+                refresh_on_disk(Path(self.settings.home) / "cache", self._graph.group_id, report.delta, before, after)
         if not extended:
             self._retriever = None
 
@@ -223,10 +223,10 @@ class Memory:
         """
         from graphmem.resolve.entities import entity_key
 
-        found = self.store.run("entity_find", group_id=self.graph.group_id, name=entity, key=entity_key(entity))
+        found = self._store.run("entity_find", group_id=self._graph.group_id, name=entity, key=entity_key(entity))
         if not found:
             raise InputError(f"no entity named {entity!r} (try `graphmem cypher \"MATCH (n:Entity) RETURN n.name\"`)")
-        rows = self.store.run("entity_facts", uuid=found[0]["uuid"], group_id=self.graph.group_id)
+        rows = self._store.run("entity_facts", uuid=found[0]["uuid"], group_id=self._graph.group_id)
         records = [FactRecord(uuid=r["uuid"], subject=r["subject"] or "", predicate=r["predicate"] or "",
                               object=r["object"] or "", text=r["text"] or "", valid_at=from_ms(r.get("valid_at")),
                               invalid_at=from_ms(r.get("invalid_at")), created_at=from_ms(r.get("created_at")),
@@ -253,18 +253,18 @@ class Memory:
         if (source is None) == (episode is None):
             raise InputError("forget takes a source or an episode (exactly one)")
         if source is not None:
-            row = self.graph.find_source(source)
+            row = self._graph.find_source(source)
             if row is None:
                 raise InputError(f"no source named {source!r} (see `graphmem cypher \"MATCH (s:Source) RETURN s.name\"`)")
-            keys = self.store.run("facts_keys_of_source", uuid=row["uuid"], group_id=self.graph.group_id)
-            removed = self.graph.delete_source(row["uuid"])
+            keys = self._store.run("facts_keys_of_source", uuid=row["uuid"], group_id=self._graph.group_id)
+            removed = self._graph.delete_source(row["uuid"])
         else:
-            keys = self.store.run("facts_keys_of_episodes", episodes=[episode], group_id=self.graph.group_id)
-            removed = self.graph.delete_episode(str(episode))
+            keys = self._store.run("facts_keys_of_episodes", episodes=[episode], group_id=self._graph.group_id)
+            removed = self._graph.delete_episode(str(episode))
             if not removed["episodes"]:
                 raise InputError(f"no episode with uuid {episode!r}")
         removed["reopened"] = self._retime(keys)
-        self.graph.bump_revision()
+        self._graph.bump_revision()
         if self._ingestor is not None:
             self._ingestor._index = None  # entities may have gone
         return removed
@@ -273,7 +273,7 @@ class Memory:
         from graphmem.resolve import temporal
         from graphmem.timeutil import utcnow
 
-        return temporal.retime(self.graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
+        return temporal.retime(self._graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
 
     # -- retrieval ------------------------------------------------------------------
     def search(self, query: str, k: int = 5, *, mode: str = "graph", as_of: datetime | None = None) -> list[SearchResult]:
@@ -289,7 +289,7 @@ class Memory:
         """
         hits = self.retriever.search_many(list(queries), k, mode=mode, as_of=as_of,  # type: ignore[arg-type]
                                           query_vectors=query_vectors)
-        episodes = self.graph.episodes(sorted({h.uuid for row in hits for h in row}))
+        episodes = self._graph.episodes(sorted({h.uuid for row in hits for h in row}))
         results = []
         for row in hits:
             results.append([
@@ -307,16 +307,29 @@ class Memory:
     def isolation(self) -> str:
         """How the store keeps this group apart from others: 'graph', 'database' or
         'property' (see :mod:`graphmem.store.base`)."""
-        return self.store.isolation
+        return self._store.isolation
 
     def stats(self) -> dict[str, int]:
-        return self.graph.stats()
+        return self._graph.stats()
+
+    def episodes(self, uuids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The stored episodes of ``uuids`` (content, title, source, time...), by uuid;
+        uuids this group does not hold are left out."""
+        return self._graph.episodes(list(uuids))
+
+    def entity(self, uuid: str) -> dict[str, Any] | None:
+        """One entity by uuid (name, type, aliases, summary, mentions); None when this group has none."""
+        return self._graph.entity(uuid)
+
+    def sources(self) -> list[dict[str, Any]]:
+        """Every source of this group (name, uuid, state...)."""
+        return self._graph.sources()
 
     def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
                timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
         """Run Cypher in this memory's group (read-only unless ``write``; at most
         ``max_rows`` rows). It cannot see other groups: each lives apart in the store."""
-        return self.graph.cypher(text, params, write=write, timeout_ms=timeout_ms, max_rows=max_rows)
+        return self._graph.cypher(text, params, write=write, timeout_ms=timeout_ms, max_rows=max_rows)
 
 
 _EXTRACTORS: dict[str, Any] = {}

@@ -488,7 +488,7 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
                 who: Principal = Depends(principal)) -> dict:
         """One episode (a passage or a dialogue turn) exactly as received, with its source."""
         group, memory, lock = scoped(request, who, group)
-        found = memory.graph.episodes([uuid]).get(uuid)
+        found = memory.episodes([uuid]).get(uuid)
         if found is None:
             raise ApiError(404, f"no episode {uuid!r} in group {group!r}")
         return _jsonable({**found, "occurred_at": _iso(found.get("occurred_at")),
@@ -499,10 +499,10 @@ def create_app(settings: Optional[Settings] = None, keys: Optional[KeyStore] = N
                who: Principal = Depends(principal)) -> dict:
         """One entity: name, type, aliases, how many episodes mention it, and its current facts."""
         group, memory, lock = scoped(request, who, group)
-        rows = memory.store.run("entity_get", uuid=uuid, group_id=group)
-        if not rows:
+        row = memory.entity(uuid)
+        if row is None:
             raise ApiError(404, f"no entity {uuid!r} in group {group!r}")
-        found = {**rows[0], "group": group}
+        found = {**row, "group": group}
         with lock:  # its current facts (history: GET /v1/facts?history=true)
             found["facts"] = [json.loads(f.model_dump_json()) for f in memory.facts(uuid)]
         return _jsonable(found)

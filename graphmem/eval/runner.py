@@ -214,7 +214,7 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
         for part_settings, part_documents, part_conversations, indices in plan:
             with Memory(part_settings) as memory:
                 wanted = {d.name for d in part_documents} | {c.name for c in part_conversations}
-                extra = [row["name"] for row in memory.graph.sources() if row.get("name") not in wanted]
+                extra = [row["name"] for row in memory.sources() if row.get("name") not in wanted]
                 if extra:
                     raise ConfigError(f"{home_path} already holds {len(extra)} source(s) outside this dataset "
                                       f"(e.g. {extra[0]!r}); use a fresh --home")

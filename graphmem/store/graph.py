@@ -199,6 +199,11 @@ class Graph:
     def entities(self) -> list[Row]:
         return self.store.run("entities_all", group_id=self.group_id)
 
+    def entity(self, uuid: str) -> Row | None:
+        """One entity by uuid (name, type, aliases, summary, how many episodes mention it)."""
+        rows = self.store.run("entity_get", uuid=uuid, group_id=self.group_id)
+        return rows[0] if rows else None
+
     def ensure_schema(self, dim: int) -> None:
         """The group's indexes, for vectors of ``dim`` floats."""
         self.store.ensure_schema(dim, self.group_id)

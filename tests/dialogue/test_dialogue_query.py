@@ -119,7 +119,7 @@ def _ranked(memory: Memory, query: str, mode: str = "graph", **knobs: float) -> 
     retriever = Retriever(memory.retriever.projection, memory.embedder, RetrievalSettings(**DIALOGUE, **knobs),
                           query_entities=memory.extractor.query_mentions)
     hits = retriever.search(query, k=6, mode=mode)
-    texts = memory.graph.episodes([h.uuid for h in hits])  # the projection holds no texts
+    texts = memory.episodes([h.uuid for h in hits])  # the projection holds no texts
     return [texts[h.uuid]["content"] for h in hits]
 
 

@@ -64,7 +64,7 @@ def test_ingestion_stores_pooled_entity_vectors_only_when_enabled(tmp_path, embe
     for enabled in (True, False):
         with Memory(home=tmp_path / str(enabled), context_vectors=enabled) as memory:
             memory.ingest_text(TEXT, name="vey.txt")
-            index = load_entity_index(memory.graph, embedder.dim, memory.settings)
+            index = load_entity_index(memory._graph, embedder.dim, memory.settings)
             stored[enabled] = index.vectors[index.by_key[entity_key("Orvalis Robotics")]].copy()
     standalone = embedder.embed(["Orvalis Robotics"])[0]
     assert np.allclose(stored[False], standalone, atol=1e-5)

@@ -121,7 +121,7 @@ def test_cli_ingest_of_hostile_jsonl_is_a_clean_ingest_or_a_one_line_error(home,
 
     with Memory(home=home) as memory:
         stats = memory.stats()
-        sources = memory.graph.sources()
+        sources = memory.sources()
     assert all(s["state"] == "complete" for s in sources)
     assert stats.get("episodes", 0) >= len(sources)
 
@@ -139,9 +139,9 @@ def test_cypher_looking_text_is_stored_byte_for_byte(home, tmp_path):
     assert result.exit_code == 0, result.output
     with Memory(home=home) as memory:
         stats = memory.stats()
-        uuids = [row["uuid"] for row in memory.graph.pages("projection_episodes")]
-        rows = sorted(memory.graph.episodes(uuids).values(), key=lambda r: r["title"])
-        names = sorted(s["name"] for s in memory.graph.sources())
+        uuids = [row["uuid"] for row in memory._graph.pages("projection_episodes")]
+        rows = sorted(memory.episodes(uuids).values(), key=lambda r: r["title"])
+        names = sorted(s["name"] for s in memory.sources())
     assert [r["content"] for r in rows] == [text.strip(), text.strip()]
     assert [r["title"] for r in rows] == ["`T` 'q'", "evil"]
     assert names == sorted([str(doc.resolve()), f"{jsonl.resolve()}#x'}}) DETACH DELETE n //"])

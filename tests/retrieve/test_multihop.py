@@ -84,7 +84,7 @@ def test_projection_is_extended_in_place_and_matches_a_full_reload(sample_memory
     projection = sample_memory.retriever.projection
     sample_memory.ingest_text("Quill Harbour lies north of the Kessary Bridge; Dana Orm runs its ferry.", name="delta-1")
     assert sample_memory.retriever.projection is projection  # extended, not reloaded
-    fresh = load_projection(sample_memory.graph, cache_dir=None)
+    fresh = load_projection(sample_memory._graph, cache_dir=None)
     assert sorted(projection.episode_ids) == sorted(fresh.episode_ids)
     assert sorted(projection.entity_ids) == sorted(fresh.entity_ids)
     assert sorted(projection.fact_ids) == sorted(fresh.fact_ids)

@@ -90,12 +90,12 @@ def vectors(embedder) -> np.ndarray:
 
 def test_round_trip_built_and_reopened_search_alike(sample_memory, vectors):
     cache = _cache(sample_memory)
-    built = load_projection(sample_memory.graph, cache)
-    group = group_dir_of(cache, sample_memory.graph.group_id)
+    built = load_projection(sample_memory._graph, cache)
+    group = group_dir_of(cache, sample_memory._graph.group_id)
     assert built.cache_dir is not None and built.cache_dir.parent.parent == group
     reopened = open_projection(group)
     assert reopened is not None and reopened is not built and reopened.revision == built.revision
-    in_memory = load_projection(sample_memory.graph, cache_dir=None)
+    in_memory = load_projection(sample_memory._graph, cache_dir=None)
     assert in_memory.cache_dir is None
     for mode in ("graph", "dense", "bm25"):
         expected = _results(built, vectors, mode)
@@ -103,14 +103,14 @@ def test_round_trip_built_and_reopened_search_alike(sample_memory, vectors):
         assert _results(reopened, vectors, mode) == expected
         assert _results(in_memory, vectors, mode) == expected
     # opening again maps the same files: no rebuild while the revision stands
-    assert load_projection(sample_memory.graph, cache)._disk.manifest["build"] == built._disk.manifest["build"]
+    assert load_projection(sample_memory._graph, cache)._disk.manifest["build"] == built._disk.manifest["build"]
 
 
 def test_bm25_scores_equal_bm25s_over_the_stored_texts(sample_memory):
     import bm25s
 
-    projection = load_projection(sample_memory.graph, _cache(sample_memory))
-    texts = {row["uuid"]: row["content"] or "" for row in sample_memory.graph.pages("projection_episodes")}
+    projection = load_projection(sample_memory._graph, _cache(sample_memory))
+    texts = {row["uuid"]: row["content"] or "" for row in sample_memory._graph.pages("projection_episodes")}
     ordered = [texts[u] for u in projection.episode_ids]
     reference = bm25s.BM25()
     reference.index(bm25s.tokenize(ordered, stopwords="en", show_progress=False), show_progress=False)
@@ -151,8 +151,8 @@ def test_extension_in_place_equals_a_full_rebuild(sample_memory, vectors):
     assert after["counts"]["episodes"] > before["counts"]["episodes"]
     assert after["counts"]["fact_episode_extra"] > before["counts"]["fact_episode_extra"]  # known facts, new support
     assert projection.episode_questions.sum() > 0
-    assert projection.revision == sample_memory.graph.revision()
-    rebuilt = load_projection(sample_memory.graph, cache_dir=None)
+    assert projection.revision == sample_memory._graph.revision()
+    rebuilt = load_projection(sample_memory._graph, cache_dir=None)
     _same_graph(projection, rebuilt)
     for mode in ("graph", "dense", "bm25"):
         _same_results(_results(projection, vectors, mode), _results(rebuilt, vectors, mode))
@@ -162,26 +162,26 @@ def test_extension_in_place_equals_a_full_rebuild(sample_memory, vectors):
     for query in ("Who runs the ferry?", "Kessary Bridge harbour"):
         assert np.array_equal(projection.bm25.scores(query), rebuilt.bm25.scores(query)[order])
     # a process that opens the files now maps the extended columns
-    reopened = open_projection(group_dir_of(_cache(sample_memory), sample_memory.graph.group_id))
+    reopened = open_projection(group_dir_of(_cache(sample_memory), sample_memory._graph.group_id))
     assert reopened.revision == projection.revision
     _same_results(_results(reopened, vectors), _results(projection, vectors))
 
 
 def test_ingestion_extends_the_files_without_a_loaded_projection(sample_memory, vectors):
     cache = _cache(sample_memory)
-    load_projection(sample_memory.graph, cache)  # as another process (an API worker) would have
-    group = group_dir_of(cache, sample_memory.graph.group_id)
+    load_projection(sample_memory._graph, cache)  # as another process (an API worker) would have
+    group = group_dir_of(cache, sample_memory._graph.group_id)
     build = json.loads((group / MANIFEST).read_text())["build"]
     assert sample_memory._retriever is None
     sample_memory.ingest_text(SECOND, name="delta-2")
     manifest = json.loads((group / MANIFEST).read_text())
-    assert manifest["build"] == build and manifest["revision"] == sample_memory.graph.revision()
+    assert manifest["build"] == build and manifest["revision"] == sample_memory._graph.revision()
     extended = open_projection(group)
-    _same_graph(extended, load_projection(sample_memory.graph, cache_dir=None))
+    _same_graph(extended, load_projection(sample_memory._graph, cache_dir=None))
     # replacing a document is not an addition: the next load rebuilds from the store
     sample_memory.ingest_text(SECOND + " Changed.", name="delta-2")
-    assert json.loads((group / MANIFEST).read_text())["revision"] < sample_memory.graph.revision()
-    rebuilt = load_projection(sample_memory.graph, cache)
+    assert json.loads((group / MANIFEST).read_text())["revision"] < sample_memory._graph.revision()
+    rebuilt = load_projection(sample_memory._graph, cache)
     assert rebuilt._disk.manifest["build"] != build
     assert len(list(group.glob("b-*"))) == 1  # the superseded build is gone
 
@@ -207,8 +207,8 @@ print(json.dumps({"hits": [[[h.uuid, h.score] for h in row] for row in hits], "m
 
 def test_a_second_process_maps_the_same_files(sample_memory, vectors, tmp_path):
     cache = _cache(sample_memory)
-    projection = load_projection(sample_memory.graph, cache)
-    group = group_dir_of(cache, sample_memory.graph.group_id)
+    projection = load_projection(sample_memory._graph, cache)
+    group = group_dir_of(cache, sample_memory._graph.group_id)
     np.save(tmp_path / "vectors.npy", vectors)
     child = subprocess.run([sys.executable, "-c", CHILD, str(group), json.dumps(QUERIES), str(tmp_path / "vectors.npy")],
                            capture_output=True, text=True, cwd=REPO, timeout=300,
@@ -227,9 +227,9 @@ def test_a_second_process_maps_the_same_files(sample_memory, vectors, tmp_path):
 
 def test_a_crash_mid_write_does_not_break_the_next_open(sample_memory, vectors):
     cache = _cache(sample_memory)
-    projection = load_projection(sample_memory.graph, cache)
+    projection = load_projection(sample_memory._graph, cache)
     expected = _results(projection, vectors)
-    group = group_dir_of(cache, sample_memory.graph.group_id)
+    group = group_dir_of(cache, sample_memory._graph.group_id)
     build = group / projection._disk.manifest["build"]
     # a build that died before its rename, an append that died before its manifest, a half-written manifest
     (group / "tmp-crashed").mkdir()
@@ -247,21 +247,21 @@ def test_a_crash_mid_write_does_not_break_the_next_open(sample_memory, vectors):
     sample_memory.ingest_text(SECOND, name="delta-3")
     assert not (group / "tmp-crashed").exists() and not (group / f".{MANIFEST}.999.tmp").exists()
     extended = open_projection(group)
-    assert extended.revision == sample_memory.graph.revision()
-    _same_graph(extended, load_projection(sample_memory.graph, cache_dir=None))
+    assert extended.revision == sample_memory._graph.revision()
+    _same_graph(extended, load_projection(sample_memory._graph, cache_dir=None))
     # a manifest naming files that are gone: the next load rebuilds from the store
     manifest = json.loads((group / MANIFEST).read_text())
     (group / MANIFEST).write_text(json.dumps({**manifest, "build": "b-missing"}))
     assert open_projection(group) is None
-    rebuilt = load_projection(sample_memory.graph, cache)
-    assert rebuilt.revision == sample_memory.graph.revision()
+    rebuilt = load_projection(sample_memory._graph, cache)
+    assert rebuilt.revision == sample_memory._graph.revision()
     _same_graph(rebuilt, extended)
 
 
 def test_no_pickle_and_no_passage_texts(sample_memory):
     cache = _cache(sample_memory)
     cache.mkdir(parents=True, exist_ok=True)
-    old = cache / f"projection-{sample_memory.graph.group_id}.pkl"  # the format before this one
+    old = cache / f"projection-{sample_memory._graph.group_id}.pkl"  # the format before this one
     old.write_bytes(b"\x80\x05old")
     sample_memory.search("Kessary Bridge", k=3)
     projection = sample_memory.retriever.projection
@@ -274,7 +274,7 @@ def test_no_pickle_and_no_passage_texts(sample_memory):
             assert path.read_bytes()[:2] not in (b"\x80\x04", b"\x80\x05") or path.suffix == ".bin", path
     # no passage texts: no attribute holds them, neither the projection nor its BM25 index
     assert not hasattr(projection, "episode_texts")
-    texts = {row["content"] for row in sample_memory.graph.pages("projection_episodes")}
+    texts = {row["content"] for row in sample_memory._graph.pages("projection_episodes")}
 
     def holds_texts(value) -> bool:
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
@@ -310,7 +310,7 @@ def test_an_ingestion_that_ends_a_stored_fact_still_extends_in_place(memory):
     assert projection._disk.manifest["counts"]["fact_valid_updates"] >= 1
     assert not projection.facts_valid_at(None)[lisbon].any()  # ended now ...
     assert projection.facts_valid_at(int(datetime(2022, 1, 1, tzinfo=timezone.utc).timestamp() * 1000))[lisbon].all()
-    rebuilt = load_projection(memory.graph, cache_dir=None)  # ... as the store says
+    rebuilt = load_projection(memory._graph, cache_dir=None)  # ... as the store says
     _same_graph(projection, rebuilt)
     fresh = transition_matrix(projection.adjacency(projection.facts_valid_at(None)))
     np.testing.assert_allclose(projection.transition().toarray(), fresh.toarray(), rtol=1e-6, atol=1e-9)
