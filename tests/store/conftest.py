@@ -22,6 +22,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -50,6 +51,8 @@ class StoreCase:
     group: str
     batch_size: int = 500
     limits: dict[str, str] = field(default_factory=dict)
+    #: a second, new store object on the same data (what another process would open)
+    reopen: Callable[[], GraphStore] | None = None
 
     def require(self, capability: str) -> None:
         if capability in self.limits:
@@ -157,7 +160,8 @@ def open_case(name: str, request: pytest.FixtureRequest) -> StoreCase:
         from graphmem.store.falkordb import FalkorDBStore
 
         home = request.getfixturevalue("falkordb_home")
-        return StoreCase(name, FalkorDBStore(home, f"g{uuid.uuid4().hex[:10]}"), group)
+        graph = f"g{uuid.uuid4().hex[:10]}"
+        return StoreCase(name, FalkorDBStore(home, graph), group, reopen=lambda: FalkorDBStore(home, graph))
     if name == "neo4j-bolt":
         server: BoltServer = request.getfixturevalue("bolt_server")
         # FalkorDB's Bolt endpoint crashes on a message over ~4 KiB, so batches stay small.
@@ -168,7 +172,7 @@ def open_case(name: str, request: pytest.FixtureRequest) -> StoreCase:
             pytest.skip(NEO4J_HOW)
         from graphmem.store.neo4j import Neo4jStore
 
-        return StoreCase(name, Neo4jStore.from_uri(uri), group)
+        return StoreCase(name, Neo4jStore.from_uri(uri), group, reopen=lambda: Neo4jStore.from_uri(uri))
     raise ValueError(name)
 
 

@@ -24,10 +24,34 @@ def data(case):
     return g
 
 
-def test_schema_can_be_ensured_again(case):
+def _indexed_reads(case, data) -> tuple:
+    """What the schema's indexes serve: lookups by key, vector and full-text search, the counts."""
+    query = (np.array(unit(1)) + 0.1 * np.array(unit(2))).tolist()
+    by_key = sorted(r["name"] for r in case.store.run("entities_by_key", keys=["oslo", "ada lovelace"],
+                                                       group_id=case.group))
+    vector = [r["uuid"] for r in case.store.run("episodes_vector_search", k=3, vector=query, group_id=case.group)]
+    words = [r["uuid"] for r in case.store.run("episodes_fulltext_search", text="fjord", k=5, group_id=case.group)]
+    return Graph(case.store, case.group).stats(), by_key, vector, words
+
+
+def test_schema_can_be_ensured_again(case, data):
+    """Ensuring the schema of a group that has it (from this connection and from a new
+    one, which does not know it was made) fails on nothing and leaves the data and
+    every indexed read as they were."""
     case.require("schema_twice")
-    case.store.ensure_schema(DIM)  # the fixture already ran it once
-    case.store.ensure_schema(DIM)
+    before = _indexed_reads(case, data)
+    assert before[1:] == (["Ada Lovelace", "Oslo"], [data.id("e2"), data.id("e3"), data.id("e1")], [data.id("e1")])
+    case.store.ensure_schema(DIM)  # the fixture and the first write already made it
+    case.store.ensure_schema(DIM, case.group)
+    assert case.reopen is not None
+    other = case.reopen()
+    try:
+        other.ensure_schema(DIM, case.group)
+        other.ensure_schema(DIM)
+        assert Graph(other, case.group).stats() == before[0]
+    finally:
+        other.close()
+    assert _indexed_reads(case, data) == before
 
 
 def test_writes_are_read_back_with_their_types(case, data):
