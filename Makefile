@@ -1,4 +1,4 @@
-# graphmem: `make demo` runs the main job end to end; `make test` runs the tests.
+# graphmem: `make demo` runs the main job end to end; `make test` runs the tests; `make lint` runs ruff and mypy.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ DEMO_HOME ?= .graphmem-demo
 # torch comes from PyPI; the CPU build is enough for graphmem (set TORCH= to skip the pin)
 TORCH ?= torch==2.13.0
 
-.PHONY: install demo test clean
+.PHONY: install demo test lint clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME) .pytest_cache
