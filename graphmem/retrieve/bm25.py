@@ -84,13 +84,6 @@ class Segment:
             return None
         return int(self.indptr[at]), int(self.indptr[at + 1])
 
-    def postings(self, term: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """(passages, term frequencies) of ``term``."""
-        span = self.span(term)
-        if span is None:
-            return None
-        return self.docs[span[0]:span[1]], self.combo_tf[self.combo[span[0]:span[1]]]
-
     def triples(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(passages, terms, term frequencies, passage lengths), one per posting."""
         terms = np.repeat(self.terms, np.diff(self.indptr))

@@ -139,11 +139,6 @@ class StrColumn(Sequence[str]):
         self.offsets = offsets
         self.data = data
 
-    @classmethod
-    def of(cls, values: Sequence[str]) -> "StrColumn":
-        ends, data = encode_strings(values)
-        return cls(np.concatenate([np.zeros(1, np.int64), ends]), data.copy())
-
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
@@ -179,10 +174,6 @@ class IdColumn(Sequence[str]):
 
     def __init__(self, array: np.ndarray) -> None:
         self.array = array
-
-    @classmethod
-    def of(cls, values: Sequence[str], width: int | None = None) -> "IdColumn":
-        return cls(encode_ids(values, width))
 
     @property
     def width(self) -> int:

@@ -123,8 +123,7 @@ def question_answer_pairs(projection: Projection) -> tuple[np.ndarray, np.ndarra
     of the next turn when another speaker says it, plus a (P,) mask of every turn that
     ends with a question. Passages without a speaker take no part. A turn that shares a
     photo ends with its caption ("... [shares a photo of ...]"), so it does not count as
-    a question: the photo is content (on LoCoMo, counting those turns too cost 0.7 to 1.8
-    points of Recall@10 overall, multi-hop and temporal)."""
+    a question: the photo is content (benchmarks/README.md, LoCoMo)."""
     if "question_answer_pairs" not in projection._cache:
         speakers = projection.episode_speakers()
         asks = (speakers >= 0) & np.asarray(projection.episode_questions, dtype=bool)  # texts end with "?"

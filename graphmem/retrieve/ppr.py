@@ -62,7 +62,7 @@ class RowBlocks:
     """A CSR matrix cut into row blocks whose products with a vector run on a thread pool.
 
     scipy's sparse products release the GIL, so PPR's one mat-vec per iteration uses
-    every core: at 97k nodes and 490k edges on 2 cores, 1.1 ms instead of 1.5 ms.
+    every core.
     Supports what :func:`personalized_pagerank` needs: ``shape`` and ``@``.
     """
 

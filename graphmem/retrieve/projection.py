@@ -92,8 +92,6 @@ OFFSETS = {"fact_episode_offsets": "facts"}
 IDS = {"entity_ids": "entities", "episode_ids": "episodes", "fact_ids": "facts"}
 #: columns with a sorted order per revision (for lookups by id or by key hash)
 ORDERED = ("entity_ids", "episode_ids", "fact_ids", "entity_key_hash", "term_hash")
-TABLES = ("entities", "episodes", "mentions", "facts", "fact_episodes", "fact_episode_extra", "fact_valid_updates",
-          "synonyms", "nexts", "terms")
 
 
 def ends_with_question(text: str) -> bool:
@@ -194,12 +192,6 @@ class Projection:
     @property
     def n_nodes(self) -> int:
         return len(self.entity_ids) + len(self.episode_ids)
-
-    def entity_index(self) -> Mapping[str, int]:
-        """Entity uuid -> row (a dict, or a lookup over the sorted id column on disk)."""
-        if "entity_index" not in self._cache:
-            self._cache["entity_index"] = self._id_lookup("entity_ids")
-        return self._cache["entity_index"]
 
     def episode_index(self) -> Mapping[str, int]:
         if "episode_index" not in self._cache:
@@ -602,7 +594,6 @@ class ColumnWriter:
             self.rows[name] = counts.get(table, 0)
         for name, table in {**STRINGS, **OFFSETS, **IDS}.items():
             self.rows[name] = counts.get(table, 0)
-        self._string_end: dict[str, int] = {}
         self._offset_end: dict[str, int] = {}
 
     def _row_bytes(self, name: str) -> int:
@@ -1076,8 +1067,8 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
 def _carry_forward(old_dir: Path, new_dir: Path, old: dict, new: dict, edges: dict) -> None:
     """The previous revision's derived arrays with the appended rows added (new nodes, new
     edges), saved for the new revision: the first query after an ingestion maps them instead
-    of building them from every edge (at 1M passages the transition matrix takes 20 s to
-    build, this a pass over its arrays). What cannot be carried is left to be built on use."""
+    of building them from every edge (a pass over the old arrays instead of one over every
+    edge; benchmarks/README.md has both times). What cannot be carried is left to be built on use."""
     E0, P0, E1, P1 = old["entities"], old["episodes"], new["entities"], new["episodes"]
     mentions = edges["mentions"].astype(np.int64)
     for directory in sorted(d for d in old_dir.iterdir() if d.is_dir() and not d.name.startswith(".")):

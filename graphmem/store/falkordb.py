@@ -23,7 +23,8 @@ _EXISTS = ("already indexed", "already exists", "already created")
 #: Named queries whose row vectors are stored packed: base64 of little-endian float32,
 #: one string property instead of a list of floats. For vectors nothing searches in
 #: the store (entities and facts: resolution and retrieval hold them in memory): the
-#: server stores one string instead of parsing 384 numbers, 5-10x cheaper on both sides.
+#: server stores one string instead of parsing 384 numbers, much cheaper on both sides
+#: (benchmarks/README.md, vector writes).
 #: :meth:`FalkorDBStore.run` hands them back as float32 arrays.
 _PACKED_VECTORS = frozenset({"entity_embeddings_set", "fact_embeddings_set", "entities_upsert", "facts_upsert"})
 
@@ -63,11 +64,11 @@ def _plain(value: Any) -> Any:
 def _vector_literal(vector: np.ndarray) -> str:
     """A float vector as a Cypher list literal, written fast.
 
-    FalkorDB takes parameters as Cypher text; ``repr`` of 384 floats costs about
-    0.4 ms per vector in Python, more than the server spends storing it. Here the
-    values become integers scaled by a power of ten chosen so the largest has ten
-    digits (``123456789e-10``), which numpy and json print in C (0.07 ms), and which
-    keeps more precision than the float32 the store keeps.
+    FalkorDB takes parameters as Cypher text; ``repr`` of 384 floats in Python costs
+    more than the server spends storing the vector. Here the values become integers
+    scaled by a power of ten chosen so the largest has ten digits (``123456789e-10``),
+    which numpy and json print in C, and which keeps more precision than the float32
+    the store keeps.
     """
     values = np.asarray(vector, dtype=np.float64).ravel()
     largest = float(np.max(np.abs(values))) if values.size else 0.0
