@@ -7,11 +7,14 @@ import os
 import sys
 from functools import wraps
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
 from graphmem.errors import GraphmemError
+
+if TYPE_CHECKING:
+    from graphmem.admin import Admin, Bar
 
 
 class Context:
@@ -30,6 +33,11 @@ class Context:
         from graphmem.memory import Memory
 
         return Memory(self.settings(**more))
+
+    def admin(self) -> "Admin":
+        from graphmem.admin import Admin
+
+        return Admin(self.settings())
 
 
 def handle_errors(func: Callable) -> Callable:
@@ -482,25 +490,8 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
         click.echo(f"store kept in {report.home} (reuse it with --home)", err=True)
 
 # -- export / import / migrate ------------------------------------------------------
-def _open_target(obj: Context, spec: str):
-    """A store named on the command line: a neo4j:// or bolt:// URI, or falkordb:PATH
-    (the embedded store of another data directory). Returns (store, printable name)."""
-    from graphmem.config import Settings
-    from graphmem.errors import ConfigError
-    from graphmem.store import open_store
-
-    if spec.startswith("falkordb:"):
-        home = spec[len("falkordb:"):].removeprefix("//")
-        if not home:
-            raise ConfigError("--to falkordb:PATH needs the data directory PATH")
-        if Path(home).resolve() == obj.settings().home.resolve():
-            raise ConfigError("--to names this store's own data directory")
-        settings = Settings.from_env(**{**obj.overrides, "store": "falkordb", "home": home})
-        return open_store(settings), f"falkordb:{Path(home).resolve()}"
-    from graphmem.store.neo4j import Neo4jTarget
-
-    name = Neo4jTarget.parse(spec).display
-    return open_store(Settings.from_env(**{**obj.overrides, "store": spec})), name
+def _bar(quiet: bool) -> "Bar":
+    return lambda total, label: _progress(total, label, quiet)
 
 
 @main.command("export")
@@ -520,24 +511,9 @@ def export_cmd(obj: Context, path: str, fmt: str | None, group_only: bool, quiet
       graphmem export graph.jsonl
       graphmem export graph.graphml --group-only --group team-a
     """
-    from graphmem.store import open_store
-    from graphmem.store import transfer
-
-    fmt = fmt or ("graphml" if path.lower().endswith(".graphml") else "jsonl")
-    settings = obj.settings()
-    group = settings.group_id if group_only else None
-    store = open_store(settings)
-    # the export holds every passage: created readable by this user only (0600), as backups are
-    umask = os.umask(0o077)
-    try:
-        total = sum(transfer.counts(store, group).values())
-        writer = transfer.export_graphml if fmt == "graphml" else transfer.export_jsonl
-        with _progress(total, f"exporting {fmt}", quiet) as advance:
-            written = writer(store, path, group_id=group, progress=advance)
-        os.chmod(path, 0o600)
-    finally:
-        os.umask(umask)
-        store.close()
+    group = obj.settings().group_id if group_only else None
+    with obj.admin() as admin:
+        written = admin.export(path, fmt=fmt, group=group, bar=_bar(quiet))
     click.echo(f"exported {_counts_line(written)} to {path}")
 
 
@@ -558,16 +534,8 @@ def import_cmd(obj: Context, path: str, batch_size: int, quiet: bool) -> None:
     Example:
       graphmem --store neo4j://neo4j:password@localhost:7687 import graph.jsonl
     """
-    from graphmem.store import open_store
-    from graphmem.store import transfer
-
-    _, total = transfer.read_jsonl(path)
-    store = open_store(obj.settings())
-    try:
-        with _progress(total, "importing", quiet) as advance:
-            loaded = transfer.import_jsonl(store, path, batch_size=batch_size, progress=advance)
-    finally:
-        store.close()
+    with obj.admin() as admin:
+        loaded = admin.import_file(path, batch_size=batch_size, bar=_bar(quiet))
     click.echo(f"imported {_counts_line(loaded)}")
 
 
@@ -592,33 +560,8 @@ def migrate_cmd(obj: Context, to: str, batch_size: int, restart: bool, dim: int 
     Example:
       graphmem migrate --to neo4j://neo4j:password@localhost:7687/neo4j
     """
-    from graphmem.store import open_store
-    from graphmem.store import transfer
-
-    settings = obj.settings()
-    source = open_store(settings)
-    try:
-        target, name = _open_target(obj, to)
-        try:
-            checkpoint = transfer.checkpoint_path(settings.home, name)
-            bar: dict[str, Any] = {}
-
-            def on_total(total: int, done: int) -> None:
-                bar["ctx"] = _progress(total, f"migrating to {name}", quiet)
-                bar["advance"] = bar["ctx"].__enter__()
-                bar["advance"](done)
-
-            try:
-                result = transfer.migrate(source, target, checkpoint=checkpoint, target_name=name,
-                                          batch_size=batch_size, dim=dim, restart=restart, on_total=on_total,
-                                          progress=lambda n: bar["advance"](n))
-            finally:
-                if "ctx" in bar:
-                    bar["ctx"].__exit__(None, None, None)
-        finally:
-            target.close()
-    finally:
-        source.close()
+    with obj.admin() as admin:
+        result = admin.migrate(to, batch_size=batch_size, restart=restart, dim=dim, bar=_bar(quiet))
     how = "resumed and finished" if result.resumed else "copied"
     click.echo(f"{how}: {_counts_line(result.target)}; counts match the source")
 
@@ -812,14 +755,8 @@ def groups_group(ctx: click.Context, as_json: bool) -> None:
     """
     if ctx.invoked_subcommand is not None:
         return
-    from graphmem.store import open_store
-    from graphmem.store.graph import Graph
-
-    store = open_store(ctx.obj.settings())
-    try:
-        sizes = {group: Graph(store, group).stats() for group in store.groups()}
-    finally:
-        store.close()
+    with ctx.obj.admin() as admin:
+        sizes = admin.group_sizes()
     if as_json:
         click.echo(json.dumps(sizes, indent=2))
         return
@@ -837,19 +774,11 @@ def groups_group(ctx: click.Context, as_json: bool) -> None:
 def groups_drop(obj: Context, group: str, yes: bool) -> None:
     """Delete a group and everything in it (its graph, and its cached projection)."""
     from graphmem.errors import InputError
-    from graphmem.store import open_store
 
-    settings = obj.settings()
     if not yes:
         click.confirm(f"delete group {group!r} and everything in it?", abort=True)
-    store = open_store(settings)
-    try:
-        existed = store.drop_group(group)
-    finally:
-        store.close()
-    from graphmem.retrieve.projection import remove_group_cache
-
-    remove_group_cache(Path(settings.home) / "cache", group)
+    with obj.admin() as admin:
+        existed = admin.drop_group(group)
     if not existed:
         raise InputError(f"no group {group!r} in the store")
     click.echo(f"dropped group {group}")
@@ -976,16 +905,6 @@ def forget(obj: Context, source: str | None, episode: str | None, as_json: bool)
 
 
 # -- backup / restore (embedded store) ---------------------------------------------
-def _embedded_only(obj: Context, what: str) -> Any:
-    from graphmem.errors import ConfigError
-
-    settings = obj.settings()
-    if settings.store.strip() not in {"falkordb", "embedded", ""}:
-        raise ConfigError(f"{what} works on the embedded store; for Neo4j use neo4j-admin dump/load "
-                          "or graphmem export/import")
-    return settings
-
-
 @main.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True))
 @click.pass_obj
@@ -998,10 +917,9 @@ def backup_cmd(obj: Context, path: str) -> None:
       graphmem backup backups/graphmem-2026-05-01.rdb
       graphmem --home fresh restore backups/graphmem-2026-05-01.rdb
     """
-    from graphmem.store.backup import backup
-
-    settings = _embedded_only(obj, "backup")
-    size = backup(settings.home, path)
+    settings = obj.settings()
+    with obj.admin() as admin:
+        size = admin.backup(path)
     click.echo(f"backed up {settings.home} to {path} ({size / 1e6:.1f} MB)")
 
 
@@ -1017,10 +935,9 @@ def restore_cmd(obj: Context, path: str) -> None:
       graphmem --home restored restore backups/graphmem-2026-05-01.rdb
       graphmem --home restored stats
     """
-    from graphmem.store.backup import restore
-
-    settings = _embedded_only(obj, "restore")
-    restore(path, settings.home)
+    settings = obj.settings()
+    with obj.admin() as admin:
+        admin.restore(path)
     click.echo(f"restored {path} into {settings.home}")
 
 

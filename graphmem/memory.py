@@ -55,6 +55,14 @@ class FactRecord(BaseModel):
     expired_at: datetime | None = Field(None, description="system time graphmem learned it had ended")
     episodes: list[str] = Field(default_factory=list, description="uuids of the episodes that assert it")
 
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> "FactRecord":
+        """A fact as the store returns it (times in epoch ms)."""
+        return cls(uuid=row["uuid"], subject=row["subject"] or "", predicate=row["predicate"] or "",
+                   object=row["object"] or "", text=row["text"] or "", valid_at=from_ms(row.get("valid_at")),
+                   invalid_at=from_ms(row.get("invalid_at")), created_at=from_ms(row.get("created_at")),
+                   expired_at=from_ms(row.get("expired_at")), episodes=list(row.get("episodes") or []))
+
     @property
     def current(self) -> bool:
         return self.invalid_at is None
@@ -62,6 +70,18 @@ class FactRecord(BaseModel):
     def valid_on(self, when: datetime) -> bool:
         when = ensure_utc(when)
         return (self.valid_at is None or self.valid_at <= when) and (self.invalid_at is None or when < self.invalid_at)
+
+
+def _timeline(records: list[FactRecord], as_of: datetime | None, history: bool) -> list[FactRecord]:
+    """The facts :meth:`Memory.facts` returns: those true now (or ``as_of``), or with ``history``
+    every one (that had started by ``as_of``), oldest first."""
+    if as_of is not None:
+        when = ensure_utc(as_of)
+        records = [f for f in records if (f.valid_at is None or f.valid_at <= when) and (history or f.valid_on(when))]
+    elif not history:
+        records = [f for f in records if f.current]
+    floor = datetime.min.replace(tzinfo=ensure_utc(datetime(2000, 1, 1)).tzinfo)
+    return sorted(records, key=lambda f: (f.valid_at or floor, f.created_at or floor, f.predicate, f.object))
 
 
 class Memory:
@@ -223,23 +243,11 @@ class Memory:
         """
         from graphmem.resolve.entities import entity_key
 
-        found = self._store.run("entity_find", group_id=self._graph.group_id, name=entity, key=entity_key(entity))
-        if not found:
+        found = self._graph.find_entity(entity, entity_key(entity))
+        if found is None:
             raise InputError(f"no entity named {entity!r} (try `graphmem cypher \"MATCH (n:Entity) RETURN n.name\"`)")
-        rows = self._store.run("entity_facts", uuid=found[0]["uuid"], group_id=self._graph.group_id)
-        records = [FactRecord(uuid=r["uuid"], subject=r["subject"] or "", predicate=r["predicate"] or "",
-                              object=r["object"] or "", text=r["text"] or "", valid_at=from_ms(r.get("valid_at")),
-                              invalid_at=from_ms(r.get("invalid_at")), created_at=from_ms(r.get("created_at")),
-                              expired_at=from_ms(r.get("expired_at")), episodes=list(r.get("episodes") or []))
-                   for r in rows]
-        if as_of is not None:
-            when = ensure_utc(as_of)
-            records = [f for f in records if (f.valid_at is None or f.valid_at <= when)
-                       and (history or f.valid_on(when))]
-        elif not history:
-            records = [f for f in records if f.current]
-        floor = datetime.min.replace(tzinfo=ensure_utc(datetime(2000, 1, 1)).tzinfo)
-        return sorted(records, key=lambda f: (f.valid_at or floor, f.created_at or floor, f.predicate, f.object))
+        records = [FactRecord.from_row(row) for row in self._graph.entity_facts(found["uuid"])]
+        return _timeline(records, as_of, history)
 
     def forget(self, *, source: str | None = None, episode: str | None = None) -> dict[str, int]:
         """Delete a source (by name or uuid) or one episode (by uuid), and every fact only it supports.

@@ -204,6 +204,15 @@ class Graph:
         rows = self.store.run("entity_get", uuid=uuid, group_id=self.group_id)
         return rows[0] if rows else None
 
+    def find_entity(self, name: str, key: str) -> Row | None:
+        """An entity by uuid, name, alias or name key (``key``: its normalised name)."""
+        rows = self.store.run("entity_find", group_id=self.group_id, name=name, key=key)
+        return rows[0] if rows else None
+
+    def entity_facts(self, uuid: str) -> list[Row]:
+        """Every fact of an entity, current and ended, with the episodes that assert it."""
+        return self.store.run("entity_facts", uuid=uuid, group_id=self.group_id)
+
     def ensure_schema(self, dim: int) -> None:
         """The group's indexes, for vectors of ``dim`` floats."""
         self.store.ensure_schema(dim, self.group_id)
