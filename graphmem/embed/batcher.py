@@ -163,6 +163,11 @@ class Batcher:
         """Texts waiting for a worker (not counting batches being computed)."""
         return self._waiting
 
+    @property
+    def closing(self) -> bool:
+        """Whether :meth:`close` was called: new work is refused, queued work is drained or failed."""
+        return self._closing
+
     def submit(self, texts: Sequence[str]) -> Future:
         """Queue ``texts``; raises :class:`QueueFull` or :class:`BatcherClosed` instead of queueing."""
         job = _Job(list(texts), self.dim)
