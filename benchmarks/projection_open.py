@@ -97,7 +97,7 @@ def _word(i: int) -> str:
 
 def generate(directory: Path, n: int, seed: int = 7, chunk: int = 50_000) -> dict:
     """Write the synthetic projection of ``n`` passages as ``<directory>/cache/default``."""
-    from graphmem.resolve.entities import entity_key
+    from graphmem.model import entity_key
     from graphmem.retrieve.bm25 import BM25Builder
     from graphmem.retrieve.columns import key_hashes, order_of
     from graphmem.retrieve.projection import (FAR_FUTURE, FORMAT, OFFSETS, STRINGS, ColumnWriter,
@@ -259,7 +259,7 @@ def rss():
 out = {"start": rss()}
 if kind == "columns":
     from graphmem.retrieve.projection import open_projection
-    from graphmem.resolve.entities import entity_key
+    from graphmem.model import entity_key
     import scipy.sparse
     t = time.perf_counter()
     p = open_projection(target)

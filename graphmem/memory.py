@@ -241,7 +241,7 @@ class Memory:
         ``as_of`` too, the ones that had started by then). Raises
         :class:`~graphmem.errors.InputError` when no entity has that name.
         """
-        from graphmem.resolve.entities import entity_key
+        from graphmem.model import entity_key
 
         found = self._graph.find_entity(entity, entity_key(entity))
         if found is None:

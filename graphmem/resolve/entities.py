@@ -19,26 +19,13 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 
-from graphmem.model import normalize_name, stable_uuid
+from graphmem.model import entity_key, stable_uuid
 
 #: stored entities from which synonym neighbours come from the HNSW index (below: matrix products)
 ANN_MIN_ROWS = 20_000
-
-CORPORATE_SUFFIXES = {"inc", "ltd", "llc", "corp", "corporation", "co", "plc", "gmbh", "ag", "sa", "bv"}
-
-
-@lru_cache(maxsize=1 << 18)
-def entity_key(name: str) -> str:
-    words = normalize_name(name).split()
-    while len(words) > 1 and words[-1] in CORPORATE_SUFFIXES:
-        words = words[:-1]
-    if len(words) > 1 and words[-1] == "s" and name.rstrip().endswith("'s"):
-        words = words[:-1]
-    return " ".join(words)
 
 
 def entity_uuid(group_id: str, key: str) -> str:

@@ -3,7 +3,7 @@
 The alternative, spaCy's NER on every query (``query_entities: ner``), costs
 several milliseconds on the query path and can only find names it recognises
 as such. Here every capitalised span of the query (up to eight words, longest
-first) is normalised like an entity name (:func:`graphmem.resolve.entities.entity_key`)
+first) is normalised like an entity name (:func:`graphmem.model.entity_key`)
 and kept when the graph holds an entity with that key. Capitalisation stands in
 for "a name": lowercase words that happen to be entity keys ("film",
 "director", from noun chunks) are hubs, and facts cover them instead.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from graphmem.resolve.entities import entity_key
+from graphmem.model import entity_key
 
 MAX_NAME_WORDS = 8
 

@@ -210,10 +210,10 @@ class Projection:
         return {u: i for i, u in enumerate(ids)}
 
     def entity_key_index(self) -> Mapping[str, int]:
-        """Entity key (:func:`graphmem.resolve.entities.entity_key`) -> row of the last entity
+        """Entity key (:func:`graphmem.model.entity_key`) -> row of the last entity
         with that key: on disk, a lookup through the saved key hashes, no dict to build."""
         if "entity_key_index" not in self._cache:
-            from graphmem.resolve.entities import entity_key
+            from graphmem.model import entity_key
 
             if self._disk is not None:
                 names = self.entity_names
@@ -706,7 +706,7 @@ def _embedding_dim(rows: Iterable[dict]) -> int | None:
 
 def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int | None = None) -> dict:
     """Stream ``graph``'s projection queries into a new build directory; returns its manifest."""
-    from graphmem.resolve.entities import entity_key
+    from graphmem.model import entity_key
 
     build.mkdir(parents=True)
     episodes_pages = graph.pages("projection_episodes")
@@ -898,7 +898,7 @@ def extend_on_disk(group_dir: Path, delta, base_revision: int, revision: int) ->
 def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     """Append the delta's rows to the columns of ``p`` (opened from ``manifest``); returns the
     manifest that commits them (not yet written)."""
-    from graphmem.resolve.entities import entity_key
+    from graphmem.model import entity_key
 
     disk = p._disk
     assert disk is not None

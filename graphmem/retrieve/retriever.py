@@ -160,7 +160,7 @@ class Retriever:
             return named_entities(self.projection.entity_key_index(), query)
         if self._query_entities is None:
             return []
-        from graphmem.resolve.entities import entity_key
+        from graphmem.model import entity_key
 
         keys = self.projection.entity_key_index()
         return sorted({keys[k] for k in (entity_key(n) for n in self._query_entities(query)) if k in keys})

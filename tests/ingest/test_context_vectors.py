@@ -6,7 +6,7 @@ import numpy as np
 
 from graphmem.ingest.context_vectors import embed_units, extraction_text_and_map
 from graphmem.ingest.pipeline import load_entity_index
-from graphmem.resolve.entities import entity_key
+from graphmem.model import entity_key
 
 TEXT = "Anselm Vey founded Orvalis Robotics in Porto. He later moved to Lisbon."
 

@@ -2,7 +2,8 @@
 
 import numpy as np
 
-from graphmem.resolve.entities import EntityIndex, entity_key
+from graphmem.model import entity_key
+from graphmem.resolve.entities import EntityIndex
 
 
 def _unit(rng, dim=8):

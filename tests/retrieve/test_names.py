@@ -1,6 +1,6 @@
 """Finding the entities a query names by looking up the graph's own names."""
 
-from graphmem.resolve.entities import entity_key
+from graphmem.model import entity_key
 from graphmem.retrieve.names import named_entities
 
 NAMES = ["New York", "New York City", "York", "Bank of England", "Ada Lovelace", "film", "Kessary Bridge",
