@@ -17,13 +17,18 @@ body) for the rest.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from graphmem.errors import GraphmemError, InputError
-from graphmem.ingest.pipeline import IngestReport
 from graphmem.ingest.readers import Document, read_documents
+from graphmem.ingest.report import IngestReport
+
+if TYPE_CHECKING:
+    from graphmem.ingest.dialogue import Conversation
+    from graphmem.memory import FactRecord, SearchMode, SearchResult
 
 
 @runtime_checkable
@@ -32,9 +37,10 @@ class MemoryInterface(Protocol):
 
     def ingest(self, paths: Iterable[str | Path]) -> IngestReport: ...
 
-    def search(self, query: str, k: int = 5, *, mode: str = "graph", as_of: datetime | None = None) -> list: ...
+    def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph",
+               as_of: datetime | None = None) -> list[SearchResult]: ...
 
-    def facts(self, entity: str, *, as_of: datetime | None = None, history: bool = False) -> list: ...
+    def facts(self, entity: str, *, as_of: datetime | None = None, history: bool = False) -> list[FactRecord]: ...
 
     def forget(self, *, source: str | None = None, episode: str | None = None) -> dict[str, int]: ...
 
@@ -63,7 +69,7 @@ class Client:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -76,7 +82,8 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise ClientError(0, {"detail": f"cannot reach the graphmem server at {self._http.base_url}: {exc}"}) from exc
+            detail = f"cannot reach the graphmem server at {self._http.base_url}: {exc}"
+            raise ClientError(0, {"detail": detail}) from exc
         if response.status_code >= 400:
             try:
                 body = response.json()
@@ -108,8 +115,7 @@ class Client:
             chunk = documents[start:start + self.batch_documents]
             payload = [{"name": d.name, "text": d.text, "title": d.title, "metadata": dict(d.metadata),
                         **({"date": d.date.isoformat()} if d.date else {})} for d in chunk]
-            report = self._ingest(self._body(documents=payload))
-            _merge(total, report)
+            total += self._ingest(self._body(documents=payload))
             if progress is not None:
                 progress(len(chunk))
         return total
@@ -117,22 +123,22 @@ class Client:
     def ingest_text(self, text: str, *, name: str, title: str = "", date: datetime | None = None) -> IngestReport:
         return self.ingest_documents([Document(name=name, text=text, title=title, date=date)])
 
-    def ingest_conversations(self, conversations: Sequence[Any], progress: Any = None) -> IngestReport:
+    def ingest_conversations(self, conversations: Sequence[Conversation], progress: Any = None) -> IngestReport:
         """Send dialogues (:class:`graphmem.ingest.dialogue.Conversation`): one episode per turn."""
         payload = [{"name": c.name, "title": c.title,
                     "turns": [{"speaker": t.speaker, "text": t.text, "id": t.turn_id,
                                **({"time": t.time.isoformat()} if t.time else {})} for t in c.turns]}
                    for c in conversations]
-        return _merge(IngestReport(), self._ingest(self._body(conversations=payload)))
+        return self._ingest(self._body(conversations=payload))
 
-    def _ingest(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _ingest(self, body: dict[str, Any]) -> IngestReport:
         answer = self._request("POST", "/v1/ingest", json=body)
         if answer.get("job") is None:
-            return answer["report"]
+            return IngestReport.model_validate(answer["report"])
         while True:  # a background job: poll until it ends
             job = self.job(answer["job"])
             if job["state"] == "succeeded":
-                return job["report"]
+                return IngestReport.model_validate(job["report"])
             if job["state"] == "failed":
                 raise ClientError(500, {"detail": f"ingestion job {job['id']} failed: {job['error']}"})
             time.sleep(0.5)
@@ -141,7 +147,8 @@ class Client:
         return self._request("GET", f"/v1/jobs/{job_id}")
 
     # -- retrieval ---------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, *, mode: str = "graph", as_of: datetime | None = None) -> list:
+    def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph",
+               as_of: datetime | None = None) -> list[SearchResult]:
         """The ``k`` passages that best answer ``query``, as :class:`graphmem.SearchResult`."""
         from graphmem.memory import SearchResult
 
@@ -150,15 +157,13 @@ class Client:
         known = set(SearchResult.model_fields)
         return [SearchResult(**{k: v for k, v in hit.items() if k in known}) for hit in answer["results"]]
 
-    def facts(self, entity: str, *, as_of: datetime | None = None, history: bool = False) -> list:
+    def facts(self, entity: str, *, as_of: datetime | None = None, history: bool = False) -> list[FactRecord]:
         """The facts about ``entity`` as a timeline (``FactRecord`` objects, as Memory.facts)."""
+        from graphmem.memory import FactRecord
+
         params = self._params(entity=entity, as_of=as_of.isoformat() if as_of else None,
                               history="true" if history else None)
         rows = self._request("GET", "/v1/facts", params=params)["facts"]
-        try:
-            from graphmem.memory import FactRecord  # type: ignore[attr-defined]
-        except ImportError:
-            return rows
         return [FactRecord(**row) for row in rows]
 
     def forget(self, *, source: str | None = None, episode: str | None = None) -> dict[str, int]:
@@ -167,7 +172,10 @@ class Client:
             raise InputError("forget takes a source or an episode (exactly one)")
         from urllib.parse import quote
 
-        path = f"/v1/sources/{quote(source, safe='')}" if source is not None else f"/v1/episodes/{quote(episode, safe='')}"
+        if source is not None:
+            path = f"/v1/sources/{quote(source, safe='')}"
+        else:
+            path = f"/v1/episodes/{quote(str(episode), safe='')}"
         return self._request("DELETE", path, params=self._params())["removed"]
 
     # -- inspection ------------------------------------------------------------------------------------
@@ -177,7 +185,3 @@ class Client:
         answer = self._request("POST", "/v1/cypher", json=self._body(query=text, params=params or {}, limit=limit,
                                                                       timeout_ms=timeout_ms))
         return answer["columns"], answer["rows"]
-
-
-def _merge(total: IngestReport, report: dict[str, Any]) -> IngestReport:
-    return total.merge(IngestReport.model_validate(report))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 from pydantic import BaseModel, Field
 
@@ -23,6 +23,10 @@ from graphmem.ingest.readers import Document, read_documents
 from graphmem.store import GraphStore, open_store
 from graphmem.store.graph import Graph
 from graphmem.timeutil import ensure_utc, from_ms, to_ms
+
+
+#: how :meth:`Memory.search` ranks: graph (PPR multi-hop), dense (vectors only) or bm25 (words only)
+SearchMode = Literal["graph", "dense", "bm25"]
 
 
 class SearchResult(BaseModel):
@@ -284,11 +288,11 @@ class Memory:
         return temporal.retime(self._graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
 
     # -- retrieval ------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, *, mode: str = "graph", as_of: datetime | None = None) -> list[SearchResult]:
+    def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph", as_of: datetime | None = None) -> list[SearchResult]:
         """The ``k`` passages that best answer ``query`` (``mode``: graph, dense or bm25)."""
         return self.search_many([query], k, mode=mode, as_of=as_of)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 5, *, mode: str = "graph",
+    def search_many(self, queries: Sequence[str], k: int = 5, *, mode: SearchMode = "graph",
                     as_of: datetime | None = None, query_vectors: Any = None) -> list[list[SearchResult]]:
         """Search several queries at once (one batched PPR; faster per query than a loop).
 

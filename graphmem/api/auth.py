@@ -24,19 +24,21 @@ enough (no slow hash needed against guessing); comparisons are constant-time.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import json
 import os
 import secrets
 import threading
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from graphmem.errors import ConfigError
-from graphmem.store.base import GROUP_ID, check_group_id
 from graphmem.fileperm import write_private
+from graphmem.store.base import GROUP_ID, check_group_id
 
 #: used with fullmatch: "$" would also accept a trailing newline
 GROUP_RE = GROUP_ID  # one rule for group names everywhere (graphmem.store.base)
@@ -74,7 +76,7 @@ class KeyRecord:
     groups: list[str]
     admin: bool = False
     name: str = ""
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def public(self) -> dict:
         """What ``GET /v1/admin/keys`` and ``graphmem keys list`` show (never the hash)."""
@@ -92,10 +94,10 @@ class KeyStore:
         self._env_keys: list[KeyRecord] = []
         if self.path is not None and self.path.exists():
             self._file_keys = _read_file(self.path)
-        env = os.environ if env is None else env
-        self._env_keys = _from_env(env)
+        variables: Mapping[str, str] = os.environ if env is None else env
+        self._env_keys = _from_env(variables)
         #: (where, why) of every weak plain key in the environment, e.g. ("GRAPHMEM_API_KEY", "5 characters, under 24")
-        self.weak: list[tuple[str, str]] = _weak_env_keys(env)
+        self.weak: list[tuple[str, str]] = _weak_env_keys(variables)
 
     # -- queries ----------------------------------------------------------------
     @property
@@ -112,12 +114,12 @@ class KeyStore:
                     return record
         return None
 
-    def list(self) -> list[KeyRecord]:
+    def list(self) -> builtins.list[KeyRecord]:
         with self._lock:
             return list(self._file_keys + self._env_keys)
 
     # -- changes (file-backed keys only) ------------------------------------------
-    def add(self, groups: list[str], *, admin: bool = False, name: str = "") -> tuple[str, KeyRecord]:
+    def add(self, groups: builtins.list[str], *, admin: bool = False, name: str = "") -> tuple[str, KeyRecord]:
         """Create a key; returns (the plain key, shown once, and its record)."""
         if not groups and not admin:
             raise ConfigError("a key needs at least one group (or --admin)")
@@ -159,7 +161,8 @@ def _read_file(path: Path) -> list[KeyRecord]:
     records = []
     for i, item in enumerate(payload.get("keys", []) if isinstance(payload, dict) else []):
         try:
-            record = KeyRecord(id=str(item["id"]), hash=str(item["hash"]), groups=[check_group(g) for g in item["groups"]],
+            record = KeyRecord(id=str(item["id"]), hash=str(item["hash"]),
+                               groups=[check_group(g) for g in item["groups"]],
                                admin=bool(item.get("admin", False)), name=str(item.get("name", "")),
                                created_at=str(item.get("created_at", "")))
         except (KeyError, TypeError) as exc:
@@ -170,7 +173,7 @@ def _read_file(path: Path) -> list[KeyRecord]:
     return records
 
 
-def _from_env(env: dict[str, str] | os._Environ) -> list[KeyRecord]:
+def _from_env(env: Mapping[str, str]) -> list[KeyRecord]:
     records = []
     for i, entry in enumerate(filter(None, (e.strip() for e in env.get("GRAPHMEM_API_KEYS", "").split(";")))):
         key, sep, groups = entry.rpartition("=")
@@ -190,15 +193,14 @@ def _from_env(env: dict[str, str] | os._Environ) -> list[KeyRecord]:
     return records
 
 
-def _weak_env_keys(env) -> list[tuple[str, str]]:
+def _weak_env_keys(env: Mapping[str, str]) -> list[tuple[str, str]]:
     """The plain keys of the environment that are weak, named by their entry (never the key itself)."""
+    entries = filter(None, (e.strip() for e in env.get("GRAPHMEM_API_KEYS", "").split(";")))
+    plain = [(f"GRAPHMEM_API_KEYS entry {i + 1}", entry.rpartition("=")[0]) for i, entry in enumerate(entries)]
+    plain += [(name, env.get(name, "").strip()) for name in ("GRAPHMEM_API_KEY", "GRAPHMEM_ADMIN_KEY")]
     weak = []
-    for i, entry in enumerate(filter(None, (e.strip() for e in env.get("GRAPHMEM_API_KEYS", "").split(";")))):
-        key = entry.rpartition("=")[0]
-        if key and not key.startswith("sha256:") and key_weakness(key):
-            weak.append((f"GRAPHMEM_API_KEYS entry {i + 1}", key_weakness(key)))
-    for name in ("GRAPHMEM_API_KEY", "GRAPHMEM_ADMIN_KEY"):
-        key = env.get(name, "").strip()
-        if key and not key.startswith("sha256:") and key_weakness(key):
-            weak.append((name, key_weakness(key)))
+    for where, key in plain:
+        why = key_weakness(key) if key and not key.startswith("sha256:") else None
+        if why:
+            weak.append((where, why))
     return weak

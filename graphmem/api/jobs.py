@@ -11,11 +11,14 @@ import queue
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-# work(progress) -> report dict; progress(n) adds n finished units
-Work = Callable[[Callable[[int], None]], dict[str, Any]]
+from graphmem.ingest.report import IngestReport
+
+#: work(progress) -> its report; progress(n) adds n finished units
+Work = Callable[[Callable[[int], None]], IngestReport]
 
 
 @dataclass
@@ -26,7 +29,7 @@ class Job:
     state: str = "queued"  # queued | running | succeeded | failed
     done: int = 0
     error: str | None = None
-    report: dict[str, Any] | None = None
+    report: IngestReport | None = None
     created_at: float = field(default_factory=time.time)
     finished_at: float | None = None
 

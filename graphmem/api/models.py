@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from graphmem.memory import SearchResult
+from graphmem.ingest.report import IngestReport
+from graphmem.memory import SearchMode, SearchResult
 
 #: pydantic checks patterns with Rust's regex engine, where "$" matches only at the very
 #: end (Python's re would also accept a trailing newline: graphmem.api.auth uses fullmatch)
@@ -24,9 +25,9 @@ def _to_utc(value: datetime) -> datetime:
     """Naive = UTC; aware values converted to UTC here, so a time that leaves the calendar
     when converted (0001-01-01T00:00+14:00) is a 422 naming the field, not a 500 later."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     try:
-        return value.astimezone(timezone.utc)
+        return value.astimezone(UTC)
     except (OverflowError, ValueError):
         raise ValueError(f"{value.isoformat()} is out of range: in UTC it falls outside the years 1-9999") from None
 
@@ -88,7 +89,7 @@ def _find_nul(value: Any, path: str) -> str | None:
 class SearchRequest(_Strict):
     query: str = Field(..., min_length=1, max_length=4000, description="the question")
     k: int = Field(5, ge=1, le=100, description="passages to return")
-    mode: Literal["graph", "dense", "bm25"] = Field("graph", description="graph: PPR multi-hop; dense; bm25")
+    mode: SearchMode = Field("graph", description="graph: PPR multi-hop; dense; bm25")
     as_of: UtcDatetime | None = Field(None, description="only facts valid at this time count (naive = UTC)")
     group: str | None = Group
 
@@ -102,7 +103,7 @@ class Hit(SearchResult):
 
 class SearchResponse(BaseModel):
     group: str
-    mode: str
+    mode: SearchMode
     took_ms: float
     results: list[Hit]
 
@@ -140,7 +141,7 @@ class IngestRequest(_Strict):
 class IngestResponse(BaseModel):
     group: str
     job: str | None = Field(None, description="job id when the ingestion runs in the background")
-    report: dict[str, Any] | None = None
+    report: IngestReport | None = Field(None, description="what was ingested (absent for a background job)")
 
 
 class JobView(BaseModel):
@@ -150,7 +151,7 @@ class JobView(BaseModel):
     done: int
     total: int
     error: str | None = None
-    report: dict[str, Any] | None = None
+    report: IngestReport | None = Field(None, description="what was ingested, once the job succeeded")
     created_at: float
     finished_at: float | None = None
 
@@ -158,7 +159,8 @@ class JobView(BaseModel):
 class CypherRequest(_Strict):
     query: str = Field(..., min_length=1, max_length=20_000,
                        description="read-only Cypher; every pattern anchored with {group_id: $group_id}")
-    params: dict[str, Any] = Field(default_factory=dict, description="query parameters ($group_id is set by the server)")
+    params: dict[str, Any] = Field(default_factory=dict,
+                                   description="query parameters ($group_id is set by the server)")
     limit: int = Field(1000, ge=1, le=10_000, description="maximum rows returned")
     timeout_ms: int = Field(5000, ge=1, le=60_000)
     group: str | None = Group
