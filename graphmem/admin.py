@@ -13,9 +13,9 @@ and snapshots the embedded store. The ``graphmem`` commands (``groups``,
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from pathlib import Path
-from typing import Callable
 
 from graphmem.config import Settings
 from graphmem.errors import ConfigError, InputError
@@ -49,7 +49,7 @@ class Admin:
             self._store.close()
             self._store = None
 
-    def __enter__(self) -> "Admin":
+    def __enter__(self) -> Admin:
         return self
 
     def __exit__(self, *exc: object) -> None:
