@@ -102,16 +102,21 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
 @click.option("--max-errors", type=click.IntRange(0), default=None,
               help="Skip up to N bad files or JSONL records (reported) instead of stopping at the first.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--update-recipe", is_flag=True,
+              help="Replace the group's stored recipe when this ingestion's settings differ from it "
+                   "(without it such an ingestion is refused, naming what differs).")
 @click.pass_obj
 @handle_errors
 def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_words: int | None,
            chunk_overlap: int | None, embedder: str | None, processes: int | None, max_errors: int | None,
-           quiet: bool) -> None:
+           quiet: bool, update_recipe: bool) -> None:
     """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl.
 
     Every file is validated before anything is written: a bad file stops the run
     with an error naming it (and the line), and the store is left as it was.
     Unchanged documents are skipped; changed ones replace their old passages.
+    The group keeps the recipe (pipeline, chunking, extraction, retrieval and
+    temporal settings) of its first ingestion; searches use it by default.
 
     \b
     Example:
@@ -132,8 +137,8 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
         from graphmem.ingest.dialogue import read_conversations
 
         conversations = read_conversations(paths, DIALOGUE_READERS[spec["reader"]], settings.max_file_bytes)
-        with Memory(settings) as memory, _progress(sum(len(c.turns) for c in conversations), "ingesting turns",
-                                                   quiet) as advance:
+        with Memory(settings, update_recipe=update_recipe) as memory, \
+                _progress(sum(len(c.turns) for c in conversations), "ingesting turns", quiet) as advance:
             report = memory.ingest_conversations(conversations, progress=advance)
         click.echo(f"ingested {report.summary()}")
         return
@@ -141,7 +146,8 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
     documents = read_with(spec.get("reader", "documents"), paths, settings.max_file_bytes, bad, max_errors or 0)
     for error in bad or []:
         click.echo(f"skipped: {error}", err=True)
-    with Memory(settings) as memory, _progress(len(documents), "ingesting", quiet) as advance:
+    with Memory(settings, update_recipe=update_recipe) as memory, \
+            _progress(len(documents), "ingesting", quiet) as advance:
         report = memory.ingest_documents(documents, progress=advance)
     report.errors[:0] = [str(error) for error in bad or []]
     skipped = f", {len(bad)} bad records skipped" if bad else ""
@@ -184,11 +190,16 @@ class _progress:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--as-of", "as_of", default=None, metavar="DATE",
               help="Answer as of this ISO date/time: only facts valid then, only episodes that had happened.")
+@click.option("--pipeline", "pipeline", default=None,
+              help="Search with this pipeline spec's retrieval knobs instead of the group's stored recipe.")
 @click.pass_obj
 @handle_errors
 def search(obj: Context, query: str | None, k: int, mode: str, query_file: str | None, as_json: bool,
-           as_of: str | None) -> None:
+           as_of: str | None, pipeline: str | None) -> None:
     """Find the passages that answer QUERY, following the graph across hops.
+
+    The retrieval knobs are the group's stored recipe (those of the pipeline it
+    was ingested with), overridden by GRAPHMEM_RETRIEVAL or --pipeline.
 
     \b
     Example:
@@ -200,7 +211,7 @@ def search(obj: Context, query: str | None, k: int, mode: str, query_file: str |
         raise click.UsageError("give a QUERY or --file, not both")
     when = _when(as_of)
     queries = [query] if query is not None else _read_queries(Path(query_file))
-    with obj.memory() as memory:
+    with obj.memory(**_search_settings(pipeline)) as memory:
         results = memory.search_many(queries, k, mode=mode, as_of=when)
     if as_json:
         payload = [{"query": q, "results": [r.model_dump(mode="json") for r in rows]} for q, rows in zip(queries, results)]
@@ -208,6 +219,13 @@ def search(obj: Context, query: str | None, k: int, mode: str, query_file: str |
         return
     for q, rows in zip(queries, results):
         _print_hits(q, rows)
+
+
+def _search_settings(pipeline: str | None) -> dict[str, Any]:
+    """The search part of a pipeline spec (its retrieval knobs, whole) as settings overrides."""
+    from graphmem.pipelines import load_pipeline
+
+    return {"retrieval": load_pipeline(pipeline)["settings"]["retrieval"]} if pipeline else {}
 
 
 def _read_queries(path: Path) -> list[str]:
@@ -649,10 +667,12 @@ _KEYS_HELP = "API key file (hashed keys) [env GRAPHMEM_API_KEYS_FILE]."
 @click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--pipeline", "pipeline", default=None,
+              help="Search every group with this pipeline spec's retrieval knobs [default: each group's stored recipe].")
 @click.pass_obj
 @handle_errors
 def serve_cmd(obj: Context, host: str, port: int, keys_file: str | None, cors_origin: tuple[str, ...],
-              max_body_mb: float, embedder: str | None, log_level: str) -> None:
+              max_body_mb: float, embedder: str | None, log_level: str, pipeline: str | None) -> None:
     """Serve the retrieval REST API (search, ingest, facts, cypher) for RAG pipelines.
 
     Every request carries an API key (Authorization: Bearer KEY or X-API-Key) bound
@@ -673,7 +693,8 @@ def serve_cmd(obj: Context, host: str, port: int, keys_file: str | None, cors_or
     keys = KeyStore(keys_file)
     check_bind(host, keys)  # refuse before loading anything
     config = ApiConfig(max_body_bytes=int(max_body_mb * 1024 * 1024), cors_origins=list(cors_origin))
-    serve(obj.settings(embedder=embedder), keys, config, host=host, port=port, log_level=log_level)
+    settings = obj.settings(embedder=embedder, **_search_settings(pipeline))
+    serve(settings, keys, config, host=host, port=port, log_level=log_level)
 
 
 @main.group("keys")
@@ -802,9 +823,13 @@ def _when(text: str | None):
               show_default=True, help="auto: .json as graphmem JSON chat or LoCoMo (detected), other files as transcripts.")
 @click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--update-recipe", is_flag=True,
+              help="Replace the group's stored recipe when this ingestion's settings differ from it "
+                   "(without it such an ingestion is refused, naming what differs).")
 @click.pass_obj
 @handle_errors
-def ingest_chat(obj: Context, paths: tuple[str, ...], fmt: str, embedder: str | None, quiet: bool) -> None:
+def ingest_chat(obj: Context, paths: tuple[str, ...], fmt: str, embedder: str | None, quiet: bool,
+                update_recipe: bool) -> None:
     """Ingest conversations: one episode per turn, speakers as entities, facts over time.
 
     Formats (see graphmem/ingest/dialogue.py): graphmem JSON chat
@@ -826,7 +851,7 @@ def ingest_chat(obj: Context, paths: tuple[str, ...], fmt: str, embedder: str | 
     settings = obj.settings(**({"embedder": embedder} if embedder else {}))
     conversations = read_conversations(paths, fmt, settings.max_file_bytes)  # type: ignore[arg-type]
     total = sum(len(c.turns) for c in conversations)
-    with Memory(settings) as memory, _progress(total, "ingesting turns", quiet) as advance:
+    with Memory(settings, update_recipe=update_recipe) as memory, _progress(total, "ingesting turns", quiet) as advance:
         report = memory.ingest_conversations(conversations, progress=advance)
     click.echo(f"ingested {report.summary()}")
 

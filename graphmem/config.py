@@ -1,12 +1,21 @@
 """Settings: where the graph lives, which models run, and every retrieval knob.
 
+:class:`Settings` is the user-facing aggregate. Its recipe parts -- what a group's
+data was made with and how it is searched -- are :class:`IngestionSettings`
+(chunking, extraction, embedder identity), :class:`TemporalSettings` (relations
+that hold one value at a time) and :class:`RetrievalSettings` (the search knobs).
+A group stores the recipe it was ingested with (:mod:`graphmem.recipe`); fields
+the user sets explicitly override it.
+
 Defaults are chosen to work offline on a laptop. Each field can be set from the
 environment (``GRAPHMEM_<FIELD>``, e.g. ``GRAPHMEM_HOME``, ``GRAPHMEM_STORE``,
-``GRAPHMEM_EMBEDDER``), from a pipeline YAML, or in Python.
+``GRAPHMEM_EMBEDDER``; ``GRAPHMEM_RETRIEVAL`` and ``GRAPHMEM_TEMPORAL`` take a JSON
+object of knobs), from a pipeline YAML, or in Python.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -17,16 +26,17 @@ from graphmem.errors import ConfigError
 
 
 class RetrievalSettings(BaseModel):
-    """Knobs of the multi-hop retriever (see ``graphmem/retrieve/``).
+    """Knobs of the multi-hop retriever (see ``graphmem/retrieve/``): the search part of a recipe.
 
-    Each default was tuned on the development sets in ``../shared/data``.
+    Immutable: a per-call override is one of these, and only the fields it sets
+    explicitly (``model_fields_set``) override the group's recipe.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     damping: float = Field(0.5, gt=0, lt=1, description="PPR damping: probability of following an edge")
     ppr_iterations: int = Field(50, ge=1, description="maximum power iterations")
-    ppr_tolerance: float = Field(3e-3, gt=0, description="L1 change at which PPR stops (at damping 0.5 each iteration halves the error; 3e-3, 1e-3 and 1e-4 gave the same Recall@5 on the development sets, and 3e-3 needs about 9 iterations instead of 14 for 1e-4)")
+    ppr_tolerance: float = Field(3e-3, gt=0, description="L1 change between power iterations at which PPR stops")
     fact_top_k: int = Field(10, ge=0, description="facts retrieved densely to pick seed entities")
     fact_threshold: float = Field(0.35, description="minimum cosine of a fact to seed its entities")
     fact_temperature: float = Field(0.05, gt=0, description="softmax temperature turning fact scores into seed weights")
@@ -35,7 +45,7 @@ class RetrievalSettings(BaseModel):
     passage_temperature: float | None = Field(0.05, gt=0, description="softmax temperature turning hybrid passage scores into seed weights; null = min-max scaling of the top passage_top_k")
     bm25_weight: float = Field(0.3, ge=0, le=1, description="share of BM25 in the hybrid passage score")
     query_entity_weight: float = Field(1.0, ge=0, description="seed weight of named entities in the query")
-    query_entities: Literal["lookup", "ner"] = Field("lookup", description="how the entities a query names are found: 'lookup' matches its capitalised spans against the graph's entity names (graphmem/retrieve/names.py, about 0.1 ms); 'ner' runs spaCy's NER on the query (several ms)")
+    query_entities: Literal["lookup", "ner"] = Field("lookup", description="how the entities a query names are found: 'lookup' matches its capitalised spans against the graph's entity names (graphmem/retrieve/names.py); 'ner' runs spaCy's NER on the query (slower)")
     synonym_threshold: float = Field(0.85, ge=0, le=1, description="cosine above which entities get a SYNONYM edge")
     synonym_top_k: int = Field(5, ge=0, description="nearest neighbours considered for SYNONYM edges")
     fusion_weight: float = Field(0.9, ge=0, le=1, description="weight of the PPR rank against the hybrid passage rank in the final fusion")
@@ -43,7 +53,7 @@ class RetrievalSettings(BaseModel):
     bridge_anchors: int = Field(4, ge=0, description="bridge step (graphmem/retrieve/bridge.py): the top fused passages whose entities (other than the query's own) lead to the next hop; 0 = off")
     bridge_weight: float = Field(0.4, ge=0, description="reciprocal-rank bonus of bridge passages (linked to an anchor and close to the query), relative to the fusion's 1")
     bridge_temperature: float = Field(0.1, gt=0, description="softmax temperature of the query cosine in the bridge score: lower = only passages nearly as close to the query as the best one")
-    # dialogue structure (0 / 1 leave document retrieval unchanged; pipelines/locomo.yaml sets them)
+    # dialogue structure (the defaults leave document retrieval unchanged; pipelines/locomo.yaml sets them)
     next_weight: float = Field(0.0, ge=0, description="weight of NEXT (turn/passage order) edges in the PPR graph; 0 = ignored")
     speaker_weight: float = Field(1.0, ge=0, description="weight of a turn's MENTIONS edge to its speaker in the PPR graph")
     fact_episode_weight: float = Field(0.0, ge=0, description="reset mass on the episodes that assert the seed facts, relative to the entity seeds (graphmem/retrieve/provenance.py); 0 = off")
@@ -51,14 +61,14 @@ class RetrievalSettings(BaseModel):
     answer_carry: float = Field(0.0, ge=0, le=1, description="an answer turn (the next turn, by another speaker, after one ending with a question) scores at least this share of its question's hybrid score (graphmem/retrieve/dialogue.py); 0 = off")
     question_turn_weight: float = Field(1.0, ge=0, le=1, description="factor on the hybrid score of turns ending with a question (graphmem/retrieve/dialogue.py); 1 = off")
     speaker_name_weight: float = Field(1.0, ge=0, le=1, description="weight of the directions of the speakers a query names in its graph-mode vector, 0 = projected out (graphmem/retrieve/dialogue.py); 1 = off")
-    # the flat query path: approximate search and local PageRank (the exact paths stay for comparison)
+    # the flat query path: approximate search and local PageRank
     vector_index: Literal["exact", "ann", "auto"] = Field("auto", description="passage and fact vector search: 'exact' scores every vector; 'ann' an HNSW index (graphmem/retrieve/ann.py) returns candidates and only those are scored; 'auto' = 'ann' for a matrix of at least ann_min_rows rows, else exact")
     ann_min_rows: int = Field(20_000, ge=0, description="vector_index 'auto': matrices with fewer rows are searched exactly (a matrix product is as fast there)")
     ann_candidates: int = Field(100, ge=1, description="passages the ANN index returns per query: they (with the best BM25 passages) get dense scores, the rest count as the lowest of them")
     ann_expansion: int = Field(128, ge=1, description="HNSW search breadth (ef): higher = better recall, slower")
     ppr: Literal["power", "push", "auto"] = Field("auto", description="PPR method: 'power' iterates over the whole graph; 'push' is forward push from the seeds (graphmem/retrieve/ppr.py), its work bounded by their neighbourhood; 'auto' = 'push' for graphs of at least push_min_nodes nodes")
-    push_min_nodes: int = Field(20_000, ge=0, description="ppr 'auto': graphs with fewer nodes (entities + passages) use the power iteration (on the development stores, 40-57k nodes, push at 1e-5 took 0.8-2.2 ms against 5.5-11 ms)")
-    push_epsilon: float = Field(1e-5, gt=0, description="forward push tolerance: a node is pushed while its residual exceeds this times its degree (1e-5: top-10 PPR passages 98-99% the power iteration's, Recall@5 within 0.2 points on the development sets; 1e-6: 99.8%, 5x the work)")
+    push_min_nodes: int = Field(20_000, ge=0, description="ppr 'auto': graphs with fewer nodes (entities + passages) use the power iteration")
+    push_epsilon: float = Field(1e-5, gt=0, description="forward push tolerance: a node is pushed while its residual exceeds this times its degree (lower = closer to the power iteration, more work)")
 
 
 # Predicates that hold one value at a time: a newer fact with the same subject
@@ -80,9 +90,9 @@ DEFAULT_SINGLE_VALUED: dict[str, list[str]] = {
 
 
 class TemporalSettings(BaseModel):
-    """How contradicting facts are resolved in time (see ``graphmem/resolve/temporal.py``)."""
+    """How contradicting facts are resolved in time (see ``graphmem/resolve/temporal.py``). Immutable."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     single_valued: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_SINGLE_VALUED.items()},
@@ -100,8 +110,33 @@ class TemporalSettings(BaseModel):
         return out
 
 
+class IngestionSettings(BaseModel):
+    """What a group's passages, entities, facts and vectors were made with: the ingestion
+    part of a recipe (see :meth:`Settings.ingestion`). Immutable."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    spacy_model: str = Field(description="spaCy pipeline that extracted entities and facts")
+    chunk_words: int = Field(ge=16, description="target passage length in words")
+    chunk_overlap: int = Field(ge=0, description="words shared by consecutive passages")
+    context_vectors: bool = Field(description="entity and fact vectors pooled from their passage's forward pass")
+    embedder: str = Field("", description="the model the vectors came from (its name, not its address); '' = unknown")
+    embedder_dim: int = Field(0, ge=0, description="vector size of that model; 0 = unknown")
+
+
+#: The fields of :class:`Settings` that make up its :class:`IngestionSettings` (besides the embedder).
+INGESTION_FIELDS = ("spacy_model", "chunk_words", "chunk_overlap", "context_vectors")
+#: Settings read from the environment as a JSON object of knobs.
+JSON_FIELDS = ("retrieval", "temporal")
+
+
 class Settings(BaseModel):
-    """Everything graphmem needs to run, with offline defaults."""
+    """Everything graphmem needs to run, with offline defaults.
+
+    Fields set explicitly (``model_fields_set``: given in Python, by an environment
+    variable, a command-line option or a pipeline spec) override the recipe a group
+    stores; the others take the group's recipe where it has one (see :mod:`graphmem.recipe`).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -131,6 +166,14 @@ class Settings(BaseModel):
     max_passage_chars: int = Field(10_000, ge=100, description="passages are cut to at most this many characters")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    pipeline: str = Field("", description="name of the pipeline spec these settings come from ('' = none), "
+                                          "recorded in the recipe of the groups they ingest")
+
+    def ingestion(self, embedder: str = "", embedder_dim: int = 0) -> IngestionSettings:
+        """The ingestion part of these settings; ``embedder``/``embedder_dim``: the loaded
+        model's name and vector size (the ``embedder`` field is only where it runs)."""
+        return IngestionSettings(**{name: getattr(self, name) for name in INGESTION_FIELDS},
+                                 embedder=embedder, embedder_dim=embedder_dim)
 
     @classmethod
     def from_env(cls, **overrides: object) -> "Settings":
@@ -138,8 +181,8 @@ class Settings(BaseModel):
         values: dict[str, object] = {}
         for name in cls.model_fields:
             env = os.environ.get(f"GRAPHMEM_{name.upper()}")
-            if env is not None and name not in {"retrieval", "temporal"}:
-                values[name] = env
+            if env is not None and name != "pipeline":
+                values[name] = _json_env(name, env) if name in JSON_FIELDS else env
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
             settings = cls(**values)
@@ -148,3 +191,14 @@ class Settings(BaseModel):
         if settings.chunk_overlap >= settings.chunk_words:
             raise ConfigError("chunk_overlap must be smaller than chunk_words")
         return settings
+
+
+def _json_env(name: str, text: str) -> object:
+    """``GRAPHMEM_RETRIEVAL`` / ``GRAPHMEM_TEMPORAL``: a JSON object of knobs."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"GRAPHMEM_{name.upper()}: not JSON ({exc}); give an object, e.g. '{{\"damping\": 0.6}}'") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"GRAPHMEM_{name.upper()}: give a JSON object of knobs, not {type(value).__name__}")
+    return value

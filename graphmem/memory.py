@@ -9,17 +9,20 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, Field
 
-from graphmem.config import Settings
+from graphmem import recipe
+from graphmem.config import RetrievalSettings, Settings
 from graphmem.errors import InputError
 from graphmem.ingest.dialogue import Conversation, DialogueFormat, read_conversations
 from graphmem.ingest.pipeline import IngestReport, Ingestor, Progress
 from graphmem.ingest.readers import Document, read_documents
+from graphmem.recipe import Recipe
 from graphmem.store import GraphStore, open_store
 from graphmem.store.graph import Graph
 from graphmem.timeutil import ensure_utc, from_ms, to_ms
@@ -96,13 +99,21 @@ class Memory:
     """
 
     def __init__(self, settings: Settings | None = None, *, store: GraphStore | None = None,
-                 **overrides: Any) -> None:
+                 update_recipe: bool = False, **overrides: Any) -> None:
         """``store``: share an open store (the API server holds one Memory per group over
-        one connection); it is then left open by :meth:`close`."""
-        self.settings = settings or Settings.from_env(**overrides)
+        one connection); it is then left open by :meth:`close`.
+
+        The group's stored recipe (:mod:`graphmem.recipe`) fills every recipe field that
+        ``settings`` does not set explicitly. ``update_recipe``: an ingestion whose recipe
+        differs from the stored one replaces it (otherwise it raises
+        :class:`~graphmem.recipe.RecipeConflict`)."""
+        self._given = settings or Settings.from_env(**overrides)
+        self._update_recipe = update_recipe
+        self._settings: Settings | None = None  # _given over the stored recipe, read on first use
+        self._recipe_text: str | None = None  # the stored recipe _settings was made from
         self._owns_store = store is None
-        self._store = store if store is not None else open_store(self.settings)
-        self._graph = Graph(self._store, self.settings.group_id)
+        self._store = store if store is not None else open_store(self._given)
+        self._graph = Graph(self._store, self._given.group_id)
         self._embedder = None
         self._extractor = None
         self._background = None  # spaCy worker processes for long ingestions (extract_processes=0)
@@ -123,6 +134,54 @@ class Memory:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- the recipe ------------------------------------------------------------------
+    @property
+    def settings(self) -> Settings:
+        """The settings this memory runs with: the ones given explicitly over the group's
+        stored recipe over the defaults (refreshed by each search and ingestion)."""
+        if self._settings is None:
+            self._use_recipe(self._graph.meta()[1])
+        assert self._settings is not None
+        return self._settings
+
+    @property
+    def recipe(self) -> Recipe | None:
+        """The recipe stored in this group (None: nothing ingested with one yet)."""
+        text = self._graph.meta()[1]
+        return Recipe.from_json(text, self._given.group_id) if text else None
+
+    def _use_recipe(self, text: str | None) -> None:
+        """Run with the stored recipe ``text``; parts built from an older one are rebuilt."""
+        if self._settings is not None and text == self._recipe_text:
+            return
+        stored = Recipe.from_json(text, self._given.group_id) if text else None
+        self._settings = recipe.effective(self._given, stored)
+        self._recipe_text = text
+        self._ingestor = None
+        if self._retriever is not None:
+            self._retriever.settings = self._settings.retrieval
+
+    def _store_recipe(self) -> None:
+        """Before an ingestion: write its recipe to a group that has none, or replace a
+        different one when asked to (``update_recipe``); refuse a different one otherwise."""
+        self._use_recipe(self._graph.meta()[1])
+        stored = Recipe.from_json(self._recipe_text, self._given.group_id) if self._recipe_text else None
+        new = Recipe.of(self.settings, getattr(self.embedder, "name", ""), int(self.embedder.dim))
+        if recipe.check(self._given.group_id, stored, new, self._update_recipe):
+            text = new.to_json()
+            self._graph.set_recipe(text)
+            self._use_recipe(text)
+
+    def _searcher(self, retrieval: RetrievalSettings | Mapping[str, Any] | None) -> Any:
+        """The retriever, or for a per-call override a shallow copy of it with those settings
+        (sharing its projection and indexes; the memory's own settings stay as they are)."""
+        retriever = self.retriever
+        if retrieval is None:
+            return retriever
+        searcher = copy.copy(retriever)
+        searcher.settings = recipe.overridden(retriever.settings, retrieval)
+        return searcher
 
     # -- components (lazy) ---------------------------------------------------------
     @property
@@ -166,7 +225,9 @@ class Memory:
 
     @property
     def retriever(self):
-        if self._retriever is None or self._retriever.projection.revision != self._graph.revision():
+        revision, text = self._graph.meta()
+        self._use_recipe(text)
+        if self._retriever is None or self._retriever.projection.revision != revision:
             from graphmem.retrieve.projection import load_projection
             from graphmem.retrieve.retriever import Retriever
 
@@ -187,6 +248,8 @@ class Memory:
         return self.ingest_documents(documents, progress)
 
     def ingest_documents(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
+        if documents:
+            self._store_recipe()
         before = self._graph.revision()
         report = self.ingestor.ingest(documents, progress)
         self._refresh_projection(report, before)
@@ -231,6 +294,8 @@ class Memory:
     def ingest_conversations(self, conversations: Sequence[Conversation],
                              progress: Progress | None = None) -> IngestReport:
         """Ingest :class:`~graphmem.ingest.dialogue.Conversation` records (one episode per turn)."""
+        if conversations:
+            self._store_recipe()
         report = self.ingestor.ingest_conversations(conversations, progress)
         if report.passages:
             self._retriever = None  # reloaded (from the store) by the next search
@@ -288,19 +353,25 @@ class Memory:
         return temporal.retime(self._graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
 
     # -- retrieval ------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph", as_of: datetime | None = None) -> list[SearchResult]:
-        """The ``k`` passages that best answer ``query`` (``mode``: graph, dense or bm25)."""
-        return self.search_many([query], k, mode=mode, as_of=as_of)[0]
+    def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph", as_of: datetime | None = None,
+               retrieval: RetrievalSettings | Mapping[str, Any] | None = None) -> list[SearchResult]:
+        """The ``k`` passages that best answer ``query`` (``mode``: graph, dense or bm25).
+
+        ``retrieval``: knobs for this call only (the fields it sets, or a mapping's keys),
+        over the group's recipe and this memory's settings."""
+        return self.search_many([query], k, mode=mode, as_of=as_of, retrieval=retrieval)[0]
 
     def search_many(self, queries: Sequence[str], k: int = 5, *, mode: SearchMode = "graph",
-                    as_of: datetime | None = None, query_vectors: Any = None) -> list[list[SearchResult]]:
+                    as_of: datetime | None = None, query_vectors: Any = None,
+                    retrieval: RetrievalSettings | Mapping[str, Any] | None = None) -> list[list[SearchResult]]:
         """Search several queries at once (one batched PPR; faster per query than a loop).
 
         ``query_vectors`` (``(len(queries), dim)``, from :attr:`embedder`) skips
         embedding the queries again, e.g. when the same questions run in several modes.
+        ``retrieval``: knobs for this call only, as in :meth:`search`.
         """
-        hits = self.retriever.search_many(list(queries), k, mode=mode, as_of=as_of,  # type: ignore[arg-type]
-                                          query_vectors=query_vectors)
+        hits = self._searcher(retrieval).search_many(list(queries), k, mode=mode, as_of=as_of,  # type: ignore[arg-type]
+                                                     query_vectors=query_vectors)
         episodes = self._graph.episodes(sorted({h.uuid for row in hits for h in row}))
         results = []
         for row in hits:

@@ -57,22 +57,34 @@ def load_pipeline(name_or_path: str) -> dict[str, Any]:
     reader = spec.get("reader", "documents")
     if reader not in READERS:
         raise ConfigError(f"{path}: field 'reader': unknown reader {reader!r}; known: {', '.join(sorted(READERS))}")
-    settings: dict[str, Any] = {}
+    name = spec.get("name", path.stem)
+    return {"name": name, "reader": reader, "settings": _settings(spec, name, path), "path": str(path)}
+
+
+def _settings(spec: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
+    """The spec as ``Settings`` fields. Its recipe is whole: the chunker, extractor, retrieval and
+    temporal knobs it leaves out take the defaults (set explicitly), not a group's stored recipe."""
+    from pydantic import ValidationError
+
+    from graphmem.config import RetrievalSettings, Settings, TemporalSettings
+
     chunker = spec.get("chunker") or {}
-    if "words" in chunker:
-        settings["chunk_words"] = chunker["words"]
-    if "overlap" in chunker:
-        settings["chunk_overlap"] = chunker["overlap"]
-    if (spec.get("extractor") or {}).get("spacy_model"):
-        settings["spacy_model"] = spec["extractor"]["spacy_model"]
+    settings: dict[str, Any] = {
+        "pipeline": name,
+        "chunk_words": chunker.get("words", Settings.model_fields["chunk_words"].default),
+        "chunk_overlap": chunker.get("overlap", Settings.model_fields["chunk_overlap"].default),
+        "spacy_model": (spec.get("extractor") or {}).get("spacy_model") or Settings.model_fields["spacy_model"].default,
+        "context_vectors": Settings.model_fields["context_vectors"].default,
+    }
     for key in ("embedder", "store"):
         if spec.get(key):
             settings[key] = spec[key]
-    if spec.get("retrieval"):
-        settings["retrieval"] = spec["retrieval"]
-    if spec.get("temporal"):
-        settings["temporal"] = spec["temporal"]
-    return {"name": spec.get("name", path.stem), "reader": reader, "settings": settings, "path": str(path)}
+    for key, model in (("retrieval", RetrievalSettings), ("temporal", TemporalSettings)):
+        try:
+            settings[key] = model.model_validate({**model().model_dump(), **(spec.get(key) or {})})
+        except ValidationError as exc:
+            raise ConfigError(f"{path}: field {key!r}: {exc}") from None
+    return settings
 
 
 def read_with(reader: str, paths, max_file_bytes: int, errors: list | None = None, max_errors: int = 0):

@@ -36,6 +36,7 @@ import numpy as np
 
 from graphmem.config import Settings
 from graphmem.errors import ConfigError
+from graphmem.recipe import pinned
 from graphmem.eval.datasets import Dataset, Question
 from graphmem.eval.metrics import dedupe, mean, percentile, recall_at_k
 
@@ -177,7 +178,7 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
         raise ConfigError("ks must be positive integers")
     if limit is not None and limit < 1:
         raise ConfigError("limit must be at least 1")
-    settings = settings or Settings.from_env()
+    settings = pinned(settings or Settings.from_env())
     progress = progress or _no_progress
     questions = list(dataset.questions[:limit] if limit else dataset.questions)
     if not questions:
@@ -212,7 +213,7 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
     embed_total = 0.0
     try:
         for part_settings, part_documents, part_conversations, indices in plan:
-            with Memory(part_settings) as memory:
+            with Memory(part_settings, update_recipe=True) as memory:  # the group's recipe: what was measured
                 wanted = {d.name for d in part_documents} | {c.name for c in part_conversations}
                 extra = [row["name"] for row in memory.sources() if row.get("name") not in wanted]
                 if extra:

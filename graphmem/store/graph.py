@@ -179,6 +179,17 @@ class Graph:
         rows = self.store.run("revision_get", group_id=self.group_id)
         return int(rows[0]["revision"]) if rows else 0
 
+    def meta(self) -> tuple[int, str | None]:
+        """The group's revision and its stored recipe (JSON text, None if it has none), in one read."""
+        rows = self.store.run("group_meta", group_id=self.group_id)
+        return (int(rows[0]["revision"] or 0), rows[0]["recipe"]) if rows else (0, None)
+
+    def set_recipe(self, recipe: str) -> None:
+        """Store the recipe (JSON text, see graphmem/recipe.py) the group is ingested and searched with."""
+        from graphmem.store.owners import now_ms
+
+        self.store.run("recipe_set", group_id=self.group_id, recipe=recipe, first=now_ms())
+
     # -- reads -----------------------------------------------------------------
     def pages(self, name: str) -> Iterator[Row]:
         """All rows of a paged projection query."""
