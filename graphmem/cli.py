@@ -5,16 +5,24 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from graphmem.errors import GraphmemError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from rich.progress import Progress
+
     from graphmem.admin import Admin, Bar
+    from graphmem.config import Settings
+    from graphmem.memory import Memory
+    from graphmem.store.falkordb_server import EmbeddedServer
 
 
 class Context:
@@ -22,19 +30,19 @@ class Context:
         self.overrides = {"home": home, "store": store, "group_id": group}
         self.debug = debug
 
-    def settings(self, **more: Any):
+    def settings(self, **more: Any) -> Settings:
         from graphmem.config import Settings
 
         # explicit --home/--store/--group win over a pipeline spec's values
         given = {k: v for k, v in self.overrides.items() if v is not None}
         return Settings.from_env(**{**more, **given})
 
-    def memory(self, **more: Any):
+    def memory(self, **more: Any) -> Memory:
         from graphmem.memory import Memory
 
         return Memory(self.settings(**more))
 
-    def admin(self) -> "Admin":
+    def admin(self) -> Admin:
         from graphmem.admin import Admin
 
         return Admin(self.settings())
@@ -46,7 +54,8 @@ def handle_errors(func: Callable) -> Callable:
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
-        debug = bool(ctx.find_object(Context) and ctx.find_object(Context).debug)
+        found = ctx.find_object(Context)
+        debug = bool(found and found.debug)
         try:
             return func(*args, **kwargs)
         except GraphmemError as exc:
@@ -160,19 +169,27 @@ class _progress:
     def __init__(self, total: int, label: str, quiet: bool) -> None:
         self.total, self.label = total, label
         self.enabled = not quiet and total > 0
-        self._bar = None
+        self._bar: Progress | None = None
 
     def __enter__(self) -> Callable[[int], None]:
         if not self.enabled:
             return lambda n: None
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True), transient=True)
-        self._bar.start()
-        task = self._bar.add_task(self.label, total=self.total)
-        return lambda n: self._bar.advance(task, n)
+        bar = self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                                   transient=True)
+        bar.start()
+        task = bar.add_task(self.label, total=self.total)
+        return lambda n: bar.advance(task, n)
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
@@ -276,7 +293,8 @@ def _escape(text: str) -> str:
               help="Query parameter ($NAME); VALUE is parsed as JSON when it can be. Repeatable.")
 @click.option("--write", is_flag=True, help="Allow writes (queries are read-only by default).")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Rows to print at most.")
-@click.option("--timeout", type=click.IntRange(1), default=30, show_default=True, help="Seconds before the query is stopped.")
+@click.option("--timeout", type=click.IntRange(1), default=30, show_default=True,
+              help="Seconds before the query is stopped.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
 @click.pass_obj
 @handle_errors
@@ -297,8 +315,8 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
     """
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file, not both")
-    text = query if query is not None else Path(query_file).read_text(encoding="utf-8")
-    parsed = {}
+    text = query if query is not None else Path(str(query_file)).read_text(encoding="utf-8")
+    parsed: dict[str, Any] = {}
     for item in params:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
@@ -316,7 +334,8 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
     truncated = len(rows) > limit
     rows = rows[:limit]
     if as_json:
-        click.echo(json.dumps([dict(zip(columns, row)) for row in rows], indent=2, ensure_ascii=False, default=str))
+        records = [dict(zip(columns, row, strict=True)) for row in rows]
+        click.echo(json.dumps(records, indent=2, ensure_ascii=False, default=str))
     else:
         from rich.console import Console
         from rich.table import Table
@@ -367,7 +386,7 @@ def db() -> None:
     """
 
 
-def _server(obj: Context):
+def _server(obj: Context) -> EmbeddedServer:
     from graphmem.store.falkordb_server import EmbeddedServer
 
     return EmbeddedServer(obj.settings().home)
@@ -508,7 +527,7 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
         click.echo(f"store kept in {report.home} (reuse it with --home)", err=True)
 
 # -- export / import / migrate ------------------------------------------------------
-def _bar(quiet: bool) -> "Bar":
+def _bar(quiet: bool) -> Bar:
     return lambda total, label: _progress(total, label, quiet)
 
 
@@ -559,8 +578,10 @@ def import_cmd(obj: Context, path: str, batch_size: int, quiet: bool) -> None:
 
 @main.command("migrate")
 @click.option("--to", "to", required=True, metavar="URI",
-              help="Target: neo4j://user:pass@host:7687/db (or bolt://...), or falkordb:PATH for another data directory.")
-@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True, help="Rows per write transaction.")
+              help="Target: neo4j://user:pass@host:7687/db (or bolt://...), or falkordb:PATH for another data "
+                   "directory.")
+@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True,
+              help="Rows per write transaction.")
 @click.option("--restart", is_flag=True, help="Ignore a checkpoint left by an interrupted run and copy from the start.")
 @click.option("--dim", type=click.IntRange(1), default=None,
               help="Vector index size when the graph holds no embeddings yet [default: taken from the data].")
@@ -782,7 +803,8 @@ def groups_group(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(sizes, indent=2))
         return
     for group, counts in sizes.items():
-        click.echo(f"{group}\t{counts['sources']} sources\t{counts['episodes']} episodes\t{counts['entities']} entities")
+        click.echo(f"{group}\t{counts['sources']} sources\t{counts['episodes']} episodes\t"
+                   f"{counts['entities']} entities")
     if not sizes:
         click.echo("no groups yet", err=True)
 
@@ -806,7 +828,7 @@ def groups_drop(obj: Context, group: str, yes: bool) -> None:
 
 
 # -- dialogues, facts over time, forgetting ------------------------------------------
-def _when(text: str | None):
+def _when(text: str | None) -> datetime | None:
     if text is None:
         return None
     from graphmem.timeutil import parse_when
@@ -895,7 +917,7 @@ def facts(obj: Context, entity: str, history: bool, as_of: str | None, as_json: 
     Console(width=int(os.environ.get("COLUMNS", "120"))).print(table)
 
 
-def _day(value) -> str:
+def _day(value: datetime | None) -> str:
     if value is None:
         return ""
     return value.strftime("%Y-%m-%d %H:%M") if (value.hour, value.minute) != (0, 0) else value.strftime("%Y-%m-%d")
