@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import time
+from typing import Callable
 
 import pytest
 
@@ -53,6 +54,43 @@ def _writing(home) -> tuple[int, int]:
     return sum(r["state"] == "writing" for r in rows), sum(r["state"] == "complete" for r in rows)
 
 
+def wait_for(predicate: Callable[[], bool], timeout: float = 180.0, what: str = "condition") -> None:
+    """Return once ``predicate()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached in {timeout:g} s")
+        time.sleep(0.02)
+
+
+def _stop_after_the_first_complete_source(proc: subprocess.Popen, home) -> list[dict]:
+    """Watch the store until the running ``proc`` has completed a source, then stop it
+    (SIGSTOP) so nothing it does races what follows; the sources complete at that moment,
+    which must be fewer than all (a run that finished has nothing left to be killed in)."""
+    from graphmem.store.falkordb_server import EmbeddedServer
+
+    server = EmbeddedServer(home)
+    reader: list = []
+
+    def complete_sources() -> list[dict]:
+        if not reader:
+            if not server.ping():
+                return []
+            reader.append(open_store(home))  # the running ingest started the server; this only connects
+        return [r for r in reader[0].run("sources_list", group_id="default") if r["state"] == "complete"]
+
+    try:
+        wait_for(lambda: proc.poll() is not None or bool(complete_sources()), what="a complete source")
+        proc.send_signal(signal.SIGSTOP)
+        assert proc.poll() is None, f"the ingest finished before it could be stopped: {proc.communicate()}"
+        acknowledged = complete_sources()
+    finally:
+        for store in reader:
+            store.close()
+    assert 0 < len(acknowledged) < len(CORPUS), acknowledged
+    return acknowledged
+
+
 def test_sigkill_at_random_points_then_rerun_gives_the_clean_graph(clean, home, record_property):
     expected, seconds = clean
     rng = random.Random(SEED)
@@ -82,28 +120,20 @@ def test_server_killed_mid_run_gives_one_line_error_and_loses_nothing(clean, hom
     from graphmem.store.falkordb_server import EmbeddedServer
 
     expected, _ = clean
-    # one document per write batch, parsed in this process: after the first source is
-    # complete seven batches are left to write, a window the kill below cannot miss
-    # (with batches of four the run could finish between the poll and the kill)
+    # one document per write batch, parsed in this process: once the first source is
+    # complete, seven batches are left; the run is stopped while its server is killed,
+    # so it goes on against a dead server whatever the timing
     proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS),
                             env=cli_env(GRAPHMEM_FSYNC="always", GRAPHMEM_BATCH_SIZE="1", GRAPHMEM_EXTRACT_PROCESSES="1"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    server = EmbeddedServer(home)
-    acknowledged: list[dict] = []
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if server.ping():
-            store = open_store(home)
-            try:
-                rows = store.run("sources_list", group_id="default")
-            finally:
-                store.close()
-            if any(r["state"] == "complete" for r in rows):
-                acknowledged = [r for r in rows if r["state"] == "complete"]
-                break
-        time.sleep(0.2)
-    assert acknowledged, "the ingest finished before any source was complete; nothing to kill"
-    os.kill(int(server.pidfile.read_text()), signal.SIGKILL)
+    try:
+        acknowledged = _stop_after_the_first_complete_source(proc, home)
+        # the ingest is frozen with sources left to write: kill its server, then let it go on
+        server = EmbeddedServer(home)
+        os.kill(int(server.pidfile.read_text()), signal.SIGKILL)
+        wait_for(lambda: not server.ping(), what="the killed server to be gone")
+    finally:
+        proc.send_signal(signal.SIGCONT)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 1, stderr
     # (sentence-transformers' own "Loading weights" bar may precede it)
