@@ -22,11 +22,11 @@ their neighbours lie in the dense part of the set, which is the hard case.
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -47,7 +47,7 @@ def real_vectors(count: int, cache: Path, data_dir: Path) -> tuple[np.ndarray, n
     embedder = get_embedder("minilm")
     texts = []
     with gzip.open(data_dir / "scale" / "corpus.jsonl.gz", "rt") as handle:
-        for line, _ in zip(handle, range(count)):
+        for line, _ in zip(handle, range(count), strict=False):
             row = json.loads(line)
             texts.append(f"{row['title']}: {row['text']}")
     questions = []
@@ -93,11 +93,14 @@ def exact_one(matrix: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
-    return float(np.mean([len(set(f[:k].tolist()) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]))
+    return float(
+        np.mean([len(set(f[:k].tolist()) & set(t[:k].tolist())) / k for f, t in zip(found, truth, strict=True)])
+    )
 
 
 # -- candidates: build(matrix) -> handle; add(handle, rows, first_id); search(handle, q, k) -> ids;
 #    save(handle, path); load(path, dim, n) -> handle
+
 
 class Hnswlib:
     name = "hnswlib 0.8.0 (HNSW M=16, ef_construction=100)"
@@ -232,9 +235,14 @@ class FaissIVF:
         return faiss.read_index(str(path), faiss.IO_FLAG_MMAP)
 
 
-CANDIDATES = {"hnswlib": Hnswlib, "usearch": Usearch, "usearch-f16": lambda: Usearch("f16"),
-              "usearch-i8": lambda: Usearch("i8"),
-              "faiss-hnsw": FaissHNSW, "faiss-ivf": FaissIVF}
+CANDIDATES = {
+    "hnswlib": Hnswlib,
+    "usearch": Usearch,
+    "usearch-f16": lambda: Usearch("f16"),
+    "usearch-i8": lambda: Usearch("i8"),
+    "faiss-hnsw": FaissHNSW,
+    "faiss-ivf": FaissIVF,
+}
 
 
 def timed_queries(search, queries: np.ndarray, k: int) -> tuple[np.ndarray, list[float]]:
@@ -257,8 +265,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300, help="query vectors (development questions)")
     parser.add_argument("--real", type=int, default=4000, help="real paragraphs embedded (the rest is synthetic)")
     parser.add_argument("--k", type=int, default=30)
-    parser.add_argument("--ef", type=lambda v: [int(x) for x in v.split(",")], default=[64, 128],
-                        help="search efforts: HNSW ef (expansion_search); IVF probes ef/2 lists")
+    parser.add_argument(
+        "--ef",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[64, 128],
+        help="search efforts: HNSW ef (expansion_search); IVF probes ef/2 lists",
+    )
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
     parser.add_argument("--data-dir", type=Path, default=DATA)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "graphmem-ann-vectors.npz")
@@ -275,10 +287,20 @@ def main() -> None:
         extra = synthetic(real, size // 100, seed=size)  # 1% more, added in place afterwards
         both = np.vstack([matrix, extra])
         truth = exact_top(both, queries, args.k)
-        _, exact_ms = timed_queries(lambda q, k: exact_one(both, q, k), queries, args.k)
-        row = {"size": size, "candidate": "exact numpy (matrix-vector + argpartition)", "ef": None, "build_s": 0.0,
-               "add_1pct_s": 0.0, "p50_ms": pct(exact_ms, 50), "p95_ms": pct(exact_ms, 95), "recall@30": 1.0,
-               "recall@10": 1.0, "file_mb": both.nbytes / 2**20, "load_s": None}
+        _, exact_ms = timed_queries(functools.partial(exact_one, both), queries, args.k)
+        row = {
+            "size": size,
+            "candidate": "exact numpy (matrix-vector + argpartition)",
+            "ef": None,
+            "build_s": 0.0,
+            "add_1pct_s": 0.0,
+            "p50_ms": pct(exact_ms, 50),
+            "p95_ms": pct(exact_ms, 95),
+            "recall@30": 1.0,
+            "recall@10": 1.0,
+            "file_mb": both.nbytes / 2**20,
+            "load_s": None,
+        }
         rows.append(row)
         print(json.dumps(row))
         for key in args.candidates.split(","):
@@ -294,35 +316,57 @@ def main() -> None:
                 candidate.save(index, path)
                 mb = path.stat().st_size / 2**20
                 candidate.set_ef(index, 64)
-                before, _ = timed_queries(lambda q, k: candidate.search(index, q, k), queries[:20], args.k)
+                before, _ = timed_queries(functools.partial(candidate.search, index), queries[:20], args.k)
                 del index
                 started = time.perf_counter()
                 index = candidate.load(path, both.shape[1], len(both))
                 load_s = time.perf_counter() - started
                 candidate.set_ef(index, 64)
-                after, _ = timed_queries(lambda q, k: candidate.search(index, q, k), queries[:20], args.k)
+                after, _ = timed_queries(functools.partial(candidate.search, index), queries[:20], args.k)
                 assert np.array_equal(before, after), f"{key}: results changed after save/load"
                 for ef in args.ef:
                     candidate.set_ef(index, ef)
-                    found, ms = timed_queries(lambda q, k: candidate.search(index, q, k), queries, args.k)
-                    row = {"size": size, "candidate": candidate.name, "ef": ef, "build_s": build_s,
-                           "add_1pct_s": add_s, "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95),
-                           "recall@30": recall(found, truth, 30), "recall@10": recall(found, truth, 10),
-                           "file_mb": mb, "load_s": load_s}
+                    found, ms = timed_queries(functools.partial(candidate.search, index), queries, args.k)
+                    row = {
+                        "size": size,
+                        "candidate": candidate.name,
+                        "ef": ef,
+                        "build_s": build_s,
+                        "add_1pct_s": add_s,
+                        "p50_ms": pct(ms, 50),
+                        "p95_ms": pct(ms, 95),
+                        "recall@30": recall(found, truth, 30),
+                        "recall@10": recall(found, truth, 10),
+                        "file_mb": mb,
+                        "load_s": load_s,
+                    }
                     rows.append(row)
                     print(json.dumps(row), flush=True)
                 del index
     print()
-    print("| rows | library (parameters) | ef | build s | +1% add s | p50 ms | p95 ms | recall@10 | recall@30 | file MiB | load s |")
+    print(
+        "| rows | library (parameters) | ef | build s | +1% add s | p50 ms | p95 ms | recall@10 | recall@30 "
+        "| file MiB | load s |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         load = "" if r["load_s"] is None else f"{r['load_s']:.2f}"
-        print(f"| {r['size']:,} | {r['candidate']} | {r['ef'] or ''} | {r['build_s']:.1f} | {r['add_1pct_s']:.2f} | {r['p50_ms']:.2f} | "
-              f"{r['p95_ms']:.2f} | {r['recall@10']:.3f} | {r['recall@30']:.3f} | {r['file_mb']:.0f} | {load} |")
+        print(
+            f"| {r['size']:,} | {r['candidate']} | {r['ef'] or ''} | {r['build_s']:.1f} | {r['add_1pct_s']:.2f} "
+            f"| {r['p50_ms']:.2f} | "
+            f"{r['p95_ms']:.2f} | {r['recall@10']:.3f} | {r['recall@30']:.3f} | {r['file_mb']:.0f} | {load} |"
+        )
     if args.out:
-        args.out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                                        "machine": f"{platform.node()} {os.cpu_count()} cores",
-                                        "rows": rows}, indent=1))
+        args.out.write_text(
+            json.dumps(
+                {
+                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "machine": f"{platform.node()} {os.cpu_count()} cores",
+                    "rows": rows,
+                },
+                indent=1,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -53,7 +53,11 @@ def corpus(n: int, data_dir: str | None):
         questions += [q.text for q in dataset.questions]
     if not documents:
         documents = read_documents([REPO / "examples" / "docs"])
-        questions = [json.loads(line)["question"] for line in (REPO / "examples" / "questions.jsonl").read_text().splitlines() if line.strip()]
+        questions = [
+            json.loads(line)["question"]
+            for line in (REPO / "examples" / "questions.jsonl").read_text().splitlines()
+            if line.strip()
+        ]
     return documents, questions
 
 
@@ -83,6 +87,7 @@ async def run_clients(url: str, questions: list[str], clients: int, duration: fl
     end = time.perf_counter() + duration
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+
         async def client(c: int) -> None:
             nonlocal errors
             i = c
@@ -133,8 +138,23 @@ def main() -> None:
 
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    server = subprocess.Popen([sys.executable, "-m", "graphmem.cli", "--home", str(home), "serve", "--port", str(port),
-                               "--log-level", "warning"], env=env, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "graphmem.cli",
+            "--home",
+            str(home),
+            "serve",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         import httpx
@@ -161,15 +181,21 @@ def main() -> None:
 
     base_qps = len(base) / args.duration
     api_qps = len(api) / elapsed
-    rows = [("in-process Memory.search (1 caller)", base_qps, base, 0),
-            (f"REST /v1/search ({args.clients} clients)", api_qps, api, errors)]
-    print(f"\nstore: {stats.get('episodes', 0)} passages, {stats.get('entities', 0)} entities, "
-          f"{stats.get('facts', 0)} facts; mode {args.mode}, k {args.k}; {os.cpu_count()} CPUs")
+    rows = [
+        ("in-process Memory.search (1 caller)", base_qps, base, 0),
+        (f"REST /v1/search ({args.clients} clients)", api_qps, api, errors),
+    ]
+    print(
+        f"\nstore: {stats.get('episodes', 0)} passages, {stats.get('entities', 0)} entities, "
+        f"{stats.get('facts', 0)} facts; mode {args.mode}, k {args.k}; {os.cpu_count()} CPUs"
+    )
     print("| setup | queries | QPS | p50 ms | p95 ms | p99 ms | errors |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, qps, lat, err in rows:
-        print(f"| {name} | {len(lat)} | {qps:.1f} | {percentile(lat, 50) * 1000:.1f} | "
-              f"{percentile(lat, 95) * 1000:.1f} | {percentile(lat, 99) * 1000:.1f} | {err} |")
+        print(
+            f"| {name} | {len(lat)} | {qps:.1f} | {percentile(lat, 50) * 1000:.1f} | "
+            f"{percentile(lat, 95) * 1000:.1f} | {percentile(lat, 99) * 1000:.1f} | {err} |"
+        )
     print(f"\nAPI/baseline: QPS x{api_qps / base_qps:.2f}, p50 x{percentile(api, 50) / percentile(base, 50):.2f}")
 
 

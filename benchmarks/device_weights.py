@@ -52,7 +52,7 @@ def _load(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     from safetensors import safe_open
 
     with safe_open(str(path), framework="np") as f:
-        return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+        return {k: f.get_tensor(k) for k in f}, dict(f.metadata() or {})
 
 
 def quantize_rows(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -141,10 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     up.add_argument("archive", type=Path)
     up.add_argument("dest", type=Path)
     args = p.parse_args(argv)
-    if args.cmd == "pack":
-        result = pack(args.src, args.out, args.mode)
-    else:
-        result = unpack(args.archive, args.dest)
+    result = pack(args.src, args.out, args.mode) if args.cmd == "pack" else unpack(args.archive, args.dest)
     json.dump(result, sys.stdout)
     print()
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import re
@@ -108,12 +109,17 @@ def sync(device: str) -> None:
 
 def row_naive(path: str, device: str, texts: list[str], size: int) -> dict:
     model = load_st(path, device)
-    model.encode(texts[:size * 4], batch_size=size, normalize_embeddings=True)  # warm-up
+    model.encode(texts[: size * 4], batch_size=size, normalize_embeddings=True)  # warm-up
     sync(device)
     t0 = time.perf_counter()
     for i in range(0, len(texts), size):
-        model.encode(texts[i:i + size], batch_size=size, normalize_embeddings=True, convert_to_numpy=True,
-                     show_progress_bar=False)
+        model.encode(
+            texts[i : i + size],
+            batch_size=size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
     sync(device)
     seconds = time.perf_counter() - t0
     del model
@@ -149,7 +155,7 @@ def row_pipeline(path: str, device: str, texts: list[str], batch: int) -> dict:
     encoder = ModelEncoder(path, device)
     # as the batcher does: sort by length so batches pad little
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    batches = [[texts[i] for i in order[k:k + batch]] for k in range(0, len(order), batch)]
+    batches = [[texts[i] for i in order[k : k + batch]] for k in range(0, len(order), batch)]
     encoder.start(batches[0]).result()  # warm-up
     sync(device)
     t0 = time.perf_counter()
@@ -179,17 +185,44 @@ def free_port() -> int:
 class ServiceProcess:
     """`graphmem embed-serve` in a subprocess; stopped with SIGTERM (graceful)."""
 
-    def __init__(self, model: str, device: str, max_batch: int, max_wait_ms: float, log: Path,
-                 worker: str = "auto", switch_interval: float | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        device: str,
+        max_batch: int,
+        max_wait_ms: float,
+        log: Path,
+        worker: str = "auto",
+        switch_interval: float | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-        cmd = [sys.executable, "-m", "graphmem.cli", "embed-serve", "--model", model, "--device", device,
-               "--port", str(self.port), "--max-batch", str(max_batch), "--max-wait-ms", str(max_wait_ms),
-               "--max-queue", "65536", "--worker", worker, "--log-level", "warning"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "graphmem.cli",
+            "embed-serve",
+            "--model",
+            model,
+            "--device",
+            device,
+            "--port",
+            str(self.port),
+            "--max-batch",
+            str(max_batch),
+            "--max-wait-ms",
+            str(max_wait_ms),
+            "--max-queue",
+            "65536",
+            "--worker",
+            worker,
+            "--log-level",
+            "warning",
+        ]
         if switch_interval:
             cmd += ["--switch-interval", str(switch_interval)]
-        self.log = open(log, "w")
+        self.log = open(log, "w")  # noqa: SIM115 (held while the server runs, closed by stop())
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 300) -> dict:
@@ -237,6 +270,7 @@ def _client_process(url: str, requests: list[list[str]], concurrency: int, start
         next_index = 0
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
             async def worker() -> None:
                 nonlocal next_index, errors
                 while next_index < len(requests):
@@ -256,20 +290,29 @@ def _client_process(url: str, requests: list[list[str]], concurrency: int, start
     return asyncio.run(main())
 
 
-def row_service(model: str, device: str, texts: list[str], size: int, clients: int, client_procs: int,
-                max_batch: int, max_wait_ms: float, log: Path, worker: str = "auto",
-                switch_interval: float | None = None) -> dict:
+def row_service(
+    model: str,
+    device: str,
+    texts: list[str],
+    size: int,
+    clients: int,
+    client_procs: int,
+    max_batch: int,
+    max_wait_ms: float,
+    log: Path,
+    worker: str = "auto",
+    switch_interval: float | None = None,
+) -> dict:
     service = ServiceProcess(model, device, max_batch, max_wait_ms, log, worker, switch_interval)
     try:
         info = service.wait_ready()
-        requests = [texts[i:i + size] for i in range(0, len(texts), size)]
+        requests = [texts[i : i + size] for i in range(0, len(texts), size)]
         procs = max(1, min(client_procs, clients))
         shares = [requests[k::procs] for k in range(procs)]
         per_proc = [clients // procs + (k < clients % procs) for k in range(procs)]
         with ProcessPoolExecutor(procs) as pool:
             # warm-up: every client process connects and the service compiles its kernels
-            list(pool.map(_client_process, [service.url] * procs, [s[:50] for s in shares], per_proc,
-                          [0.0] * procs))
+            list(pool.map(_client_process, [service.url] * procs, [s[:50] for s in shares], per_proc, [0.0] * procs))
             before = service.metrics()
             start_at = time.time() + 2.0
             results = list(pool.map(_client_process, [service.url] * procs, shares, per_proc, [start_at] * procs))
@@ -279,19 +322,33 @@ def row_service(model: str, device: str, texts: list[str], size: int, clients: i
         batches = after["graphmem_embed_batches_total"] - before["graphmem_embed_batches_total"]
         done = after["graphmem_embed_texts_total"] - before["graphmem_embed_texts_total"]
         gpu = sum(v for k, v in after.items() if k.startswith("graphmem_embed_gpu_memory_bytes"))
-        return {"texts": len(texts), "seconds": seconds, "rate": len(texts) / seconds,
-                "errors": sum(r["errors"] for r in results), "requests": len(requests),
-                "p50_ms": float(np.percentile(latencies, 50) * 1000), "p95_ms": float(np.percentile(latencies, 95) * 1000),
-                "mean_batch": done / max(batches, 1), "batches": batches, "service_gpu_bytes": gpu, "worker": worker,
-                "devices": info["devices"], "nvidia_smi_mib": nvidia_smi_used()}
+        return {
+            "texts": len(texts),
+            "seconds": seconds,
+            "rate": len(texts) / seconds,
+            "errors": sum(r["errors"] for r in results),
+            "requests": len(requests),
+            "p50_ms": float(np.percentile(latencies, 50) * 1000),
+            "p95_ms": float(np.percentile(latencies, 95) * 1000),
+            "mean_batch": done / max(batches, 1),
+            "batches": batches,
+            "service_gpu_bytes": gpu,
+            "worker": worker,
+            "devices": info["devices"],
+            "nvidia_smi_mib": nvidia_smi_used(),
+        }
     finally:
         service.stop()
 
 
 def nvidia_smi_used() -> str:
     try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                             capture_output=True, text=True, timeout=20).stdout.strip()
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
         return out.replace("\n", "+")
     except Exception:  # noqa: BLE001 - no GPU tools here
         return ""
@@ -348,8 +405,10 @@ def ingest_documents_for(passages: list[str], dataset: str | None, data_dir: str
         docs = list(load_dataset(dataset, data_dir=data_dir).documents())[:n]
         return docs, {"chunk_words": 10000, "chunk_overlap": 0}  # one passage per corpus entry
     passages = passages[:n]
-    docs = [Document(name=f"doc{k}", text="\n\n".join(passages[i:i + 20]), title=f"Document {k}")
-            for k, i in enumerate(range(0, len(passages), 20))]
+    docs = [
+        Document(name=f"doc{k}", text="\n\n".join(passages[i : i + 20]), title=f"Document {k}")
+        for k, i in enumerate(range(0, len(passages), 20))
+    ]
     return docs, {"chunk_words": 80, "chunk_overlap": 0}  # ~100 tokens per passage, as the embedding rows
 
 
@@ -360,25 +419,28 @@ def row_extract(docs: list, chunking: dict, processes: int, batch_size: int) -> 
     from graphmem.ingest.chunking import chunk_text
     from graphmem.ingest.pipeline import extraction_text
 
-    texts = [extraction_text(c) for d in docs for c in chunk_text(d.text, chunking["chunk_words"],
-                                                                   chunking["chunk_overlap"])]
+    texts = [
+        extraction_text(c) for d in docs for c in chunk_text(d.text, chunking["chunk_words"], chunking["chunk_overlap"])
+    ]
     with ParallelSpacyExtractor(processes=processes) as extractor:
         extractor.warm_up()
         t0 = time.perf_counter()
         for start in range(0, len(texts), batch_size):
-            extractor.extract(texts[start:start + batch_size])
+            extractor.extract(texts[start : start + batch_size])
         seconds = time.perf_counter() - t0
     return {"passages": len(texts), "seconds": seconds, "rate": len(texts) / seconds}
 
 
-def row_ingest(embedder: str, device: str, docs: list, chunking: dict, processes: int, batch_size: int,
-               home: Path) -> dict:
+def row_ingest(
+    embedder: str, device: str, docs: list, chunking: dict, processes: int, batch_size: int, home: Path
+) -> dict:
     """Memory.ingest_documents over ``docs``, with the time of each stage on the ingesting thread."""
     from graphmem.ingest.readers import Document
     from graphmem.memory import Memory
 
-    with Memory(home=home, embedder=embedder, device=device, extract_processes=processes, batch_size=batch_size,
-                **chunking) as memory:
+    with Memory(
+        home=home, embedder=embedder, device=device, extract_processes=processes, batch_size=batch_size, **chunking
+    ) as memory:
         extractor = memory.extractor
         if hasattr(extractor, "warm_up"):
             extractor.warm_up()
@@ -396,12 +458,18 @@ def row_ingest(embedder: str, device: str, docs: list, chunking: dict, processes
     counted = sum(v for k, v in timer.seconds.items() if "other thread" not in k)
     # the rest of the main thread: waiting for the next batch's extraction, chunking, glue
     stages["other (mostly waiting for extraction)"] = round(seconds - counted, 3)
-    return {"passages": report.passages, "seconds": seconds, "rate": report.passages / seconds,
-            "entities": stats.get("entities"), "facts": stats.get("facts"), "stages_s": stages,
-            "store_queries_s": queries.table()}
+    return {
+        "passages": report.passages,
+        "seconds": seconds,
+        "rate": report.passages / seconds,
+        "entities": stats.get("entities"),
+        "facts": stats.get("facts"),
+        "stages_s": stages,
+        "store_queries_s": queries.table(),
+    }
 
 
-def timed_ingestion(memory, docs: list, timer: "StageTimer"):
+def timed_ingestion(memory, docs: list, timer: StageTimer):
     """``memory.ingest_documents(docs)`` with resolution, fact planning, store writes and
     each resolution step timed into ``timer``, and every store query by a
     :class:`QueryTimer`: ``(report, seconds, queries)``."""
@@ -469,8 +537,10 @@ class QueryTimer:
 
     def table(self) -> dict[str, list]:
         """query -> [wall s, calls, server s]"""
-        return {k: [round(v, 3), self.calls[k], round(self.server.get(k, 0.0), 3)]
-                for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])}
+        return {
+            k: [round(v, 3), self.calls[k], round(self.server.get(k, 0.0), 3)]
+            for k, v in sorted(self.seconds.items(), key=lambda kv: -kv[1])
+        }
 
 
 # -- main ---------------------------------------------------------------------------------------------
@@ -479,12 +549,24 @@ def main() -> None:
     p.add_argument("--passages", type=int, default=2000)
     p.add_argument("--naive-passages", type=int, default=None, help="naive row over this many [min(passages, 20000)]")
     p.add_argument("--model", default="minilm", help="packaged name or sentence-transformers folder (real weights)")
-    p.add_argument("--model-config", type=Path, default=None,
-                   help="a model folder without weights: build the architecture with random weights")
-    p.add_argument("--switch-interval", type=float, default=None,
-                   help="sys.setswitchinterval for this process (the ingesting threads share one GIL) [Python's 0.005]")
-    p.add_argument("--serve-switch-interval", type=float, default=None,
-                   help="embed-serve --switch-interval for the service rows [Python's 0.005]")
+    p.add_argument(
+        "--model-config",
+        type=Path,
+        default=None,
+        help="a model folder without weights: build the architecture with random weights",
+    )
+    p.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="sys.setswitchinterval for this process (the ingesting threads share one GIL) [Python's 0.005]",
+    )
+    p.add_argument(
+        "--serve-switch-interval",
+        type=float,
+        default=None,
+        help="embed-serve --switch-interval for the service rows [Python's 0.005]",
+    )
     p.add_argument("--model-label", default=None, help="how the table names --model [its path, '(real weights)']")
     p.add_argument("--bert-large", action="store_true", help="also time a BERT-large-sized encoder (random weights)")
     p.add_argument("--bert-large-passages", type=int, default=None)
@@ -495,17 +577,27 @@ def main() -> None:
     p.add_argument("--ceiling-batch", type=int, default=512)
     p.add_argument("--max-batch", type=int, default=512)
     p.add_argument("--max-wait-ms", type=float, default=2.0)
-    p.add_argument("--worker", default="auto", choices=["auto", "thread", "process"],
-                   help="embed-serve --worker: model replicas in worker processes or in the serving process")
+    p.add_argument(
+        "--worker",
+        default="auto",
+        choices=["auto", "thread", "process"],
+        help="embed-serve --worker: model replicas in worker processes or in the serving process",
+    )
     p.add_argument("--ingest-passages", type=int, default=None, help="[min(passages, 20000)]")
     p.add_argument("--ingest-cpu-passages", type=int, default=None, help="[min(passages, 2000)]")
     p.add_argument("--ingest-processes", type=int, default=None, help="spaCy processes [cores - 1]")
     p.add_argument("--ingest-batch", type=int, default=256, help="passages per ingestion batch")
-    p.add_argument("--skip", default="",
-                   help="comma list of rows to skip: naive,ceiling,pipeline,service,extract,ingest,ingest_cpu")
-    p.add_argument("--ingest-dataset", default=None,
-                   help="ingest this corpus (graphmem eval name or folder, one passage per entry) "
-                        "instead of generated passages: real text, so entity resolution works as on real data")
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma list of rows to skip: naive,ceiling,pipeline,service,extract,ingest,ingest_cpu",
+    )
+    p.add_argument(
+        "--ingest-dataset",
+        default=None,
+        help="ingest this corpus (graphmem eval name or folder, one passage per entry) "
+        "instead of generated passages: real text, so entity resolution works as on real data",
+    )
     p.add_argument("--ingest-data-dir", default=None, help="--data-dir for --ingest-dataset")
     p.add_argument("--out", type=Path, default=None, help="write results JSON here")
     p.add_argument("--log-dir", type=Path, default=None, help="keep the services' logs here [a temp dir]")
@@ -525,13 +617,20 @@ def main() -> None:
     texts = make_passages(args.passages)
     tokens = np.mean([len(t.split()) for t in texts[:2000]]) * 1.3
     gpu = torch.cuda.get_device_name(0) if device.startswith("cuda") else "none"
-    print(f"# {args.passages} passages (~{tokens:.0f} tokens), device {device} ({gpu}), "
-          f"{os.cpu_count()} cores, torch {torch.__version__}", flush=True)
+    print(
+        f"# {args.passages} passages (~{tokens:.0f} tokens), device {device} ({gpu}), "
+        f"{os.cpu_count()} cores, torch {torch.__version__}",
+        flush=True,
+    )
 
     models: list[tuple[str, str]] = []  # (label, path)
     if args.model_config:
-        models.append(("MiniLM-L6 (random weights, fp16)" if device != "cpu" else "MiniLM-L6 (random weights)",
-                       str(random_weight_model(args.model_config, work / "minilm-random"))))
+        models.append(
+            (
+                "MiniLM-L6 (random weights, fp16)" if device != "cpu" else "MiniLM-L6 (random weights)",
+                str(random_weight_model(args.model_config, work / "minilm-random")),
+            )
+        )
         config_dir = args.model_config
     else:
         from graphmem.embed.local import resolve_model_path
@@ -541,8 +640,12 @@ def main() -> None:
         models.append((label[:-1] + ", fp16)" if device != "cpu" and label.endswith(")") else label, path))
         config_dir = Path(path)
     if args.bert_large:
-        models.append(("BERT-large-size (random weights" + (", fp16)" if device != "cpu" else ")"),
-                       str(random_weight_model(config_dir, work / "bert-large-random", BERT_LARGE))))
+        models.append(
+            (
+                "BERT-large-size (random weights" + (", fp16)" if device != "cpu" else ")"),
+                str(random_weight_model(config_dir, work / "bert-large-random", BERT_LARGE)),
+            )
+        )
 
     results: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "device": gpu, "rows": []}
 
@@ -557,12 +660,26 @@ def main() -> None:
         subset = texts[:n_all]
         n_naive = args.naive_passages or min(n_all, 20000)
         for name, fn in [
-            ("naive", lambda: row_naive(path, dev0, subset[:n_naive], args.request_size)),
-            ("ceiling", lambda: row_ceiling(path, dev0, subset, args.ceiling_batch)),
-            ("pipeline", lambda: row_pipeline(path, dev0, subset, args.max_batch)),
-            ("service", lambda: row_service(path, device, subset, args.request_size, args.clients, args.client_procs,
-                                            args.max_batch, args.max_wait_ms, logs / f"serve-{k}.log", args.worker,
-                                            args.serve_switch_interval)),
+            ("naive", functools.partial(row_naive, path, dev0, subset[:n_naive], args.request_size)),
+            ("ceiling", functools.partial(row_ceiling, path, dev0, subset, args.ceiling_batch)),
+            ("pipeline", functools.partial(row_pipeline, path, dev0, subset, args.max_batch)),
+            (
+                "service",
+                functools.partial(
+                    row_service,
+                    path,
+                    device,
+                    subset,
+                    args.request_size,
+                    args.clients,
+                    args.client_procs,
+                    args.max_batch,
+                    args.max_wait_ms,
+                    logs / f"serve-{k}.log",
+                    args.worker,
+                    args.serve_switch_interval,
+                ),
+            ),
         ]:
             if name in skip:
                 continue
@@ -577,18 +694,36 @@ def main() -> None:
     if "extract" not in skip:
         n = args.ingest_passages or min(args.passages, 20000)
         docs, chunking = ingest_documents_for(texts, args.ingest_dataset, args.ingest_data_dir, n)
-        record({"row": "extract", "embedder": f"none: spaCy only{corpus}", "processes": processes,
-                **row_extract(docs, chunking, processes, args.ingest_batch)})
+        record(
+            {
+                "row": "extract",
+                "embedder": f"none: spaCy only{corpus}",
+                "processes": processes,
+                **row_extract(docs, chunking, processes, args.ingest_batch),
+            }
+        )
     if "ingest" not in skip:
-        service = ServiceProcess(path, device, args.max_batch, args.max_wait_ms, logs / "serve-ingest.log", args.worker,
-                                 args.serve_switch_interval)
+        service = ServiceProcess(
+            path,
+            device,
+            args.max_batch,
+            args.max_wait_ms,
+            logs / "serve-ingest.log",
+            args.worker,
+            args.serve_switch_interval,
+        )
         try:
             service.wait_ready()
             n = args.ingest_passages or min(args.passages, 20000)
             docs, chunking = ingest_documents_for(texts, args.ingest_dataset, args.ingest_data_dir, n)
-            record({"row": "ingest", "embedder": f"service ({label}){corpus}", "processes": processes,
-                    **row_ingest(service.url, "cpu", docs, chunking, processes, args.ingest_batch,
-                                 work / "home-svc")})
+            record(
+                {
+                    "row": "ingest",
+                    "embedder": f"service ({label}){corpus}",
+                    "processes": processes,
+                    **row_ingest(service.url, "cpu", docs, chunking, processes, args.ingest_batch, work / "home-svc"),
+                }
+            )
         except Exception as exc:  # noqa: BLE001
             record({"row": "ingest", "embedder": f"service ({label})", "error": f"{type(exc).__name__}: {exc}"})
         finally:
@@ -597,9 +732,14 @@ def main() -> None:
         try:
             n = args.ingest_cpu_passages or min(args.passages, 2000)
             docs, chunking = ingest_documents_for(texts, args.ingest_dataset, args.ingest_data_dir, n)
-            record({"row": "ingest_cpu", "embedder": f"in-process CPU ({label.replace(', fp16', '')}){corpus}",
+            record(
+                {
+                    "row": "ingest_cpu",
+                    "embedder": f"in-process CPU ({label.replace(', fp16', '')}){corpus}",
                     "processes": processes,
-                    **row_ingest(path, "cpu", docs, chunking, processes, args.ingest_batch, work / "home-cpu")})
+                    **row_ingest(path, "cpu", docs, chunking, processes, args.ingest_batch, work / "home-cpu"),
+                }
+            )
         except Exception as exc:  # noqa: BLE001
             record({"row": "ingest_cpu", "embedder": "cpu", "error": f"{type(exc).__name__}: {exc}"})
 
@@ -627,33 +767,50 @@ def print_table(results: dict) -> None:
                 vs_ceiling += f" ({r['rate'] / ref['pipeline']:.0%} of pipeline)"
         notes = ""
         if r["row"] == "naive":
-            notes = f"encode() per request of 8, sequential"
+            notes = "encode() per request of 8, sequential"
         elif r["row"] == "ceiling":
-            notes = f"one encode(), peak GPU alloc {r['gpu_peak_bytes'] / 2**20:.0f} MiB" if r["gpu_peak_bytes"] \
+            notes = (
+                f"one encode(), peak GPU alloc {r['gpu_peak_bytes'] / 2**20:.0f} MiB"
+                if r["gpu_peak_bytes"]
                 else "one encode()"
+            )
         elif r["row"] == "pipeline":
-            notes = ("service's encoder in-process, no HTTP"
-                     + (", fast tokenizer" if r.get("fast_tokenizer") else ", sentence-transformers tokenizer"))
+            notes = "service's encoder in-process, no HTTP" + (
+                ", fast tokenizer" if r.get("fast_tokenizer") else ", sentence-transformers tokenizer"
+            )
         elif r["row"] == "service":
-            notes = (f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms; mean batch {r['mean_batch']:.0f}; "
-                     f"service GPU {r['service_gpu_bytes'] / 2**20:.0f} MiB reserved (nvidia-smi {r['nvidia_smi_mib']} MiB); "
-                     f"{r['errors']} errors")
+            notes = (
+                f"p50 {r['p50_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms; mean batch {r['mean_batch']:.0f}; "
+                f"service GPU {r['service_gpu_bytes'] / 2**20:.0f} MiB reserved "
+                f"(nvidia-smi {r['nvidia_smi_mib']} MiB); "
+                f"{r['errors']} errors"
+            )
         elif r["row"] == "extract":
             notes = f"{r['processes']} spaCy processes, batches of the ingestion's size: the ceiling for ingestion"
         elif r["row"].startswith("ingest"):
-            notes = f"{r['processes']} spaCy processes; {r['entities']} entities, {r['facts']} facts; stages (s): " + \
-                ", ".join(f"{k} {v:.1f}" for k, v in r.get("stages_s", {}).items())
+            notes = (
+                f"{r['processes']} spaCy processes; {r['entities']} entities, {r['facts']} facts; stages (s): "
+                + ", ".join(f"{k} {v:.1f}" for k, v in r.get("stages_s", {}).items())
+            )
         label = r.get("model") or r.get("embedder")
         items = r.get("texts") or r.get("passages")
-        print(f"| {r['row']} | {label} | {items} | {r['seconds']:.1f} | {r['rate']:.0f} | {vs_naive} | {vs_ceiling} | {notes} |")
+        print(
+            f"| {r['row']} | {label} | {items} | {r['seconds']:.1f} | {r['rate']:.0f} | {vs_naive} | {vs_ceiling} "
+            f"| {notes} |"
+        )
     ingest = {r["row"]: r for r in rows if r["row"].startswith("ingest") and "error" not in r}
     if "ingest" in ingest and "ingest_cpu" in ingest:
-        print(f"\ningestion: service {ingest['ingest']['rate']:.0f} passages/s vs CPU embedding "
-              f"{ingest['ingest_cpu']['rate']:.0f} passages/s ({ingest['ingest']['rate'] / ingest['ingest_cpu']['rate']:.1f}x)")
+        print(
+            f"\ningestion: service {ingest['ingest']['rate']:.0f} passages/s vs CPU embedding "
+            f"{ingest['ingest_cpu']['rate']:.0f} passages/s "
+            f"({ingest['ingest']['rate'] / ingest['ingest_cpu']['rate']:.1f}x)"
+        )
     extract = next((r for r in rows if r["row"] == "extract" and "error" not in r), None)
     if extract and "ingest" in ingest:
-        print(f"ingestion via the service at {ingest['ingest']['rate'] / extract['rate']:.0%} of spaCy alone "
-              f"({extract['rate']:.0f} passages/s, same processes)")
+        print(
+            f"ingestion via the service at {ingest['ingest']['rate'] / extract['rate']:.0%} of spaCy alone "
+            f"({extract['rate']:.0f} passages/s, same processes)"
+        )
 
 
 if __name__ == "__main__":

@@ -20,12 +20,17 @@ import json
 import platform
 import time
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 
-PATHS = {"exact+power": ("exact", "power", None), "ann+power": ("ann", "power", None),
-         "exact+push": ("exact", "push", None), "ann+push": ("ann", "push", None),
-         "auto (the defaults)": ("auto", "auto", None)}
+PATHS = {
+    "exact+power": ("exact", "power", None),
+    "ann+power": ("ann", "power", None),
+    "exact+push": ("exact", "push", None),
+    "ann+push": ("ann", "push", None),
+    "auto (the defaults)": ("auto", "auto", None),
+}
 
 
 def main() -> None:
@@ -52,8 +57,11 @@ def main() -> None:
     for eps in filter(None, args.push_epsilons.split(",")):
         paths[f"exact+push eps={eps}"] = ("exact", "push", float(eps))
         paths[f"ann+push eps={eps}"] = ("ann", "push", float(eps))
-    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-              "machine": f"{platform.node()} {__import__('os').cpu_count()} cores", "datasets": {}}
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.node()} {__import__('os').cpu_count()} cores",
+        "datasets": {},
+    }
     for spec in args.stores:
         name, _, home = spec.partition("=")
         dataset = load_dataset(name, data_dir=args.data_dir)
@@ -63,8 +71,12 @@ def main() -> None:
             base = memory.retriever
             projection = base.projection
             vectors = np.asarray(memory.embedder.embed(texts), dtype=np.float32)
-            sizes = {"passages": len(projection.episode_ids), "entities": projection.n_entities,
-                     "facts": len(projection.fact_ids), "questions": len(texts)}
+            sizes = {
+                "passages": len(projection.episode_ids),
+                "entities": projection.n_entities,
+                "facts": len(projection.fact_ids),
+                "questions": len(texts),
+            }
             rankings: dict[str, list[list[str]]] = {}
             timing: dict[str, dict] = {}
             for label, (vector_index, ppr, eps) in paths.items():
@@ -85,36 +97,61 @@ def main() -> None:
                 ms = []
                 for i in range(len(texts)):
                     started = time.perf_counter()
-                    retriever.search_many(texts[i:i + 1], 10, query_vectors=vectors[i:i + 1])
+                    retriever.search_many(texts[i : i + 1], 10, query_vectors=vectors[i : i + 1])
                     ms.append((time.perf_counter() - started) * 1000)
-                timing[label] = {"first_query_s": round(warm_s, 2), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-                                 "p95_ms": round(float(np.percentile(ms, 95)), 2)}
+                timing[label] = {
+                    "first_query_s": round(warm_s, 2),
+                    "p50_ms": round(float(np.percentile(ms, 50)), 2),
+                    "p95_ms": round(float(np.percentile(ms, 95)), 2),
+                }
             uuids = sorted({u for rows in rankings.values() for row in rows for u in row})
             episodes = memory.episodes(uuids)
 
-        def ids(row: list[str]) -> list[str | None]:
-            return [dataset.passage_id(SimpleNamespace(source=episodes[u].get("source_name") or ""))
-                    if u in episodes else None for u in row]
+        def ids(row: list[str], episodes: dict = episodes, dataset: Any = dataset) -> list[str | None]:
+            return [
+                dataset.passage_id(SimpleNamespace(source=episodes[u].get("source_name") or ""))
+                if u in episodes
+                else None
+                for u in row
+            ]
 
-        recall = {key: {k: float(np.mean([recall_at_k(ids(row), q.gold, k) for row, q in zip(rows, questions)]))
-                        for k in (2, 5, 10)} for key, rows in rankings.items()}
+        recall = {
+            key: {
+                k: float(np.mean([recall_at_k(ids(row), q.gold, k) for row, q in zip(rows, questions, strict=True)]))
+                for k in (2, 5, 10)
+            }
+            for key, rows in rankings.items()
+        }
         reference = rankings["exact+power:graph"]
         rows_out = {}
         for label in paths:
             got = rankings[f"{label}:graph"]
-            overlap = float(np.mean([len(set(a[:5]) & set(b[:5])) / max(1, len(b[:5])) for a, b in zip(got, reference)]))
-            rows_out[label] = {"recall": recall[f"{label}:graph"], "dense_recall": recall[f"{label}:dense"],
-                               "top5_overlap": overlap,
-                               "recall5_minus_exact": recall[f"{label}:graph"][5] - recall["exact+power:graph"][5],
-                               **timing[label]}
+            overlap = float(
+                np.mean(
+                    [len(set(a[:5]) & set(b[:5])) / max(1, len(b[:5])) for a, b in zip(got, reference, strict=True)]
+                )
+            )
+            rows_out[label] = {
+                "recall": recall[f"{label}:graph"],
+                "dense_recall": recall[f"{label}:dense"],
+                "top5_overlap": overlap,
+                "recall5_minus_exact": recall[f"{label}:graph"][5] - recall["exact+power:graph"][5],
+                **timing[label],
+            }
         report["datasets"][name] = {"sizes": sizes, "paths": rows_out}
         print(f"\n{name}: {sizes}")
-        print("| path | R@2 | R@5 | R@10 | top-5 overlap with exact+power | R@5 - exact+power | dense R@5 | p50 / p95 ms |")
+        print(
+            "| path | R@2 | R@5 | R@10 | top-5 overlap with exact+power | R@5 - exact+power | dense R@5 "
+            "| p50 / p95 ms |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- |")
         for label, r in rows_out.items():
-            print(f"| {label} | {r['recall'][2]:.3f} | {r['recall'][5]:.3f} | {r['recall'][10]:.3f} | "
-                  f"{r['top5_overlap']:.3f} | {100 * r['recall5_minus_exact']:+.1f} pts | {r['dense_recall'][5]:.3f} | "
-                  f"{r['p50_ms']} / {r['p95_ms']} |", flush=True)
+            print(
+                f"| {label} | {r['recall'][2]:.3f} | {r['recall'][5]:.3f} | {r['recall'][10]:.3f} | "
+                f"{r['top5_overlap']:.3f} | {100 * r['recall5_minus_exact']:+.1f} pts | {r['dense_recall'][5]:.3f} | "
+                f"{r['p50_ms']} / {r['p95_ms']} |",
+                flush=True,
+            )
     if args.out:
         with open(args.out, "w") as handle:
             json.dump(report, handle, indent=1)

@@ -27,10 +27,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="sample", help="sample, or a dataset name/path for graphmem.eval")
     parser.add_argument("--passages", type=int, default=300)
-    parser.add_argument("--processes", type=int, default=0,
-                        help="spaCy worker processes for ingestion (0: automatic, 1: in-process)")
-    parser.add_argument("--no-context-vectors", action="store_true",
-                        help="embed every new name and fact text on its own instead of pooling from the passage")
+    parser.add_argument(
+        "--processes", type=int, default=0, help="spaCy worker processes for ingestion (0: automatic, 1: in-process)"
+    )
+    parser.add_argument(
+        "--no-context-vectors",
+        action="store_true",
+        help="embed every new name and fact text on its own instead of pooling from the passage",
+    )
     args = parser.parse_args()
 
     from graphmem import Memory
@@ -52,8 +56,11 @@ def main() -> None:
     words = sum(len(t.split()) for t in texts)
 
     with tempfile.TemporaryDirectory() as home:
-        memory = Memory(Settings(home=home, extract_processes=args.processes,
-                                 context_vectors=not args.no_context_vectors, **chunking))
+        memory = Memory(
+            Settings(
+                home=home, extract_processes=args.processes, context_vectors=not args.no_context_vectors, **chunking
+            )
+        )
         embedder, extractor = memory.embedder, memory.extractor
         embedder.embed(["warm up"])
         extractor.extract(["Warm up the pipeline."])

@@ -66,10 +66,12 @@ class CachedExtractor:
             from graphmem.extract.spacy_extractor import SpacyExtractor
 
             self._spacy = self._spacy or SpacyExtractor()
-            got = self._spacy.extract([texts[i] for i in missing],
-                                      reference_times=[reference_times[i] for i in missing] if reference_times else None,
-                                      titles=[titles[i] for i in missing] if titles else None)
-            self.memo.update((texts[i], e) for i, e in zip(missing, got))
+            got = self._spacy.extract(
+                [texts[i] for i in missing],
+                reference_times=[reference_times[i] for i in missing] if reference_times else None,
+                titles=[titles[i] for i in missing] if titles else None,
+            )
+            self.memo.update((texts[i], e) for i, e in zip(missing, got, strict=True))
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_bytes(pickle.dumps(self.memo))
         return [pickle.loads(pickle.dumps(self.memo[t])) for t in texts]
@@ -107,8 +109,9 @@ def main() -> None:
     baseline = len(sample) / (time.perf_counter() - t0)
 
     with tempfile.TemporaryDirectory() as home:
-        memory = Memory(Settings(home=home, extract_processes=1, chunk_words=10000, chunk_overlap=0,
-                                 batch_size=args.batch_size))
+        memory = Memory(
+            Settings(home=home, extract_processes=1, chunk_words=10000, chunk_overlap=0, batch_size=args.batch_size)
+        )
         memory._embedder, memory._extractor = HashEmbedder(), extractor
         ingestor = memory.ingestor
         ingestor._extract(ingestor._passages([(d, "warm") for d in docs]))  # fill the cache (not timed)
@@ -119,17 +122,21 @@ def main() -> None:
     n = report.passages
     rate = n / seconds
     print(f"{n} {args.dataset} passages, batches of {args.batch_size}: {report.summary()}")
-    print(f"\n| row | seconds | ms per passage | passages/s | vs baseline |")
+    print("\n| row | seconds | ms per passage | passages/s | vs baseline |")
     print("| --- | ---: | ---: | ---: | ---: |")
     print(f"| baseline: one spaCy process, {len(sample)} passages | | {1000 / baseline:.2f} | {baseline:.0f} | 1.0x |")
-    print(f"| ingestion without models, end to end | {seconds:.1f} | {seconds / n * 1000:.2f} | {rate:.0f} | "
-          f"{rate / baseline:.1f}x |")
+    print(
+        f"| ingestion without models, end to end | {seconds:.1f} | {seconds / n * 1000:.2f} | {rate:.0f} | "
+        f"{rate / baseline:.1f}x |"
+    )
     for stage, value in sorted(timer.seconds.items(), key=lambda kv: -kv[1]):
         print(f"| stage: {stage} | {value:.1f} | {value / n * 1000:.2f} | | |")
     for query, (wall, calls, server) in queries.table().items():
         if wall >= 0.01 * seconds:
-            print(f"| query: {query} ({calls} calls; server {server / n * 1000:.2f} ms/passage) | {wall:.1f} | "
-                  f"{wall / n * 1000:.2f} | | |")
+            print(
+                f"| query: {query} ({calls} calls; server {server / n * 1000:.2f} ms/passage) | {wall:.1f} | "
+                f"{wall / n * 1000:.2f} | | |"
+            )
 
 
 if __name__ == "__main__":

@@ -69,20 +69,28 @@ def main() -> None:
             times = []
             for i in range(len(questions)):
                 t = time.perf_counter()
-                retriever.search_many([questions[i]], 10, mode=mode, query_vectors=vectors[i:i + 1])
+                retriever.search_many([questions[i]], 10, mode=mode, query_vectors=vectors[i : i + 1])
                 times.append((time.perf_counter() - t) * 1000)
-            rows[label] = {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
-                           "mean_ms": statistics.fmean(times)}
+            rows[label] = {
+                "p50_ms": float(np.percentile(times, 50)),
+                "p95_ms": float(np.percentile(times, 95)),
+                "mean_ms": statistics.fmean(times),
+            }
             if mode == "graph":
                 rows[label]["steps_mean_ms"] = {k: v * 1000 / len(questions) for k, v in steps.items()}
         retriever.settings = defaults
 
     base = rows["dense"]["p50_ms"]
-    print(f"{stats.get('episodes')} passages, {projection.n_entities} entities, {len(projection.fact_ids)} facts, "
-          f"{projection.n_nodes} PPR nodes; {len(questions)} queries, one at a time, query embedding excluded")
+    print(
+        f"{stats.get('episodes')} passages, {projection.n_entities} entities, {len(projection.fact_ids)} facts, "
+        f"{projection.n_nodes} PPR nodes; {len(questions)} queries, one at a time, query embedding excluded"
+    )
     print(f"{'system':<26} {'p50 ms':>8} {'p95 ms':>8} {'mean ms':>8} {'p50 vs dense':>13}")
     for mode, row in rows.items():
-        print(f"{mode:<26} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['mean_ms']:>8.1f} {row['p50_ms'] / base:>12.0f}x")
+        print(
+            f"{mode:<26} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {row['mean_ms']:>8.1f} "
+            f"{row['p50_ms'] / base:>12.0f}x"
+        )
     for label in ("graph", "graph, NER query entities"):
         print(f"{label}: mean ms per query by step:")
         for name, ms in sorted(rows[label]["steps_mean_ms"].items(), key=lambda kv: -kv[1]):
@@ -109,6 +117,7 @@ def _time_steps() -> collections.Counter:
                 return original(*a, **k)
             finally:
                 totals[label] += time.perf_counter() - t
+
         setattr(owner, name, timed)
 
     wrap(Retriever, "passage_scores", "passage scores (dense+bm25)")

@@ -41,8 +41,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((args.rows, args.dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    ways = [("client params + HNSW index", "A", True, True), ("client params, no index", "B", True, False),
-            ("graphmem params + index", "C", False, True), ("graphmem params, no index", "D", False, False)]
+    ways = [
+        ("client params + HNSW index", "A", True, True),
+        ("client params, no index", "B", True, False),
+        ("graphmem params + index", "C", False, True),
+        ("graphmem params, no index", "D", False, False),
+    ]
     results = []
     with tempfile.TemporaryDirectory() as home:
         store = FalkorDBStore(home)
@@ -52,8 +56,10 @@ def main() -> None:
                 graph.query(f"UNWIND range(0, {args.rows - 1}) AS i CREATE (:{label} {{uuid: toString(i)}})")
                 graph.query(f"CREATE INDEX FOR (n:{label}) ON (n.uuid)")
                 if index:
-                    graph.query(f"CREATE VECTOR INDEX FOR (n:{label}) ON (n.embedding) "
-                                f"OPTIONS {{dimension: {args.dim}, similarityFunction: 'cosine'}}")
+                    graph.query(
+                        f"CREATE VECTOR INDEX FOR (n:{label}) ON (n.embedding) "
+                        f"OPTIONS {{dimension: {args.dim}, similarityFunction: 'cosine'}}"
+                    )
                 text = QUERY.format(label=label)
                 tail_from = args.rows - args.rows // 5
                 started = time.perf_counter()
@@ -69,8 +75,13 @@ def main() -> None:
                         rows = [{"uuid": str(i), "embedding": vectors[i]} for i in range(start, stop)]
                         store._query(text, {"rows": rows})
                 ended = time.perf_counter()
-                results.append((name, (ended - started) / args.rows * 1000,
-                                (ended - tail_started) / (args.rows - tail_from) * 1000))
+                results.append(
+                    (
+                        name,
+                        (ended - started) / args.rows * 1000,
+                        (ended - tail_started) / (args.rows - tail_from) * 1000,
+                    )
+                )
         finally:
             store.close()
 

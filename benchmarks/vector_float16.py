@@ -53,18 +53,26 @@ def main() -> None:
         corpus = [json.loads(line) for line in (args.data_dir / name / "corpus.jsonl").open(encoding="utf-8")]
         questions = [json.loads(line) for line in (args.data_dir / name / "questions.jsonl").open(encoding="utf-8")]
         ids = [p["id"] for p in corpus]
-        matrix = _embed(embedder, [f"{p.get('title') or ''}\n{p['text']}" for p in corpus], args.cache / f"{name}-p.npy")
+        matrix = _embed(
+            embedder, [f"{p.get('title') or ''}\n{p['text']}" for p in corpus], args.cache / f"{name}-p.npy"
+        )
         queries = _embed(embedder, [q["question"] for q in questions], args.cache / f"{name}-q.npy")
         half = matrix.astype(np.float16).astype(np.float32)
         full_top, half_top = _top(matrix, queries, 10), _top(half, queries, 10)
         row = {"passages": len(ids), "questions": len(questions)}
         for label, top in (("float32", full_top), ("float16", half_top)):
             for k in (5, 10):
-                recall = [len({ids[i] for i in t[:k]} & set(q["supporting_ids"])) / len(q["supporting_ids"])
-                          for t, q in zip(top, questions)]
+                recall = [
+                    len({ids[i] for i in t[:k]} & set(q["supporting_ids"])) / len(q["supporting_ids"])
+                    for t, q in zip(top, questions, strict=True)
+                ]
                 row[f"{label}_recall@{k}"] = round(float(np.mean(recall)), 4)
-        row["top10_kept"] = round(float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(full_top, half_top)])), 4)
-        row["top10_identical"] = round(float(np.mean([list(a) == list(b) for a, b in zip(full_top, half_top)])), 4)
+        row["top10_kept"] = round(
+            float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(full_top, half_top, strict=True)])), 4
+        )
+        row["top10_identical"] = round(
+            float(np.mean([list(a) == list(b) for a, b in zip(full_top, half_top, strict=True)])), 4
+        )
         row["max_abs_score_change"] = float(np.abs(queries @ matrix.T - queries @ half.T).max())
         report[name] = row
         print(name, json.dumps(row), flush=True)

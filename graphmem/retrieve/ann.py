@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,8 +51,16 @@ class VectorIndex:
     ``f16``: half the memory, scores within about 1e-3).
     """
 
-    def __init__(self, dim: int, *, exact_below: int = EXACT_BELOW, dtype: str = "f32", connectivity: int = 32,
-                 expansion_add: int = 80, expansion_search: int = 128) -> None:
+    def __init__(
+        self,
+        dim: int,
+        *,
+        exact_below: int = EXACT_BELOW,
+        dtype: str = "f32",
+        connectivity: int = 32,
+        expansion_add: int = 80,
+        expansion_search: int = 128,
+    ) -> None:
         if dim < 1:
             raise ValueError("dim must be positive")
         if dtype not in ("f32", "f16"):
@@ -64,13 +73,13 @@ class VectorIndex:
         self.expansion_search = expansion_search
         self._rows = np.zeros((0, dim), dtype=np.float32)  # exact mode: rows [0, _count) of this buffer
         self._count = 0
-        self._hnsw = None  # faiss IndexHNSW once approximate
+        self._hnsw: Any = None  # faiss IndexHNSW once approximate
         self._viewed: Path | None = None  # the file a read-only mapped HNSW came from
         self._lock = threading.Lock()  # add() against add(); searches need no lock
 
     # -- building ---------------------------------------------------------------------
     @classmethod
-    def build(cls, matrix: np.ndarray, **params) -> "VectorIndex":
+    def build(cls, matrix: np.ndarray, **params: Any) -> VectorIndex:
         """An index over the rows of ``matrix`` (ids 0 .. len - 1)."""
         matrix = np.asarray(matrix, dtype=np.float32)
         if matrix.ndim != 2:
@@ -103,7 +112,7 @@ class VectorIndex:
                     grown = np.zeros((max(2 * len(self._rows), first + len(rows), 1024), self.dim), np.float32)
                     grown[:first] = self._rows[:first]
                     self._rows = grown
-                self._rows[first:first + len(rows)] = rows
+                self._rows[first : first + len(rows)] = rows
                 self._count += len(rows)
                 return
             if self._hnsw is None:  # crossing the threshold: everything so far goes into the graph
@@ -124,14 +133,16 @@ class VectorIndex:
         if len(matrix) < self._count:
             raise ValueError(f"matrix has {len(matrix)} rows, fewer than the {self._count} indexed")
         if len(matrix) > self._count:
-            self.add(np.asarray(matrix[self._count:], dtype=np.float32))
+            self.add(np.asarray(matrix[self._count :], dtype=np.float32))
 
-    def _new_hnsw(self):
+    def _new_hnsw(self) -> Any:
         import faiss
 
+        index: Any
         if self.dtype == "f16":
-            index = faiss.IndexHNSWSQ(self.dim, faiss.ScalarQuantizer.QT_fp16, self.connectivity,
-                                      faiss.METRIC_INNER_PRODUCT)
+            # faiss's generated stub types the quantizer argument as the class, not its QT_* enum
+            qtype: Any = faiss.ScalarQuantizer.QT_fp16
+            index = faiss.IndexHNSWSQ(self.dim, qtype, self.connectivity, faiss.METRIC_INNER_PRODUCT)
         else:
             index = faiss.IndexHNSWFlat(self.dim, self.connectivity, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self.expansion_add
@@ -158,7 +169,7 @@ class VectorIndex:
         import faiss
 
         # HNSW finds at most ef neighbours; the parameters go with the call (safe across threads)
-        params = faiss.SearchParametersHNSW(efSearch=max(k, self.expansion_search))
+        params = faiss.SearchParametersHNSW(efSearch=max(k, self.expansion_search))  # type: ignore[attr-defined]  # missing from faiss's stub
         scores, ids = hnsw.search(queries, k, params=params)
         ids = ids.astype(np.int64, copy=False)
         scores = np.where(ids >= 0, scores, -np.inf).astype(np.float32)
@@ -178,17 +189,24 @@ class VectorIndex:
             else:
                 with open(tmp, "wb") as handle:
                     handle.write(np.ascontiguousarray(self._rows[: self._count], dtype="<f4").tobytes())
-            manifest = {"version": FORMAT_VERSION, "kind": "exact" if self._hnsw is None else "faiss-hnsw",
-                        "rows": self._count, "dim": self.dim, "exact_below": self.exact_below, "dtype": self.dtype,
-                        "connectivity": self.connectivity, "expansion_add": self.expansion_add,
-                        "expansion_search": self.expansion_search}
+            manifest = {
+                "version": FORMAT_VERSION,
+                "kind": "exact" if self._hnsw is None else "faiss-hnsw",
+                "rows": self._count,
+                "dim": self.dim,
+                "exact_below": self.exact_below,
+                "dtype": self.dtype,
+                "connectivity": self.connectivity,
+                "expansion_add": self.expansion_add,
+                "expansion_search": self.expansion_search,
+            }
         tmp.replace(path)
         meta_tmp = path.with_name(path.name + ".json.tmp")
         meta_tmp.write_text(json.dumps(manifest))
         meta_tmp.replace(path.with_name(path.name + ".json"))
 
     @classmethod
-    def load(cls, path: str | Path, *, view: bool = True) -> "VectorIndex":
+    def load(cls, path: str | Path, *, view: bool = True) -> VectorIndex:
         """The index saved at ``path``. ``view``: map the file read-only instead of reading it
         (shared between processes; :meth:`add` reads it into memory when first called).
         Raises ``ValueError`` when the files are missing, of another version or inconsistent."""
@@ -198,11 +216,17 @@ class VectorIndex:
         except (OSError, ValueError) as exc:
             raise ValueError(f"no readable vector index manifest at {path}.json: {exc}") from exc
         if manifest.get("version") != FORMAT_VERSION:
-            raise ValueError(f"vector index {path}: format version {manifest.get('version')}, "
-                             f"this code reads {FORMAT_VERSION}")
-        index = cls(int(manifest["dim"]), exact_below=int(manifest["exact_below"]), dtype=manifest["dtype"],
-                    connectivity=int(manifest["connectivity"]), expansion_add=int(manifest["expansion_add"]),
-                    expansion_search=int(manifest["expansion_search"]))
+            raise ValueError(
+                f"vector index {path}: format version {manifest.get('version')}, this code reads {FORMAT_VERSION}"
+            )
+        index = cls(
+            int(manifest["dim"]),
+            exact_below=int(manifest["exact_below"]),
+            dtype=manifest["dtype"],
+            connectivity=int(manifest["connectivity"]),
+            expansion_add=int(manifest["expansion_add"]),
+            expansion_search=int(manifest["expansion_search"]),
+        )
         rows = int(manifest["rows"])
         if manifest["kind"] == "exact":
             data = np.fromfile(path, dtype="<f4") if path.exists() else np.zeros(0, np.float32)
@@ -220,15 +244,16 @@ class VectorIndex:
         except RuntimeError as exc:  # faiss reports unreadable files as RuntimeError
             raise ValueError(f"vector index {path}: {exc}") from exc
         if hnsw.ntotal != rows or hnsw.d != index.dim:
-            raise ValueError(f"vector index {path}: the HNSW file does not hold the {rows} x {index.dim} "
-                             "rows of its manifest")
+            raise ValueError(
+                f"vector index {path}: the HNSW file does not hold the {rows} x {index.dim} rows of its manifest"
+            )
         index._hnsw = hnsw
         index._count = rows
         index._viewed = path if view else None
         return index
 
 
-def load_or_build(path: Path | None, matrix: np.ndarray, **params) -> VectorIndex:
+def load_or_build(path: Path | None, matrix: np.ndarray, **params: Any) -> VectorIndex:
     """The index saved at ``path`` extended to ``matrix``'s rows, or a new one over ``matrix``
     (saved at ``path`` when it had to be built or extended). ``path`` None: build, keep in memory.
 
@@ -256,10 +281,8 @@ def load_or_build(path: Path | None, matrix: np.ndarray, **params) -> VectorInde
 
 def _exact_top(matrix: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Exact top ``k`` of ``queries @ matrix.T`` per row, best first (ties by lower id)."""
-    if len(queries) == 1:  # the common case: one matrix-vector product
-        scores = (matrix @ queries[0]).reshape(1, -1)
-    else:
-        scores = queries @ matrix.T
+    # the common case, one query, is one matrix-vector product
+    scores = (matrix @ queries[0]).reshape(1, -1) if len(queries) == 1 else queries @ matrix.T
     if k < scores.shape[1]:
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     else:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 
 class Vocabulary(Protocol):
-    def get(self, term: str, default=None) -> int | None: ...
+    def get(self, term: str, /) -> int | None: ...
 
 
 @dataclass
@@ -90,30 +91,55 @@ class Segment:
         return self.docs, terms, self.combo_tf[self.combo], self.combo_len[self.combo]
 
     # -- files -------------------------------------------------------------------------
-    FILES = (("terms", np.int32), ("indptr", np.int64), ("docs", np.int32), ("combo", None),
-             ("combo_tf", np.int32), ("combo_len", np.int32))
+    FILES = (
+        ("terms", np.int32),
+        ("indptr", np.int64),
+        ("docs", np.int32),
+        ("combo", None),
+        ("combo_tf", np.int32),
+        ("combo_len", np.int32),
+    )
 
     def save(self, directory: Path) -> dict:
         directory.mkdir(parents=True, exist_ok=True)
         for name, dtype in self.FILES:
             write_array(directory / f"{name}.bin", np.asarray(getattr(self, name), dtype=dtype))
-        return {"dir": directory.name, "terms": len(self.terms), "postings": len(self.docs),
-                "combos": len(self.combo_tf), "combo_dtype": np.dtype(self.combo.dtype).name}
+        return {
+            "dir": directory.name,
+            "terms": len(self.terms),
+            "postings": len(self.docs),
+            "combos": len(self.combo_tf),
+            "combo_dtype": np.dtype(self.combo.dtype).name,
+        }
 
     @classmethod
-    def open(cls, directory: Path, meta: dict) -> "Segment":
-        sizes = {"terms": meta["terms"], "indptr": meta["terms"] + 1, "docs": meta["postings"],
-                 "combo": meta["postings"], "combo_tf": meta["combos"], "combo_len": meta["combos"]}
-        arrays = {name: mmap_array(directory / f"{name}.bin", dtype or meta["combo_dtype"], sizes[name])
-                  for name, dtype in cls.FILES}
+    def open(cls, directory: Path, meta: dict) -> Segment:
+        sizes = {
+            "terms": meta["terms"],
+            "indptr": meta["terms"] + 1,
+            "docs": meta["postings"],
+            "combo": meta["postings"],
+            "combo_tf": meta["combos"],
+            "combo_len": meta["combos"],
+        }
+        arrays = {
+            name: mmap_array(directory / f"{name}.bin", dtype or meta["combo_dtype"], sizes[name])
+            for name, dtype in cls.FILES
+        }
         if meta["terms"] == 0:
             arrays["indptr"] = np.zeros(1, np.int64)
         return cls(**arrays)
 
 
 def empty_segment() -> Segment:
-    return Segment(np.zeros(0, np.int32), np.zeros(1, np.int64), np.zeros(0, np.int32), np.zeros(0, np.uint16),
-                   np.zeros(0, np.int32), np.zeros(0, np.int32))
+    return Segment(
+        np.zeros(0, np.int32),
+        np.zeros(1, np.int64),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.uint16),
+        np.zeros(0, np.int32),
+        np.zeros(0, np.int32),
+    )
 
 
 def segment_of(docs: np.ndarray, terms: np.ndarray, tf: np.ndarray, lengths: np.ndarray) -> Segment:
@@ -127,8 +153,14 @@ def segment_of(docs: np.ndarray, terms: np.ndarray, tf: np.ndarray, lengths: np.
     starts = np.flatnonzero(np.r_[True, terms[1:] != terms[:-1]])
     indptr = np.append(starts, len(terms)).astype(np.int64)
     combo_dtype = np.uint16 if len(unique) <= np.iinfo(np.uint16).max + 1 else np.uint32
-    return Segment(terms[starts].astype(np.int32), indptr, docs.astype(np.int32), combo.astype(combo_dtype),
-                   (unique >> 32).astype(np.int32), (unique & 0xFFFFFFFF).astype(np.int32))
+    return Segment(
+        terms[starts].astype(np.int32),
+        indptr,
+        docs.astype(np.int32),
+        combo.astype(combo_dtype),
+        (unique >> 32).astype(np.int32),
+        (unique & 0xFFFFFFFF).astype(np.int32),
+    )
 
 
 def merge_segments(segments: Sequence[Segment]) -> Segment:
@@ -146,8 +178,7 @@ class BM25Builder:
     new terms get ids from ``n_terms`` on, in order of first sight (:attr:`new_terms`).
     """
 
-    def __init__(self, known: Callable[[str], int | None] | None = None, n_terms: int = 0,
-                 first_doc: int = 0) -> None:
+    def __init__(self, known: Callable[[str], int | None] | None = None, n_terms: int = 0, first_doc: int = 0) -> None:
         self._known = known
         self._ids: dict[str, int] = {}
         self.new_terms: list[str] = []
@@ -189,8 +220,9 @@ class BM25Builder:
     def segment(self) -> Segment:
         if not self._docs:
             return empty_segment()
-        return segment_of(np.concatenate(self._docs), np.concatenate(self._terms), np.concatenate(self._tf),
-                          np.concatenate(self._len))
+        return segment_of(
+            np.concatenate(self._docs), np.concatenate(self._terms), np.concatenate(self._tf), np.concatenate(self._len)
+        )
 
 
 class BM25Index:
@@ -205,11 +237,11 @@ class BM25Index:
         self.doc_len = doc_len
         self.vocabulary = vocabulary
         self.size = len(doc_len)
-        self._avg: float | None = None
+        self._avg: np.float64 | None = None
         self._tables: dict[int, np.ndarray] | None = None
 
     @classmethod
-    def from_texts(cls, texts: Sequence[str]) -> "BM25Index":
+    def from_texts(cls, texts: Sequence[str]) -> BM25Index:
         """An in-memory index of ``texts`` (hand-built projections, tests)."""
         builder = BM25Builder()
         lengths = builder.add(list(texts))
@@ -219,7 +251,7 @@ class BM25Index:
     def avg_doc_len(self) -> np.float64:
         if self._avg is None:
             # as bm25s computes it: the mean of an integer array (float64, pairwise summation)
-            self._avg = np.asarray(self.doc_len, dtype=np.int64).mean() if self.size else np.float64(0.0)
+            self._avg = np.float64(np.asarray(self.doc_len, dtype=np.int64).mean() if self.size else 0.0)
         return self._avg
 
     def _table(self, segment: int) -> np.ndarray:
@@ -232,7 +264,9 @@ class BM25Index:
         if table is None:
             s = self.segments[segment]
             tf = s.combo_tf.astype(np.float64)
-            table = (tf / (K1 * ((1 - B) + B * s.combo_len.astype(np.float64) / self.avg_doc_len) + tf)).astype(np.float32)
+            table = (tf / (K1 * ((1 - B) + B * s.combo_len.astype(np.float64) / self.avg_doc_len) + tf)).astype(
+                np.float32
+            )
             self._tables[segment] = table
         return table
 

@@ -28,8 +28,9 @@ from graphmem.retrieve.projection import Projection
 from graphmem.retrieve.seeds import top_indices
 
 
-def bridge_scores(projection: Projection, anchors: np.ndarray, dense: np.ndarray, excluded: set[int],
-                  temperature: float) -> np.ndarray:
+def bridge_scores(
+    projection: Projection, anchors: np.ndarray, dense: np.ndarray, excluded: set[int], temperature: float
+) -> np.ndarray:
     """Bridge score of every passage for one query: linked to an ``anchors`` passage
     through entities outside ``excluded`` (the ones the query names), weighted by
     closeness to the query (``dense``: cosine, -inf where not rankable)."""
@@ -63,8 +64,17 @@ def query_named_entities(projection: Projection, query: str, named: list[int], c
     return found
 
 
-def apply_bridge(projection: Projection, scores: np.ndarray, dense: np.ndarray, query: str, named: list[int],
-                 anchors: int, weight: float, temperature: float, rrf_k: int) -> np.ndarray:
+def apply_bridge(
+    projection: Projection,
+    scores: np.ndarray,
+    dense: np.ndarray,
+    query: str,
+    named: list[int],
+    anchors: int,
+    weight: float,
+    temperature: float,
+    rrf_k: int,
+) -> np.ndarray:
     """``scores`` plus the bridge bonus (a new array; unchanged when ``anchors`` or ``weight`` is 0)."""
     if anchors <= 0 or weight <= 0 or not len(scores):
         return scores

@@ -26,9 +26,9 @@ import hashlib
 import json
 import mmap
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, overload
 
 import numpy as np
 
@@ -146,7 +146,13 @@ class StrColumn(Sequence[str]):
         start, end = int(self.offsets[index]), int(self.offsets[index + 1])
         return self.data[start:end].tobytes().decode("utf-8")
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
         if isinstance(index, slice):
             return [self._one(i) for i in range(*index.indices(len(self)))]
         index = int(index)
@@ -160,9 +166,9 @@ class StrColumn(Sequence[str]):
         step = 65536
         for start in range(0, len(self), step):
             end = min(len(self), start + step)
-            offsets = self.offsets[start:end + 1] - self.offsets[start]
-            blob = self.data[int(self.offsets[start]):int(self.offsets[end])].tobytes()
-            for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist()):
+            offsets = self.offsets[start : end + 1] - self.offsets[start]
+            blob = self.data[int(self.offsets[start]) : int(self.offsets[end])].tobytes()
+            for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True):
                 yield blob[a:b].decode("utf-8")
 
     def __add__(self, other: Sequence[str]) -> list[str]:
@@ -182,7 +188,13 @@ class IdColumn(Sequence[str]):
     def __len__(self) -> int:
         return len(self.array)
 
-    def __getitem__(self, index):  # type: ignore[override]
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[str]: ...
+
+    def __getitem__(self, index: int | slice) -> str | list[str]:
         if isinstance(index, slice):
             return [b.decode("utf-8") for b in self.array[index].tolist()]
         return self.array[index].decode("utf-8")
@@ -190,7 +202,7 @@ class IdColumn(Sequence[str]):
     def __iter__(self) -> Iterator[str]:
         step = 65536
         for start in range(0, len(self.array), step):
-            yield from (b.decode("utf-8") for b in self.array[start:start + step].tolist())
+            yield from (b.decode("utf-8") for b in self.array[start : start + step].tolist())
 
     def __add__(self, other: Sequence[str]) -> list[str]:
         return list(self) + list(other)
@@ -245,7 +257,7 @@ class IdLookup(Mapping[str, int]):
         keys = list(keys)
         width = self.ids.width
         fits = np.array([len(k.encode("utf-8")) <= width for k in keys], dtype=bool)
-        encoded = encode_ids([k if f else "" for k, f in zip(keys, fits)], width)
+        encoded = encode_ids([k if f else "" for k, f in zip(keys, fits, strict=True)], width)
         rows = find_sorted(self.ids.array, self.order, encoded)
         return np.where(fits & (encoded != b""), rows, -1) if len(keys) else rows
 
@@ -267,8 +279,10 @@ class IdLookup(Mapping[str, int]):
 
 def key_hashes(keys: Iterable[str]) -> np.ndarray:
     """A stable 64-bit hash of each key (blake2b: the same in every process, unlike hash())."""
-    return np.fromiter((int.from_bytes(hashlib.blake2b(k.encode("utf-8"), digest_size=8).digest(), "little")
-                        for k in keys), dtype=np.uint64)
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(k.encode("utf-8"), digest_size=8).digest(), "little") for k in keys),
+        dtype=np.uint64,
+    )
 
 
 class HashIndex:
@@ -304,7 +318,7 @@ class KeyMap(Mapping[str, int]):
             raise KeyError(key)
         return row
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         row = self.index.last(key) if isinstance(key, str) else None
         return default if row is None else row
 

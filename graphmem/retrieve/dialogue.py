@@ -39,7 +39,7 @@ happen before seeding, so the walk starts from the answers too.
 from __future__ import annotations
 
 import re
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -57,8 +57,9 @@ def named_speaker_turns(projection: Projection, query_entities: list[int]) -> np
     return speakers == named.pop()
 
 
-def apply_speaker_prior(hybrid: np.ndarray, ppr: np.ndarray | None, turns: np.ndarray | None,
-                        boost: float) -> tuple[np.ndarray, np.ndarray | None]:
+def apply_speaker_prior(
+    hybrid: np.ndarray, ppr: np.ndarray | None, turns: np.ndarray | None, boost: float
+) -> tuple[np.ndarray, np.ndarray | None]:
     """(hybrid, ppr) with the named speaker's ``turns`` boosted (unchanged when ``turns`` is None)."""
     if turns is None or boost <= 0:
         return hybrid, ppr
@@ -78,8 +79,10 @@ def speaker_pattern(projection: Projection) -> re.Pattern[str] | None:
     if "speaker_pattern" not in projection._cache:
         names = sorted(_speaker_names(projection), key=len, reverse=True)  # longest first: "Jo Ann" wins over "Jo"
         projection._cache["speaker_pattern"] = (
-            re.compile(r"\b(?P<name>" + "|".join(re.escape(n) for n in names) + r")\b",
-                       re.IGNORECASE) if names else None)
+            re.compile(r"\b(?P<name>" + "|".join(re.escape(n) for n in names) + r")\b", re.IGNORECASE)
+            if names
+            else None
+        )
     return projection._cache["speaker_pattern"]
 
 
@@ -88,12 +91,17 @@ def speaker_name_vectors(projection: Projection, embed: Callable[[list[str]], np
     if "speaker_name_vectors" not in projection._cache:
         names = _speaker_names(projection)
         vectors = np.asarray(embed(names), dtype=np.float32) if names else np.zeros((0, 0), np.float32)
-        projection._cache["speaker_name_vectors"] = {n.lower(): v for n, v in zip(names, vectors)}
+        projection._cache["speaker_name_vectors"] = {n.lower(): v for n, v in zip(names, vectors, strict=True)}
     return projection._cache["speaker_name_vectors"]
 
 
-def damp_speaker_names(projection: Projection, queries: Sequence[str], vectors: np.ndarray, weight: float,
-                      embed: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+def damp_speaker_names(
+    projection: Projection,
+    queries: Sequence[str],
+    vectors: np.ndarray,
+    weight: float,
+    embed: Callable[[list[str]], np.ndarray],
+) -> np.ndarray:
     """Query vectors with the directions of the speakers they name scaled to ``weight``
     (1 = unchanged, 0 = projected out), renormalised; queries naming no speaker keep theirs.
 
@@ -138,8 +146,7 @@ def question_answer_pairs(projection: Projection) -> tuple[np.ndarray, np.ndarra
     return projection._cache["question_answer_pairs"]
 
 
-def carry_to_answers(projection: Projection, hybrid: np.ndarray, carry: float,
-                     question_weight: float) -> np.ndarray:
+def carry_to_answers(projection: Projection, hybrid: np.ndarray, carry: float, question_weight: float) -> np.ndarray:
     """Hybrid passage scores with each answer raised to ``carry`` times its question's score
     and the question turns scaled by ``question_weight`` (a copy; ``hybrid`` itself when
     ``carry`` is 0 and ``question_weight`` 1)."""

@@ -12,6 +12,7 @@ for "a name": lowercase words that happen to be entity keys ("film",
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from graphmem.model import entity_key
 
@@ -20,18 +21,78 @@ MAX_NAME_WORDS = 8
 _WORD = re.compile(r"\S+")
 _EDGE_PUNCTUATION = "\"'“”‘’()[]{}<>,.;:!?"
 #: capitalised words that start a question or a sentence rather than a name
-_NOT_A_NAME_START = frozenset("""
-a an the who whom whose what which when where why how is are was were be been do does did
-has have had can could will would shall should may might must in on at of for from by with
-to and or but as if than that this these those there it its he she they his her their
-""".split())
+_NOT_A_NAME_START = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "who",
+        "whom",
+        "whose",
+        "what",
+        "which",
+        "when",
+        "where",
+        "why",
+        "how",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "do",
+        "does",
+        "did",
+        "has",
+        "have",
+        "had",
+        "can",
+        "could",
+        "will",
+        "would",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "in",
+        "on",
+        "at",
+        "of",
+        "for",
+        "from",
+        "by",
+        "with",
+        "to",
+        "and",
+        "or",
+        "but",
+        "as",
+        "if",
+        "than",
+        "that",
+        "this",
+        "these",
+        "those",
+        "there",
+        "it",
+        "its",
+        "he",
+        "she",
+        "they",
+        "his",
+        "her",
+        "their",
+    ]
+)
 
 
 def _is_capitalised(word: str) -> bool:
     return bool(word) and (word[0].isupper() or word[0].isdigit())
 
 
-def named_entities(keys: dict[str, int], query: str, max_words: int = MAX_NAME_WORDS) -> list[int]:
+def named_entities(keys: Mapping[str, int], query: str, max_words: int = MAX_NAME_WORDS) -> list[int]:
     """Entity indices (sorted) of the names ``keys`` (entity key -> index) holds that
     ``query`` spells out, scanning left to right and preferring the longest span."""
     words = [w.strip(_EDGE_PUNCTUATION) for w in _WORD.findall(query)]

@@ -29,8 +29,9 @@ def transition_matrix(adjacency: sp.spmatrix) -> sp.csr_matrix:
     return sp.csr_matrix(adjacency @ sp.diags(inverse))
 
 
-def personalized_pagerank(transition: sp.csr_matrix, reset: np.ndarray, damping: float = 0.5,
-                          iterations: int = 50, tolerance: float = 1e-6) -> np.ndarray:
+def personalized_pagerank(
+    transition: sp.csr_matrix, reset: np.ndarray, damping: float = 0.5, iterations: int = 50, tolerance: float = 1e-6
+) -> np.ndarray:
     """PPR scores for one reset vector ``(n,)`` or a batch ``(n, b)`` (columns are queries).
 
     Each reset column is normalised to sum 1; an all-zero column stays zero.
@@ -71,7 +72,7 @@ class RowBlocks:
         self.shape = matrix.shape
         self.dtype = matrix.dtype
         bounds = np.linspace(0, matrix.shape[0], parts + 1).astype(int)
-        self.blocks = [(int(a), int(b), matrix[a:b]) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+        self.blocks = [(int(a), int(b), matrix[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
 
     def __matmul__(self, x: np.ndarray) -> np.ndarray:
         global _pool
@@ -87,7 +88,7 @@ class RowBlocks:
         return out
 
 
-def parallel_operator(transition: sp.csr_matrix) -> "sp.csr_matrix | RowBlocks":
+def parallel_operator(transition: sp.csr_matrix) -> sp.csr_matrix | RowBlocks:
     """``transition`` itself, or as :class:`RowBlocks` when the graph is large and there are cores to share."""
     cores = min(os.cpu_count() or 1, 4)
     if cores < 2 or transition.shape[0] < PARALLEL_MIN_NODES:
@@ -96,6 +97,7 @@ def parallel_operator(transition: sp.csr_matrix) -> "sp.csr_matrix | RowBlocks":
 
 
 # -- local push -------------------------------------------------------------------------------
+
 
 class PushOperator:
     """The transition structure as forward push walks it: for each node, its out-edges
@@ -119,8 +121,9 @@ def push_operator(transition: sp.csr_matrix) -> PushOperator:
     return PushOperator(transition)
 
 
-def push_pagerank(operator: PushOperator, reset: np.ndarray, damping: float = 0.5, epsilon: float = 1e-6,
-                  stats: dict | None = None) -> np.ndarray:
+def push_pagerank(
+    operator: PushOperator, reset: np.ndarray, damping: float = 0.5, epsilon: float = 1e-6, stats: dict | None = None
+) -> np.ndarray:
     """Personalized PageRank by forward push (Andersen, Chung and Lang 2006), local to the seeds.
 
     Solves the same equation as :func:`personalized_pagerank` on the same
@@ -147,8 +150,13 @@ def push_pagerank(operator: PushOperator, reset: np.ndarray, damping: float = 0.
     out = np.zeros(R.shape, dtype=np.float32)
     totals = {"rounds": 0, "pushes": 0, "edges": 0, "touched": 0}
     alpha = 1.0 - damping
-    indptr, indices, data, degree, dangling = (operator.indptr, operator.indices, operator.data,
-                                               operator.degree, operator.dangling)
+    indptr, indices, data, degree, dangling = (
+        operator.indptr,
+        operator.indices,
+        operator.data,
+        operator.degree,
+        operator.dangling,
+    )
     for column in range(R.shape[1]):
         seeds = np.flatnonzero(R[:, column] > 0)
         total = float(R[seeds, column].sum()) if len(seeds) else 0.0

@@ -41,18 +41,36 @@ import re
 import shutil
 import tempfile
 import uuid as uuidlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from graphmem.retrieve.bm25 import BM25Builder, BM25Index, Segment, add_segment
-from graphmem.retrieve.columns import (CorruptColumns, HashIndex, IdColumn, IdLookup, KeyMap, StrColumn,
-                                       append_array, encode_ids, encode_strings, find_sorted, key_hashes,
-                                       locked, merged_order, mmap_array, order_of, read_json, sync_dir,
-                                       write_array, write_json)
+from graphmem.retrieve.columns import (
+    CorruptColumns,
+    HashIndex,
+    IdColumn,
+    IdLookup,
+    KeyMap,
+    StrColumn,
+    append_array,
+    encode_ids,
+    encode_strings,
+    find_sorted,
+    key_hashes,
+    locked,
+    merged_order,
+    mmap_array,
+    order_of,
+    read_json,
+    sync_dir,
+    write_array,
+    write_json,
+)
 from graphmem.retrieve.ppr import parallel_operator, transition_matrix
 from graphmem.store.graph import Graph
 
@@ -80,7 +98,11 @@ ARRAYS: dict[str, tuple[str, Any, tuple]] = {
     "fact_vectors": ("facts", "vector", ("dim",)),
     "fact_episode_rows": ("fact_episodes", np.int32, ()),  # CSR indices: episode rows, fact by fact
     "fact_episode_extra": ("fact_episode_extra", np.int32, (2,)),  # (fact, episode) added by later ingestions
-    "fact_valid_updates": ("fact_valid_updates", np.int64, (3,)),  # (fact, valid_at, invalid_at) set by later ingestions
+    "fact_valid_updates": (
+        "fact_valid_updates",
+        np.int64,
+        (3,),
+    ),  # (fact, valid_at, invalid_at) set by later ingestions
     "synonym_pairs": ("synonyms", np.int32, (2,)),
     "synonym_scores": ("synonyms", np.float32, ()),
     "next_pairs": ("nexts", np.int32, (2,)),
@@ -113,7 +135,7 @@ class FactEpisodes(Sequence[list[str]]):
         return len(self.offsets) - 1
 
     def rows_of(self, fact: int) -> np.ndarray:
-        base = self.rows[int(self.offsets[fact]):int(self.offsets[fact + 1])]
+        base = self.rows[int(self.offsets[fact]) : int(self.offsets[fact + 1])]
         if not len(self.extra):
             return base
         if self._extra is None:
@@ -159,7 +181,7 @@ class Projection:
     #: fact wins. :meth:`facts_valid_at` and :meth:`fact_validity` apply them.
     fact_valid_updates: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int64))
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
-    _disk: "DiskState | None" = field(default=None, repr=False)
+    _disk: DiskState | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.episode_questions is None:
@@ -217,8 +239,9 @@ class Projection:
 
             if self._disk is not None:
                 names = self.entity_names
-                index = HashIndex(self._disk.key_hashes, self._disk.orders["entity_key_hash"],
-                                  lambda row: entity_key(names[row]))
+                index = HashIndex(
+                    self._disk.key_hashes, self._disk.orders["entity_key_hash"], lambda row: entity_key(names[row])
+                )
                 self._cache["entity_key_index"] = KeyMap(index, self.n_entities)
             else:
                 self._cache["entity_key_index"] = {entity_key(n): i for i, n in enumerate(self.entity_names)}
@@ -235,6 +258,7 @@ class Projection:
         """How many passages mention each entity (for inverse-frequency seed weights); saved
         with the projection (:meth:`derived_arrays`)."""
         if "entity_counts" not in self._cache:
+
             def build() -> dict[str, np.ndarray]:
                 m = self.mention_pairs
                 counts = np.bincount(m[:, 1], minlength=self.n_entities) if len(m) else np.zeros(self.n_entities)
@@ -246,16 +270,22 @@ class Projection:
     def episode_entities(self) -> sp.csr_matrix:
         """(P, E) incidence matrix of MENTIONS; saved with the projection (:meth:`derived_arrays`)."""
         if "episode_entities" not in self._cache:
+
             def build() -> dict[str, np.ndarray]:
                 m = self.mention_pairs
-                matrix = sp.csr_matrix((np.ones(len(m), np.float32), (m[:, 0], m[:, 1])) if len(m) else ([], ([], [])),
-                                       shape=(len(self.episode_ids), self.n_entities), dtype=np.float32)
+                matrix = sp.csr_matrix(
+                    (np.ones(len(m), np.float32), (m[:, 0], m[:, 1])) if len(m) else ([], ([], [])),
+                    shape=(len(self.episode_ids), self.n_entities),
+                    dtype=np.float32,
+                )
                 return {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr}
 
             arrays = self.derived_arrays("incidence", build)
             self._cache["episode_entities"] = sp.csr_matrix(
-                (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(len(self.episode_ids), self.n_entities),
-                copy=False)
+                (arrays["data"], arrays["indices"], arrays["indptr"]),
+                shape=(len(self.episode_ids), self.n_entities),
+                copy=False,
+            )
         return self._cache["episode_entities"]
 
     def episode_speakers(self) -> np.ndarray:
@@ -316,8 +346,9 @@ class Projection:
         return None if bool(known.all()) else known
 
     # -- graph -------------------------------------------------------------------
-    def adjacency(self, fact_mask: np.ndarray | None = None, next_weight: float = 0.0,
-                  speaker_weight: float = 1.0) -> sp.csr_matrix:
+    def adjacency(
+        self, fact_mask: np.ndarray | None = None, next_weight: float = 0.0, speaker_weight: float = 1.0
+    ) -> sp.csr_matrix:
         """Symmetric weighted adjacency. ``next_weight``: weight of NEXT (turn order) edges,
         0 leaves them out; ``speaker_weight``: weight of a turn's MENTIONS edge to its speaker."""
         E, n = self.n_entities, self.n_nodes
@@ -348,8 +379,9 @@ class Projection:
         upper = sp.coo_matrix((w, (r, c)), shape=(n, n))
         return sp.csr_matrix(upper + upper.T, dtype=np.float32)
 
-    def transition(self, as_of_ms: int | None = None, next_weight: float = 0.0,
-                   speaker_weight: float = 1.0) -> sp.csr_matrix:
+    def transition(
+        self, as_of_ms: int | None = None, next_weight: float = 0.0, speaker_weight: float = 1.0
+    ) -> sp.csr_matrix:
         """The column-stochastic transition matrix PPR walks. The one for the present
         (``as_of_ms`` None) is saved with the projection (:meth:`saved_adjacency`, and its
         normalised values): built by the first process that needs it, mapped by the others,
@@ -358,10 +390,10 @@ class Projection:
         if key not in self._cache:
             if as_of_ms is None:
                 adjacency = self.saved_adjacency(next_weight, speaker_weight)
-                values = self.derived_arrays(f"transition_{next_weight:g}_{speaker_weight:g}",
-                                             lambda: {"data": _normalised(adjacency)})["data"]
-                matrix = sp.csr_matrix((values, adjacency.indices, adjacency.indptr), shape=adjacency.shape,
-                                       copy=False)
+                values = self.derived_arrays(
+                    f"transition_{next_weight:g}_{speaker_weight:g}", lambda: {"data": _normalised(adjacency)}
+                )["data"]
+                matrix = sp.csr_matrix((values, adjacency.indices, adjacency.indptr), shape=adjacency.shape, copy=False)
             else:
                 matrix = transition_matrix(self.adjacency(self.facts_valid_at(as_of_ms), next_weight, speaker_weight))
             self._cache[key] = matrix
@@ -374,6 +406,7 @@ class Projection:
         weights, for any walk that needs them."""
         key = f"adjacency:{next_weight}:{speaker_weight}"
         if key not in self._cache:
+
             def build() -> dict[str, np.ndarray]:
                 matrix = self.adjacency(self.facts_valid_at(None), next_weight, speaker_weight)
                 matrix.sum_duplicates()
@@ -381,8 +414,9 @@ class Projection:
                 return {"data": matrix.data, "indices": matrix.indices, "indptr": matrix.indptr}
 
             arrays = self.derived_arrays(f"adjacency_{next_weight:g}_{speaker_weight:g}", build)
-            self._cache[key] = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]),
-                                             shape=(self.n_nodes, self.n_nodes), copy=False)
+            self._cache[key] = sp.csr_matrix(
+                (arrays["data"], arrays["indices"], arrays["indptr"]), shape=(self.n_nodes, self.n_nodes), copy=False
+            )
         return self._cache[key]
 
     def derived_arrays(self, name: str, build: Callable[[], Mapping[str, np.ndarray]]) -> Mapping[str, np.ndarray]:
@@ -419,7 +453,7 @@ class Projection:
         import igraph as ig
 
         adjacency = sp.triu(self.adjacency()).tocoo()
-        graph = ig.Graph(n=self.n_nodes, edges=list(zip(adjacency.row.tolist(), adjacency.col.tolist())))
+        graph = ig.Graph(n=self.n_nodes, edges=list(zip(adjacency.row.tolist(), adjacency.col.tolist(), strict=True)))
         graph.es["weight"] = adjacency.data.tolist()
         graph.vs["uuid"] = list(self.entity_ids) + list(self.episode_ids)
         graph.vs["kind"] = ["entity"] * self.n_entities + ["episode"] * len(self.episode_ids)
@@ -540,8 +574,10 @@ def _open(group_dir: Path, manifest: dict) -> Projection:
         off = offsets(name, STRINGS[name])
         return StrColumn(off, mmap_array(build / f"{name}.utf8", np.uint8, int(off[-1])))
 
-    ids = {name: IdColumn(mmap_array(build / f"{name}.bin", f"S{manifest['id_width'][name]}", counts[table]))
-           for name, table in IDS.items()}
+    ids = {
+        name: IdColumn(mmap_array(build / f"{name}.bin", f"S{manifest['id_width'][name]}", counts[table]))
+        for name, table in IDS.items()
+    }
     orders = {}
     for name in ORDERED:
         table = IDS.get(name) or ARRAYS[name][0]
@@ -551,18 +587,35 @@ def _open(group_dir: Path, manifest: dict) -> Projection:
     vocabulary = KeyMap(HashIndex(arrays["term_hash"], orders["term_hash"], terms.__getitem__), counts["terms"])
     segments = [Segment.open(build / meta["dir"], meta) for meta in manifest["bm25"]]
     bm25 = BM25Index(segments, arrays["episode_doc_len"], vocabulary)
-    fact_episodes = FactEpisodes(offsets("fact_episode_offsets", "facts"), arrays["fact_episode_rows"],
-                                 arrays["fact_episode_extra"], ids["episode_ids"])
+    fact_episodes = FactEpisodes(
+        offsets("fact_episode_offsets", "facts"),
+        arrays["fact_episode_rows"],
+        arrays["fact_episode_extra"],
+        ids["episode_ids"],
+    )
     return Projection(
-        entity_ids=ids["entity_ids"], entity_names=strings("entity_names"), episode_ids=ids["episode_ids"],
-        episode_times=arrays["episode_times"], episode_vectors=arrays["episode_vectors"],
-        mention_pairs=arrays["mention_pairs"], fact_ids=ids["fact_ids"], fact_texts=strings("fact_texts"),
-        fact_ends=arrays["fact_ends"], fact_valid=arrays["fact_valid"], fact_episodes=fact_episodes,
-        fact_vectors=arrays["fact_vectors"], synonym_pairs=arrays["synonym_pairs"],
-        synonym_scores=arrays["synonym_scores"], revision=int(manifest["revision"]),
-        next_pairs=arrays["next_pairs"], mention_speaker=arrays["mention_speaker"],
-        episode_questions=arrays["episode_questions"], bm25=bm25, fact_valid_updates=arrays["fact_valid_updates"],
-        _disk=DiskState(group_dir, manifest, orders, arrays["entity_key_hash"]))
+        entity_ids=ids["entity_ids"],
+        entity_names=strings("entity_names"),
+        episode_ids=ids["episode_ids"],
+        episode_times=arrays["episode_times"],
+        episode_vectors=arrays["episode_vectors"],
+        mention_pairs=arrays["mention_pairs"],
+        fact_ids=ids["fact_ids"],
+        fact_texts=strings("fact_texts"),
+        fact_ends=arrays["fact_ends"],
+        fact_valid=arrays["fact_valid"],
+        fact_episodes=fact_episodes,
+        fact_vectors=arrays["fact_vectors"],
+        synonym_pairs=arrays["synonym_pairs"],
+        synonym_scores=arrays["synonym_scores"],
+        revision=int(manifest["revision"]),
+        next_pairs=arrays["next_pairs"],
+        mention_speaker=arrays["mention_speaker"],
+        episode_questions=arrays["episode_questions"],
+        bm25=bm25,
+        fact_valid_updates=arrays["fact_valid_updates"],
+        _disk=DiskState(group_dir, manifest, orders, arrays["entity_key_hash"]),
+    )
 
 
 def open_projection(group_dir: Path) -> Projection | None:
@@ -670,8 +723,10 @@ def _chunks(rows: Iterable[dict], size: int = CHUNK) -> Iterator[list[dict]]:
 
 
 def _valid(f: dict) -> tuple[int, int]:
-    return (f["valid_at"] if f.get("valid_at") is not None else -FAR_FUTURE,
-            f["invalid_at"] if f.get("invalid_at") is not None else FAR_FUTURE)
+    return (
+        f["valid_at"] if f.get("valid_at") is not None else -FAR_FUTURE,
+        f["invalid_at"] if f.get("invalid_at") is not None else FAR_FUTURE,
+    )
 
 
 class _Rows:
@@ -691,7 +746,9 @@ class _Rows:
         if len(self.ids):
             fits = np.array([len(k.encode("utf-8")) <= self.width for k in keys], dtype=bool)
             if fits.any():
-                found = find_sorted(self.ids, self.order, encode_ids([k for k, f in zip(keys, fits) if f], self.width))
+                found = find_sorted(
+                    self.ids, self.order, encode_ids([k for k, f in zip(keys, fits, strict=True) if f], self.width)
+                )
                 out[np.flatnonzero(fits)] = found
         if self.added:
             for i, key in enumerate(keys):
@@ -718,8 +775,15 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
     if dim is None:  # no passage vector to size them by: take the facts'
         first_facts = next(_chunks(facts_pages), [])
         dim = _embedding_dim(first_facts) or 0
-    manifest = {"format": FORMAT, "revision": revision, "build": build.name, "dim": int(dim),
-                "vector_dtype": np.dtype(vector_dtype).name, "counts": {}, "bm25": []}
+    manifest = {
+        "format": FORMAT,
+        "revision": revision,
+        "build": build.name,
+        "dim": int(dim),
+        "vector_dtype": np.dtype(vector_dtype).name,
+        "counts": {},
+        "bm25": [],
+    }
     out = ColumnWriter(build, manifest)
     for name in (*STRINGS, *OFFSETS):  # offsets start with a 0, even for a table left empty
         out.csr(name, [])
@@ -765,10 +829,12 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
         per_fact = np.split(flat, np.cumsum([len(x) for x in lists])[:-1]) if lists else []
         # a fact asserted only by passages of sources still being written is not visible yet
         # (projection_episodes holds complete sources only)
-        keep = [bool((e >= 0).all()) and (not len(lists[i]) or bool((r >= 0).any()))
-                for i, (e, r) in enumerate(zip(ends, per_fact))]
-        kept = [f for f, k in zip(page, keep) if k]
-        rows = [r[r >= 0] for r, k in zip(per_fact, keep) if k]
+        keep = [
+            bool((e >= 0).all()) and (not len(lists[i]) or bool((r >= 0).any()))
+            for i, (e, r) in enumerate(zip(ends, per_fact, strict=True))
+        ]
+        kept = [f for f, k in zip(page, keep, strict=True) if k]
+        rows = [r[r >= 0] for r, k in zip(per_fact, keep, strict=True) if k]
         chunks.append(encode_ids([f["uuid"] for f in kept]))
         out.strings("fact_texts", [f["text"] or "" for f in kept])
         out.array("fact_ends", ends[np.array(keep, dtype=bool)] if len(keep) else np.zeros((0, 2), np.int32))
@@ -789,16 +855,24 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
 
     for name, values in (("entity_ids", entity_ids), ("episode_ids", episode_ids), ("fact_ids", fact_ids)):
         out.ids(name, values)
-    manifest["id_width"] = {name: int(v.dtype.itemsize) for name, v in
-                            (("entity_ids", entity_ids), ("episode_ids", episode_ids), ("fact_ids", fact_ids))}
+    manifest["id_width"] = {
+        name: int(v.dtype.itemsize)
+        for name, v in (("entity_ids", entity_ids), ("episode_ids", episode_ids), ("fact_ids", fact_ids))
+    }
     out.strings("terms", bm25.new_terms)
     out.array("term_hash", key_hashes(bm25.new_terms))
     manifest["bm25"] = [bm25.segment().save(build / "bm25-0")]
     manifest["counts"] = out.counts()
-    write_orders(build / f"r{revision}", {
-        "entity_ids": order_of(entity_ids), "episode_ids": episodes.order, "fact_ids": order_of(fact_ids),
-        "entity_key_hash": order_of(mmap_array(build / "entity_key_hash.bin", np.uint64, len(entity_ids))),
-        "term_hash": order_of(key_hashes(bm25.new_terms))})
+    write_orders(
+        build / f"r{revision}",
+        {
+            "entity_ids": order_of(entity_ids),
+            "episode_ids": episodes.order,
+            "fact_ids": order_of(fact_ids),
+            "entity_key_hash": order_of(mmap_array(build / "entity_key_hash.bin", np.uint64, len(entity_ids))),
+            "term_hash": order_of(key_hashes(bm25.new_terms)),
+        },
+    )
     return manifest
 
 
@@ -850,7 +924,9 @@ def remove_stale(group_dir: Path, manifest: dict | None = None) -> None:
     manifest = manifest if manifest is not None else read_json(group_dir / MANIFEST)
     keep_build = manifest["build"] if manifest else None
     for child in group_dir.iterdir():
-        if child.is_dir() and (child.name.startswith("tmp-") or (child.name.startswith("b-") and child.name != keep_build)):
+        if child.is_dir() and (
+            child.name.startswith("tmp-") or (child.name.startswith("b-") and child.name != keep_build)
+        ):
             shutil.rmtree(child, ignore_errors=True)
         elif child.name.startswith(".") and child.name.endswith(".tmp"):
             child.unlink(missing_ok=True)
@@ -858,8 +934,10 @@ def remove_stale(group_dir: Path, manifest: dict | None = None) -> None:
         build = group_dir / keep_build
         segments = {m["dir"] for m in manifest["bm25"]}
         for child in build.iterdir():
-            if child.is_dir() and ((child.name.startswith("r") and child.name != f"r{manifest['revision']}")
-                                   or (child.name.startswith("bm25-") and child.name not in segments)):
+            if child.is_dir() and (
+                (child.name.startswith("r") and child.name != f"r{manifest['revision']}")
+                or (child.name.startswith("bm25-") and child.name not in segments)
+            ):
                 shutil.rmtree(child, ignore_errors=True)
     pickle = group_dir.parent / f"projection-{group_dir.name}.pkl"
     pickle.unlink(missing_ok=True)
@@ -921,7 +999,7 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     # entities
     found = entities.find([row["uuid"] for row in delta.entities])
     fresh_entities = []
-    for row, at in zip(delta.entities, found):
+    for row, at in zip(delta.entities, found, strict=True):
         if at < 0 and row["uuid"] not in entities.added:
             entities.added[row["uuid"]] = counts["entities"] + len(fresh_entities)
             fresh_entities.append(row)
@@ -933,7 +1011,7 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     # episodes, and their postings as a new BM25 segment
     found = episodes.find([row["uuid"] for row in delta.episodes])
     fresh = []
-    for i, (row, at) in enumerate(zip(delta.episodes, found)):
+    for i, (row, at) in enumerate(zip(delta.episodes, found, strict=True)):
         if at < 0 and row["uuid"] not in episodes.added:
             episodes.added[row["uuid"]] = counts["episodes"] + len(fresh)
             fresh.append(i)
@@ -943,8 +1021,11 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     bm25 = BM25Builder(vocabulary.get, counts["terms"], counts["episodes"])
     out.ids("episode_ids", encode("episode_ids", [row["uuid"] for row in rows]))
     out.array("episode_times", [row["occurred_at"] if row.get("occurred_at") is not None else -1 for row in rows])
-    vectors = (np.vstack([np.asarray(delta.episode_vectors[i], dtype=np.float32).reshape(-1) for i in fresh])
-               if fresh else np.zeros((0, dim), np.float32))
+    vectors = (
+        np.vstack([np.asarray(delta.episode_vectors[i], dtype=np.float32).reshape(-1) for i in fresh])
+        if fresh
+        else np.zeros((0, dim), np.float32)
+    )
     if fresh and vectors.shape[1] != dim:
         raise NeedsRebuild(f"passage vectors of {vectors.shape[1]} floats, the projection holds {dim}")
     out.array("episode_vectors", vectors)
@@ -955,8 +1036,9 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
 
     # mentions of the new episodes (in episode order, as a full build lists them)
     first_new = counts["episodes"]
-    pairs = np.stack([episodes.find([m["episode"] for m in delta.mentions]),
-                      entities.find([m["entity"] for m in delta.mentions])], 1).reshape(-1, 2)
+    pairs = np.stack(
+        [episodes.find([m["episode"] for m in delta.mentions]), entities.find([m["entity"] for m in delta.mentions])], 1
+    ).reshape(-1, 2)
     keep = (pairs >= 0).all(axis=1) & (pairs[:, 0] >= first_new)
     speaker = np.array([m.get("role") == "speaker" for m in delta.mentions], dtype=bool)[keep]
     pairs = pairs[keep]
@@ -965,7 +1047,9 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     out.array("mention_pairs", new_edges["mentions"])
     out.array("mention_speaker", new_edges["speaker"])
     nexts = getattr(delta, "nexts", [])
-    pairs = np.stack([episodes.find([x["from"] for x in nexts]), episodes.find([x["to"] for x in nexts])], 1).reshape(-1, 2)
+    pairs = np.stack([episodes.find([x["from"] for x in nexts]), episodes.find([x["to"] for x in nexts])], 1).reshape(
+        -1, 2
+    )
     new_edges["nexts"] = pairs[(pairs >= 0).all(axis=1)]
     out.array("next_pairs", new_edges["nexts"])
 
@@ -975,7 +1059,7 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     new_vectors: list[np.ndarray] = []
     new_rows: list[list[int]] = []
     extra: list[tuple[int, int]] = []
-    for row, vector, at in zip(delta.facts, delta.fact_vectors, found):
+    for row, vector, at in zip(delta.facts, delta.fact_vectors, found, strict=True):
         supporting = [int(e) for e in episodes.find(list(row.get("episodes") or [])) if e >= 0]
         if at >= 0:
             known = set(p.fact_episode_rows(int(at)).tolist()) | {e for f, e in extra if f == at}
@@ -1001,7 +1085,7 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     # in write order: new facts take it before they are written, stored ones get an update row
     validity = getattr(delta, "validity", [])
     changed: dict[int, tuple[int, int]] = {}
-    for v, row in zip(validity, facts.find([v["uuid"] for v in validity])):
+    for v, row in zip(validity, facts.find([v["uuid"] for v in validity]), strict=True):
         if row >= counts["facts"]:
             valid[row - counts["facts"]] = _valid(v)
         elif row >= 0:
@@ -1030,7 +1114,9 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
     out.array("fact_episode_extra", np.array(extra, dtype=np.int32).reshape(-1, 2))
 
     synonyms = delta.synonyms
-    pairs = np.stack([entities.find([s["a"] for s in synonyms]), entities.find([s["b"] for s in synonyms])], 1).reshape(-1, 2)
+    pairs = np.stack([entities.find([s["a"] for s in synonyms]), entities.find([s["b"] for s in synonyms])], 1).reshape(
+        -1, 2
+    )
     keep = (pairs >= 0).all(axis=1)
     new_edges["synonyms"] = pairs[keep]
     new_edges["synonym_scores"] = np.array([s["score"] for s in synonyms], dtype=np.float32)[keep]
@@ -1053,13 +1139,24 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
 
     # the sorted orders of this revision: the old ones with the new rows merged in
     new_counts = new["counts"]
-    ids = {name: mmap_array(build / f"{name}.bin", f"S{widths[name]}", new_counts[table]) for name, table in IDS.items()}
-    hashes = {name: mmap_array(build / f"{name}.bin", np.uint64, new_counts[ARRAYS[name][0]])
-              for name in ("entity_key_hash", "term_hash")}
-    old = {"entity_ids": counts["entities"], "episode_ids": counts["episodes"], "fact_ids": counts["facts"],
-           "entity_key_hash": counts["entities"], "term_hash": counts["terms"]}
-    write_orders(build / f"r{revision}", {
-        name: merged_order({**ids, **hashes}[name], disk.orders[name], old[name]) for name in ORDERED})
+    ids = {
+        name: mmap_array(build / f"{name}.bin", f"S{widths[name]}", new_counts[table]) for name, table in IDS.items()
+    }
+    hashes = {
+        name: mmap_array(build / f"{name}.bin", np.uint64, new_counts[ARRAYS[name][0]])
+        for name in ("entity_key_hash", "term_hash")
+    }
+    old = {
+        "entity_ids": counts["entities"],
+        "episode_ids": counts["episodes"],
+        "fact_ids": counts["facts"],
+        "entity_key_hash": counts["entities"],
+        "term_hash": counts["terms"],
+    }
+    write_orders(
+        build / f"r{revision}",
+        {name: merged_order({**ids, **hashes}[name], disk.orders[name], old[name]) for name in ORDERED},
+    )
     _carry_forward(disk.revision_dir, build / f"r{revision}", counts, new_counts, new_edges)
     return new
 
@@ -1085,11 +1182,16 @@ def _carry_forward(old_dir: Path, new_dir: Path, old: dict, new: dict, edges: di
             elif name == "incidence":
                 rows = np.bincount(mentions[:, 0] - P0, minlength=P1 - P0)  # mentions of new episodes, sorted
                 indptr = np.concatenate([arrays["indptr"], arrays["indptr"][-1] + np.cumsum(rows)]).astype(
-                    arrays["indptr"].dtype if len(mentions) + arrays["indptr"][-1] < 2**31 else np.int64)
-                _save_derived(new_dir / name, {
-                    "data": np.concatenate([arrays["data"], np.ones(len(mentions), np.float32)]),
-                    "indices": np.concatenate([arrays["indices"], mentions[:, 1].astype(arrays["indices"].dtype)]),
-                    "indptr": indptr})
+                    arrays["indptr"].dtype if len(mentions) + arrays["indptr"][-1] < 2**31 else np.int64
+                )
+                _save_derived(
+                    new_dir / name,
+                    {
+                        "data": np.concatenate([arrays["data"], np.ones(len(mentions), np.float32)]),
+                        "indices": np.concatenate([arrays["indices"], mentions[:, 1].astype(arrays["indices"].dtype)]),
+                        "indptr": indptr,
+                    },
+                )
             elif name.startswith("adjacency_"):
                 _, next_weight, speaker_weight = name.split("_")
                 matrix = _adjacency_extended(arrays, E0, P0, E1, P1, edges, float(next_weight), float(speaker_weight))
@@ -1099,15 +1201,29 @@ def _carry_forward(old_dir: Path, new_dir: Path, old: dict, new: dict, edges: di
             log.warning("%s not carried to the new revision (%s): built on first use", name, error)
 
 
-def _adjacency_extended(old: Mapping[str, np.ndarray], E0: int, P0: int, E1: int, P1: int, edges: dict,
-                        next_weight: float, speaker_weight: float) -> sp.csr_matrix:
+def _adjacency_extended(
+    old: Mapping[str, np.ndarray],
+    E0: int,
+    P0: int,
+    E1: int,
+    P1: int,
+    edges: dict,
+    next_weight: float,
+    speaker_weight: float,
+) -> sp.csr_matrix:
     """The saved adjacency of the previous revision in the new node numbering (new entities
     come before the episodes, so old episode nodes move up by the new entities), plus the
     new edges; canonical CSR, as :meth:`Projection.saved_adjacency` builds it."""
     shift, n1 = E1 - E0, E1 + P1
     indptr = np.asarray(old["indptr"])
-    indptr = np.concatenate([indptr[:E0 + 1], np.full(shift, indptr[E0], indptr.dtype), indptr[E0 + 1:],
-                             np.full(P1 - P0, indptr[-1], indptr.dtype)])
+    indptr = np.concatenate(
+        [
+            indptr[: E0 + 1],
+            np.full(shift, indptr[E0], indptr.dtype),
+            indptr[E0 + 1 :],
+            np.full(P1 - P0, indptr[-1], indptr.dtype),
+        ]
+    )
     indices = np.asarray(old["indices"])
     indices = np.where(indices >= E0, indices + shift, indices).astype(indices.dtype) if shift else indices
     base = sp.csr_matrix((np.asarray(old["data"]), indices, indptr), shape=(n1, n1), copy=False)
@@ -1122,8 +1238,11 @@ def _adjacency_extended(old: Mapping[str, np.ndarray], E0: int, P0: int, E1: int
         cols.append(edges["nexts"][:, 1].astype(np.int64) + E1)
         weights.append(np.full(len(edges["nexts"]), next_weight, np.float32))
     ended = edges.get("facts_ended", np.zeros((0, 2), np.int64))
-    for pairs, values in ((edges["facts"], None), (edges["synonyms"], edges["synonym_scores"]),
-                          (ended, np.full(len(ended), -1.0, np.float32))):  # a fact that ended leaves the walk
+    for pairs, values in (
+        (edges["facts"], None),
+        (edges["synonyms"], edges["synonym_scores"]),
+        (ended, np.full(len(ended), -1.0, np.float32)),
+    ):  # a fact that ended leaves the walk
         if len(pairs):
             rows.append(pairs[:, 0].astype(np.int64))
             cols.append(pairs[:, 1].astype(np.int64))
@@ -1131,8 +1250,9 @@ def _adjacency_extended(old: Mapping[str, np.ndarray], E0: int, P0: int, E1: int
     if not rows:
         return base
     r, c, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(weights)
-    added = sp.coo_matrix((np.concatenate([w, w]), (np.concatenate([r, c]), np.concatenate([c, r]))),
-                          shape=(n1, n1)).tocsr()
+    added = sp.coo_matrix(
+        (np.concatenate([w, w]), (np.concatenate([r, c]), np.concatenate([c, r]))), shape=(n1, n1)
+    ).tocsr()
     added.sum_duplicates()
     matrix = sp.csr_matrix(base + added, dtype=np.float32)
     matrix.sum_duplicates()

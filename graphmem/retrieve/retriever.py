@@ -4,10 +4,11 @@ provenance for every hit."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -17,12 +18,11 @@ from graphmem.embed.base import Embedder
 from graphmem.retrieve.ann import VectorIndex, load_or_build
 from graphmem.retrieve.bm25 import BM25Index
 from graphmem.retrieve.bridge import apply_bridge
-from graphmem.retrieve.dialogue import (apply_speaker_prior, carry_to_answers, damp_speaker_names,
-                                        named_speaker_turns)
+from graphmem.retrieve.dialogue import apply_speaker_prior, carry_to_answers, damp_speaker_names, named_speaker_turns
 from graphmem.retrieve.names import named_entities
 from graphmem.retrieve.ppr import PushOperator, personalized_pagerank, push_operator, push_pagerank
-from graphmem.retrieve.provenance import add_fact_episode_seeds
 from graphmem.retrieve.projection import Projection
+from graphmem.retrieve.provenance import add_fact_episode_seeds
 from graphmem.retrieve.seeds import Seeds, build_seeds, minmax, top_indices
 from graphmem.timeutil import to_ms
 
@@ -52,8 +52,13 @@ class Hit:
 class Retriever:
     """Ranks the passages of one :class:`Projection` for natural-language queries."""
 
-    def __init__(self, projection: Projection, embedder: Embedder, settings: RetrievalSettings,
-                 query_entities: Callable[[str], list[str]] | None = None) -> None:
+    def __init__(
+        self,
+        projection: Projection,
+        embedder: Embedder,
+        settings: RetrievalSettings,
+        query_entities: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.projection = projection
         self.embedder = embedder
         self.settings = settings
@@ -106,7 +111,9 @@ class Retriever:
     def bm25(self) -> BM25Index:
         """The projection's BM25 index (built with it and saved with it on disk)."""
         if self.projection.bm25 is None:
-            raise ValueError("this projection has no BM25 index (a hand-built one: pass bm25=BM25Index.from_texts(...))")
+            raise ValueError(
+                "this projection has no BM25 index (a hand-built one: pass bm25=BM25Index.from_texts(...))"
+            )
         return self.projection.bm25
 
     # -- steps ------------------------------------------------------------------
@@ -169,8 +176,15 @@ class Retriever:
     def search(self, query: str, k: int = 5, *, mode: Mode = "graph", as_of: datetime | None = None) -> list[Hit]:
         return self.search_many([query], k, mode=mode, as_of=as_of)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 5, *, mode: Mode = "graph",
-                    as_of: datetime | None = None, query_vectors: np.ndarray | None = None) -> list[list[Hit]]:
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 5,
+        *,
+        mode: Mode = "graph",
+        as_of: datetime | None = None,
+        query_vectors: np.ndarray | None = None,
+    ) -> list[list[Hit]]:
         """Rank passages for every query; graph mode runs one batched PPR for all of them."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
@@ -181,9 +195,14 @@ class Retriever:
             return [[] for _ in queries]
         vectors = self.embedder.embed(list(queries)) if query_vectors is None else query_vectors
         if mode == "graph":  # the dense and BM25 modes are baselines: the query as asked
-            vectors = damp_speaker_names(self.projection, queries, vectors, self.settings.speaker_name_weight,
-                                        lambda names: self.embedder.embed(names))  # only called when on
-        scored = [self.passage_scores(q, v) for q, v in zip(queries, vectors)]
+            vectors = damp_speaker_names(
+                self.projection,
+                queries,
+                vectors,
+                self.settings.speaker_name_weight,
+                lambda names: self.embedder.embed(names),
+            )  # only called when on
+        scored = [self.passage_scores(q, v) for q, v in zip(queries, vectors, strict=False)]
         if mode == "graph":
             carry, weight = self.settings.answer_carry, self.settings.question_turn_weight
             scored = [(carry_to_answers(self.projection, s[0], carry, weight), s[1], s[2]) for s in scored]
@@ -200,10 +219,15 @@ class Retriever:
         named = [self.entities_in(q) for q in queries]
         boost = self.settings.speaker_boost
         speaker_turns = [named_speaker_turns(self.projection, n) if boost > 0 else None for n in named]
-        scored = [(apply_speaker_prior(s[0], None, t, boost)[0], s[1], s[2]) for s, t in zip(scored, speaker_turns)]
+        scored = [
+            (apply_speaker_prior(s[0], None, t, boost)[0], s[1], s[2])
+            for s, t in zip(scored, speaker_turns, strict=True)
+        ]
         fact_index = self.vector_index("facts")
-        seeds = [build_seeds(self.projection, v, s[0], n, self.settings, mask, fact_index)
-                 for n, v, s in zip(named, vectors, scored)]
+        seeds = [
+            build_seeds(self.projection, v, s[0], n, self.settings, mask, fact_index)
+            for n, v, s in zip(named, vectors, scored, strict=True)
+        ]
         for seed in seeds:
             add_fact_episode_seeds(self.projection, seed, self.settings.fact_episode_weight)
         reset = np.stack([s.reset for s in seeds], axis=1)
@@ -211,23 +235,38 @@ class Retriever:
         if push:
             ppr = push_pagerank(self.push_operator(as_of_ms), reset, self.settings.damping, self.settings.push_epsilon)
         else:
-            transition = self.projection.walk_operator(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
-            ppr = personalized_pagerank(transition, reset, self.settings.damping,
-                                        self.settings.ppr_iterations, self.settings.ppr_tolerance)
+            transition = self.projection.walk_operator(
+                as_of_ms, self.settings.next_weight, self.settings.speaker_weight
+            )
+            ppr = personalized_pagerank(
+                transition, reset, self.settings.damping, self.settings.ppr_iterations, self.settings.ppr_tolerance
+            )
         sparse_dense = self.vector_index("episodes") is not None
         E = self.projection.n_entities
         results = []
         s = self.settings
-        for column, (hybrid, dense, _), seed, turns in zip(range(len(queries)), scored, seeds, speaker_turns):
+        for column, (hybrid, dense, _), seed, turns in zip(
+            range(len(queries)), scored, seeds, speaker_turns, strict=True
+        ):
             passage_ppr = ppr[E:, column]
-            _, passage_ppr = apply_speaker_prior(hybrid, passage_ppr, turns, boost)
+            _, boosted = apply_speaker_prior(hybrid, passage_ppr, turns, boost)
+            passage_ppr = passage_ppr if boosted is None else boosted
             final = self._fuse(passage_ppr, hybrid, FUSION_DEPTH if push else None)
             if known is not None:
                 final = np.where(known, final, -np.inf)
             if sparse_dense and s.bridge_anchors > 0 and s.bridge_weight > 0:
                 dense = self._bridge_dense(final, dense, vectors[column])
-            final = apply_bridge(self.projection, final, dense, queries[column], named[column],
-                                 s.bridge_anchors, s.bridge_weight, s.bridge_temperature, s.rrf_k)
+            final = apply_bridge(
+                self.projection,
+                final,
+                dense,
+                queries[column],
+                named[column],
+                s.bridge_anchors,
+                s.bridge_weight,
+                s.bridge_temperature,
+                s.rrf_k,
+            )
             results.append(self._rank(final, k, seed))
         return results
 
@@ -301,8 +340,13 @@ class Retriever:
                 hit.facts.append(self.projection.fact_texts[fact])
 
 
-def _only_known(scored: tuple[np.ndarray, np.ndarray, np.ndarray], known: np.ndarray):
+def _only_known(
+    scored: tuple[np.ndarray, np.ndarray, np.ndarray], known: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(hybrid, dense, bm25) with episodes outside ``known`` unrankable (and no passage seed)."""
     hybrid, dense, bm25 = scored
-    return (np.where(known, hybrid, 0.0).astype(np.float32), np.where(known, dense, -np.inf),
-            np.where(known, bm25, -np.inf))
+    return (
+        np.where(known, hybrid, 0.0).astype(np.float32),
+        np.where(known, dense, -np.inf),
+        np.where(known, bm25, -np.inf),
+    )

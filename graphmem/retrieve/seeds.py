@@ -53,8 +53,13 @@ def minmax(scores: np.ndarray) -> np.ndarray:
     return (scores - low) / (high - low)
 
 
-def best_facts(projection: Projection, query_vector: np.ndarray, k: int, fact_mask: np.ndarray | None = None,
-               index: VectorIndex | None = None) -> tuple[np.ndarray, np.ndarray]:
+def best_facts(
+    projection: Projection,
+    query_vector: np.ndarray,
+    k: int,
+    fact_mask: np.ndarray | None = None,
+    index: VectorIndex | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """(fact indices, cosines) of the ``k`` facts closest to the query, best first, among
     those ``fact_mask`` allows. Exact over every fact vector, or, with ``index`` (the ANN
     index over them), over its candidates: ``4 k`` first, more while the mask hides so
@@ -80,9 +85,15 @@ def best_facts(projection: Projection, query_vector: np.ndarray, k: int, fact_ma
     return ids[order], scores[order]
 
 
-def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores: np.ndarray,
-                query_entities: list[int], settings: RetrievalSettings,
-                fact_mask: np.ndarray | None = None, fact_index: VectorIndex | None = None) -> Seeds:
+def build_seeds(
+    projection: Projection,
+    query_vector: np.ndarray,
+    passage_scores: np.ndarray,
+    query_entities: list[int],
+    settings: RetrievalSettings,
+    fact_mask: np.ndarray | None = None,
+    fact_index: VectorIndex | None = None,
+) -> Seeds:
     """The reset vector for one query.
 
     ``passage_scores`` are the hybrid scores of every passage (higher is better);
@@ -98,7 +109,7 @@ def build_seeds(projection: Projection, query_vector: np.ndarray, passage_scores
     if settings.fact_top_k and len(projection.fact_ids):
         top, scores = best_facts(projection, query_vector, settings.fact_top_k, fact_mask, fact_index)
         best = float(scores[0]) if len(top) else 0.0
-        for index, score in zip(top.tolist(), scores.tolist()):
+        for index, score in zip(top.tolist(), scores.tolist(), strict=True):
             if score < settings.fact_threshold:
                 break
             used_facts.append((int(index), score))

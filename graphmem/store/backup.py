@@ -20,6 +20,7 @@ import os
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from graphmem.errors import InputError, StoreError
 from graphmem.fileperm import open_private
@@ -29,13 +30,13 @@ RDB_MAGIC = b"REDIS"
 SNAPSHOT = "dump.rdb"
 
 
-def _client(server: EmbeddedServer, timeout: float = 600.0):
+def _client(server: EmbeddedServer, timeout: float = 600.0) -> Any:
     import redis
 
     return redis.Redis(unix_socket_path=str(server.socket), socket_timeout=timeout)
 
 
-def _wait(client, key: str, timeout: float) -> dict:
+def _wait(client: Any, key: str, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         info = client.info("persistence")
@@ -116,8 +117,11 @@ def restore(path: str | Path, home: str | Path, timeout: float = 3600.0) -> None
         deadline = time.monotonic() + timeout
         while True:
             info = client.info("persistence")
-            if info.get("aof_enabled") == 1 and info.get("aof_rewrite_in_progress") == 0 \
-                    and info.get("aof_rewrite_scheduled") == 0:
+            if (
+                info.get("aof_enabled") == 1
+                and info.get("aof_rewrite_in_progress") == 0
+                and info.get("aof_rewrite_scheduled") == 0
+            ):
                 break
             if time.monotonic() > deadline:
                 raise StoreError("the restored store did not finish writing its append-only file")

@@ -20,7 +20,8 @@ only that group's data lives. How, per store (its :attr:`GraphStore.isolation`):
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Literal, Protocol, Sequence, runtime_checkable
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from graphmem.errors import ConfigError
 
@@ -36,8 +37,10 @@ GROUP_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}")
 def check_group_id(group_id: str) -> str:
     """``group_id`` if it is a valid group name, else :class:`ConfigError`."""
     if not isinstance(group_id, str) or not GROUP_ID.fullmatch(group_id):
-        raise ConfigError(f"invalid group {group_id!r}: use 1-64 letters, digits, '_', '.', ':' or '-', "
-                          "starting with a letter, digit or '_'")
+        raise ConfigError(
+            f"invalid group {group_id!r}: use 1-64 letters, digits, '_', '.', ':' or '-', "
+            "starting with a letter, digit or '_'"
+        )
     return group_id
 
 
@@ -65,8 +68,16 @@ class GraphStore(Protocol):
         in the group of ``params['group_id']``."""
         ...
 
-    def cypher(self, text: str, params: dict[str, Any] | None = None, *, group_id: str, write: bool = False,
-               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
+    def cypher(
+        self,
+        text: str,
+        params: dict[str, Any] | None = None,
+        *,
+        group_id: str,
+        write: bool = False,
+        timeout_ms: int = 30_000,
+        max_rows: int | None = None,
+    ) -> tuple[list[str], list[list[Any]]]:
         """Run user Cypher in ``group_id``: checked against the budgets of
         :mod:`graphmem.store.user_cypher` first, read-only unless ``write``, stopped
         after ``timeout_ms``; returns (columns, rows), at most ``max_rows`` rows (the
@@ -93,4 +104,4 @@ class GraphStore(Protocol):
 
 def batched(rows: Sequence[Row], size: int) -> Iterable[Sequence[Row]]:
     for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        yield rows[start : start + size]

@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import math
 import re
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 
 from graphmem.errors import StoreError, StoreStoppedDuringQuery, StoreUnavailable
 from graphmem.store import user_cypher
-from graphmem.store.base import Row, batched, check_group_id
+from graphmem.store.base import Isolation, Row, batched, check_group_id
 from graphmem.store.falkordb_server import EmbeddedServer
 from graphmem.store.queries import load_queries
 
 _EXISTS = ("already indexed", "already exists", "already created")
+T = TypeVar("T")
 
 #: Named queries whose row vectors are stored packed: base64 of little-endian float32,
 #: one string property instead of a list of floats. For vectors nothing searches in
@@ -75,7 +78,7 @@ def _vector_literal(vector: np.ndarray) -> str:
     if largest == 0.0 or not math.isfinite(largest):
         return json.dumps(values.tolist())  # zeros, or NaN/inf that the server will refuse
     exponent = 9 - math.floor(math.log10(largest))
-    scaled = np.rint(values * 10.0 ** exponent).astype(np.int64)
+    scaled = np.rint(values * 10.0**exponent).astype(np.int64)
     suffix = f"e{-exponent}"
     return json.dumps(scaled.tolist(), separators=(",", ":")).replace(",", suffix + ",").replace("]", suffix + "]")
 
@@ -117,13 +120,13 @@ def _json_literal(value: Any) -> str | None:
     text with one goes the slow way; so do numpy values (vectors), NaN and infinities.
     """
     if isinstance(value, dict):
-        maps, keys = 1, value.keys()
+        maps, keys = 1, set(value)
     elif isinstance(value, list) and value and isinstance(value[0], dict):
         if not all(isinstance(row, dict) for row in value):
             return None
         maps, keys = len(value), set().union(*value)
     else:
-        maps, keys = 0, ()
+        maps, keys = 0, set()
     if not all(isinstance(key, str) and _IDENTIFIER.fullmatch(key) for key in keys):
         return None
     # packed vectors (long base64 strings, nothing to escape) are spliced in after the
@@ -148,7 +151,7 @@ def _json_literal(value: Any) -> str | None:
         parts = text.split('{"embedding":0,')
         if len(parts) != len(packed) + 1:  # a row with nothing but its vector
             return None
-        text = parts[0] + "".join(f'{{`embedding`:"{v}",{rest}' for v, rest in zip(packed, parts[1:]))
+        text = parts[0] + "".join(f'{{`embedding`:"{v}",{rest}' for v, rest in zip(packed, parts[1:], strict=True))
     return text
 
 
@@ -178,7 +181,7 @@ class FalkorDBStore:
     """
 
     dialect = "falkordb"
-    isolation = "graph"
+    isolation: Isolation = "graph"
 
     def __init__(self, home: str | Path, graph: str = "graphmem", *, socket: str | None = None) -> None:
         import redis
@@ -220,7 +223,7 @@ class FalkorDBStore:
         """The FalkorDB graph that holds ``group_id``."""
         return f"{self._prefix}:{check_group_id(group_id)}"
 
-    def _graph(self, group_id: str):
+    def _graph(self, group_id: str) -> Any:
         name = self.graph_name(group_id)
         graph = self._graphs.get(name)
         if graph is None:
@@ -231,8 +234,9 @@ class FalkorDBStore:
         """Every group this store holds (one graph each), sorted."""
         prefix = self._prefix + ":"
         names = self._call(lambda: self._db.list_graphs(), read=True)
-        return sorted(n[len(prefix):] for n in (x.decode() if isinstance(x, bytes) else x for x in names)
-                      if n.startswith(prefix))
+        return sorted(
+            n[len(prefix) :] for n in (x.decode() if isinstance(x, bytes) else x for x in names) if n.startswith(prefix)
+        )
 
     def drop_group(self, group_id: str) -> bool:
         """Delete a group's graph and everything in it; True if it existed."""
@@ -251,7 +255,7 @@ class FalkorDBStore:
         return True
 
     # -- GraphStore ---------------------------------------------------------
-    def _call(self, action, *, read: bool, user: bool = False):
+    def _call(self, action: Callable[[], T], *, read: bool, user: bool = False) -> T:
         """Run ``action`` against the server; after a lost connection, bring the server
         back (restarting an embedded one) and retry a read once. A user query is never
         retried: it may be what stopped the server, and it would stop it again."""
@@ -262,11 +266,15 @@ class FalkorDBStore:
                 raise StoreError(str(exc)) from exc
             self._revive(exc)
             if user:
-                raise StoreStoppedDuringQuery(f"the embedded store stopped while this query ran ({exc}); it was restarted "
-                                       "and the query was not run again") from exc
+                raise StoreStoppedDuringQuery(
+                    f"the embedded store stopped while this query ran ({exc}); it was restarted "
+                    "and the query was not run again"
+                ) from exc
             if not read:
-                raise StoreUnavailable(f"the embedded store stopped during a write ({exc}); it was restarted and the "
-                                       "write may not have been applied: run it again") from exc
+                raise StoreUnavailable(
+                    f"the embedded store stopped during a write ({exc}); it was restarted and the "
+                    "write may not have been applied: run it again"
+                ) from exc
             try:
                 return action()
             except self._redis_errors as again:
@@ -287,13 +295,21 @@ class FalkorDBStore:
                 raise StoreUnavailable(f"lost the embedded store ({cause}) and could not restart it: {exc}") from exc
             self._schema.clear()
 
-    def _query(self, text: str, params: dict[str, Any] | None, group_id: str, *, read_only: bool = False,
-               timeout_ms: int | None = None, read: bool | None = None,
-               user: bool = False) -> tuple[list[str], list[list[Any]]]:
+    def _query(
+        self,
+        text: str,
+        params: dict[str, Any] | None,
+        group_id: str,
+        *,
+        read_only: bool = False,
+        timeout_ms: int | None = None,
+        read: bool | None = None,
+        user: bool = False,
+    ) -> tuple[list[str], list[list[Any]]]:
         text = _with_parameters(text, params)
         reads = read_only if read is None else read
 
-        def action():
+        def action() -> Any:
             graph = self._graph(group_id)
             if read_only:
                 return graph.ro_query(text, None, timeout=timeout_ms)
@@ -323,21 +339,31 @@ class FalkorDBStore:
         # reads run read-only: then a group without a graph yet answers "empty key"
         # (no rows) instead of getting an empty graph made for it
         columns, rows = self._query(text, params, group, read_only=not writes)
-        return [_unpacked(dict(zip(columns, row))) for row in rows]
+        return [_unpacked(dict(zip(columns, row, strict=True))) for row in rows]
 
     def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None:
         text = self._queries[query]
         group = self._group_of(query, params)
         self._ensure_graph(group)
         if query in _PACKED_VECTORS:
-            rows = [{**row, "embedding": pack_vector(row["embedding"])} if row.get("embedding") is not None else row
-                    for row in rows]
+            rows = [
+                {**row, "embedding": pack_vector(row["embedding"])} if row.get("embedding") is not None else row
+                for row in rows
+            ]
         for chunk in batched(rows, batch_size):
             self._query(text, {**params, "rows": list(chunk)}, group)
 
-    def cypher(self, text: str, params: dict[str, Any] | None = None, *, group_id: str, write: bool = False,
-               timeout_ms: int = 30_000, max_rows: int | None = None,
-               budget: user_cypher.Budget = user_cypher.Budget()) -> tuple[list[str], list[list[Any]]]:
+    def cypher(
+        self,
+        text: str,
+        params: dict[str, Any] | None = None,
+        *,
+        group_id: str,
+        write: bool = False,
+        timeout_ms: int = 30_000,
+        max_rows: int | None = None,
+        budget: user_cypher.Budget = user_cypher.Budget(),
+    ) -> tuple[list[str], list[list[Any]]]:
         """User Cypher on ``group_id``'s graph: checked against ``budget`` first, at most
         ``max_rows`` rows (the limit is part of the query the server runs), read-only
         (GRAPH.RO_QUERY) unless ``write``."""
@@ -346,8 +372,9 @@ class FalkorDBStore:
         # missing graph: make it (empty, with its indexes) so the query runs as on any other
         self._ensure_graph(group_id)
         try:
-            columns, rows = self._query(text, params or {}, group_id, read_only=not write, timeout_ms=timeout_ms,
-                                        user=True)
+            columns, rows = self._query(
+                text, params or {}, group_id, read_only=not write, timeout_ms=timeout_ms, user=True
+            )
         except StoreError as exc:
             message = str(exc)
             if "read-only" in message:
@@ -366,9 +393,7 @@ class FalkorDBStore:
 
     def _ensure_graph(self, group_id: str) -> None:
         """Before the first write to a group in this process: its graph and indexes exist."""
-        if group_id not in self._schema:
-            self._make_schema(group_id, self._default_dim)
-        elif self._schema[group_id] is None and self._default_dim is not None:
+        if group_id not in self._schema or (self._schema[group_id] is None and self._default_dim is not None):
             self._make_schema(group_id, self._default_dim)
 
     def _make_schema(self, group_id: str, dim: int | None) -> None:
@@ -390,10 +415,8 @@ class FalkorDBStore:
             if self._started_here and self._server is not None and self._sole_client():
                 self._server.stop()
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 self._db.connection.close()
-            except Exception:
-                pass
 
     def _sole_client(self) -> bool:
         """True when no other process is connected (then stopping the server is safe)."""
@@ -429,7 +452,7 @@ class SingleGraph:
         self.store, self.name = store, name
 
     def _run(self, text: str, params: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-        def action():
+        def action() -> Any:
             return self.store._db.select_graph(self.name).query(_with_parameters(text, params), None)
 
         result = self.store._call(action, read=True)
@@ -438,13 +461,15 @@ class SingleGraph:
 
     def run(self, query: str, /, **params: Any) -> list[Row]:
         columns, rows = self._run(self.store._queries[query], params)
-        return [_unpacked(dict(zip(columns, row))) for row in rows]
+        return [_unpacked(dict(zip(columns, row, strict=True))) for row in rows]
 
     def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None:
         text = self.store._queries[query]
         if query in _PACKED_VECTORS:
-            rows = [{**row, "embedding": pack_vector(row["embedding"])} if row.get("embedding") is not None else row
-                    for row in rows]
+            rows = [
+                {**row, "embedding": pack_vector(row["embedding"])} if row.get("embedding") is not None else row
+                for row in rows
+            ]
         for chunk in batched(rows, batch_size):
             self._run(text, {**params, "rows": list(chunk)})
 

@@ -12,6 +12,7 @@ alone (directories 0700, files 0600): the append-only file holds every passage.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import stat
@@ -19,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from graphmem.errors import StoreError
 from graphmem.fileperm import private_dir, tighten_tree
@@ -62,9 +64,11 @@ def fallback_socket(home: Path) -> Path:
         raise StoreError(f"cannot create the socket directory {folder}: {exc.strerror or exc}") from exc
     problem = _not_private(folder)
     if problem is not None:
-        raise StoreError(f"refusing the socket directory {folder}: {problem}; another user could serve a fake "
-                         "store there. Remove it, set XDG_RUNTIME_DIR to a private directory, or use a shorter "
-                         "--home (one whose falkordb/redis.sock path fits in 100 characters)")
+        raise StoreError(
+            f"refusing the socket directory {folder}: {problem}; another user could serve a fake "
+            "store there. Remove it, set XDG_RUNTIME_DIR to a private directory, or use a shorter "
+            "--home (one whose falkordb/redis.sock path fits in 100 characters)"
+        )
     return folder / f"{digest}.sock"
 
 
@@ -161,7 +165,7 @@ class EmbeddedServer:
         except (redis.RedisError, OSError):
             return False
 
-    def _one_try_client(self, timeout: float):
+    def _one_try_client(self, timeout: float) -> Any:
         """A client that does not retry: redis-py's default retry backs off for seconds
         reconnecting to a socket that is gone."""
         import redis
@@ -222,13 +226,33 @@ class EmbeddedServer:
         if fsync not in {"always", "everysec", "no"}:
             raise StoreError(f"GRAPHMEM_FSYNC must be always, everysec or no, not {fsync!r}")
         args = [
-            str(server), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--dir", str(self.dir), "--appendonly", "yes" if aof and not self.bolt_port else "no", "--appendfsync", fsync,
-            "--save", "", "--daemonize", "yes", "--pidfile", str(self.pidfile),
-            "--logfile", str(self.logfile), "--loadmodule", str(module),
+            str(server),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.dir),
+            "--appendonly",
+            "yes" if aof and not self.bolt_port else "no",
+            "--appendfsync",
+            fsync,
+            "--save",
+            "",
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(self.pidfile),
+            "--logfile",
+            str(self.logfile),
+            "--loadmodule",
+            str(module),
             # one query may not take the host's memory: without a cap a 40-character query
             # collecting range(1, 30000000) held 1.6 GB for 12 s
-            "QUERY_MEM_CAPACITY", str(_query_memory_bytes()),
+            "QUERY_MEM_CAPACITY",
+            str(_query_memory_bytes()),
         ]
         if self.bolt_port is not None:
             args += ["BOLT_PORT", str(int(self.bolt_port))]
@@ -285,7 +309,7 @@ class EmbeddedServer:
         return True
 
     @staticmethod
-    def _compact(client, timeout: float) -> None:
+    def _compact(client: Any, timeout: float) -> None:
         """Rewrite the append-only file as a snapshot, so the next start loads the
         graph instead of replaying every write ever made (minutes on a big graph)."""
         import redis
@@ -307,10 +331,8 @@ class EmbeddedServer:
     def _terminate(self) -> None:
         pid = self._pid()
         if pid is not None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     def _log_tail(self, lines: int = 15) -> str:
         try:

@@ -15,18 +15,20 @@ Connection: ``neo4j://user:pass@host:7687/dbname`` (also ``bolt://``,
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 
 from graphmem.errors import ConfigError, StoreError
 from graphmem.store import user_cypher
-from graphmem.store.base import Row, batched, check_group_id
+from graphmem.store.base import Isolation, Row, batched, check_group_id
 from graphmem.store.queries import load_queries
 
 SCHEMES = {"neo4j", "neo4j+s", "neo4j+ssc", "bolt", "bolt+s", "bolt+ssc"}
@@ -51,7 +53,7 @@ class Neo4jTarget:
         return urlunsplit((parts.scheme, who + parts.netloc, f"/{self.database}" if self.database else "", "", ""))
 
     @classmethod
-    def parse(cls, uri: str) -> "Neo4jTarget":
+    def parse(cls, uri: str) -> Neo4jTarget:
         """Split ``scheme://user:pass@host:port/db`` into driver URI, auth and database."""
         parts = urlsplit(uri.strip())
         if parts.scheme.lower() not in SCHEMES:
@@ -111,9 +113,19 @@ class Neo4jStore:
     'falkordb' queries to exercise the driver path without a Neo4j.
     """
 
-    def __init__(self, uri: str, auth: tuple[str, str] | None = None, database: str | None = None, *,
-                 dialect: str = "neo4j", pool_size: int = 50, connect_timeout_s: float = 15.0,
-                 retry_time_s: float = 30.0, display: str | None = None, database_per_group: bool = False) -> None:
+    def __init__(
+        self,
+        uri: str,
+        auth: tuple[str, str] | None = None,
+        database: str | None = None,
+        *,
+        dialect: str = "neo4j",
+        pool_size: int = 50,
+        connect_timeout_s: float = 15.0,
+        retry_time_s: float = 30.0,
+        display: str | None = None,
+        database_per_group: bool = False,
+    ) -> None:
         """``database_per_group``: keep each group in its own database (named from
         ``database`` or 'graphmem', the group and a hash; see :meth:`database_of`),
         created on first use. It needs an edition with several databases (Enterprise,
@@ -127,15 +139,20 @@ class Neo4jStore:
         self.dialect = dialect
         self.database = database
         self.database_per_group = database_per_group
-        self.isolation = "database" if database_per_group else "property"
+        self.isolation: Isolation = "database" if database_per_group else "property"
         self._databases: set[str] = set()  # per-group databases known to exist
         self.display = display or uri
         self._queries = load_queries(dialect)
         self._is_write = {name: bool(_WRITE_CLAUSE.search(text)) for name, text in self._queries.items()}
         try:
             self._driver = neo4j.GraphDatabase.driver(
-                uri, auth=auth, max_connection_pool_size=pool_size, connection_timeout=connect_timeout_s,
-                max_transaction_retry_time=retry_time_s, user_agent="graphmem")
+                uri,
+                auth=auth,
+                max_connection_pool_size=pool_size,
+                connection_timeout=connect_timeout_s,
+                max_transaction_retry_time=retry_time_s,
+                user_agent="graphmem",
+            )
             self._driver.verify_connectivity()
         except neo4j.exceptions.AuthError as exc:
             self._close_quietly()
@@ -145,7 +162,7 @@ class Neo4jStore:
             raise StoreError(f"cannot connect to Neo4j at {self.display}: {exc}") from exc
 
     @classmethod
-    def from_uri(cls, uri: str, **kwargs: Any) -> "Neo4jStore":
+    def from_uri(cls, uri: str, **kwargs: Any) -> Neo4jStore:
         """Open ``neo4j://user:pass@host:7687/dbname`` (see :class:`Neo4jTarget`)."""
         target = Neo4jTarget.parse(uri)
         auth = (target.user, target.password or "") if target.user else None
@@ -161,12 +178,15 @@ class Neo4jStore:
         digest = hashlib.sha1(group_id.encode()).hexdigest()[:8]
         return f"{self.database or 'graphmem'}-{slug}-{digest}"
 
-    def _session(self, read: bool, database: str | None = None):
+    def _session(self, read: bool, database: str | None = None) -> Any:
         mode = self._neo4j.READ_ACCESS if read else self._neo4j.WRITE_ACCESS
         # one bookmark manager for all sessions: in a cluster a read routed to a
         # follower still sees the writes this store made before it (causal consistency)
-        return self._driver.session(database=database or self.database, default_access_mode=mode,
-                                    bookmark_manager=self._driver.execute_query_bookmark_manager)
+        return self._driver.session(
+            database=database or self.database,
+            default_access_mode=mode,
+            bookmark_manager=self._driver.execute_query_bookmark_manager,
+        )
 
     def _database(self, group_id: Any, *, create: bool) -> str | None:
         """The database a query of ``group_id`` runs in, created first when ``create``."""
@@ -175,13 +195,21 @@ class Neo4jStore:
         if not isinstance(group_id, str):
             raise StoreError("a query was run without a group_id: every query is confined to one group")
         name = self.database_of(group_id)
-        if create and name not in self._databases:
+        if create and name is not None and name not in self._databases:
             self._execute(self._queries["database_create"], {"name": name}, read=False, database="system")
             self._databases.add(name)
         return name
 
-    def _execute(self, text: str, params: dict[str, Any], *, read: bool, timeout_ms: int | None = None,
-                 max_rows: int | None = None, database: str | None = None) -> tuple[list[str], list[list[Any]]]:
+    def _execute(
+        self,
+        text: str,
+        params: dict[str, Any],
+        *,
+        read: bool,
+        timeout_ms: int | None = None,
+        max_rows: int | None = None,
+        database: str | None = None,
+    ) -> tuple[list[str], list[list[Any]]]:
         """Run one statement in a managed transaction (retried on transient errors)."""
         neo4j = self._neo4j
 
@@ -203,7 +231,7 @@ class Neo4jStore:
             if "AccessMode" in code or "ForbiddenDueToTransactionType" in code:
                 raise StoreError("this query writes; pass --write to allow it") from exc
             if "TransactionTimedOut" in code or "Timeout" in code:
-                raise StoreError(f"the query ran past its timeout of {timeout_ms / 1000:g} s") from exc
+                raise StoreError(f"the query ran past its timeout of {(timeout_ms or 0) / 1000:g} s") from exc
             raise StoreError(f"Neo4j rejected the query: {exc.message or exc}") from exc
         except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError) as exc:
             raise StoreError(f"Neo4j at {self.display} failed: {getattr(exc, 'message', None) or exc}") from exc
@@ -218,7 +246,7 @@ class Neo4jStore:
             if read and self.database_per_group and "DatabaseNotFound" in str(exc):
                 return []  # a group never written holds nothing
             raise
-        return [dict(zip(columns, row)) for row in rows]
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
     def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None:
         text = self._queries[query]
@@ -226,23 +254,33 @@ class Neo4jStore:
         for chunk in batched(rows, batch_size):
             self._execute(text, {**params, "rows": list(chunk)}, read=False, database=database)
 
-    def cypher(self, text: str, params: dict[str, Any] | None = None, *, group_id: str, write: bool = False,
-               timeout_ms: int = 30_000, max_rows: int | None = None,
-               budget: user_cypher.Budget = user_cypher.Budget()) -> tuple[list[str], list[list[Any]]]:
+    def cypher(
+        self,
+        text: str,
+        params: dict[str, Any] | None = None,
+        *,
+        group_id: str,
+        write: bool = False,
+        timeout_ms: int = 30_000,
+        max_rows: int | None = None,
+        budget: user_cypher.Budget = user_cypher.Budget(),
+    ) -> tuple[list[str], list[list[Any]]]:
         """User Cypher in a read transaction (Neo4j refuses writes there) unless ``write``,
         in ``group_id``'s database; checked against ``budget`` and limited to ``max_rows``
         rows in the query itself first. With one shared database (:attr:`isolation`
         'property') nothing confines it to the group: the API offers it to admins only."""
         text = user_cypher.prepare(text, params, write=write, max_rows=max_rows, budget=budget)
         database = self._database(check_group_id(group_id), create=write)
-        return self._execute(text, params or {}, read=not write, timeout_ms=timeout_ms, max_rows=max_rows,
-                             database=database)
+        return self._execute(
+            text, params or {}, read=not write, timeout_ms=timeout_ms, max_rows=max_rows, database=database
+        )
 
     def groups(self) -> list[str]:
         if not self.database_per_group:
             return sorted(r["group_id"] for r in self.run("groups_in_graph") if isinstance(r["group_id"], str))
-        _, names = self._execute(self._queries["databases_list"], {"prefix": f"{self.database or 'graphmem'}-"},
-                                 read=True, database="system")
+        _, names = self._execute(
+            self._queries["databases_list"], {"prefix": f"{self.database or 'graphmem'}-"}, read=True, database="system"
+        )
         found: set[str] = set()
         for (name,) in names:
             _, rows = self._execute(self._queries["groups_in_graph"], {}, read=True, database=name)
@@ -262,8 +300,15 @@ class Neo4jStore:
         """Create constraints and indexes (IF NOT EXISTS), then wait until they are
         online: a vector index still populating cannot be queried. With a database per
         group: in ``group_id``'s (every group's when None)."""
-        targets = ([self._database(group_id, create=True)] if group_id is not None else
-                   [self._database(g, create=True) for g in self.groups()]) if self.database_per_group else [self.database]
+        targets = (
+            (
+                [self._database(group_id, create=True)]
+                if group_id is not None
+                else [self._database(g, create=True) for g in self.groups()]
+            )
+            if self.database_per_group
+            else [self.database]
+        )
         for database in targets:
             for name, text in self._queries.items():
                 if name.startswith("schema_"):
@@ -277,7 +322,5 @@ class Neo4jStore:
     def _close_quietly(self) -> None:
         driver = getattr(self, "_driver", None)
         if driver is not None:
-            try:
+            with contextlib.suppress(Exception):
                 driver.close()
-            except Exception:
-                pass

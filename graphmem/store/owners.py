@@ -14,7 +14,7 @@ import os
 import socket
 import time
 import uuid
-from typing import Iterable
+from collections.abc import Iterable
 
 _ACTIVE: set[str] = set()
 

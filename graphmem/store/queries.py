@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -36,7 +36,7 @@ def parse_blocks(text: str, origin: str) -> dict[str, str]:
     return {name: "\n".join(lines).strip() for name, lines in blocks.items() if "".join(lines).strip()}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_queries(dialect: str) -> dict[str, str]:
     """All queries for ``dialect`` ('falkordb' or 'neo4j'): shared ones overridden by the dialect's."""
     root = cypher_dir()

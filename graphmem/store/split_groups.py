@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("graphmem.store")
 
 
-def split_single_graph(store: "FalkorDBStore", single: "SingleGraph", home: Path) -> dict[str, dict[str, int]]:
+def split_single_graph(store: FalkorDBStore, single: SingleGraph, home: Path) -> dict[str, dict[str, int]]:
     """Copy every group of ``single`` into its own graph of ``store``, check the counts,
     then delete ``single``. Returns the counts per group. Two processes opening the
     store at once are serialised by a lock file; the second finds nothing to do."""
@@ -45,16 +45,21 @@ def split_single_graph(store: "FalkorDBStore", single: "SingleGraph", home: Path
             transfer.copy_group(single, store, group)
             got = transfer.counts(store, group)
             if got != expected:
-                detail = ", ".join(f"{k}: {expected[k]} before, {got.get(k, 0)} after" for k in expected
-                                   if expected[k] != got.get(k, 0))
-                raise StoreError(f"moving group {group!r} to its own graph lost data ({detail}); the old graph "
-                                 f"{single.name!r} is kept as it was. Back up {home} and report this.")
+                detail = ", ".join(
+                    f"{k}: {expected[k]} before, {got.get(k, 0)} after"
+                    for k in expected
+                    if expected[k] != got.get(k, 0)
+                )
+                raise StoreError(
+                    f"moving group {group!r} to its own graph lost data ({detail}); the old graph "
+                    f"{single.name!r} is kept as it was. Back up {home} and report this."
+                )
             moved[group] = got
         single.delete()
         log.warning("moved groups %s; counts equal before and after", ", ".join(sorted(moved)) or "(none)")
         return moved
 
 
-def _graph_names(store: "FalkorDBStore") -> set[str]:
+def _graph_names(store: FalkorDBStore) -> set[str]:
     names = store._call(lambda: store._db.list_graphs(), read=True)
     return {x.decode() if isinstance(x, bytes) else x for x in names}

@@ -26,15 +26,16 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 
 from graphmem.errors import InputError, StoreError
 from graphmem.jsonl import json_lines
-from graphmem.store.base import GROUP_ID, GraphStore
+from graphmem.store.base import GROUP_ID, GraphStore, Row
 from graphmem.store.owners import now_ms
 
 FORMAT = "graphmem"
@@ -74,12 +75,23 @@ BY_LABEL = {(k.type, k.label): k for k in KINDS}
 Record = dict[str, Any]
 
 
+class Queries(Protocol):
+    """What reading and writing records needs of a store: a :class:`GraphStore`, or the
+    one-graph view of an old FalkorDB store that is being split into one graph per group."""
+
+    def groups(self) -> list[str]: ...
+
+    def run(self, query: str, /, **params: Any) -> list[Row]: ...
+
+    def run_rows(self, query: str, rows: Sequence[Row], /, batch_size: int = 500, **params: Any) -> None: ...
+
+
 # -- reading a store ---------------------------------------------------------------
-def _groups(store: GraphStore, group_id: str | None) -> list[str]:
+def _groups(store: Queries, group_id: str | None) -> list[str]:
     return [group_id] if group_id is not None else store.groups()
 
 
-def count(store: GraphStore, kind: Kind, group_id: str | None = None) -> int:
+def count(store: Queries, kind: Kind, group_id: str | None = None) -> int:
     """How many elements of ``kind`` the store holds (in every group unless ``group_id``)."""
     total = 0
     for group in _groups(store, group_id):
@@ -88,13 +100,14 @@ def count(store: GraphStore, kind: Kind, group_id: str | None = None) -> int:
     return total
 
 
-def counts(store: GraphStore, group_id: str | None = None) -> dict[str, int]:
+def counts(store: Queries, group_id: str | None = None) -> dict[str, int]:
     """How many elements of each kind ``store`` holds (all groups unless ``group_id``)."""
     return {kind.name: count(store, kind, group_id) for kind in KINDS}
 
 
-def pages(store: GraphStore, kind: Kind, *, group_id: str, after: str = "",
-          page: int = PAGE) -> Iterator[tuple[str, list[Record]]]:
+def pages(
+    store: Queries, kind: Kind, *, group_id: str, after: str = "", page: int = PAGE
+) -> Iterator[tuple[str, list[Record]]]:
     """``(last_key, records)`` pages of ``kind`` in ``group_id``, in key order, starting
     after ``after``. Resuming from a page's ``last_key`` yields exactly the pages that
     follow it.
@@ -127,7 +140,7 @@ def _record(kind: Kind, row: dict[str, Any]) -> Record:
     return record
 
 
-def records(store: GraphStore, group_id: str | None = None, page: int = PAGE) -> Iterator[Record]:
+def records(store: Queries, group_id: str | None = None, page: int = PAGE) -> Iterator[Record]:
     """Every element of the store (or one group) as export records: group by group,
     each group's nodes before its relationships."""
     for group in _groups(store, group_id):
@@ -136,7 +149,7 @@ def records(store: GraphStore, group_id: str | None = None, page: int = PAGE) ->
                 yield from chunk
 
 
-def vector_dim(store: GraphStore, group_id: str | None = None) -> int | None:
+def vector_dim(store: Queries, group_id: str | None = None) -> int | None:
     """The embedding size stored in ``store`` (None when nothing has a vector)."""
     for group in _groups(store, group_id):
         for kind in KINDS:
@@ -151,7 +164,7 @@ def vector_dim(store: GraphStore, group_id: str | None = None) -> int | None:
 
 
 # -- writing a store -------------------------------------------------------------------
-def write(store: GraphStore, kind: Kind, chunk: Sequence[Record], group_id: str, batch_size: int = 500) -> None:
+def write(store: Queries, kind: Kind, chunk: Sequence[Record], group_id: str, batch_size: int = 500) -> None:
     """MERGE ``chunk`` (records of ``kind``, all of ``group_id``) into ``store``;
     replaying it is harmless."""
     if not chunk:
@@ -161,17 +174,26 @@ def write(store: GraphStore, kind: Kind, chunk: Sequence[Record], group_id: str,
         rows = [{"key": r["key"], "props": r["props"]} for r in rows]
     store.run_rows(f"import_{kind.name}", rows, batch_size, group_id=group_id)
     if kind.embeddings is not None:
-        vectors = [{"uuid": r["key"], "subject": r.get("start"),
-                    "embedding": np.asarray(r["embedding"], dtype=np.float32)}
-                   for r in chunk if r.get("embedding")]
+        vectors = [
+            {"uuid": r["key"], "subject": r.get("start"), "embedding": np.asarray(r["embedding"], dtype=np.float32)}
+            for r in chunk
+            if r.get("embedding")
+        ]
         if kind.type == "node":
             vectors = [{"uuid": v["uuid"], "embedding": v["embedding"]} for v in vectors]
         if vectors:
             store.run_rows(kind.embeddings, vectors, max(1, batch_size // 4), group_id=group_id)
 
 
-def copy_group(source: GraphStore, target: GraphStore, group_id: str, *, batch_size: int = 500,
-               page: int = PAGE, progress: Progress | None = None) -> None:
+def copy_group(
+    source: Queries,
+    target: Queries,
+    group_id: str,
+    *,
+    batch_size: int = 500,
+    page: int = PAGE,
+    progress: Progress | None = None,
+) -> None:
     """Copy one group from ``source`` to ``target`` (MERGEs: safe to repeat)."""
     for kind in KINDS:
         for _, chunk in pages(source, kind, group_id=group_id, page=page):
@@ -181,8 +203,9 @@ def copy_group(source: GraphStore, target: GraphStore, group_id: str, *, batch_s
 
 
 # -- JSONL ---------------------------------------------------------------------------------
-def export_jsonl(store: GraphStore, path: str | Path, *, group_id: str | None = None,
-                 progress: Progress | None = None) -> dict[str, int]:
+def export_jsonl(
+    store: GraphStore, path: str | Path, *, group_id: str | None = None, progress: Progress | None = None
+) -> dict[str, int]:
     """Write the store (or one group) to ``path`` as JSONL; returns counts per kind.
 
     Written to a temporary file first, so a failed export leaves no half file.
@@ -192,8 +215,10 @@ def export_jsonl(store: GraphStore, path: str | Path, *, group_id: str | None = 
     written = {kind.name: 0 for kind in KINDS}
     dim = vector_dim(store)
     with open(tmp, "w", encoding="utf-8") as out:
-        out.write(json.dumps({"type": "header", "format": FORMAT, "version": VERSION, "dim": dim,
-                              "group_id": group_id}) + "\n")
+        out.write(
+            json.dumps({"type": "header", "format": FORMAT, "version": VERSION, "dim": dim, "group_id": group_id})
+            + "\n"
+        )
         for group in _groups(store, group_id):
             for kind in KINDS:
                 for _, chunk in pages(store, kind, group_id=group):
@@ -214,13 +239,19 @@ def _check_record(record: Any, path: Path, line: int, nodes: set[tuple[str, str]
     """Validate one JSONL record; returns its kind. Raises InputError naming line and field."""
     if not isinstance(record, dict):
         raise InputError("expected a JSON object", path=path, line=line)
-    kind = BY_LABEL.get((record.get("type"), record.get("label")))
+    kind = BY_LABEL.get((str(record.get("type")), str(record.get("label"))))
     if kind is None:
         if record.get("type") not in {"node", "relationship"}:
-            raise InputError(f"must be 'node' or 'relationship', got {record.get('type')!r}", path=path, line=line, field="type")
+            raise InputError(
+                f"must be 'node' or 'relationship', got {record.get('type')!r}", path=path, line=line, field="type"
+            )
         labels = sorted(k.label for k in KINDS if k.type == record["type"])
-        raise InputError(f"unknown {record['type']} label {record.get('label')!r} (one of {', '.join(labels)})",
-                         path=path, line=line, field="label")
+        raise InputError(
+            f"unknown {record['type']} label {record.get('label')!r} (one of {', '.join(labels)})",
+            path=path,
+            line=line,
+            field="label",
+        )
     if not isinstance(record.get("key"), str) or not record["key"]:
         raise InputError("must be a non-empty string", path=path, line=line, field="key")
     props = record.get("properties")
@@ -229,19 +260,28 @@ def _check_record(record: Any, path: Path, line: int, nodes: set[tuple[str, str]
     for name, value in props.items():
         ok = _is_scalar(value) or (isinstance(value, list) and all(_is_scalar(v) and v is not None for v in value))
         if not ok:
-            raise InputError("property values must be strings, numbers, booleans or lists of them",
-                             path=path, line=line, field=f"properties.{name}")
+            raise InputError(
+                "property values must be strings, numbers, booleans or lists of them",
+                path=path,
+                line=line,
+                field=f"properties.{name}",
+            )
     if "embedding" in record:
         vector = record["embedding"]
-        if not isinstance(vector, list) or not vector or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vector):
+        if (
+            not isinstance(vector, list)
+            or not vector
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in vector)
+        ):
             raise InputError("must be a non-empty list of finite numbers", path=path, line=line, field="embedding")
         if kind.embeddings is None:
             raise InputError(f"{kind.label} elements carry no embedding", path=path, line=line, field="embedding")
         if dim[0] is None:
             dim[0] = len(vector)
         elif len(vector) != dim[0]:
-            raise InputError(f"has {len(vector)} numbers, earlier embeddings {dim[0]}", path=path, line=line, field="embedding")
+            raise InputError(
+                f"has {len(vector)} numbers, earlier embeddings {dim[0]}", path=path, line=line, field="embedding"
+            )
     if kind.type == "node":
         nodes.add((kind.label, record["key"]))
     else:
@@ -249,8 +289,9 @@ def _check_record(record: Any, path: Path, line: int, nodes: set[tuple[str, str]
             if not isinstance(record.get(end), str):
                 raise InputError("must be a string uuid", path=path, line=line, field=end)
             if (label, record[end]) not in nodes:
-                raise InputError(f"refers to {label} {record[end]!r}, which no earlier line defines",
-                                 path=path, line=line, field=end)
+                raise InputError(
+                    f"refers to {label} {record[end]!r}, which no earlier line defines", path=path, line=line, field=end
+                )
     return kind
 
 
@@ -267,11 +308,18 @@ def read_jsonl(path: str | Path) -> tuple[dict[str, Any], int]:
     for number, record in json_lines(path):
         if header is None:
             if not isinstance(record, dict) or record.get("type") != "header" or record.get("format") != FORMAT:
-                raise InputError("the first line must be a graphmem export header "
-                                 '({"type": "header", "format": "graphmem", ...})', path=path, line=number)
+                raise InputError(
+                    'the first line must be a graphmem export header ({"type": "header", "format": "graphmem", ...})',
+                    path=path,
+                    line=number,
+                )
             if record.get("version") != VERSION:
-                raise InputError(f"unsupported export version {record.get('version')!r} (this graphmem reads {VERSION})",
-                                 path=path, line=number, field="version")
+                raise InputError(
+                    f"unsupported export version {record.get('version')!r} (this graphmem reads {VERSION})",
+                    path=path,
+                    line=number,
+                    field="version",
+                )
             header = record
             continue
         _check_record(record, path, number, nodes, dim)
@@ -282,8 +330,9 @@ def read_jsonl(path: str | Path) -> tuple[dict[str, Any], int]:
     return header, n
 
 
-def import_jsonl(store: GraphStore, path: str | Path, *, batch_size: int = 500,
-                 progress: Progress | None = None, schema: bool = True) -> dict[str, int]:
+def import_jsonl(
+    store: GraphStore, path: str | Path, *, batch_size: int = 500, progress: Progress | None = None, schema: bool = True
+) -> dict[str, int]:
     """Load an export into ``store``: the whole file is validated first, so a bad
     file writes nothing; records then MERGE on their keys (re-importing is harmless).
     Each record goes to its own group: a node's ``group_id`` property, a
@@ -325,8 +374,12 @@ def import_jsonl(store: GraphStore, path: str | Path, *, batch_size: int = 500,
             if kind.type == "node":
                 group = record["properties"].get("group_id")
                 if not isinstance(group, str) or not GROUP_ID.fullmatch(group):
-                    raise InputError("every node needs a valid group_id property (the group it belongs to)",
-                                     path=path, line=number, field="properties.group_id")
+                    raise InputError(
+                        "every node needs a valid group_id property (the group it belongs to)",
+                        path=path,
+                        line=number,
+                        field="properties.group_id",
+                    )
                 group_of[record["key"]] = group
             else:
                 group = group_of[record["start"]]
@@ -340,8 +393,9 @@ def import_jsonl(store: GraphStore, path: str | Path, *, batch_size: int = 500,
 
 
 # -- GraphML ---------------------------------------------------------------------------------
-def export_graphml(store: GraphStore, path: str | Path, *, group_id: str | None = None,
-                   progress: Progress | None = None) -> dict[str, int]:
+def export_graphml(
+    store: GraphStore, path: str | Path, *, group_id: str | None = None, progress: Progress | None = None
+) -> dict[str, int]:
     """Write the graph as GraphML for networkx / Gephi / yEd (export only).
 
     Embeddings are left out; list properties become JSON strings (GraphML has
@@ -387,7 +441,9 @@ class Migration:
 
     @property
     def mismatches(self) -> dict[str, tuple[int, int]]:
-        return {k: (self.source[k], self.target.get(k, 0)) for k in self.source if self.source[k] != self.target.get(k, 0)}
+        return {
+            k: (self.source[k], self.target.get(k, 0)) for k in self.source if self.source[k] != self.target.get(k, 0)
+        }
 
 
 def checkpoint_path(home: str | Path, target: str) -> Path:
@@ -403,9 +459,20 @@ def _save(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def migrate(source: GraphStore, target: GraphStore, *, checkpoint: Path, target_name: str,
-            batch_size: int = 500, page: int = PAGE, dim: int | None = None, restart: bool = False,
-            schema: bool = True, on_total: Callable[[int, int], None] | None = None, progress: Progress | None = None) -> Migration:
+def migrate(
+    source: GraphStore,
+    target: GraphStore,
+    *,
+    checkpoint: Path,
+    target_name: str,
+    batch_size: int = 500,
+    page: int = PAGE,
+    dim: int | None = None,
+    restart: bool = False,
+    schema: bool = True,
+    on_total: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
+) -> Migration:
     """Copy every group of ``source`` into ``target``, page by page, then verify counts.
 
     After each page is written the checkpoint file records the group, kind and last
@@ -447,14 +514,21 @@ def migrate(source: GraphStore, target: GraphStore, *, checkpoint: Path, target_
             state["done"].append(step)
             state.update(kind=None, after="")
             _save(checkpoint, state)
-        if count(source, BY_LABEL[("node", "GraphMeta")], group):  # cached projections of the target's group must reload
+        if count(
+            source, BY_LABEL[("node", "GraphMeta")], group
+        ):  # cached projections of the target's group must reload
             target.run("revision_bump", group_id=group, first=now_ms())
-    result = Migration(source=expected, target={k: sum(count(target, kind, g) for g in groups)
-                                                for k, kind in ((k.name, k) for k in KINDS)},
-                       resumed=resumed, copied=dict(state["copied"]))
+    result = Migration(
+        source=expected,
+        target={k: sum(count(target, kind, g) for g in groups) for k, kind in ((k.name, k) for k in KINDS)},
+        resumed=resumed,
+        copied=dict(state["copied"]),
+    )
     if result.mismatches:
         detail = ", ".join(f"{k}: {s} in the source, {t} in the target" for k, (s, t) in result.mismatches.items())
-        raise StoreError(f"migration finished but the counts differ ({detail}); was the target empty? "
-                         f"the checkpoint {checkpoint} is kept")
+        raise StoreError(
+            f"migration finished but the counts differ ({detail}); was the target empty? "
+            f"the checkpoint {checkpoint} is kept"
+        )
     checkpoint.unlink(missing_ok=True)
     return result

@@ -52,14 +52,25 @@ WRITE_WORDS = frozenset({"CREATE", "MERGE", "SET", "DELETE", "DETACH", "REMOVE",
 #: administration and database switching (refused unless ``write``)
 ADMIN_WORDS = frozenset({"USE", "SHOW", "GRANT", "DENY", "REVOKE", "ALTER", "TERMINATE"})
 #: procedures a read-only user query may CALL: each reads only the graph the query runs on
-READ_PROCEDURES = frozenset({
-    "db.labels", "db.relationshiptypes", "db.propertykeys", "db.indexes", "db.constraints",
-    "db.idx.vector.querynodes", "db.idx.vector.queryrelationships", "db.idx.fulltext.querynodes",
-    "db.index.vector.querynodes", "db.index.vector.queryrelationships", "db.index.fulltext.querynodes",
-    "db.index.fulltext.queryrelationships",
-})
+READ_PROCEDURES = frozenset(
+    {
+        "db.labels",
+        "db.relationshiptypes",
+        "db.propertykeys",
+        "db.indexes",
+        "db.constraints",
+        "db.idx.vector.querynodes",
+        "db.idx.vector.queryrelationships",
+        "db.idx.fulltext.querynodes",
+        "db.index.vector.querynodes",
+        "db.index.vector.queryrelationships",
+        "db.index.fulltext.querynodes",
+        "db.index.fulltext.queryrelationships",
+    }
+)
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<space>\s+)
   | (?P<comment>//[^\n]*|/\*.*?\*/)
   | (?P<string>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")
@@ -68,7 +79,9 @@ _TOKEN = re.compile(r"""
   | (?P<number>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)
   | (?P<word>[^\W\d]\w*)
   | (?P<op><>|<=|>=|=~|\+=|\.\.|->|<-|!=|[-+*/%^=<>(){}\[\],.:;|!&?])
-""", re.VERBOSE | re.DOTALL)
+""",
+    re.VERBOSE | re.DOTALL,
+)
 _MAP_KEY = re.compile(r"\s*:")
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = {v: k for k, v in _OPEN.items()}
@@ -142,8 +155,9 @@ def tokenize(text: str, budget: Budget = Budget()) -> list[Token]:
             raise CypherRefused(_unreadable(text, match.start()))
         upper = value.upper() if kind == "word" else ""
         # a word used as a keyword: not a property (n.end), label (:Case) or map key ({not: 1})
-        keyword = kind == "word" and not (previous is not None and previous.text in {".", ":"}
-                                          or _MAP_KEY.match(text, position))
+        keyword = kind == "word" and not (
+            previous is not None and previous.text in {".", ":"} or _MAP_KEY.match(text, position)
+        )
         if _ends_not_operand(kind, value, upper, keyword and not text.startswith(".", position), previous):
             while frames and frames[-1][0] == "NOT":
                 frames.pop()
@@ -182,10 +196,30 @@ def tokenize(text: str, budget: Budget = Budget()) -> list[Token]:
 
 #: keywords that end the operand of a NOT (it binds looser than comparisons and arithmetic,
 #: tighter than AND/OR/XOR); WITH only as a clause, not in STARTS WITH / ENDS WITH
-_NOT_OPERAND_ENDS = frozenset({
-    "AND", "OR", "XOR", "WHEN", "THEN", "ELSE", "END", "AS", "RETURN", "WITH", "WHERE", "ORDER", "SKIP",
-    "LIMIT", "UNION", "MATCH", "OPTIONAL", "UNWIND", "CALL", "YIELD",
-})
+_NOT_OPERAND_ENDS = frozenset(
+    {
+        "AND",
+        "OR",
+        "XOR",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "END",
+        "AS",
+        "RETURN",
+        "WITH",
+        "WHERE",
+        "ORDER",
+        "SKIP",
+        "LIMIT",
+        "UNION",
+        "MATCH",
+        "OPTIONAL",
+        "UNWIND",
+        "CALL",
+        "YIELD",
+    }
+)
 
 
 def _ends_not_operand(kind: str, value: str, upper: str, keyword: bool, previous: Token | None) -> bool:
@@ -210,15 +244,42 @@ def _ends_value(token: Token | None) -> bool:
 
 
 #: words after which a ``-``/``+`` starts a new value (clause and operator keywords)
-_OPERATOR_WORDS = frozenset({
-    "RETURN", "WITH", "WHERE", "AND", "OR", "XOR", "NOT", "IN", "WHEN", "THEN", "ELSE", "CASE", "SKIP",
-    "LIMIT", "UNWIND", "BY", "IS", "CONTAINS", "STARTS", "ENDS", "DISTINCT", "SET", "YIELD", "AS", "ORDER",
-})
+_OPERATOR_WORDS = frozenset(
+    {
+        "RETURN",
+        "WITH",
+        "WHERE",
+        "AND",
+        "OR",
+        "XOR",
+        "NOT",
+        "IN",
+        "WHEN",
+        "THEN",
+        "ELSE",
+        "CASE",
+        "SKIP",
+        "LIMIT",
+        "UNWIND",
+        "BY",
+        "IS",
+        "CONTAINS",
+        "STARTS",
+        "ENDS",
+        "DISTINCT",
+        "SET",
+        "YIELD",
+        "AS",
+        "ORDER",
+    }
+)
 
 
 def _too_deep(budget: Budget) -> CypherRefused:
-    return CypherRefused(f"the query nests brackets, CASE or prefix operators (NOT, unary -) more than "
-                         f"{budget.max_depth} levels deep; flatten it (parsing cost grows fourfold per level)")
+    return CypherRefused(
+        f"the query nests brackets, CASE or prefix operators (NOT, unary -) more than "
+        f"{budget.max_depth} levels deep; flatten it (parsing cost grows fourfold per level)"
+    )
 
 
 def _unreadable(text: str, position: int) -> str:
@@ -254,8 +315,9 @@ def _procedure_name(tokens: list[Token], start: int) -> tuple[str, int]:
     return ".".join(parts), i
 
 
-def check(text: str, *, write: bool = False, budget: Budget = Budget(),
-          params: dict[str, Any] | None = None) -> list[Token]:
+def check(
+    text: str, *, write: bool = False, budget: Budget = Budget(), params: dict[str, Any] | None = None
+) -> list[Token]:
     """Tokenize ``text`` under ``budget`` and refuse what a read-only user query may not do
     (unless ``write``: then only the budgets apply). ``params``: the values the query's
     parameters will hold (a ``range()`` bound may be one). Returns the tokens."""
@@ -263,11 +325,14 @@ def check(text: str, *, write: bool = False, budget: Budget = Budget(),
         raise CypherRefused("the query is empty")
     tokens = tokenize(text, budget)
     _check_ranges(tokens, params or {}, budget)
-    optional = sum(1 for i, t in enumerate(tokens)
-                   if t.kind == "word" and t.upper == "OPTIONAL" and _is_keyword(tokens, i))
+    optional = sum(
+        1 for i, t in enumerate(tokens) if t.kind == "word" and t.upper == "OPTIONAL" and _is_keyword(tokens, i)
+    )
     if optional > budget.max_optional:
-        raise CypherRefused(f"the query has {optional} OPTIONAL MATCH clauses; the limit is {budget.max_optional} "
-                            "(planning them costs the store about the cube of their number)")
+        raise CypherRefused(
+            f"the query has {optional} OPTIONAL MATCH clauses; the limit is {budget.max_optional} "
+            "(planning them costs the store about the cube of their number)"
+        )
     if write:
         return tokens
     for i, token in enumerate(tokens):
@@ -277,16 +342,18 @@ def check(text: str, *, write: bool = False, budget: Budget = Budget(),
         if word in WRITE_WORDS:
             raise CypherRefused(f"this query writes ({word}); pass --write to allow it (the REST API never writes)")
         if word == "LOAD":
-            raise CypherRefused("LOAD CSV reads files and URLs on the store's host; it needs --write "
-                                "(the REST API never allows it)")
+            raise CypherRefused(
+                "LOAD CSV reads files and URLs on the store's host; it needs --write (the REST API never allows it)"
+            )
         if word in ADMIN_WORDS:
-            raise CypherRefused(f"{word} commands (databases, users, privileges) are not allowed in a read-only "
-                                "query")
+            raise CypherRefused(f"{word} commands (databases, users, privileges) are not allowed in a read-only query")
         if word == "CALL" and not (i + 1 < len(tokens) and tokens[i + 1].text == "{"):
             name, _ = _procedure_name(tokens, i + 1)
             if name not in READ_PROCEDURES:
-                raise CypherRefused(f"procedure {name or '?'!r} is not allowed in a read-only query; allowed: "
-                                    + ", ".join(sorted(READ_PROCEDURES)))
+                raise CypherRefused(
+                    f"procedure {name or '?'!r} is not allowed in a read-only query; allowed: "
+                    + ", ".join(sorted(READ_PROCEDURES))
+                )
     return tokens
 
 
@@ -296,8 +363,12 @@ def _check_ranges(tokens: list[Token], params: dict[str, Any], budget: Budget) -
     now (integer literals or integer parameters)."""
     for i, token in enumerate(tokens):
         name = token.text.strip("`").lower() if token.kind in {"word", "quoted"} else ""
-        if name != "range" or i + 1 >= len(tokens) or tokens[i + 1].text != "(" or \
-                (i > 0 and tokens[i - 1].text == "."):
+        if (
+            name != "range"
+            or i + 1 >= len(tokens)
+            or tokens[i + 1].text != "("
+            or (i > 0 and tokens[i - 1].text == ".")
+        ):
             continue
         values: list[int] = []
         j = i + 2
@@ -310,9 +381,11 @@ def _check_ranges(tokens: list[Token], params: dict[str, Any], budget: Budget) -
                 raise CypherRefused(f"range() at offset {token.start} takes two or three integers (start, end, step)")
             value = _integer(tokens[j], params) if j < len(tokens) else None
             if value is None:
-                raise CypherRefused(f"range() at offset {token.start}: write its bounds and step as integers or "
-                                    f"$parameters holding integers, so its size (at most {budget.max_range:,} "
-                                    "items) is known before the query runs")
+                raise CypherRefused(
+                    f"range() at offset {token.start}: write its bounds and step as integers or "
+                    f"$parameters holding integers, so its size (at most {budget.max_range:,} "
+                    "items) is known before the query runs"
+                )
             values.append(sign * value)
             j += 1
             if j < len(tokens) and tokens[j].text == ",":
@@ -324,8 +397,10 @@ def _check_ranges(tokens: list[Token], params: dict[str, Any], budget: Budget) -
         start, end, step = values[0], values[1], values[2] if len(values) == 3 else 1
         items = 0 if step == 0 or (end - start) * step < 0 else abs(end - start) // abs(step) + 1
         if items > budget.max_range:
-            raise CypherRefused(f"range() at offset {token.start} would hold {items:,} items; the limit is "
-                                f"{budget.max_range:,} (the store builds the whole list at once)")
+            raise CypherRefused(
+                f"range() at offset {token.start} would hold {items:,} items; the limit is "
+                f"{budget.max_range:,} (the store builds the whole list at once)"
+            )
 
 
 def _check_params(params: dict[str, Any], budget: Budget) -> None:
@@ -333,14 +408,17 @@ def _check_params(params: dict[str, Any], budget: Budget) -> None:
     parameter and each item or entry inside one. Counted without recursion (any nesting
     depth is fine to look at), and a list's length before its items, so a huge list is
     refused without walking it."""
-    count, stack = 0, [params]
+    count = 0
+    stack: list[Any] = [params]
     while stack:
         value = stack.pop()
         items = value.values() if isinstance(value, dict) else value
         count += len(items)
         if count > budget.max_param_values:
-            raise CypherRefused(f"the parameters hold more than {budget.max_param_values:,} values; pass fewer "
-                                "(the store parses them before the query, outside its timeout)")
+            raise CypherRefused(
+                f"the parameters hold more than {budget.max_param_values:,} values; pass fewer "
+                "(the store parses them before the query, outside its timeout)"
+            )
         stack.extend(v for v in items if isinstance(v, (dict, list, tuple)))
 
 
@@ -374,15 +452,27 @@ def limit_rows(text: str, tokens: list[Token], max_rows: int, params: dict[str, 
         else:
             parts[-1].append(i)
     for part in parts:
-        returns = [i for i in part if tokens[i].depth == 0 and tokens[i].kind == "word"
-                   and tokens[i].upper == "RETURN" and _is_keyword(tokens, i)]
+        returns = [
+            i
+            for i in part
+            if tokens[i].depth == 0
+            and tokens[i].kind == "word"
+            and tokens[i].upper == "RETURN"
+            and _is_keyword(tokens, i)
+        ]
         if not returns:
             continue
         after = [i for i in part if i > returns[-1]]
         while after and tokens[after[-1]].text == ";":
             after.pop()
-        limits = [i for i in after if tokens[i].depth == 0 and tokens[i].kind == "word"
-                  and tokens[i].upper == "LIMIT" and _is_keyword(tokens, i)]
+        limits = [
+            i
+            for i in after
+            if tokens[i].depth == 0
+            and tokens[i].kind == "word"
+            and tokens[i].upper == "LIMIT"
+            and _is_keyword(tokens, i)
+        ]
         if not limits:
             end = tokens[after[-1]].end if after else tokens[returns[-1]].end
             edits.append((end, end, f" LIMIT {max_rows}"))
@@ -410,8 +500,14 @@ def _limit_value(expression: list[Token], params: dict[str, Any]) -> int:
     raise CypherRefused(f"LIMIT {shown}: write the limit as an integer or a $parameter holding one")
 
 
-def prepare(text: str, params: dict[str, Any] | None = None, *, write: bool = False,
-            max_rows: int | None = None, budget: Budget = Budget()) -> str:
+def prepare(
+    text: str,
+    params: dict[str, Any] | None = None,
+    *,
+    write: bool = False,
+    max_rows: int | None = None,
+    budget: Budget = Budget(),
+) -> str:
     """Check ``text`` (see :func:`check`) and push ``max_rows`` into it; the query to run."""
     _check_params(params or {}, budget)
     tokens = check(text, write=write, budget=budget, params=params)
