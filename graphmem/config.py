@@ -160,8 +160,8 @@ class Settings(BaseModel):
     chunk_overlap: int = Field(30, ge=0, description="words shared by consecutive passages")
     batch_size: int = Field(64, ge=1, description="passages per write batch")
     context_vectors: bool = Field(True, description=(
-        "entity and fact vectors pooled from their passage's own forward pass (late chunking; about "
-        "halves ingestion's model time); false embeds each new name and fact text on its own"))
+        "entity and fact vectors pooled from their passage's own forward pass (late chunking: no "
+        "forward pass of their own); false embeds each new name and fact text on its own"))
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1, description="larger input files are refused")
     max_passage_chars: int = Field(10_000, ge=100, description="passages are cut to at most this many characters")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
