@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, runtime_checkable
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -24,8 +25,9 @@ class ContextEmbedder(Embedder, Protocol):
     """An embedder that can also pool vectors for pieces of a text from the text's own
     forward pass ("late chunking"): names and facts get vectors at no extra model cost."""
 
-    def embed_in_context(self, texts: Sequence[str],
-                         spans: Sequence[Sequence[Sequence[tuple[int, int]]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def embed_in_context(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Sequence[tuple[int, int]]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """``(vectors, pooled)``: ``vectors`` as :meth:`embed` gives them; ``pooled[i]`` has one
         unit-length row per span group ``spans[i][g]`` (a list of ``(start, end)`` character
         ranges in ``texts[i]``): the mean of the token embeddings those ranges cover. A group

@@ -19,9 +19,10 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -135,8 +136,15 @@ class Batcher:
     ``(vectors, token_counts)`` with rows in the order of ``texts``.
     """
 
-    def __init__(self, encoders: Sequence[Encoder], *, max_batch: int = 256, max_wait_ms: float = 5.0,
-                 max_queue: int = 16384, on_batch: Callable[[int, float], None] | None = None) -> None:
+    def __init__(
+        self,
+        encoders: Sequence[Encoder],
+        *,
+        max_batch: int = 256,
+        max_wait_ms: float = 5.0,
+        max_queue: int = 16384,
+        on_batch: Callable[[int, float], None] | None = None,
+    ) -> None:
         if not encoders:
             raise ValueError("Batcher needs at least one encoder")
         if max_batch < 1 or max_queue < max_batch:
@@ -152,8 +160,10 @@ class Batcher:
         self._waiting = 0  # texts in the queue
         self._cond = threading.Condition()
         self._closing = False
-        self._threads = [threading.Thread(target=self._run, args=(enc,), name=f"embed-worker-{i}", daemon=True)
-                         for i, enc in enumerate(self.encoders)]
+        self._threads = [
+            threading.Thread(target=self._run, args=(enc,), name=f"embed-worker-{i}", daemon=True)
+            for i, enc in enumerate(self.encoders)
+        ]
         for thread in self._threads:
             thread.start()
 
@@ -258,7 +268,7 @@ class Batcher:
             if pieces:
                 texts: list[str] = []
                 for piece in pieces:
-                    texts.extend(piece.job.texts[piece.start:piece.end])
+                    texts.extend(piece.job.texts[piece.start : piece.end])
                 # Longest first: similar lengths share a batch, so little padding is computed.
                 order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
                 try:
@@ -290,8 +300,8 @@ class Batcher:
         offset = 0
         for piece in pieces:
             job, n = piece.job, piece.size
-            job.vectors[piece.start:piece.end] = rows[offset:offset + n]
-            job.tokens[piece.start:piece.end] = counts[offset:offset + n]
+            job.vectors[piece.start : piece.end] = rows[offset : offset + n]
+            job.tokens[piece.start : piece.end] = counts[offset : offset + n]
             offset += n
             with job.lock:
                 job.remaining -= n

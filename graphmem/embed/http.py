@@ -11,11 +11,12 @@ travel as base64 float32 and come back L2-normalised, in input order.
 from __future__ import annotations
 
 import base64
+import contextlib
 import random
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import numpy as np
 
@@ -36,9 +37,18 @@ class HTTPEmbedder:
     graph built with the same model locally and through the service agrees.
     """
 
-    def __init__(self, url: str, *, model: str | None = None, batch_size: int = 512, concurrency: int = 8,
-                 retries: int = 6, backoff_s: float = 0.25, timeout_s: float = 120.0,
-                 api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str | None = None,
+        batch_size: int = 512,
+        concurrency: int = 8,
+        retries: int = 6,
+        backoff_s: float = 0.25,
+        timeout_s: float = 120.0,
+        api_key: str | None = None,
+    ) -> None:
         import httpx
 
         self.url = url.rstrip("/")
@@ -82,7 +92,7 @@ class HTTPEmbedder:
         for attempt in range(self.retries + 1):
             try:
                 response = self._client.request(method, path, json=json)
-            except (httpx.TransportError,) as exc:
+            except httpx.TransportError as exc:
                 if attempt == self.retries:
                     raise EmbeddingServiceError(f"{method} {self.url}{path} failed: {exc}") from None
                 wait = delay
@@ -92,10 +102,8 @@ class HTTPEmbedder:
                 wait = delay
                 retry_after = response.headers.get("retry-after")
                 if retry_after:
-                    try:
+                    with contextlib.suppress(ValueError):
                         wait = max(wait, float(retry_after))
-                    except ValueError:
-                        pass
             time.sleep(wait * (0.5 + random.random()))  # jitter: concurrent clients should not retry in step
             delay = min(delay * 2, 10.0)
         raise AssertionError("unreachable")
@@ -114,9 +122,12 @@ class HTTPEmbedder:
         data = sorted(response.json()["data"], key=lambda item: item["index"])
         if len(data) != len(texts):
             raise EmbeddingServiceError(f"embedding service returned {len(data)} vectors for {len(texts)} texts")
-        rows = [np.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4")
-                if isinstance(item["embedding"], str) else np.asarray(item["embedding"], dtype=np.float32)
-                for item in data]
+        rows = [
+            np.frombuffer(base64.b64decode(item["embedding"]), dtype="<f4")
+            if isinstance(item["embedding"], str)
+            else np.asarray(item["embedding"], dtype=np.float32)
+            for item in data
+        ]
         return np.vstack(rows).astype(np.float32, copy=False)
 
     # -- Embedder ------------------------------------------------------------------------------
@@ -134,8 +145,9 @@ class HTTPEmbedder:
             parts = list(self._executor().map(self._post_batch, chunks))
         vectors = np.vstack(parts)
         if vectors.shape != (len(texts), self.dim):
-            raise EmbeddingServiceError(f"embedding service returned shape {vectors.shape}, "
-                                        f"expected {(len(texts), self.dim)}")
+            raise EmbeddingServiceError(
+                f"embedding service returned shape {vectors.shape}, expected {(len(texts), self.dim)}"
+            )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
 

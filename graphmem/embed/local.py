@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -29,14 +29,16 @@ def resolve_model_path(name_or_path: str) -> str:
         return name_or_path
     raise ConfigError(
         f"embedder {name_or_path!r} is neither a known name ({', '.join(PACKAGED_MODELS)}) nor a local folder; "
-        "graphmem never downloads models")
+        "graphmem never downloads models"
+    )
 
 
 class SentenceTransformerEmbedder:
     """:class:`~graphmem.embed.base.Embedder` running a sentence-transformers model in-process."""
 
-    def __init__(self, model: str = "minilm", device: str = "cpu", batch_size: int = 64,
-                 fp16: bool | None = None) -> None:
+    def __init__(
+        self, model: str = "minilm", device: str = "cpu", batch_size: int = 64, fp16: bool | None = None
+    ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         path = resolve_model_path(model)
@@ -62,12 +64,18 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-                                     convert_to_numpy=True, show_progress_bar=False)
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
         return np.asarray(vectors, dtype=np.float32)
 
-    def embed_in_context(self, texts: Sequence[str],
-                         spans: Sequence[Sequence[Sequence[tuple[int, int]]]]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def embed_in_context(
+        self, texts: Sequence[str], spans: Sequence[Sequence[Sequence[tuple[int, int]]]]
+    ) -> tuple[np.ndarray, list[np.ndarray]]:
         """See :class:`~graphmem.embed.base.ContextEmbedder`: one forward pass gives the
         texts' vectors and, mean-pooled over their tokens, the vectors of the span groups."""
         texts = list(texts)
@@ -75,8 +83,16 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32), []
         outputs = self._forward(texts)
         wanted = [i for i, groups in enumerate(spans) if groups]
-        encoded = self._model.tokenizer([texts[i] for i in wanted], return_offsets_mapping=True, truncation=True,
-                                        max_length=self._model.max_seq_length) if wanted else None
+        encoded = (
+            self._model.tokenizer(
+                [texts[i] for i in wanted],
+                return_offsets_mapping=True,
+                truncation=True,
+                max_length=self._model.max_seq_length,
+            )
+            if wanted
+            else None
+        )
         vectors = np.zeros((len(texts), self.dim), dtype=np.float32)
         pooled = [np.zeros((len(groups), self.dim), dtype=np.float32) for groups in spans]
         for i, output in enumerate(outputs):
@@ -108,7 +124,7 @@ class SentenceTransformerEmbedder:
         results: list[dict] = [{} for _ in texts]
         device = self._model.device
         for start in range(0, len(order), self.batch_size):
-            chunk = order[start:start + self.batch_size]
+            chunk = order[start : start + self.batch_size]
             prepare = getattr(self._model, "preprocess", None) or self._model.tokenize  # renamed in 6.x
             features = prepare([texts[i] for i in chunk])
             features = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in features.items()}
@@ -119,8 +135,11 @@ class SentenceTransformerEmbedder:
             mask = features["attention_mask"].cpu().numpy().astype(bool)
             ids = features["input_ids"].cpu().numpy()
             for row, i in enumerate(chunk):  # padding dropped (whichever side the tokenizer pads)
-                results[i] = {"input_ids": ids[row][mask[row]], "token_embeddings": tokens[row][mask[row]],
-                              "sentence_embedding": sentences[row]}
+                results[i] = {
+                    "input_ids": ids[row][mask[row]],
+                    "token_embeddings": tokens[row][mask[row]],
+                    "sentence_embedding": sentences[row],
+                }
         return results
 
 

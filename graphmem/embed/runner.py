@@ -49,9 +49,16 @@ def model_display_name(model: str) -> str:
 
 #: probe texts for checking the fast tokenizer against sentence-transformers' own: mixed case,
 #: accents, CJK, punctuation, surrounding whitespace, and one far past any max_seq_length
-_PROBES = ["Hello world", "  The Halvard Library stands in Brightwater.  ", "Ünïcödé café, naïve résumé!",
-           "数据 and 日本語 text", "x", "tabs\tand\nnewlines  here", "[SEP] literal [CLS] tokens",
-           " ".join(f"word{i}" for i in range(3000))]
+_PROBES = [
+    "Hello world",
+    "  The Halvard Library stands in Brightwater.  ",
+    "Ünïcödé café, naïve résumé!",
+    "数据 and 日本語 text",
+    "x",
+    "tabs\tand\nnewlines  here",
+    "[SEP] literal [CLS] tokens",
+    " ".join(f"word{i}" for i in range(3000)),
+]
 
 
 class FastTokenizer:
@@ -65,7 +72,7 @@ class FastTokenizer:
         self.backend, self.pad_id, self.keys, self.extra = backend, pad_id, keys, extra
 
     @classmethod
-    def for_model(cls, model) -> "FastTokenizer | None":
+    def for_model(cls, model) -> FastTokenizer | None:
         import torch
 
         tokenizer = getattr(model, "tokenizer", None)
@@ -82,7 +89,10 @@ class FastTokenizer:
             reference = model.tokenize(_PROBES)
             keys = tuple(k for k, v in reference.items() if isinstance(v, torch.Tensor))
             if not {"input_ids", "attention_mask"} <= set(keys) or not set(keys) <= {
-                    "input_ids", "attention_mask", "token_type_ids"}:
+                "input_ids",
+                "attention_mask",
+                "token_type_ids",
+            }:
                 return None
             extra = {k: v for k, v in reference.items() if not isinstance(v, torch.Tensor)}
             fast = cls(backend, int(tokenizer.pad_token_id or 0), keys, extra)
@@ -99,8 +109,9 @@ class FastTokenizer:
         # sentence-transformers strips each text before tokenizing; so do we (same ids).
         encodings = self.backend.encode_batch([t.strip() for t in texts])
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        flat = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64,
-                           count=int(lengths.sum()))
+        flat = np.fromiter(
+            itertools.chain.from_iterable(e.ids for e in encodings), dtype=np.int64, count=int(lengths.sum())
+        )
         width = int(lengths.max()) if len(lengths) else 0
         mask = np.arange(width)[None, :] < lengths[:, None]
         ids = np.full((len(encodings), width), self.pad_id, dtype=np.int64)
@@ -176,12 +187,16 @@ class ModelEncoder:
         torch = self._torch
         with torch.inference_mode():
             features = self.tokenize(texts)
-            tokens = features["attention_mask"].sum(dim=1).numpy() if "attention_mask" in features \
+            tokens = (
+                features["attention_mask"].sum(dim=1).numpy()
+                if "attention_mask" in features
                 else np.array([len(t.split()) for t in texts])
+            )
             if self.cuda:
                 with torch.cuda.device(self.device):
-                    features = {k: v.to(self.device, non_blocking=True) if hasattr(v, "to") else v
-                                for k, v in features.items()}
+                    features = {
+                        k: v.to(self.device, non_blocking=True) if hasattr(v, "to") else v for k, v in features.items()
+                    }
                     out = self.model(features)["sentence_embedding"]
                     out = torch.nn.functional.normalize(out.float(), dim=1)
                     host = torch.empty(out.shape, dtype=torch.float32, pin_memory=True)

@@ -26,9 +26,10 @@ import json
 import threading
 import time
 from bisect import bisect_left
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -78,7 +79,7 @@ class Histogram:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
         with self._lock:
             running = 0
-            for bound, n in zip(self.buckets, self.counts):
+            for bound, n in zip(self.buckets, self.counts, strict=False):
                 running += n
                 lines.append(f'{self.name}_bucket{{le="{bound:g}"}} {running}')
             lines.append(f'{self.name}_bucket{{le="+Inf"}} {self.count}')
@@ -89,12 +90,19 @@ class Histogram:
 
 class Metrics:
     def __init__(self) -> None:
-        self.batch_size = Histogram("graphmem_embed_batch_size", "Texts per model batch.",
-                                    [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048])
-        self.batch_seconds = Histogram("graphmem_embed_batch_seconds", "Time from launching a batch to its results.",
-                                       [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10])
-        self.latency = Histogram("graphmem_embed_request_latency_seconds", "Request latency in the service.",
-                                 [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30])
+        self.batch_size = Histogram(
+            "graphmem_embed_batch_size", "Texts per model batch.", [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048]
+        )
+        self.batch_seconds = Histogram(
+            "graphmem_embed_batch_seconds",
+            "Time from launching a batch to its results.",
+            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+        )
+        self.latency = Histogram(
+            "graphmem_embed_request_latency_seconds",
+            "Request latency in the service.",
+            [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+        )
         self.responses: dict[int, int] = {}
         self._lock = threading.Lock()
 
@@ -123,13 +131,19 @@ def render_metrics(metrics: Metrics, batcher: Batcher, encoders: Sequence[Encode
         ("graphmem_embed_texts_total", "counter", "Texts embedded.", s.texts),
         ("graphmem_embed_tokens_total", "counter", "Tokens embedded (after truncation).", s.tokens),
         ("graphmem_embed_batch_errors_total", "counter", "Batches that failed.", s.errors),
-        ("graphmem_embed_texts_per_second", "gauge", "Texts embedded per second over the last 10 s.",
-         round(batcher.texts_per_second(), 3)),
+        (
+            "graphmem_embed_texts_per_second",
+            "gauge",
+            "Texts embedded per second over the last 10 s.",
+            round(batcher.texts_per_second(), 3),
+        ),
     ]
     for name, kind, help_, value in gauges:
         lines += [f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name} {value}"]
-    lines += ["# HELP graphmem_embed_gpu_memory_bytes GPU memory reserved by the model replica.",
-              "# TYPE graphmem_embed_gpu_memory_bytes gauge"]
+    lines += [
+        "# HELP graphmem_embed_gpu_memory_bytes GPU memory reserved by the model replica.",
+        "# TYPE graphmem_embed_gpu_memory_bytes gauge",
+    ]
     for enc in encoders:
         memory = getattr(enc, "memory_bytes", lambda: 0)()
         lines.append(f'graphmem_embed_gpu_memory_bytes{{device="{enc.device}"}} {memory}')
@@ -139,15 +153,28 @@ def render_metrics(metrics: Metrics, batcher: Batcher, encoders: Sequence[Encode
 
 # -- request parsing -----------------------------------------------------------------------------
 class RequestError(Exception):
-    def __init__(self, status: int, message: str, param: str | None = None, code: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status, self.message, self.param, self.code = status, message, param, code
         self.headers = headers or {}
 
 
-ERROR_TYPES = {413: "invalid_request_error", 422: "invalid_request_error", 404: "invalid_request_error",
-               429: "rate_limit_error", 503: "server_error", 504: "timeout_error", 500: "server_error"}
+ERROR_TYPES = {
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    404: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "server_error",
+    504: "timeout_error",
+    500: "server_error",
+}
 
 
 def parse_request(body: bytes, config: ServiceConfig, served: set[str], dim: int) -> tuple[list[str], str]:
@@ -159,46 +186,70 @@ def parse_request(body: bytes, config: ServiceConfig, served: set[str], dim: int
     if not isinstance(payload, dict):
         raise RequestError(422, "request body must be a JSON object with an 'input' field", code="invalid_body")
     if "input" not in payload:
-        raise RequestError(422, "'input' is required: a string or a list of strings", param="input",
-                           code="missing_field")
+        raise RequestError(
+            422, "'input' is required: a string or a list of strings", param="input", code="missing_field"
+        )
     raw = payload["input"]
     if isinstance(raw, str):
         texts = [raw]
     elif isinstance(raw, list):
         texts = raw
     else:
-        raise RequestError(422, f"'input' must be a string or a list of strings, not {type(raw).__name__}",
-                           param="input", code="invalid_type")
+        raise RequestError(
+            422,
+            f"'input' must be a string or a list of strings, not {type(raw).__name__}",
+            param="input",
+            code="invalid_type",
+        )
     if not texts:
         raise RequestError(422, "'input' is an empty list", param="input", code="empty_input")
     if len(texts) > config.max_texts:
-        raise RequestError(413, f"'input' has {len(texts)} texts; this service takes at most {config.max_texts} "
-                                "per request (split it)", param="input", code="too_many_inputs")
+        raise RequestError(
+            413,
+            f"'input' has {len(texts)} texts; this service takes at most {config.max_texts} per request (split it)",
+            param="input",
+            code="too_many_inputs",
+        )
     chars = 0
     for i, text in enumerate(texts):
         if not isinstance(text, str):
-            what = "token arrays are not supported, send strings" if isinstance(text, (int, list)) \
+            what = (
+                "token arrays are not supported, send strings"
+                if isinstance(text, (int, list))
                 else f"got {type(text).__name__}"
-            raise RequestError(422, f"'input[{i}]' must be a string ({what})", param=f"input[{i}]",
-                               code="invalid_type")
+            )
+            raise RequestError(422, f"'input[{i}]' must be a string ({what})", param=f"input[{i}]", code="invalid_type")
         if not text:
             raise RequestError(422, f"'input[{i}]' is an empty string", param=f"input[{i}]", code="empty_input")
         chars += len(text)
     if chars > config.max_chars:
-        raise RequestError(413, f"'input' has {chars} characters; this service takes at most {config.max_chars} "
-                                "per request", param="input", code="request_too_large")
+        raise RequestError(
+            413,
+            f"'input' has {chars} characters; this service takes at most {config.max_chars} per request",
+            param="input",
+            code="request_too_large",
+        )
     model = payload.get("model")
     if model is not None and model not in served:
-        raise RequestError(404, f"model {model!r} is not served here; this service serves {sorted(served)}",
-                           param="model", code="model_not_found")
+        raise RequestError(
+            404,
+            f"model {model!r} is not served here; this service serves {sorted(served)}",
+            param="model",
+            code="model_not_found",
+        )
     fmt = payload.get("encoding_format", "float")
     if fmt not in ("float", "base64"):
-        raise RequestError(422, f"'encoding_format' must be 'float' or 'base64', not {fmt!r}",
-                           param="encoding_format", code="invalid_value")
+        raise RequestError(
+            422,
+            f"'encoding_format' must be 'float' or 'base64', not {fmt!r}",
+            param="encoding_format",
+            code="invalid_value",
+        )
     dimensions = payload.get("dimensions")
     if dimensions is not None and dimensions != dim:
-        raise RequestError(422, f"'dimensions' must be {dim} (this model's size) or left out",
-                           param="dimensions", code="invalid_value")
+        raise RequestError(
+            422, f"'dimensions' must be {dim} (this model's size) or left out", param="dimensions", code="invalid_value"
+        )
     return texts, fmt
 
 
@@ -206,14 +257,20 @@ def render_embeddings(vectors: np.ndarray, tokens: np.ndarray, fmt: str, model: 
     """The response body, built by hand: much faster than a pydantic model for thousands of floats."""
     if fmt == "base64":
         little = vectors.astype("<f4", copy=False)
-        items = [f'{{"object":"embedding","index":{i},"embedding":"{base64.b64encode(row.tobytes()).decode()}"}}'
-                 for i, row in enumerate(little)]
+        items = [
+            f'{{"object":"embedding","index":{i},"embedding":"{base64.b64encode(row.tobytes()).decode()}"}}'
+            for i, row in enumerate(little)
+        ]
     else:
-        items = [f'{{"object":"embedding","index":{i},"embedding":{json.dumps(row)}}}'
-                 for i, row in enumerate(vectors.tolist())]
+        items = [
+            f'{{"object":"embedding","index":{i},"embedding":{json.dumps(row)}}}'
+            for i, row in enumerate(vectors.tolist())
+        ]
     used = int(tokens.sum())
-    return (f'{{"object":"list","data":[{",".join(items)}],"model":{json.dumps(model)},'
-            f'"usage":{{"prompt_tokens":{used},"total_tokens":{used}}}}}').encode()
+    return (
+        f'{{"object":"list","data":[{",".join(items)}],"model":{json.dumps(model)},'
+        f'"usage":{{"prompt_tokens":{used},"total_tokens":{used}}}}}'
+    ).encode()
 
 
 # -- the app ------------------------------------------------------------------------------------------
@@ -257,8 +314,13 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
     async def lifespan(app):
         encs = list(encoders) if encoders is not None else await asyncio.to_thread(load_encoders, config)
         metrics = Metrics()
-        batcher = Batcher(encs, max_batch=config.max_batch, max_wait_ms=config.max_wait_ms,
-                          max_queue=config.max_queue, on_batch=metrics.on_batch)
+        batcher = Batcher(
+            encs,
+            max_batch=config.max_batch,
+            max_wait_ms=config.max_wait_ms,
+            max_queue=config.max_queue,
+            on_batch=metrics.on_batch,
+        )
         state.update(encoders=encs, batcher=batcher, metrics=metrics, started=time.time())
         try:
             yield
@@ -271,12 +333,22 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
                     if close is not None:
                         await asyncio.to_thread(close)
 
-    app = FastAPI(title="graphmem embedding service", version="1", lifespan=lifespan,
-                  summary="OpenAI-compatible /v1/embeddings with dynamic batching")
+    app = FastAPI(
+        title="graphmem embedding service",
+        version="1",
+        lifespan=lifespan,
+        summary="OpenAI-compatible /v1/embeddings with dynamic batching",
+    )
 
     def error(exc: RequestError) -> JSONResponse:
-        body = {"error": {"message": exc.message, "type": ERROR_TYPES.get(exc.status, "invalid_request_error"),
-                          "param": exc.param, "code": exc.code}}
+        body = {
+            "error": {
+                "message": exc.message,
+                "type": ERROR_TYPES.get(exc.status, "invalid_request_error"),
+                "param": exc.param,
+                "code": exc.code,
+            }
+        }
         return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
     @app.post("/v1/embeddings")
@@ -290,16 +362,18 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
             try:
                 future = batcher.submit(texts)
             except QueueFull as exc:
-                raise RequestError(429, str(exc), code="queue_full",
-                                   headers={"Retry-After": str(int(np.ceil(exc.retry_after)))}) from None
+                raise RequestError(
+                    429, str(exc), code="queue_full", headers={"Retry-After": str(int(np.ceil(exc.retry_after)))}
+                ) from None
             except BatcherClosed as exc:
                 raise RequestError(503, str(exc), code="shutting_down") from None
             try:
                 vectors, tokens = await asyncio.wait_for(asyncio.wrap_future(future), config.request_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 batcher.cancel(future)
-                raise RequestError(504, f"embedding took longer than {config.request_timeout_s:g} s",
-                                   code="timeout") from None
+                raise RequestError(
+                    504, f"embedding took longer than {config.request_timeout_s:g} s", code="timeout"
+                ) from None
             except BatcherClosed as exc:
                 raise RequestError(503, str(exc), code="shutting_down") from None
             body = render_embeddings(vectors, tokens, fmt, name)
@@ -318,15 +392,23 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
     @app.get("/healthz")
     async def healthz() -> dict:
         encs = state["encoders"]
-        return {"status": "ok", "model": name, "dim": state["batcher"].dim,
-                "devices": [e.device for e in encs], "max_batch": config.max_batch,
-                "max_texts": config.max_texts, "max_chars": config.max_chars,
-                "uptime_s": round(time.time() - state["started"], 1)}
+        return {
+            "status": "ok",
+            "model": name,
+            "dim": state["batcher"].dim,
+            "devices": [e.device for e in encs],
+            "max_batch": config.max_batch,
+            "max_texts": config.max_texts,
+            "max_chars": config.max_chars,
+            "uptime_s": round(time.time() - state["started"], 1),
+        }
 
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": int(state["started"]),
-                                            "owned_by": "graphmem"}]}
+        return {
+            "object": "list",
+            "data": [{"id": name, "object": "model", "created": int(state["started"]), "owned_by": "graphmem"}],
+        }
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:
@@ -340,5 +422,6 @@ def serve(config: ServiceConfig, host: str = "127.0.0.1", port: int = 8081, log_
     """Run the service in this process until SIGINT/SIGTERM (then finish requests in flight)."""
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60,
-                access_log=False)
+    uvicorn.run(
+        create_app(config), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=60, access_log=False
+    )

@@ -18,6 +18,7 @@ The service-against-ceiling figures of both workers are in benchmarks/README.md.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import threading
 from concurrent.futures import Future
@@ -42,8 +43,14 @@ def _child(conn, model: str, device: str, dtype: str) -> None:
     def finish(seq, pending) -> None:
         try:
             vectors, tokens = pending.result()
-            conn.send((seq, np.ascontiguousarray(vectors, dtype=np.float32), np.asarray(tokens, dtype=np.int64),
-                       encoder.memory_bytes()))
+            conn.send(
+                (
+                    seq,
+                    np.ascontiguousarray(vectors, dtype=np.float32),
+                    np.asarray(tokens, dtype=np.int64),
+                    encoder.memory_bytes(),
+                )
+            )
         except BaseException as exc:  # noqa: BLE001
             conn.send((seq, None, f"{type(exc).__name__}: {exc}", 0))
 
@@ -89,12 +96,14 @@ class ProcessEncoder:
     Call :meth:`close` to stop the child (it answers batches already sent first).
     """
 
-    def __init__(self, model: str = "minilm", device: str = "cpu", dtype: str = "auto",
-                 start_timeout_s: float = 600.0) -> None:
+    def __init__(
+        self, model: str = "minilm", device: str = "cpu", dtype: str = "auto", start_timeout_s: float = 600.0
+    ) -> None:
         ctx = multiprocessing.get_context("spawn")  # never fork a parent that may hold CUDA or OpenMP state
         self._conn, child_conn = ctx.Pipe()
-        self._process = ctx.Process(target=_child, args=(child_conn, model, device, dtype),
-                                    name=f"graphmem-embed-{device}", daemon=True)
+        self._process = ctx.Process(
+            target=_child, args=(child_conn, model, device, dtype), name=f"graphmem-embed-{device}", daemon=True
+        )
         self._process.start()
         child_conn.close()
         if not self._conn.poll(start_timeout_s):
@@ -157,10 +166,8 @@ class ProcessEncoder:
             if self._closed:
                 return
             self._closed = True
-            try:
+            with contextlib.suppress(OSError):
                 self._conn.send(None)
-            except OSError:
-                pass
         self._process.join(timeout)
         if self._process.is_alive():
             self._process.kill()

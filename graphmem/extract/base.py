@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Protocol
 
 
 @dataclass
@@ -41,8 +42,14 @@ class Extraction:
 
 
 class Extractor(Protocol):
-    def extract(self, texts: Sequence[str], *, reference_times: Sequence[datetime | None] | None = None,
-                speakers: Sequence[str] | None = None, titles: Sequence[str] | None = None) -> list[Extraction]:
+    def extract(
+        self,
+        texts: Sequence[str],
+        *,
+        reference_times: Sequence[datetime | None] | None = None,
+        speakers: Sequence[str] | None = None,
+        titles: Sequence[str] | None = None,
+    ) -> list[Extraction]:
         """One :class:`Extraction` per text. ``reference_times`` anchor relative dates;
         ``speakers`` (dialogue turns) resolve first-person pronouns; ``titles``
         (documents') are mentioned by their passages and back pronouns up."""

@@ -16,8 +16,12 @@ _YEAR = re.compile(r"^(?:in |since |by |during |until )?(\d{4})s?$")
 def _parse(text: str, base_iso: str | None) -> datetime | None:
     import dateparser
 
-    settings = {"PREFER_DATES_FROM": "past", "RETURN_AS_TIMEZONE_AWARE": True, "TIMEZONE": "UTC",
-                "PREFER_DAY_OF_MONTH": "first"}
+    settings = {
+        "PREFER_DATES_FROM": "past",
+        "RETURN_AS_TIMEZONE_AWARE": True,
+        "TIMEZONE": "UTC",
+        "PREFER_DAY_OF_MONTH": "first",
+    }
     if base_iso:
         settings["RELATIVE_BASE"] = datetime.fromisoformat(base_iso).replace(tzinfo=None)
     with warnings.catch_warnings():

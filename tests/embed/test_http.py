@@ -67,9 +67,11 @@ def test_requests_stay_inside_the_service_limits(server, local):
     assert all(len(chunk) <= 16 and sum(map(len, chunk)) <= 2000 for chunk in chunks)
     after = server.metrics()
     assert after.get('graphmem_embed_requests_total{code="413"}', 0) == before.get(
-        'graphmem_embed_requests_total{code="413"}', 0)
-    assert after['graphmem_embed_requests_total{code="200"}'] - before['graphmem_embed_requests_total{code="200"}'] \
-        == len(chunks)
+        'graphmem_embed_requests_total{code="413"}', 0
+    )
+    assert after['graphmem_embed_requests_total{code="200"}'] - before[
+        'graphmem_embed_requests_total{code="200"}'
+    ] == len(chunks)
 
 
 def test_a_refused_request_is_an_error_naming_the_reason(server):
@@ -91,8 +93,7 @@ def test_http_embedder_retries_when_the_queue_is_full(local):
         def open_after_a_refusal() -> None:
             # six requests of 8 at once: one on the device, one queued, the rest refused with 429
             try:
-                wait_for(lambda: srv.metrics().get('graphmem_embed_requests_total{code="429"}', 0) >= 1,
-                         what="a 429")
+                wait_for(lambda: srv.metrics().get('graphmem_embed_requests_total{code="429"}', 0) >= 1, what="a 429")
             finally:
                 gated.gate.set()
 

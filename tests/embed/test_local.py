@@ -17,8 +17,11 @@ pytestmark = pytest.mark.slow
 
 
 def test_vectors_are_unit_float32_rows_that_rank_by_meaning(local):
-    texts = ["The ferry crosses the harbour every morning.", "A boat takes people across the port each day.",
-             "The quarterly tax report is due in March."]
+    texts = [
+        "The ferry crosses the harbour every morning.",
+        "A boat takes people across the port each day.",
+        "The quarterly tax report is due in March.",
+    ]
     vectors = local.embed(texts)
     assert isinstance(local, Embedder) and isinstance(local, ContextEmbedder)
     assert local.name == "minilm" and local.dim == 384
@@ -40,8 +43,11 @@ def test_get_embedder_is_cached_and_names_come_from_the_model(local):
 
 
 def test_unknown_models_are_a_clear_error_and_nothing_downloads(tmp_path):
-    with pytest.raises(ConfigError, match="'sentence-transformers/all-mpnet-base-v2' is neither a known name "
-                                          r"\(minilm\) nor a local folder; graphmem never downloads"):
+    with pytest.raises(
+        ConfigError,
+        match="'sentence-transformers/all-mpnet-base-v2' is neither a known name "
+        r"\(minilm\) nor a local folder; graphmem never downloads",
+    ):
         resolve_model_path("sentence-transformers/all-mpnet-base-v2")
     assert resolve_model_path(str(tmp_path)) == str(tmp_path)
 

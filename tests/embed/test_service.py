@@ -60,7 +60,7 @@ def test_concurrent_requests_are_merged_and_answered_in_order(local):
     with srv:
         responses = _post_behind_a_held_batch(srv, gated, requests)
         after = srv.metrics()
-    for texts, response in zip(requests, responses):
+    for texts, response in zip(requests, responses, strict=True):
         assert response.status_code == 200, response.text
         np.testing.assert_allclose(vectors_of(response), local.embed(texts), atol=2e-5)
     assert after["graphmem_embed_texts_total"] == 64
@@ -86,20 +86,23 @@ def test_openai_response_shape_float_and_base64(server, local):
     assert httpx.get(server.url + "/v1/models").json()["data"][0]["id"] == "minilm"
 
 
-@pytest.mark.parametrize("body, status, needle", [
-    (b"{not json", 422, "not valid JSON"),
-    ({"model": "minilm"}, 422, "'input' is required"),
-    ({"input": 42}, 422, "string or a list of strings"),
-    ({"input": []}, 422, "empty list"),
-    ({"input": ["ok", 7]}, 422, "input[1]"),
-    ({"input": [[101, 2023]]}, 422, "token arrays are not supported"),
-    ({"input": ["ok", ""]}, 422, "input[1]' is an empty string"),
-    ({"input": "ok", "encoding_format": "int8"}, 422, "encoding_format"),
-    ({"input": "ok", "dimensions": 128}, 422, "dimensions"),
-    ({"input": "ok", "model": "text-embedding-3-small"}, 404, "not served"),
-    ({"input": ["x"] * 33}, 413, "at most 32"),
-    ({"input": ["y" * 3000, "z" * 1500]}, 413, "4500 characters"),
-])
+@pytest.mark.parametrize(
+    "body, status, needle",
+    [
+        (b"{not json", 422, "not valid JSON"),
+        ({"model": "minilm"}, 422, "'input' is required"),
+        ({"input": 42}, 422, "string or a list of strings"),
+        ({"input": []}, 422, "empty list"),
+        ({"input": ["ok", 7]}, 422, "input[1]"),
+        ({"input": [[101, 2023]]}, 422, "token arrays are not supported"),
+        ({"input": ["ok", ""]}, 422, "input[1]' is an empty string"),
+        ({"input": "ok", "encoding_format": "int8"}, 422, "encoding_format"),
+        ({"input": "ok", "dimensions": 128}, 422, "dimensions"),
+        ({"input": "ok", "model": "text-embedding-3-small"}, 404, "not served"),
+        ({"input": ["x"] * 33}, 413, "at most 32"),
+        ({"input": ["y" * 3000, "z" * 1500]}, 413, "4500 characters"),
+    ],
+)
 def test_bad_requests_get_clear_errors(server, body, status, needle):
     response = post(server.url, body)
     assert response.status_code == status, response.text
@@ -166,8 +169,14 @@ def test_ingestion_through_the_service_matches_local(server, local, tmp_path):
 
     docs = ["examples/docs/brightwater_looms.md", "examples/docs/caskmere_art_gallery.md"]
     question = "Which river flows past the town where the Halvard Library stands?"
-    with Memory(home=tmp_path / "remote", embedder=server.url, extract_processes=2, batch_size=1,
-                chunk_words=40, chunk_overlap=5) as remote_mem:
+    with Memory(
+        home=tmp_path / "remote",
+        embedder=server.url,
+        extract_processes=2,
+        batch_size=1,
+        chunk_words=40,
+        chunk_overlap=5,
+    ) as remote_mem:
         report = remote_mem.ingest(docs)
         assert report.passages > 3 and report.entities > 0
         remote_stats = remote_mem.stats()
@@ -193,7 +202,7 @@ def test_worker_process_serves_the_same_vectors_and_stops(local):
         with Server(create_app(config, encoders=[gated])) as srv:
             responses = _post_behind_a_held_batch(srv, gated, requests)
             batches = srv.metrics()["graphmem_embed_batches_total"]
-        for texts, response in zip(requests, responses):
+        for texts, response in zip(requests, responses, strict=True):
             assert response.status_code == 200, response.text
             np.testing.assert_allclose(vectors_of(response), local.embed(texts), atol=2e-5)
         # the held batch, then at most 33 queued texts in pieces of 3: three batches of up to 16

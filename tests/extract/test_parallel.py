@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 def test_worker_processes_return_the_same_extractions_in_order(extractor):
     texts = TEXTS * 3  # more texts than one chunk, so results come back from several tasks
-    refs = [datetime(2023, 5, 10, tzinfo=timezone.utc)] * len(texts)
+    refs = [datetime(2023, 5, 10, tzinfo=UTC)] * len(texts)
     speakers = ["Caroline"] * len(texts)
     with ParallelSpacyExtractor(processes=1, min_chunk=4) as parallel:
         assert parallel.concurrent

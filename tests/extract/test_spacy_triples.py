@@ -3,7 +3,7 @@ the character spans that tie each triple back to the words of its passage."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,18 +12,21 @@ from graphmem.extract.dates import parse_date
 
 pytestmark = pytest.mark.slow
 
-TEXTS = ["Ana Keller did not join Orvalis Robotics.",
-         "The Kessary Bridge was built by Halvane Steelworks in 1910.",
-         "Petra Hallgrim visited Lisbon and Porto.",
-         "Mirela Toskova, an architect from Porto, designed the Halvard Library.",
-         "Last week I moved to Berlin."]
-WRITTEN = datetime(2023, 5, 10, tzinfo=timezone.utc)
+TEXTS = [
+    "Ana Keller did not join Orvalis Robotics.",
+    "The Kessary Bridge was built by Halvane Steelworks in 1910.",
+    "Petra Hallgrim visited Lisbon and Porto.",
+    "Mirela Toskova, an architect from Porto, designed the Halvard Library.",
+    "Last week I moved to Berlin.",
+]
+WRITTEN = datetime(2023, 5, 10, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def extracted(extractor) -> list[Extraction]:
-    return extractor.extract(TEXTS, reference_times=[None, None, None, None, WRITTEN],
-                             speakers=["", "", "", "", "Caroline"])
+    return extractor.extract(
+        TEXTS, reference_times=[None, None, None, None, WRITTEN], speakers=["", "", "", "", "Caroline"]
+    )
 
 
 def _triples(extraction: Extraction) -> set[tuple[str, str, str]]:
@@ -45,7 +48,7 @@ def test_passive_agent_and_the_sentence_date(extracted):
     [triple] = extracted[1].triples
     assert (triple.subject, triple.predicate, triple.object) == ("Kessary Bridge", "build by", "Halvane Steelworks")
     assert triple.text == "Kessary Bridge built by Halvane Steelworks"
-    assert triple.valid_at == datetime(1910, 1, 1, tzinfo=timezone.utc)
+    assert triple.valid_at == datetime(1910, 1, 1, tzinfo=UTC)
     assert _words(TEXTS[1], triple.spans) == ["Kessary Bridge", "built", "by", "Halvane Steelworks"]
     assert "1910" not in {m.name for m in extracted[1].mentions}  # dates are times, not entities
 
@@ -57,8 +60,10 @@ def test_each_conjunct_object_gets_its_own_triple(extracted):
 
 
 def test_apposition_says_what_someone_is(extracted):
-    assert _triples(extracted[3]) == {("Mirela Toskova", "design", "Halvard Library"),
-                                      ("Mirela Toskova", "be", "architect")}
+    assert _triples(extracted[3]) == {
+        ("Mirela Toskova", "design", "Halvard Library"),
+        ("Mirela Toskova", "be", "architect"),
+    }
     names = {m.name for m in extracted[3].mentions}
     assert {"Mirela Toskova", "Porto", "architect", "Halvard Library"} <= names
     assert not any(name.lower().startswith(("the ", "an ")) for name in names)  # determiners trimmed
@@ -67,7 +72,7 @@ def test_apposition_says_what_someone_is(extracted):
 def test_first_person_is_the_speaker_and_relative_dates_use_the_time_written(extracted):
     [triple] = extracted[4].triples
     assert (triple.subject, triple.predicate, triple.object) == ("Caroline", "move to", "Berlin")
-    assert triple.valid_at == datetime(2023, 5, 3, tzinfo=timezone.utc)  # "last week", written on 10 May
+    assert triple.valid_at == datetime(2023, 5, 3, tzinfo=UTC)  # "last week", written on 10 May
     mentions = {m.name: m for m in extracted[4].mentions}
     assert mentions["Caroline"].type == "PERSON" and mentions["Caroline"].spans == []  # named only as "I"
     assert mentions["Berlin"].spans == [(21, 27)]
@@ -78,15 +83,18 @@ def test_question_mentions_are_names_only(extractor):
     assert extractor.query_mentions(question) == ["Mirela Toskova", "Halvard Library"]
 
 
-@pytest.mark.parametrize("text, reference, expected", [
-    ("May 3, 2021", None, datetime(2021, 5, 3, tzinfo=timezone.utc)),
-    ("since 1887", None, datetime(1887, 1, 1, tzinfo=timezone.utc)),
-    ("1990s", None, datetime(1990, 1, 1, tzinfo=timezone.utc)),
-    ("yesterday", WRITTEN, datetime(2023, 5, 9, tzinfo=timezone.utc)),
-    ("yesterday", None, None),  # relative with no anchor: unknown
-    ("in 0999", None, None),
-    ("x" * 80, WRITTEN, None),
-])
+@pytest.mark.parametrize(
+    "text, reference, expected",
+    [
+        ("May 3, 2021", None, datetime(2021, 5, 3, tzinfo=UTC)),
+        ("since 1887", None, datetime(1887, 1, 1, tzinfo=UTC)),
+        ("1990s", None, datetime(1990, 1, 1, tzinfo=UTC)),
+        ("yesterday", WRITTEN, datetime(2023, 5, 9, tzinfo=UTC)),
+        ("yesterday", None, None),  # relative with no anchor: unknown
+        ("in 0999", None, None),
+        ("x" * 80, WRITTEN, None),
+    ],
+)
 def test_parse_date(text, reference, expected):
     got = parse_date(text, reference)
     if expected is None:

@@ -17,8 +17,10 @@ from tests.reliability.helpers import DOCS, cli, cli_env, fingerprint, invariant
 FILES = [p for p in DOCS if p.is_file() and p.suffix in {".md", ".txt"}][10:19]
 #: short passages: several per document, so "half a source" and "old and new mixed" can happen
 ENV = {"GRAPHMEM_CHUNK_WORDS": "24", "GRAPHMEM_CHUNK_OVERLAP": "4"}
-NEW_PARAGRAPH = ("\n\nIn 2024 the {name} archive moved to the Serrin Valley Library, where Petra Hallgrim "
-                 "catalogued its records and opened them to visiting historians.\n")
+NEW_PARAGRAPH = (
+    "\n\nIn 2024 the {name} archive moved to the Serrin Valley Library, where Petra Hallgrim "
+    "catalogued its records and opened them to visiting historians.\n"
+)
 
 
 def _old_and_new(corpus: Path) -> tuple[list[str], list[str]]:
@@ -41,8 +43,9 @@ def _old_and_new(corpus: Path) -> tuple[list[str], list[str]]:
 
 
 def _ingest(home: Path, paths: list[str]) -> None:
-    result = subprocess.run(cli(home, "ingest", "-q", *paths), env=cli_env(**ENV), capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        cli(home, "ingest", "-q", *paths), env=cli_env(**ENV), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -70,8 +73,10 @@ def _state_of(read: frozenset[str], old: frozenset[str], new: frozenset[str]) ->
     for name, state in (("old", old), ("new", new), ("absent", frozenset())):
         if visible == state:
             return name
-    raise AssertionError(f"a read saw {len(visible & old)} of {len(old)} old and {len(visible & new)} of "
-                         f"{len(new)} new passages of one source: {sorted(visible)[:4]}")
+    raise AssertionError(
+        f"a read saw {len(visible & old)} of {len(old)} old and {len(visible & new)} of "
+        f"{len(new)} new passages of one source: {sorted(visible)[:4]}"
+    )
 
 
 def _concurrent_rewrite(tmp_path: Path) -> None:
@@ -82,7 +87,7 @@ def _concurrent_rewrite(tmp_path: Path) -> None:
     home = tmp_path / "shared"
     _ingest(home, paths)
     old = _episodes_by_source(fingerprint(home))
-    for path, text in zip(paths, new_texts):
+    for path, text in zip(paths, new_texts, strict=True):
         Path(path).write_text(text)
     clean_home = tmp_path / "clean"
     _ingest(clean_home, paths)
@@ -101,8 +106,16 @@ def _concurrent_rewrite(tmp_path: Path) -> None:
         graph = Graph(reader, "default")
         reads = [frozenset(load_projection(graph).episode_ids)]
         corpora = (paths[:6], paths[3:])  # three documents in both
-        procs = [subprocess.Popen(cli(home, "ingest", *corpus), env=cli_env(**ENV), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for corpus in corpora]
+        procs = [
+            subprocess.Popen(
+                cli(home, "ingest", *corpus),
+                env=cli_env(**ENV),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for corpus in corpora
+        ]
         while any(p.poll() is None for p in procs):
             reads.append(frozenset(load_projection(graph).episode_ids))
             time.sleep(0.05)  # pacing only: the writers share the machine's cores with this loop
@@ -110,7 +123,7 @@ def _concurrent_rewrite(tmp_path: Path) -> None:
         reads.append(frozenset(load_projection(graph).episode_ids))
     finally:
         reader.close()
-    for proc, (out, err) in zip(procs, outputs):
+    for proc, (_out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
     seen: dict[str, set[str]] = {}
     for read in reads:
@@ -118,8 +131,10 @@ def _concurrent_rewrite(tmp_path: Path) -> None:
             seen.setdefault(_state_of(read, old[source], new[source]), set()).add(source)
     assert all(reads[0] & (old[s] | new[s]) == old[s] for s in old)
     assert all(reads[-1] & (old[s] | new[s]) == new[s] for s in old)
-    print(f"{len(reads)} reads; changed sources seen old: {len(seen.get('old', set()) & changed)}, absent: "
-          f"{len(seen.get('absent', set()) & changed)}, new: {len(seen.get('new', set()) & changed)} of {len(changed)}")
+    print(
+        f"{len(reads)} reads; changed sources seen old: {len(seen.get('old', set()) & changed)}, absent: "
+        f"{len(seen.get('absent', set()) & changed)}, new: {len(seen.get('new', set()) & changed)} of {len(changed)}"
+    )
     print("writers:", [out.strip() for out, _ in outputs])
 
     assert not invariants(home)  # every source complete, no entity key twice, facts supported

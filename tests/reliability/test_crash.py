@@ -12,12 +12,21 @@ import re
 import signal
 import subprocess
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
-from tests.reliability.helpers import (DOCS, assert_same_graph, cli, cli_env, fingerprint, invariants, open_store, run_cli,
-                                      stop_server)
+from tests.reliability.helpers import (
+    DOCS,
+    assert_same_graph,
+    cli,
+    cli_env,
+    fingerprint,
+    invariants,
+    open_store,
+    run_cli,
+    stop_server,
+)
 
 CORPUS = [str(p) for p in DOCS[:8]]
 KILLS = 4
@@ -95,9 +104,10 @@ def test_sigkill_at_random_points_then_rerun_gives_the_clean_graph(clean, home, 
     expected, seconds = clean
     rng = random.Random(SEED)
     log = []
-    for attempt in range(KILLS):
-        proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS), env=cli_env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    for _attempt in range(KILLS):
+        proc = subprocess.Popen(
+            cli(home, "ingest", "-q", *CORPUS), env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         # the first ~10 s load the models; spread the kills over the write phase
         delay = rng.uniform(0.45, 1.0) * seconds
         try:
@@ -123,9 +133,13 @@ def test_server_killed_mid_run_gives_one_line_error_and_loses_nothing(clean, hom
     # one document per write batch, parsed in this process: once the first source is
     # complete, seven batches are left; the run is stopped while its server is killed,
     # so it goes on against a dead server whatever the timing
-    proc = subprocess.Popen(cli(home, "ingest", "-q", *CORPUS),
-                            env=cli_env(GRAPHMEM_FSYNC="always", GRAPHMEM_BATCH_SIZE="1", GRAPHMEM_EXTRACT_PROCESSES="1"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cli(home, "ingest", "-q", *CORPUS),
+        env=cli_env(GRAPHMEM_FSYNC="always", GRAPHMEM_BATCH_SIZE="1", GRAPHMEM_EXTRACT_PROCESSES="1"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         acknowledged = _stop_after_the_first_complete_source(proc, home)
         # the ingest is frozen with sources left to write: kill its server, then let it go on

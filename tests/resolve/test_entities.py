@@ -15,14 +15,17 @@ pytestmark = pytest.mark.slow
 STORED = {"Orvalis Robotics": "ORG", "Serrin River": "LOC", "Halvard Library": "FAC", "Petra Hallgrim": "PERSON"}
 
 
-@pytest.mark.parametrize("name, key", [
-    ("The Orvalis Robotics Inc.", "orvalis robotics"),
-    ("Halvane Steelworks Ltd", "halvane steelworks"),
-    ("Pellgrave Brothers Corp.", "pellgrave brothers"),
-    ("the Kessary  Bridge!", "kessary bridge"),
-    ("Mirela Toskova's", "mirela toskova"),
-    ("Co", "co"),  # a suffix alone is a name
-])
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("The Orvalis Robotics Inc.", "orvalis robotics"),
+        ("Halvane Steelworks Ltd", "halvane steelworks"),
+        ("Pellgrave Brothers Corp.", "pellgrave brothers"),
+        ("the Kessary  Bridge!", "kessary bridge"),
+        ("Mirela Toskova's", "mirela toskova"),
+        ("Co", "co"),  # a suffix alone is a name
+    ],
+)
 def test_entity_key_ignores_case_articles_suffixes_and_possessives(name, key):
     assert entity_key(name) == key
 
@@ -31,13 +34,13 @@ def test_entity_key_ignores_case_articles_suffixes_and_possessives(name, key):
 def index(embedder) -> EntityIndex:
     """An index holding the STORED entities, resolved from nothing like a first ingestion."""
     index = EntityIndex("g", embedder.dim)
-    first = index.resolve(STORED, dict(zip(STORED, embedder.embed(list(STORED)))))
+    first = index.resolve(STORED, dict(zip(STORED, embedder.embed(list(STORED)), strict=True)))
     assert [row["name"] for row in first.new] == list(STORED) and not first.synonyms
     return index
 
 
 def _resolve(index: EntityIndex, embedder, names: dict[str, str]):
-    return index.resolve(names, dict(zip(names, embedder.embed(list(names)))))
+    return index.resolve(names, dict(zip(names, embedder.embed(list(names)), strict=True)))
 
 
 def test_same_key_and_close_spelling_with_close_meaning_are_one_entity(index, embedder):
@@ -70,7 +73,7 @@ def test_another_name_of_the_same_thing_gets_a_synonym_edge(index, embedder):
 
 def test_entity_ids_depend_on_group_and_key_only(embedder):
     names = {"Petra Hallgrim": "PERSON", "the Serrin River": "LOC"}
-    vectors = dict(zip(names, embedder.embed(list(names))))
+    vectors = dict(zip(names, embedder.embed(list(names)), strict=True))
     one, two = EntityIndex("g", embedder.dim), EntityIndex("g", embedder.dim)
     other_group = EntityIndex("h", embedder.dim)
     # two processes resolving the same names apart agree without asking each other

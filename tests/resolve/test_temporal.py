@@ -10,18 +10,36 @@ REL = TemporalSettings().relations()
 NOW = 50_000
 
 
-def _stored(uuid: str, obj: str, valid_at: int | None, invalid_at: int | None = None,
-            expired_at: int | None = None, predicate: str = "live in") -> dict:
-    return {"uuid": uuid, "subject": "ana", "object": obj, "predicate": predicate, "valid_at": valid_at,
-            "invalid_at": invalid_at, "created_at": 1, "expired_at": expired_at}
+def _stored(
+    uuid: str,
+    obj: str,
+    valid_at: int | None,
+    invalid_at: int | None = None,
+    expired_at: int | None = None,
+    predicate: str = "live in",
+) -> dict:
+    return {
+        "uuid": uuid,
+        "subject": "ana",
+        "object": obj,
+        "predicate": predicate,
+        "valid_at": valid_at,
+        "invalid_at": invalid_at,
+        "created_at": 1,
+        "expired_at": expired_at,
+    }
 
 
 def test_predicates_map_to_their_relation_whatever_their_spacing_and_case():
     assert relation_of("Move  To", REL) == relation_of("reside in", REL) == "lives in"
     assert relation_of("work for", REL) == "works at"
     assert relation_of("visit", REL) is None
-    rows = [{"subject": "ana", "predicate": "move to"}, {"subject": "ana", "predicate": "live in"},
-            {"subject": "ana", "predicate": "visit"}, {"subject": "bo", "predicate": "work at"}]
+    rows = [
+        {"subject": "ana", "predicate": "move to"},
+        {"subject": "ana", "predicate": "live in"},
+        {"subject": "ana", "predicate": "visit"},
+        {"subject": "bo", "predicate": "work at"},
+    ]
     keys = {(k["subject"], frozenset(k["predicates"])) for k in keys_of(rows, REL)}
     # one key per (subject, relation), asking for every predicate of the relation
     lives = frozenset(p for p, relation in REL.items() if relation == "lives in")
@@ -35,9 +53,9 @@ def test_a_new_assertion_of_the_current_value_joins_the_stored_fact():
     new = Assertion("ana", "live in", "lisbon", "ana lives in lisbon", 300, "e2")
     upserts, validity = plan([new], stored, REL, "g", NOW)
     assert [(u["uuid"], u["episodes"], u["valid_at"], u["invalid_at"]) for u in upserts] == [
-        ("f-lisbon", ["e2"], 100, None)]
-    assert validity == [{"uuid": "f-lisbon", "subject": "ana", "valid_at": 100, "invalid_at": None,
-                         "expired_at": None}]
+        ("f-lisbon", ["e2"], 100, None)
+    ]
+    assert validity == [{"uuid": "f-lisbon", "subject": "ana", "valid_at": 100, "invalid_at": None, "expired_at": None}]
 
 
 def test_an_ended_fact_keeps_when_it_was_learned_to_have_ended():
@@ -56,5 +74,4 @@ def test_removing_the_newer_fact_makes_the_older_current_again():
     stored = [_stored("f-lisbon", "lisbon", 100, invalid_at=200, expired_at=7_000)]
     upserts, validity = plan([], stored, REL, "g", NOW)
     assert upserts == []
-    assert validity == [{"uuid": "f-lisbon", "subject": "ana", "valid_at": 100, "invalid_at": None,
-                         "expired_at": None}]
+    assert validity == [{"uuid": "f-lisbon", "subject": "ana", "valid_at": 100, "invalid_at": None, "expired_at": None}]

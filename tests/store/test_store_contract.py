@@ -27,8 +27,9 @@ def data(case):
 def _indexed_reads(case, data) -> tuple:
     """What the schema's indexes serve: lookups by key, vector and full-text search, the counts."""
     query = (np.array(unit(1)) + 0.1 * np.array(unit(2))).tolist()
-    by_key = sorted(r["name"] for r in case.store.run("entities_by_key", keys=["oslo", "ada lovelace"],
-                                                       group_id=case.group))
+    by_key = sorted(
+        r["name"] for r in case.store.run("entities_by_key", keys=["oslo", "ada lovelace"], group_id=case.group)
+    )
     vector = [r["uuid"] for r in case.store.run("episodes_vector_search", k=3, vector=query, group_id=case.group)]
     words = [r["uuid"] for r in case.store.run("episodes_fulltext_search", text="fjord", k=5, group_id=case.group)]
     return Graph(case.store, case.group).stats(), by_key, vector, words
@@ -66,13 +67,22 @@ def test_writes_are_read_back_with_their_types(case, data):
     found = case.store.run("entities_by_key", keys=["oslo", "carl sagan", "nobody"], group_id=case.group)
     assert sorted(r["name"] for r in found) == ["Carl Sagan", "Oslo"]
     sources = graph.sources()
-    assert [(s["name"], s["state"], s["episodes"]) for s in sources] == [("a.txt", "complete", 2), ("b.txt", "complete", 1)]
+    assert [(s["name"], s["state"], s["episodes"]) for s in sources] == [
+        ("a.txt", "complete", 2),
+        ("b.txt", "complete", 1),
+    ]
     assert graph.revision() == 1 and graph.bump_revision() == 2
 
 
 def test_reads_are_confined_to_their_group(case, data):
     assert Graph(case.store, case.group + "-other").stats() == {
-        "sources": 0, "episodes": 0, "entities": 0, "facts": 0, "mentions": 0, "synonyms": 0}
+        "sources": 0,
+        "episodes": 0,
+        "entities": 0,
+        "facts": 0,
+        "mentions": 0,
+        "synonyms": 0,
+    }
     assert Graph(case.store, case.group + "-other").episodes([data.id("e1")]) == {}
 
 
@@ -93,8 +103,17 @@ def test_upserts_are_idempotent_and_merge_lists(case, data):
 
 
 def test_batched_writes_cover_every_row(case):
-    rows = [{"uuid": f"{case.group}-n{i}", "group_id": case.group, "name": f"Name {i}", "name_key": f"name {i}",
-             "type": "", "aliases": []} for i in range(23)]
+    rows = [
+        {
+            "uuid": f"{case.group}-n{i}",
+            "group_id": case.group,
+            "name": f"Name {i}",
+            "name_key": f"name {i}",
+            "type": "",
+            "aliases": [],
+        }
+        for i in range(23)
+    ]
     case.store.run_rows("entities_upsert", rows, batch_size=5, group_id=case.group)
     assert Graph(case.store, case.group).stats()["entities"] == 23
 
@@ -103,9 +122,19 @@ def test_temporal_invalidation_keeps_history(case, data):
     graph = Graph(case.store, case.group)
     f1 = data.id("f1")
     at = T0 + 5 * DAY
-    assert case.store.run("fact_invalidate", uuid=f1, group_id=case.group, invalid_at=at, expired_at=at + 1)[0]["invalidated"] == 1
+    assert (
+        case.store.run("fact_invalidate", uuid=f1, group_id=case.group, invalid_at=at, expired_at=at + 1)[0][
+            "invalidated"
+        ]
+        == 1
+    )
     # a second invalidation changes nothing: the first end date stands
-    assert case.store.run("fact_invalidate", uuid=f1, group_id=case.group, invalid_at=at + DAY, expired_at=at + DAY)[0]["invalidated"] == 0
+    assert (
+        case.store.run("fact_invalidate", uuid=f1, group_id=case.group, invalid_at=at + DAY, expired_at=at + DAY)[0][
+            "invalidated"
+        ]
+        == 0
+    )
     assert graph.stats()["facts"] == 4  # never deleted
 
     def valid(when: int) -> set[str]:
@@ -114,7 +143,12 @@ def test_temporal_invalidation_keeps_history(case, data):
     assert f1 in valid(T0 + DAY) and f1 not in valid(at) and f1 not in valid(at + 10 * DAY)
     assert data.id("f3") not in valid(T0)  # not yet valid then
     row = [r for r in case.store.run("facts_valid_at", group_id=case.group, at=T0) if r["uuid"] == f1][0]
-    assert (row["subject"], row["predicate"], row["object"], row["invalid_at"]) == ("Ada Lovelace", "lives_in", "Oslo", at)
+    assert (row["subject"], row["predicate"], row["object"], row["invalid_at"]) == (
+        "Ada Lovelace",
+        "lives_in",
+        "Oslo",
+        at,
+    )
     projection = load_projection(graph)
     index = projection.fact_ids.index(f1)
     assert not projection.facts_valid_at(None)[index]
@@ -135,8 +169,10 @@ def test_vector_search_ranks_by_cosine(case, data):
 
 def test_fact_vector_search(case, data):
     if case.store.dialect == "falkordb":
-        pytest.skip("the FalkorDB dialect keeps fact vectors packed and unindexed (graphmem searches "
-                    "facts in memory; see cypher/falkordb/schema.cypher)")
+        pytest.skip(
+            "the FalkorDB dialect keeps fact vectors packed and unindexed (graphmem searches "
+            "facts in memory; see cypher/falkordb/schema.cypher)"
+        )
     facts = case.store.run("facts_vector_search", k=2, vector=unit(22), group_id=case.group)
     assert facts[0]["uuid"] == data.id("f3") and facts[0]["text"] == "ada works_with carl"
     assert facts[0]["score"] == pytest.approx(1.0, abs=1e-3)
@@ -164,9 +200,15 @@ def test_vector_search_survives_deletions(case, data, request):
     if case.store.dialect == "falkordb" and case.store.isolation == "property":
         # the embedded store keeps each group in its own graph, so another group's
         # deletions never reach this group's index; over Bolt the groups share one
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "FalkorDB 4.16: deleted nodes keep their slots in the vector index, so a top-k query "
-            "returns fewer than k live nodes after deletions")))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "FalkorDB 4.16: deleted nodes keep their slots in the vector index, so a top-k query "
+                    "returns fewer than k live nodes after deletions"
+                ),
+            )
+        )
     other = build(case.group + "-old")
     write(case.store, other, case.batch_size)
     case.store.run("group_delete", group_id=other.group)
@@ -207,21 +249,34 @@ def test_projection_export_matches_what_was_written(case, data):
         np.testing.assert_allclose(projection.fact_vectors[i], data.vectors[uuid], atol=1e-6)
     pairs = {(projection.episode_ids[p], projection.entity_ids[e]) for p, e in projection.mention_pairs}
     assert pairs == {(m["episode"], m["entity"]) for m in data.mentions}
-    ends = {projection.fact_ids[i]: (projection.entity_ids[s], projection.entity_ids[o])
-            for i, (s, o) in enumerate(projection.fact_ends)}
+    ends = {
+        projection.fact_ids[i]: (projection.entity_ids[s], projection.entity_ids[o])
+        for i, (s, o) in enumerate(projection.fact_ends)
+    }
     assert ends == {f["uuid"]: (f["subject"], f["object"]) for f in data.facts}
-    assert projection.episode_times.tolist() == [e["occurred_at"] for e in sorted(data.episodes, key=lambda e: e["uuid"])]
+    assert projection.episode_times.tolist() == [
+        e["occurred_at"] for e in sorted(data.episodes, key=lambda e: e["uuid"])
+    ]
     assert projection.synonym_scores.tolist() == pytest.approx([0.9])
     assert projection.transition().shape == (7, 7)
 
 
 def test_parameters_and_values_round_trip(case):
-    params = {"s": "Zoë — 東京", "i": T0, "neg": -3, "f": 0.25, "b": True, "n": None,
-              "l": ["a", "b"], "m": {"k": [1, 2]}}
-    columns, rows = case.store.cypher("RETURN $s AS s, $i AS i, $neg AS neg, $f AS f, $b AS b, $n AS n, $l AS l, $m AS m",
-                                      params, group_id=case.group)
+    params = {
+        "s": "Zoë — 東京",
+        "i": T0,
+        "neg": -3,
+        "f": 0.25,
+        "b": True,
+        "n": None,
+        "l": ["a", "b"],
+        "m": {"k": [1, 2]},
+    }
+    columns, rows = case.store.cypher(
+        "RETURN $s AS s, $i AS i, $neg AS neg, $f AS f, $b AS b, $n AS n, $l AS l, $m AS m", params, group_id=case.group
+    )
     assert columns == ["s", "i", "neg", "f", "b", "n", "l", "m"]
-    assert dict(zip(columns, rows[0])) == params
+    assert dict(zip(columns, rows[0], strict=True)) == params
 
 
 def test_numpy_vectors_arrive_as_float_lists(case):
@@ -234,8 +289,11 @@ def test_numpy_vectors_arrive_as_float_lists(case):
     unit_vector[:3] = [3.1e-7, -2.5e-5, 0.0]
     wide = np.array([1234.5, -0.001, 7.0], dtype=np.float32)
     zeros = np.zeros(4, dtype=np.float32)
-    columns, rows = case.store.cypher("RETURN $v AS v, $rows AS rows, $z AS z",
-                                      {"v": unit_vector, "rows": [{"uuid": "a", "embedding": wide}], "z": zeros}, group_id=case.group)
+    columns, rows = case.store.cypher(
+        "RETURN $v AS v, $rows AS rows, $z AS z",
+        {"v": unit_vector, "rows": [{"uuid": "a", "embedding": wide}], "z": zeros},
+        group_id=case.group,
+    )
     v, nested, z = rows[0]
     assert v == pytest.approx(unit_vector.tolist(), abs=1e-9)
     assert nested[0]["uuid"] == "a" and nested[0]["embedding"] == pytest.approx(wide.tolist(), rel=1e-7)
@@ -243,11 +301,15 @@ def test_numpy_vectors_arrive_as_float_lists(case):
 
 
 def test_user_cypher_returns_plain_values(case, data):
-    columns, rows = case.store.cypher("MATCH (e:Episode {group_id: $g}) RETURN e ORDER BY e.uuid", {"g": case.group}, group_id=case.group)
+    columns, rows = case.store.cypher(
+        "MATCH (e:Episode {group_id: $g}) RETURN e ORDER BY e.uuid", {"g": case.group}, group_id=case.group
+    )
     assert columns == ["e"] and len(rows) == 3
     node = rows[0][0]
     assert isinstance(node, dict) and node["uuid"] == data.id("e1") and "embedding" not in node
-    _, limited = case.store.cypher("MATCH (e:Episode {group_id: $g}) RETURN e.uuid", {"g": case.group}, max_rows=2, group_id=case.group)
+    _, limited = case.store.cypher(
+        "MATCH (e:Episode {group_id: $g}) RETURN e.uuid", {"g": case.group}, max_rows=2, group_id=case.group
+    )
     assert len(limited) == 2
 
 
@@ -255,17 +317,27 @@ def test_user_cypher_is_read_only_by_default(case, data):
     case.require("read_only")
     with pytest.raises(GraphmemError, match="--write"):  # refused before the store sees it
         case.store.cypher("MATCH (e:Entity {group_id: $g}) SET e.flag = 1", {"g": case.group}, group_id=case.group)
-    _, rows = case.store.cypher("MATCH (e:Entity {group_id: $g}) WHERE e.flag = 1 RETURN count(e)", {"g": case.group}, group_id=case.group)
+    _, rows = case.store.cypher(
+        "MATCH (e:Entity {group_id: $g}) WHERE e.flag = 1 RETURN count(e)", {"g": case.group}, group_id=case.group
+    )
     assert rows == [[0]]
-    case.store.cypher("MATCH (e:Entity {group_id: $g}) SET e.flag = 1", {"g": case.group}, write=True, group_id=case.group)
-    _, rows = case.store.cypher("MATCH (e:Entity {group_id: $g}) WHERE e.flag = 1 RETURN count(e)", {"g": case.group}, group_id=case.group)
+    case.store.cypher(
+        "MATCH (e:Entity {group_id: $g}) SET e.flag = 1", {"g": case.group}, write=True, group_id=case.group
+    )
+    _, rows = case.store.cypher(
+        "MATCH (e:Entity {group_id: $g}) WHERE e.flag = 1 RETURN count(e)", {"g": case.group}, group_id=case.group
+    )
     assert rows == [[4]]
 
 
 def test_user_cypher_times_out(case, data):
     case.require("timeout")
     with pytest.raises(StoreError, match="timeout"):
-        case.store.cypher("UNWIND range(1, 20000) AS x UNWIND range(1, 20000) AS y RETURN count(*)", timeout_ms=100, group_id=case.group)
+        case.store.cypher(
+            "UNWIND range(1, 20000) AS x UNWIND range(1, 20000) AS y RETURN count(*)",
+            timeout_ms=100,
+            group_id=case.group,
+        )
 
 
 def test_bad_cypher_is_a_store_error(case, data):
