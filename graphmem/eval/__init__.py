@@ -16,5 +16,19 @@ from graphmem.eval.metrics import percentile, recall_at_k
 from graphmem.eval.report import print_report, write_json
 from graphmem.eval.runner import SYSTEMS, EvalReport, evaluate
 
-__all__ = ["Dataset", "EvalReport", "HippoRAGDataset", "LoCoMoDataset", "Question", "SYSTEMS", "evaluate", "load_dataset",
-           "load_hipporag", "load_locomo", "percentile", "print_report", "recall_at_k", "write_json"]
+__all__ = [
+    "Dataset",
+    "EvalReport",
+    "HippoRAGDataset",
+    "LoCoMoDataset",
+    "Question",
+    "SYSTEMS",
+    "evaluate",
+    "load_dataset",
+    "load_hipporag",
+    "load_locomo",
+    "percentile",
+    "print_report",
+    "recall_at_k",
+    "write_json",
+]

@@ -18,9 +18,10 @@ becomes the source name of its episode, which is how results map back.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from graphmem.errors import ConfigError, InputError
 from graphmem.ingest.readers import Document, jsonl_records
@@ -55,7 +56,7 @@ class Dataset(Protocol):
         """The corpus to ingest (every passage the questions are asked over)."""
         ...
 
-    def passage_id(self, result: "SearchResult") -> str | None:
+    def passage_id(self, result: SearchResult) -> str | None:
         """The dataset id of a retrieved passage (compared with ``Question.gold``), or None."""
         ...
 
@@ -86,19 +87,33 @@ class HippoRAGDataset:
     _by_id: dict[str, Passage] = field(default_factory=dict, repr=False)
 
     def documents(self) -> list[Document]:
-        return [Document(name=f"{self.name}#{p.id}", text=p.text, title=p.title,
-                         uri=f"{(self.path / CORPUS_FILE).as_uri()}#{p.id}", metadata={"id": p.id})
-                for p in self.passages]
+        return [
+            Document(
+                name=f"{self.name}#{p.id}",
+                text=p.text,
+                title=p.title,
+                uri=f"{(self.path / CORPUS_FILE).as_uri()}#{p.id}",
+                metadata={"id": p.id},
+            )
+            for p in self.passages
+        ]
 
-    def passage_id(self, result: "SearchResult") -> str | None:
+    def passage_id(self, result: SearchResult) -> str | None:
         prefix = f"{self.name}#"
-        return result.source[len(prefix):] if result.source.startswith(prefix) else None
+        return result.source[len(prefix) :] if result.source.startswith(prefix) else None
 
     def describe(self) -> dict:
-        return {"name": self.name, "format": "hipporag", "path": str(self.path),
-                "passages": len(self.passages), "questions": len(self.questions),
-                "corpus_passages": self.total_passages, "corpus_questions": self.total_questions,
-                "limit": self.limit, "corpus_limit": self.corpus_limit}
+        return {
+            "name": self.name,
+            "format": "hipporag",
+            "path": str(self.path),
+            "passages": len(self.passages),
+            "questions": len(self.questions),
+            "corpus_passages": self.total_passages,
+            "corpus_questions": self.total_questions,
+            "limit": self.limit,
+            "corpus_limit": self.corpus_limit,
+        }
 
 
 # -- locating ------------------------------------------------------------------
@@ -130,16 +145,22 @@ def resolve_dataset_dir(name_or_path: str | Path, data_dir: str | Path | None = 
         if folder.is_dir():
             missing = [f for f in (CORPUS_FILE, QUESTIONS_FILE) if not (folder / f).is_file()]
             if missing:
-                raise InputError(f"not a dataset folder: missing {' and '.join(missing)} "
-                                 f"(a HippoRAG-format dataset has {CORPUS_FILE} and {QUESTIONS_FILE})", path=folder)
+                raise InputError(
+                    f"not a dataset folder: missing {' and '.join(missing)} "
+                    f"(a HippoRAG-format dataset has {CORPUS_FILE} and {QUESTIONS_FILE})",
+                    path=folder,
+                )
             return folder.resolve()
     if looks_like_path:
-        raise InputError(f"no such dataset directory (expected a folder with {CORPUS_FILE} and {QUESTIONS_FILE})",
-                         path=direct)
+        raise InputError(
+            f"no such dataset directory (expected a folder with {CORPUS_FILE} and {QUESTIONS_FILE})", path=direct
+        )
     searched = ", ".join(str(c) for c in candidates[:4]) + (", ..." if len(candidates) > 4 else "")
-    raise ConfigError(f"dataset {text!r} not found; looked for a folder with {CORPUS_FILE} and {QUESTIONS_FILE} "
-                      f"in: {searched}. Give --data-dir (or GRAPHMEM_DATA_DIR), or a path to the folder "
-                      f"(known names: {', '.join(KNOWN_DATASETS)})")
+    raise ConfigError(
+        f"dataset {text!r} not found; looked for a folder with {CORPUS_FILE} and {QUESTIONS_FILE} "
+        f"in: {searched}. Give --data-dir (or GRAPHMEM_DATA_DIR), or a path to the folder "
+        f"(known names: {', '.join(KNOWN_DATASETS)})"
+    )
 
 
 # -- loading -------------------------------------------------------------------
@@ -161,10 +182,13 @@ def read_corpus(path: Path) -> list[Passage]:
     for number, record in jsonl_records(path):
         pid = _string(record, "id", path, number)
         if pid in first_line:
-            raise InputError(f"duplicate id {pid!r} (first on line {first_line[pid]})", path=path, line=number, field="id")
+            raise InputError(
+                f"duplicate id {pid!r} (first on line {first_line[pid]})", path=path, line=number, field="id"
+            )
         first_line[pid] = number
-        passages.append(Passage(pid, _string(record, "title", path, number, required=False),
-                                _string(record, "text", path, number)))
+        passages.append(
+            Passage(pid, _string(record, "title", path, number, required=False), _string(record, "text", path, number))
+        )
     if not passages:
         raise InputError("no passages (empty file)", path=path)
     return passages
@@ -177,26 +201,39 @@ def read_questions(path: Path, known_ids: set[str]) -> list[Question]:
     for number, record in jsonl_records(path):
         qid = _string(record, "id", path, number)
         if qid in first_line:
-            raise InputError(f"duplicate id {qid!r} (first on line {first_line[qid]})", path=path, line=number, field="id")
+            raise InputError(
+                f"duplicate id {qid!r} (first on line {first_line[qid]})", path=path, line=number, field="id"
+            )
         first_line[qid] = number
         gold = record.get("supporting_ids")
         if not isinstance(gold, list) or not gold or not all(isinstance(g, str) for g in gold):
             raise InputError("must be a non-empty list of passage ids", path=path, line=number, field="supporting_ids")
         unknown = [g for g in gold if g not in known_ids]
         if unknown:
-            raise InputError(f"passage id(s) {', '.join(map(repr, unknown))} not in {CORPUS_FILE}",
-                             path=path, line=number, field="supporting_ids")
+            raise InputError(
+                f"passage id(s) {', '.join(map(repr, unknown))} not in {CORPUS_FILE}",
+                path=path,
+                line=number,
+                field="supporting_ids",
+            )
         answer = record.get("answer")
-        questions.append(Question(qid, _string(record, "question", path, number), frozenset(gold),
-                                  category=str(record.get("type") or ""),
-                                  answer=answer if isinstance(answer, str) else ""))
+        questions.append(
+            Question(
+                qid,
+                _string(record, "question", path, number),
+                frozenset(gold),
+                category=str(record.get("type") or ""),
+                answer=answer if isinstance(answer, str) else "",
+            )
+        )
     if not questions:
         raise InputError("no questions (empty file)", path=path)
     return questions
 
 
-def load_hipporag(folder: str | Path, *, name: str | None = None, limit: int | None = None,
-                  corpus_limit: int | None = None) -> HippoRAGDataset:
+def load_hipporag(
+    folder: str | Path, *, name: str | None = None, limit: int | None = None, corpus_limit: int | None = None
+) -> HippoRAGDataset:
     """Load a HippoRAG-format folder.
 
     ``limit`` keeps the first N questions (file order). The corpus stays whole
@@ -218,13 +255,25 @@ def load_hipporag(folder: str | Path, *, name: str | None = None, limit: int | N
         others = [p.id for p in passages if p.id not in gold][:corpus_limit]
         keep = gold | set(others)
         passages = [p for p in passages if p.id in keep]
-    return HippoRAGDataset(name=name or folder.resolve().name, path=folder.resolve(), passages=passages,
-                           questions=questions, total_passages=total_passages, total_questions=total_questions,
-                           limit=limit, corpus_limit=corpus_limit)
+    return HippoRAGDataset(
+        name=name or folder.resolve().name,
+        path=folder.resolve(),
+        passages=passages,
+        questions=questions,
+        total_passages=total_passages,
+        total_questions=total_questions,
+        limit=limit,
+        corpus_limit=corpus_limit,
+    )
 
 
-def load_dataset(name_or_path: str | Path, *, data_dir: str | Path | None = None, limit: int | None = None,
-                 corpus_limit: int | None = None) -> HippoRAGDataset:
+def load_dataset(
+    name_or_path: str | Path,
+    *,
+    data_dir: str | Path | None = None,
+    limit: int | None = None,
+    corpus_limit: int | None = None,
+) -> HippoRAGDataset:
     """A dataset by name (``musique``, ``hotpotqa``, ``2wikimultihopqa``, looked up in
     :func:`data_dirs`) or by folder path; see :func:`load_hipporag` for the limits."""
     from graphmem.eval.locomo import find_locomo, load_locomo
@@ -232,8 +281,10 @@ def load_dataset(name_or_path: str | Path, *, data_dir: str | Path | None = None
     locomo = find_locomo(str(name_or_path), data_dir)  # 'locomo' or a LoCoMo-format .json file/folder
     if locomo is not None:
         if corpus_limit is not None:
-            raise ConfigError("corpus_limit does not apply to LoCoMo (use limit: conversations without "
-                              "asked questions are not ingested)")
+            raise ConfigError(
+                "corpus_limit does not apply to LoCoMo (use limit: conversations without "
+                "asked questions are not ingested)"
+            )
         return load_locomo(locomo, limit=limit)  # type: ignore[return-value]
     folder = resolve_dataset_dir(name_or_path, data_dir)
     return load_hipporag(folder, limit=limit, corpus_limit=corpus_limit)
@@ -247,8 +298,9 @@ def read_hipporag_documents(paths: Sequence[str | Path]) -> list[Document]:
         path = Path(raw)
         folder = path.parent if path.is_file() and path.name == CORPUS_FILE else path
         if not (folder / CORPUS_FILE).is_file():
-            raise InputError(f"the hipporag reader takes a dataset folder holding {CORPUS_FILE} (or that file)",
-                             path=path)
+            raise InputError(
+                f"the hipporag reader takes a dataset folder holding {CORPUS_FILE} (or that file)", path=path
+            )
         passages = read_corpus(folder / CORPUS_FILE)
         dataset = HippoRAGDataset(name=folder.resolve().name, path=folder.resolve(), passages=passages, questions=[])
         documents += dataset.documents()

@@ -71,7 +71,7 @@ class LoCoMoDataset:
                 parts.append(Partition(key=sample, conversations=[conversation], questions=asked))
         return parts
 
-    def passage_id(self, result: "SearchResult") -> str | None:
+    def passage_id(self, result: SearchResult) -> str | None:
         sample = self._sample_of.get(result.source)
         turn = getattr(result, "turn_id", "")
         return f"{sample}/{turn}" if sample and turn else None
@@ -83,11 +83,19 @@ class LoCoMoDataset:
 
     def describe(self) -> dict:
         turns = sum(len(c.turns) for c in self.conversations_)
-        return {"name": self.name, "format": "locomo", "path": str(self.path),
-                "conversations": len(self.conversations_), "turns": turns, "passages": turns,
-                "questions": len(self.questions), "corpus_questions": self.total_questions,
-                "dropped_evidence_ids": self.dropped_evidence, "limit": self.limit,
-                "scope": "per conversation (one group each)"}
+        return {
+            "name": self.name,
+            "format": "locomo",
+            "path": str(self.path),
+            "conversations": len(self.conversations_),
+            "turns": turns,
+            "passages": turns,
+            "questions": len(self.questions),
+            "corpus_questions": self.total_questions,
+            "dropped_evidence_ids": self.dropped_evidence,
+            "limit": self.limit,
+            "scope": "per conversation (one group each)",
+        }
 
 
 def _evidence(raw: object, known: set[str]) -> tuple[set[str], int]:
@@ -107,8 +115,9 @@ def _evidence(raw: object, known: set[str]) -> tuple[set[str], int]:
     return ids, dropped
 
 
-def load_locomo(path: str | Path, *, name: str = "locomo", limit: int | None = None,
-                categories: set[str] | None = None) -> LoCoMoDataset:
+def load_locomo(
+    path: str | Path, *, name: str = "locomo", limit: int | None = None, categories: set[str] | None = None
+) -> LoCoMoDataset:
     """Load a LoCoMo-format file (or a folder holding ``locomo.json``).
 
     ``limit`` keeps the first N questions (file order); ``categories`` keeps
@@ -126,7 +135,7 @@ def load_locomo(path: str | Path, *, name: str = "locomo", limit: int | None = N
     conversations = read_locomo(path.resolve(), data)
     questions: list[Question] = []
     dropped = 0
-    for item, conversation in zip(data, conversations):
+    for item, conversation in zip(data, conversations, strict=True):
         sample = conversation.metadata["id"]
         known = {t.turn_id for t in conversation.turns}
         for n, qa in enumerate(item.get("qa") or []):
@@ -134,11 +143,18 @@ def load_locomo(path: str | Path, *, name: str = "locomo", limit: int | None = N
                 raise InputError(f"conversation {sample!r}, qa {n}: needs a 'question' string", path=path, field="qa")
             gold, lost = _evidence(qa.get("evidence"), known)
             dropped += lost
-            category = CATEGORIES.get(qa.get("category"), str(qa.get("category") or ""))
+            number = qa.get("category")
+            category = CATEGORIES[number] if isinstance(number, int) and number in CATEGORIES else str(number or "")
             answer = qa.get("answer", qa.get("adversarial_answer", ""))
-            questions.append(Question(id=f"{sample}/q{n}", text=qa["question"],
-                                      gold=frozenset(f"{sample}/{g}" for g in gold), category=category,
-                                      answer=str(answer) if answer is not None else ""))
+            questions.append(
+                Question(
+                    id=f"{sample}/q{n}",
+                    text=qa["question"],
+                    gold=frozenset(f"{sample}/{g}" for g in gold),
+                    category=category,
+                    answer=str(answer) if answer is not None else "",
+                )
+            )
     total = len(questions)
     if categories:
         unknown = set(categories) - set(CATEGORIES.values())
@@ -147,8 +163,15 @@ def load_locomo(path: str | Path, *, name: str = "locomo", limit: int | None = N
         questions = [q for q in questions if q.category in categories]
     if limit is not None:
         questions = questions[:limit]
-    dataset = LoCoMoDataset(name=name, path=path.resolve(), conversations_=conversations, questions=questions,
-                            total_questions=total, dropped_evidence=dropped, limit=limit)
+    dataset = LoCoMoDataset(
+        name=name,
+        path=path.resolve(),
+        conversations_=conversations,
+        questions=questions,
+        total_questions=total,
+        dropped_evidence=dropped,
+        limit=limit,
+    )
     dataset._sample_of = {c.name: c.metadata["id"] for c in conversations}
     return dataset
 
@@ -164,6 +187,8 @@ def find_locomo(name_or_path: str, data_dir: str | Path | None = None) -> Path |
         for folder in data_dirs(data_dir):
             if (folder / "locomo" / LOCOMO_FILE).is_file():
                 return folder / "locomo" / LOCOMO_FILE
-        raise ConfigError("dataset 'locomo' not found: looked for locomo/locomo.json under the data dirs "
-                          "(give --data-dir or GRAPHMEM_DATA_DIR, or a path to the file)")
+        raise ConfigError(
+            "dataset 'locomo' not found: looked for locomo/locomo.json under the data dirs "
+            "(give --data-dir or GRAPHMEM_DATA_DIR, or a path to the file)"
+        )
     return None

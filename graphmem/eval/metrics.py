@@ -7,7 +7,7 @@ the benchmark tables rest on is unit-tested by hand-computed cases.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def dedupe(ids: Iterable[str | None]) -> list[str]:

@@ -5,22 +5,29 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphmem.eval.runner import EvalReport
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def summary_table(report: EvalReport):
+def summary_table(report: EvalReport) -> Table:
     """One row per system: Recall@k, latency, and Recall@5 (or the middle k) relative to dense."""
     from rich.table import Table
 
     d, ing = report.dataset, report.ingest
-    speed = (f"ingest {_fmt(ing.get('passages_per_s'), 1)} passages/s" if ing.get("passages")
-             else f"store reused: {ing.get('skipped')} passages already ingested")
+    speed = (
+        f"ingest {_fmt(ing.get('passages_per_s'), 1)} passages/s"
+        if ing.get("passages")
+        else f"store reused: {ing.get('skipped')} passages already ingested"
+    )
     title = f"{d.get('name')}: {d.get('questions_run')} questions over {d.get('passages')} passages ({speed})"
     table = Table(title=title, title_justify="left")
     table.add_column("system")
@@ -44,7 +51,7 @@ def summary_table(report: EvalReport):
     return table
 
 
-def category_table(report: EvalReport):
+def category_table(report: EvalReport) -> Table | None:
     """Recall@k per question category and system, or None when the dataset has no categories."""
     if not report.by_category:
         return None
@@ -60,12 +67,16 @@ def category_table(report: EvalReport):
     for category in categories:
         for i, (name, per) in enumerate(report.by_category.items()):
             m = per.get(category, {})
-            table.add_row(category if i == 0 else "", str(m.get("questions", "")) if i == 0 else "", name,
-                          *[_fmt(m.get(f"recall@{k}")) for k in report.ks])
+            table.add_row(
+                category if i == 0 else "",
+                str(m.get("questions", "")) if i == 0 else "",
+                name,
+                *[_fmt(m.get(f"recall@{k}")) for k in report.ks],
+            )
     return table
 
 
-def print_report(report: EvalReport, console=None) -> None:
+def print_report(report: EvalReport, console: Console | None = None) -> None:
     from rich.console import Console
 
     console = console or Console()
@@ -74,9 +85,12 @@ def print_report(report: EvalReport, console=None) -> None:
     if categories is not None:
         console.print(categories)
     ing, emb = report.ingest, report.query_embedding
-    console.print(f"ingest: {ing.get('passages')} passages in {_fmt(ing.get('seconds'), 1)} s "
-                  f"({_fmt(ing.get('passages_per_s'), 1)} passages/s, {ing.get('skipped')} already stored); "
-                  f"query embedding {_fmt(emb.get('ms_per_query'), 1)} ms/query (not in p50/p95)", highlight=False)
+    console.print(
+        f"ingest: {ing.get('passages')} passages in {_fmt(ing.get('seconds'), 1)} s "
+        f"({_fmt(ing.get('passages_per_s'), 1)} passages/s, {ing.get('skipped')} already stored); "
+        f"query embedding {_fmt(emb.get('ms_per_query'), 1)} ms/query (not in p50/p95)",
+        highlight=False,
+    )
 
 
 def write_json(report: EvalReport, path: str | Path) -> Path:

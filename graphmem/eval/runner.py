@@ -27,28 +27,35 @@ import contextlib
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graphmem.config import Settings
 from graphmem.errors import ConfigError
-from graphmem.recipe import pinned
 from graphmem.eval.datasets import Dataset, Question
 from graphmem.eval.metrics import dedupe, mean, percentile, recall_at_k
+from graphmem.recipe import pinned
 
-SYSTEMS: dict[str, str] = {"graphmem": "graph", "dense": "dense", "bm25": "bm25"}
+if TYPE_CHECKING:
+    from graphmem.ingest.dialogue import Conversation
+    from graphmem.ingest.readers import Document
+    from graphmem.memory import Memory, SearchMode
+
+SYSTEMS: dict[str, SearchMode] = {"graphmem": "graph", "dense": "dense", "bm25": "bm25"}
 DEFAULT_KS = (2, 5, 10)
 
 Advance = Callable[[int], None]
-ProgressFactory = Callable[[str, int], ContextManager[Advance]]
+ProgressFactory = Callable[[str, int], AbstractContextManager[Advance]]
 
 
 @contextlib.contextmanager
-def _no_progress(label: str, total: int):
+def _no_progress(label: str, total: int) -> Iterator[Advance]:
     yield lambda n: None
 
 
@@ -70,15 +77,26 @@ class EvalReport:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset, "date": self.date, "settings": self.settings,
-            "systems": self.systems, "ks": list(self.ks), "ingest": self.ingest,
-            "query_embedding": self.query_embedding, "summary": self.summary,
-            "by_category": self.by_category, "questions": self.questions, "home": self.home,
+            "dataset": self.dataset,
+            "date": self.date,
+            "settings": self.settings,
+            "systems": self.systems,
+            "ks": list(self.ks),
+            "ingest": self.ingest,
+            "query_embedding": self.query_embedding,
+            "summary": self.summary,
+            "by_category": self.by_category,
+            "questions": self.questions,
+            "home": self.home,
         }
 
 
-def score(questions: Sequence[Question], rankings: dict[str, list[list[str | None]]],
-          latencies: dict[str, list[float]], ks: Sequence[int]) -> tuple[list[dict], dict, dict]:
+def score(
+    questions: Sequence[Question],
+    rankings: dict[str, list[list[str | None]]],
+    latencies: dict[str, list[float]],
+    ks: Sequence[int],
+) -> tuple[list[dict], dict, dict]:
     """Per-question results, per-system summary and per-category recall from rankings of dataset ids.
 
     Questions with no gold ids get ``None`` recall and are left out of the means
@@ -94,8 +112,9 @@ def score(questions: Sequence[Question], rankings: dict[str, list[list[str | Non
                 entry[f"recall@{k}"] = recall_at_k(rows[i], q.gold, k) if q.gold else None
             entry["ms"] = round(latencies[name][i], 3) if latencies.get(name) else None
             systems[name] = entry
-        records.append({"id": q.id, "question": q.text, "category": q.category, "gold": sorted(q.gold),
-                        "systems": systems})
+        records.append(
+            {"id": q.id, "question": q.text, "category": q.category, "gold": sorted(q.gold), "systems": systems}
+        )
     summary: dict[str, dict[str, Any]] = {}
     for name in rankings:
         metrics: dict[str, Any] = {f"recall@{k}": mean(r["systems"][name][f"recall@{k}"] for r in records) for k in ks}
@@ -110,10 +129,10 @@ def score(questions: Sequence[Question], rankings: dict[str, list[list[str | Non
         for name in rankings:
             by_category[name] = {}
             for category in categories:
-                rows = [r for r in records if r["category"] == category]
+                members = [r for r in records if r["category"] == category]
                 by_category[name][category] = {
-                    **{f"recall@{k}": mean(r["systems"][name][f"recall@{k}"] for r in rows) for k in ks},
-                    "questions": sum(1 for r in rows if r["gold"]),
+                    **{f"recall@{k}": mean(r["systems"][name][f"recall@{k}"] for r in members) for k in ks},
+                    "questions": sum(1 for r in members if r["gold"]),
                 }
     return records, summary, by_category
 
@@ -127,8 +146,16 @@ def _public_settings(settings: Settings) -> dict[str, Any]:
     return data
 
 
-def _run_systems(memory, dataset: Dataset, texts: list[str], vectors: np.ndarray, systems: Sequence[str],
-                 k_max: int, batch_size: int, progress: ProgressFactory):
+def _run_systems(
+    memory: Memory,
+    dataset: Dataset,
+    texts: list[str],
+    vectors: np.ndarray,
+    systems: Sequence[str],
+    k_max: int,
+    batch_size: int,
+    progress: ProgressFactory,
+) -> tuple[dict[str, list[list[str | None]]], dict[str, list[float]], dict[str, float]]:
     """Rankings (dataset ids), one-by-one latencies (ms) and total batched seconds of every system."""
     retriever = memory.retriever
     rankings: dict[str, list[list[str | None]]] = {}
@@ -136,7 +163,9 @@ def _run_systems(memory, dataset: Dataset, texts: list[str], vectors: np.ndarray
     batch_seconds: dict[str, float] = {}
     for name in systems:
         mode = SYSTEMS[name]
-        retriever.search_many(texts[:1], k_max, mode=mode, query_vectors=vectors[:1])  # warm caches (BM25 index, transition)
+        retriever.search_many(
+            texts[:1], k_max, mode=mode, query_vectors=vectors[:1]
+        )  # warm caches (BM25 index, transition)
         results: list = []
         with progress(f"{name}: batched", len(texts)) as advance:
             started = time.perf_counter()
@@ -150,16 +179,25 @@ def _run_systems(memory, dataset: Dataset, texts: list[str], vectors: np.ndarray
         with progress(f"{name}: one by one", len(texts)) as advance:
             for i, text in enumerate(texts):
                 started = time.perf_counter()
-                retriever.search_many([text], k_max, mode=mode, query_vectors=vectors[i:i + 1])
+                retriever.search_many([text], k_max, mode=mode, query_vectors=vectors[i : i + 1])
                 times.append((time.perf_counter() - started) * 1000)
                 advance(1)
         latencies[name] = times
     return rankings, latencies, batch_seconds
 
 
-def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Sequence[str] = tuple(SYSTEMS),
-             limit: int | None = None, ks: Sequence[int] = DEFAULT_KS, home: str | Path | None = None,
-             keep: bool = False, batch_size: int = 32, progress: ProgressFactory | None = None) -> EvalReport:
+def evaluate(
+    dataset: Dataset,
+    settings: Settings | None = None,
+    *,
+    systems: Sequence[str] = tuple(SYSTEMS),
+    limit: int | None = None,
+    ks: Sequence[int] = DEFAULT_KS,
+    home: str | Path | None = None,
+    keep: bool = False,
+    batch_size: int = 32,
+    progress: ProgressFactory | None = None,
+) -> EvalReport:
     """Ingest ``dataset`` and score ``systems`` on its questions (the first ``limit`` of them).
 
     ``home`` is the store's data directory; by default a temporary one that is
@@ -168,7 +206,7 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
     retrieval settings skip the slow ingestion), but it must not hold sources
     outside this dataset, which would pollute the rankings.
     """
-    from graphmem.memory import Memory, SearchResult
+    from graphmem.memory import Memory
 
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
@@ -187,28 +225,45 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
     longest = max((len(d.text.split()) for d in documents), default=0)
     if longest > settings.chunk_words:
         # a split passage still maps back to its id, but the benchmark is defined on whole passages
-        raise ConfigError(f"chunk_words={settings.chunk_words} would split passages of up to {longest} words; "
-                          f"use the dataset's pipeline spec (chunker words: 10000) or raise chunk_words")
+        raise ConfigError(
+            f"chunk_words={settings.chunk_words} would split passages of up to {longest} words; "
+            f"use the dataset's pipeline spec (chunker words: 10000) or raise chunk_words"
+        )
 
     temporary = home is None
-    home_path = Path(tempfile.mkdtemp(prefix="graphmem-eval-")) if temporary else Path(home)
+    home_path = Path(tempfile.mkdtemp(prefix="graphmem-eval-")) if home is None else Path(home)
     settings = settings.model_copy(update={"home": home_path})
     k_max = ks[-1]
     # A dataset may split into partitions (LoCoMo: one memory per conversation): each is
     # ingested into its own group and asked only its own questions.
     partitions = dataset.partitions() if hasattr(dataset, "partitions") else None
+    plan: list[tuple[Settings, list[Document], list[Conversation], list[int]]]
     if partitions is None:
         plan = [(settings, documents, [], list(range(len(questions))))]
     else:
         asked = set(range(len(questions)))
-        plan = [(settings.model_copy(update={"group_id": f"{settings.group_id}-{p.key}"}), [], p.conversations,
-                 [i for i in p.questions if i in asked]) for p in partitions]
+        plan = [
+            (
+                settings.model_copy(update={"group_id": f"{settings.group_id}-{p.key}"}),
+                [],
+                p.conversations,
+                [i for i in p.questions if i in asked],
+            )
+            for p in partitions
+        ]
         plan = [step for step in plan if step[3]]
     rankings: dict[str, list[list[str | None]]] = {name: [[] for _ in questions] for name in systems}
     latencies: dict[str, list[float]] = {name: [0.0] * len(questions) for name in systems}
     batch_total: dict[str, float] = {name: 0.0 for name in systems}
-    totals = {"documents": 0, "conversations": 0, "passages": 0, "skipped": 0, "entities": 0, "facts": 0,
-              "seconds": 0.0}
+    totals = {
+        "documents": 0,
+        "conversations": 0,
+        "passages": 0,
+        "skipped": 0,
+        "entities": 0,
+        "facts": 0,
+        "seconds": 0.0,
+    }
     stats: dict[str, int] = {}
     embed_total = 0.0
     try:
@@ -217,8 +272,10 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
                 wanted = {d.name for d in part_documents} | {c.name for c in part_conversations}
                 extra = [row["name"] for row in memory.sources() if row.get("name") not in wanted]
                 if extra:
-                    raise ConfigError(f"{home_path} already holds {len(extra)} source(s) outside this dataset "
-                                      f"(e.g. {extra[0]!r}); use a fresh --home")
+                    raise ConfigError(
+                        f"{home_path} already holds {len(extra)} source(s) outside this dataset "
+                        f"(e.g. {extra[0]!r}); use a fresh --home"
+                    )
                 if part_conversations:
                     turns = sum(len(c.turns) for c in part_conversations)
                     with progress(f"ingesting {part_settings.group_id}", turns) as advance:
@@ -239,7 +296,8 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
                 vectors = np.asarray(memory.embedder.embed(texts), dtype=np.float32)
                 embed_total += time.perf_counter() - started
                 part_rankings, part_latencies, part_batch = _run_systems(
-                    memory, dataset, texts, vectors, systems, k_max, batch_size, progress)
+                    memory, dataset, texts, vectors, systems, k_max, batch_size, progress
+                )
                 for name in systems:
                     for j, i in enumerate(indices):
                         rankings[name][i] = part_rankings[name][j]
@@ -254,11 +312,14 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
         rankings = {name: [r for i, r in enumerate(rows) if i in asked_any] for name, rows in rankings.items()}
         latencies = {name: [t for i, t in enumerate(rows) if i in asked_any] for name, rows in latencies.items()}
         questions = questions_run
-    ingest = {**{k: v for k, v in totals.items() if not (k == "conversations" and partitions is None)},
-              "seconds": round(totals["seconds"], 3),
-              "passages_per_s": round(totals["passages"] / totals["seconds"], 3)
-              if totals["seconds"] and totals["passages"] else None,
-              "stats": stats}
+    ingest = {
+        **{k: v for k, v in totals.items() if not (k == "conversations" and partitions is None)},
+        "seconds": round(totals["seconds"], 3),
+        "passages_per_s": round(totals["passages"] / totals["seconds"], 3)
+        if totals["seconds"] and totals["passages"]
+        else None,
+        "stats": stats,
+    }
     embed_ms = embed_total * 1000 / max(1, len(questions))
     batch_ms = {name: batch_total[name] * 1000 / max(1, len(questions)) for name in systems}
 
@@ -271,8 +332,15 @@ def evaluate(dataset: Dataset, settings: Settings | None = None, *, systems: Seq
     described = dataset.describe()
     described["questions_run"] = len(questions)
     return EvalReport(
-        dataset=described, settings=_public_settings(settings), date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        systems={name: SYSTEMS[name] for name in systems}, ks=ks, ingest=ingest,
+        dataset=described,
+        settings=_public_settings(settings),
+        date=datetime.now(UTC).isoformat(timespec="seconds"),
+        systems={name: SYSTEMS[name] for name in systems},
+        ks=ks,
+        ingest=ingest,
         query_embedding={"ms_per_query": round(embed_ms, 3), "batched": True, "embedder": settings.embedder},
-        summary=summary, questions=records, by_category=by_category,
-        home=None if temporary and not keep else str(home_path))
+        summary=summary,
+        questions=records,
+        by_category=by_category,
+        home=None if temporary and not keep else str(home_path),
+    )

@@ -35,8 +35,11 @@ K = 10
 
 def _cut(item: dict) -> dict:
     """A LoCoMo conversation cut to its first SESSIONS sessions and the questions they answer."""
-    conversation = {key: value for key, value in item["conversation"].items()
-                    if not key.startswith("session_") or int(key.split("_")[1]) <= SESSIONS}
+    conversation = {
+        key: value
+        for key, value in item["conversation"].items()
+        if not key.startswith("session_") or int(key.split("_")[1]) <= SESSIONS
+    }
     known = {turn["dia_id"] for n in range(1, SESSIONS + 1) for turn in conversation.get(f"session_{n}", [])}
     qa = [q for q in item["qa"] if q.get("evidence") and all(e in known for e in q["evidence"])]
     return {"sample_id": item["sample_id"], "conversation": conversation, "qa": qa}
@@ -63,8 +66,9 @@ def dialogue(tmp_path_factory) -> dict:
 def eval_rankings(dialogue, tmp_path_factory, embedder, extractor) -> dict[str, list[str]]:
     """question id -> the turn ids `graphmem eval locomo` ranks first (its own store)."""
     settings = Settings.from_env(**load_pipeline("locomo")["settings"])
-    report = evaluate(dialogue["dataset"], settings, systems=("graphmem",), ks=(K,),
-                      home=tmp_path_factory.mktemp("eval") / "home")
+    report = evaluate(
+        dialogue["dataset"], settings, systems=("graphmem",), ks=(K,), home=tmp_path_factory.mktemp("eval") / "home"
+    )
     return {q["id"]: q["systems"]["graphmem"]["retrieved"] for q in report.questions}
 
 
@@ -74,8 +78,10 @@ def home(dialogue, tmp_path_factory, embedder, extractor) -> Path:
     (named as `graphmem eval` names them)."""
     home = tmp_path_factory.mktemp("recipe") / "home"
     for sample, path in dialogue["parts"].items():
-        result = CliRunner().invoke(main, ["--home", str(home), "--group", f"default-{sample}", "ingest",
-                                           "--pipeline", "locomo", "-q", str(path)])
+        result = CliRunner().invoke(
+            main,
+            ["--home", str(home), "--group", f"default-{sample}", "ingest", "--pipeline", "locomo", "-q", str(path)],
+        )
         assert result.exit_code == 0, result.output
     return home
 
@@ -97,7 +103,9 @@ def _memory_rankings(home: Path, dialogue, **search: object) -> dict[str, list[s
     for sample, asked in _questions(dialogue).items():
         with Memory(home=home, group_id=f"default-{sample}") as memory:
             rows = memory.search_many([text for _, text in asked], K, **search)  # type: ignore[arg-type]
-        rankings.update({qid: _ids(sample, [r.turn_id for r in row]) for (qid, _), row in zip(asked, rows)})
+        rankings.update(
+            {qid: _ids(sample, [r.turn_id for r in row]) for (qid, _), row in zip(asked, rows, strict=True)}
+        )
     return rankings
 
 
@@ -124,11 +132,24 @@ def test_cli_search_ranks_as_eval(home, dialogue, eval_rankings, tmp_path):
     for sample, asked in _questions(dialogue).items():
         queries = tmp_path / f"{sample}.jsonl"
         queries.write_text("".join(json.dumps({"question": text}) + "\n" for _, text in asked), encoding="utf-8")
-        result = CliRunner().invoke(main, ["--home", str(home), "--group", f"default-{sample}", "search",
-                                           "--file", str(queries), "-k", str(K), "--json"])
+        result = CliRunner().invoke(
+            main,
+            [
+                "--home",
+                str(home),
+                "--group",
+                f"default-{sample}",
+                "search",
+                "--file",
+                str(queries),
+                "-k",
+                str(K),
+                "--json",
+            ],
+        )
         assert result.exit_code == 0, result.output
         payload = json.loads(result.output)
-        for (qid, _), entry in zip(asked, payload):
+        for (qid, _), entry in zip(asked, payload, strict=True):
             assert _ids(sample, [r["turn_id"] for r in entry["results"]]) == eval_rankings[qid], qid
 
 
@@ -138,11 +159,28 @@ def test_cli_search_pipeline_option_overrides_the_recipe(home, dialogue, eval_ra
     sample, asked = next(iter(_questions(dialogue).items()))
     queries = tmp_path / "q.jsonl"
     queries.write_text("".join(json.dumps({"question": text}) + "\n" for _, text in asked), encoding="utf-8")
-    result = CliRunner().invoke(main, ["--home", str(home), "--group", f"default-{sample}", "search",
-                                       "--file", str(queries), "-k", str(K), "--json", "--pipeline", "documents"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--home",
+            str(home),
+            "--group",
+            f"default-{sample}",
+            "search",
+            "--file",
+            str(queries),
+            "-k",
+            str(K),
+            "--json",
+            "--pipeline",
+            "documents",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    got = {qid: _ids(sample, [r["turn_id"] for r in entry["results"]]) for (qid, _), entry in
-           zip(asked, json.loads(result.output))}
+    got = {
+        qid: _ids(sample, [r["turn_id"] for r in entry["results"]])
+        for (qid, _), entry in zip(asked, json.loads(result.output), strict=True)
+    }
     assert got == {qid: defaults[qid] for qid, _ in asked}
 
 
@@ -150,9 +188,8 @@ def test_api_search_ranks_as_eval(home, dialogue, eval_rankings, tmp_path):
     """The API searches one query at a time: exactly as Memory.search does, and as eval's
     batched run in the top 5 (a batched power iteration runs until every query of the
     batch converges, which can swap near-tied passages further down)."""
-    from tests.api.conftest import free_port, run_uvicorn, start_server
-
     from graphmem.client import Client
+    from tests.api.conftest import free_port, run_uvicorn, start_server
 
     one_by_one = {}
     for sample, asked in _questions(dialogue).items():
@@ -177,9 +214,11 @@ def test_a_later_ingestion_with_another_recipe_is_refused_or_replaces_it(home, d
     result = CliRunner().invoke(main, [*group, "ingest", "--pipeline", "dialogue", "-q", str(path)])
     assert result.exit_code == 1
     assert "retrieval.answer_carry: stored 0.8, given 0.0" in result.output and "pipeline: stored" in result.output
-    with pytest.raises(RecipeConflict, match="retrieval.damping: stored 0.85, given 0.6"):
-        with Memory(home=home, group_id=f"default-{sample}", retrieval={"damping": 0.6}) as memory:
-            memory.ingest_dialogues([path])
+    with (
+        pytest.raises(RecipeConflict, match="retrieval.damping: stored 0.85, given 0.6"),
+        Memory(home=home, group_id=f"default-{sample}", retrieval={"damping": 0.6}) as memory,
+    ):
+        memory.ingest_dialogues([path])
     copy = tmp_path / "copy"
     import shutil
 
@@ -209,14 +248,18 @@ def test_a_group_without_a_recipe_keeps_the_given_settings(tmp_path, embedder, e
 
 # -- forget re-times with the group's temporal relations ------------------------------------------
 def _locomo_chat(path: Path) -> Path:
-    sessions = [("1:56 pm on 8 May, 2021", "I live in Lisbon now, near the river."),
-                ("10:00 am on 20 June, 2023", "I moved to Berlin last month."),
-                ("9:00 am on 2 September, 2023", "I moved to Paris last week.")]
+    sessions = [
+        ("1:56 pm on 8 May, 2021", "I live in Lisbon now, near the river."),
+        ("10:00 am on 20 June, 2023", "I moved to Berlin last month."),
+        ("9:00 am on 2 September, 2023", "I moved to Paris last week."),
+    ]
     conversation: dict = {"speaker_a": "Ana", "speaker_b": "Ben"}
     for n, (when, text) in enumerate(sessions, start=1):
         conversation[f"session_{n}_date_time"] = when
-        conversation[f"session_{n}"] = [{"speaker": "Ben", "dia_id": f"D{n}:1", "text": "What's new?"},
-                                        {"speaker": "Ana", "dia_id": f"D{n}:2", "text": text}]
+        conversation[f"session_{n}"] = [
+            {"speaker": "Ben", "dia_id": f"D{n}:1", "text": "What's new?"},
+            {"speaker": "Ana", "dia_id": f"D{n}:2", "text": text},
+        ]
     path.write_text(json.dumps([{"sample_id": "ana", "conversation": conversation, "qa": []}]), encoding="utf-8")
     return path
 
@@ -225,17 +268,24 @@ def test_forget_retimes_with_the_groups_temporal_relations(tmp_path, embedder, e
     """The group's pipeline holds only a job at a time (someone may live in several cities):
     forgetting the Paris turn must leave Lisbon and Berlin both current. Re-timed with the
     default relations, where 'lives in' holds one value, Berlin would end Lisbon."""
-    spec = (Path(load_pipeline("locomo")["path"]).read_text(encoding="utf-8")
-            + "temporal:\n  single_valued:\n    works at: [work at, work for]\n")
+    spec = (
+        Path(load_pipeline("locomo")["path"]).read_text(encoding="utf-8")
+        + "temporal:\n  single_valued:\n    works at: [work at, work for]\n"
+    )
     pipeline = tmp_path / "locomo-jobs.yaml"
     pipeline.write_text(spec, encoding="utf-8")
     home = tmp_path / "home"
-    result = CliRunner().invoke(main, ["--home", str(home), "ingest", "--pipeline", str(pipeline), "-q",
-                                       str(_locomo_chat(tmp_path / "chat.json"))])
+    result = CliRunner().invoke(
+        main,
+        ["--home", str(home), "ingest", "--pipeline", str(pipeline), "-q", str(_locomo_chat(tmp_path / "chat.json"))],
+    )
     assert result.exit_code == 0, result.output
     with Memory(home=home) as memory:  # told nothing: the group's recipe
-        assert {(f.predicate, f.object) for f in memory.facts("Ana")} >= {("live in", "Lisbon"),
-                                                                          ("move to", "Berlin"), ("move to", "Paris")}
+        assert {(f.predicate, f.object) for f in memory.facts("Ana")} >= {
+            ("live in", "Lisbon"),
+            ("move to", "Berlin"),
+            ("move to", "Paris"),
+        }
         _, rows = memory.cypher("MATCH (e:Episode) WHERE e.content CONTAINS 'Paris' RETURN e.uuid")
         memory.forget(episode=rows[0][0])
         current = {(f.predicate, f.object) for f in memory.facts("Ana")}

@@ -4,12 +4,11 @@ Neo4j when NEO4J_URI is set (see tests/store/conftest.py)."""
 
 from __future__ import annotations
 
-from tests.store.conftest import bolt_server, case, falkordb_home  # noqa: F401 (fixtures)
-
 from graphmem.config import Settings
 from graphmem.pipelines import load_pipeline
 from graphmem.recipe import Recipe
 from graphmem.store.graph import Graph
+from tests.store.conftest import bolt_server, case, falkordb_home  # noqa: F401 (fixtures)
 
 
 def test_a_groups_recipe_is_stored_read_and_replaced(case):  # noqa: F811
