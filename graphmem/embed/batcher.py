@@ -261,7 +261,7 @@ class Batcher:
             return taken
 
     def _run(self, encoder: Encoder) -> None:
-        in_flight: tuple[list[_Piece], list[int], Pending] | None = None
+        in_flight: tuple[list[_Piece], list[int], Pending, float] | None = None
         while True:
             pieces = self._take(block=in_flight is None)
             started = None

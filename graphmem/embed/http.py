@@ -17,10 +17,14 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from graphmem.errors import ConfigError, GraphmemError
+
+if TYPE_CHECKING:
+    import httpx
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -85,7 +89,7 @@ class HTTPEmbedder:
         return str(self.model or "remote"), int(probe.shape[1])
 
     # -- transport -------------------------------------------------------------------------
-    def _request(self, method: str, path: str, json: dict | None = None):
+    def _request(self, method: str, path: str, json: dict | None = None) -> httpx.Response:
         """One HTTP call with retries on 429/5xx/connection errors; returns the last response."""
         httpx = self._httpx
         delay = self.backoff_s

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,8 @@ def resolve_model_path(name_or_path: str) -> str:
             package = __import__(module)
         except ImportError as exc:
             raise ConfigError(f"embedder {name_or_path!r} needs the pip package {dist!r}: pip install {dist}") from exc
+        if package.__file__ is None:
+            raise ConfigError(f"embedder {name_or_path!r}: the package {dist!r} has no files (reinstall it)")
         return str(Path(package.__file__).parent / sub)
     if Path(name_or_path).is_dir():
         return name_or_path
@@ -53,12 +56,15 @@ class SentenceTransformerEmbedder:
         else:
             self._model.float()  # weights saved in fp16 would otherwise crawl on CPU
         self.name = model if model in PACKAGED_MODELS else Path(path).name
-        self.dim = int(self._model.get_embedding_dimension())
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ConfigError(f"embedder {model!r} has no fixed vector size")
+        self.dim = int(dim)
         self.batch_size = batch_size
         self.device = device
 
     @property
-    def model(self):  # the underlying SentenceTransformer, for the embedding service
+    def model(self) -> Any:  # the underlying SentenceTransformer, for the embedding service
         return self._model
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -83,7 +89,7 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32), []
         outputs = self._forward(texts)
         wanted = [i for i, groups in enumerate(spans) if groups]
-        encoded = (
+        encoded: Any = (
             self._model.tokenizer(
                 [texts[i] for i in wanted],
                 return_offsets_mapping=True,

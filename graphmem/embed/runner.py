@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -68,17 +69,22 @@ class FastTokenizer:
     to ``model.tokenize`` for this model (same ids, mask and keys) on :data:`_PROBES`.
     """
 
-    def __init__(self, backend, pad_id: int, keys: tuple[str, ...], extra: dict) -> None:
+    def __init__(self, backend: Any, pad_id: int, keys: tuple[str, ...], extra: dict) -> None:
         self.backend, self.pad_id, self.keys, self.extra = backend, pad_id, keys, extra
 
     @classmethod
-    def for_model(cls, model) -> FastTokenizer | None:
+    def for_model(cls, model: Any) -> FastTokenizer | None:
         import torch
 
         tokenizer = getattr(model, "tokenizer", None)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         max_len = getattr(model, "max_seq_length", None)
-        if backend is None or not max_len or getattr(tokenizer, "padding_side", "right") != "right":
+        if (
+            tokenizer is None
+            or backend is None
+            or not max_len
+            or getattr(tokenizer, "padding_side", "right") != "right"
+        ):
             return None
         try:
             from tokenizers import Tokenizer
@@ -123,7 +129,7 @@ class FastTokenizer:
 
 
 class _CudaPending:
-    def __init__(self, host, event, tokens) -> None:
+    def __init__(self, host: Any, event: Any, tokens: np.ndarray) -> None:
         self.host, self.event, self.tokens = host, event, tokens
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
@@ -152,7 +158,7 @@ class ModelEncoder:
     ``model_obj`` reuses an already loaded ``SentenceTransformer`` (tests share one).
     """
 
-    def __init__(self, model: str = "minilm", device: str = "cpu", dtype: str = "auto", model_obj=None) -> None:
+    def __init__(self, model: str = "minilm", device: str = "cpu", dtype: str = "auto", model_obj: Any = None) -> None:
         import torch
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -183,7 +189,7 @@ class ModelEncoder:
             return self.fast_tokenizer(texts)
         return self.model.tokenize(texts)
 
-    def start(self, texts: list[str]):
+    def start(self, texts: list[str]) -> _CudaPending | _CpuPending:
         torch = self._torch
         with torch.inference_mode():
             features = self.tokenize(texts)

@@ -26,14 +26,17 @@ import json
 import threading
 import time
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graphmem.embed.batcher import Batcher, BatcherClosed, Encoder, QueueFull
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 @dataclass
@@ -286,7 +289,7 @@ def load_encoders(config: ServiceConfig) -> list[Encoder]:
     if worker == "process":
         from graphmem.embed.worker import ProcessEncoder
 
-        encoders: list[Encoder] = []
+        encoders: list[ProcessEncoder] = []
         try:
             for device in devices:
                 encoders.append(ProcessEncoder(config.model, device, config.dtype))
@@ -294,11 +297,11 @@ def load_encoders(config: ServiceConfig) -> list[Encoder]:
             for encoder in encoders:
                 encoder.close()
             raise
-        return encoders
+        return list(encoders)
     return [ModelEncoder(config.model, device, config.dtype) for device in devices]
 
 
-def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] | None = None):
+def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] | None = None) -> "FastAPI":
     """The FastAPI app. Models load at startup (lifespan) unless ``encoders`` are given."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -311,7 +314,7 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
     state: dict[str, Any] = {}
 
     @asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         encs = list(encoders) if encoders is not None else await asyncio.to_thread(load_encoders, config)
         metrics = Metrics()
         batcher = Batcher(

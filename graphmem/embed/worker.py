@@ -22,13 +22,15 @@ import contextlib
 import multiprocessing
 import threading
 from concurrent.futures import Future
+from multiprocessing.connection import Connection
 
 import numpy as np
 
+from graphmem.embed.batcher import Pending
 from graphmem.errors import ConfigError
 
 
-def _child(conn, model: str, device: str, dtype: str) -> None:
+def _child(conn: Connection, model: str, device: str, dtype: str) -> None:
     """The worker: load the model, then serve ``(seq, texts)`` -> ``(seq, vectors, tokens, memory)``."""
     try:
         from graphmem.embed.runner import ModelEncoder
@@ -40,7 +42,7 @@ def _child(conn, model: str, device: str, dtype: str) -> None:
     conn.send(("ready", {"dim": encoder.dim, "name": encoder.name, "fast": encoder.fast_tokenizer is not None}))
     in_flight = None  # (seq, pending)
 
-    def finish(seq, pending) -> None:
+    def finish(seq: int, pending: Pending) -> None:
         try:
             vectors, tokens = pending.result()
             conn.send(

@@ -14,10 +14,14 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from graphmem.extract.base import Extraction
 
-_WORKER = None
+if TYPE_CHECKING:
+    from graphmem.extract.spacy_extractor import SpacyExtractor
+
+_WORKER: SpacyExtractor | None = None  # this worker process's pipeline, loaded by _init
 
 
 def _init(model: str) -> None:
@@ -31,6 +35,8 @@ def _init(model: str) -> None:
 def _extract(
     texts: list[str], refs: list[datetime | None], speakers: list[str], titles: list[str] | None = None
 ) -> list[Extraction]:
+    if _WORKER is None:
+        raise RuntimeError("spaCy worker used before its initializer ran")
     return _WORKER.extract(texts, reference_times=refs, speakers=speakers, titles=titles)
 
 
@@ -57,7 +63,7 @@ class ParallelSpacyExtractor:
         self._pool = ProcessPoolExecutor(
             self.processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=(model,)
         )
-        self._local = None
+        self._local: SpacyExtractor | None = None
 
     def warm_up(self) -> None:
         """Start every worker and load its pipeline now (else the first batch pays for it)."""
@@ -76,7 +82,7 @@ class ParallelSpacyExtractor:
         titles: Sequence[str] | None = None,
     ) -> list[Extraction]:
         texts = list(texts)
-        refs = list(reference_times) if reference_times is not None else [None] * len(texts)
+        refs: list[datetime | None] = list(reference_times) if reference_times is not None else [None] * len(texts)
         who = list(speakers) if speakers is not None else [""] * len(texts)
         heads = list(titles) if titles is not None else [""] * len(texts)
         if not texts:

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from graphmem.errors import ConfigError
 from graphmem.extract.base import Extraction, Mention, Triple
 from graphmem.extract.dates import parse_date
+
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.tokens import Doc, Span, Token
 
 # Entity types that name things worth a node; numbers and amounts only add hubs.
 SKIP_ENT_TYPES = {"CARDINAL", "ORDINAL", "PERCENT", "MONEY", "QUANTITY", "DATE", "TIME"}
@@ -24,7 +29,7 @@ THING_TYPES = {"ORG", "GPE", "LOC", "FAC", "PRODUCT", "WORK_OF_ART", "EVENT", "N
 MAX_NAME_WORDS = 8
 
 
-def load_spacy(name: str):
+def load_spacy(name: str) -> Language:
     """Load an installed spaCy pipeline package (never downloads)."""
     import spacy
 
@@ -92,7 +97,7 @@ _POSSESSIVE = {"'s", "\u2019s", "'"}
 _LEADING_WORDS = {"the", "a", "an", "this", "that", "these", "those", "his", "her", "its", "their", "our", "my", "your"}
 
 
-def _trim(span) -> tuple[str, range]:
+def _trim(span: Span) -> tuple[str, range]:
     """A span's name without leading determiners/pronouns, trailing punctuation or
     possessive 's, and the token positions the name covers."""
     tokens = [t for t in span if t.dep_ != "case"]
@@ -105,7 +110,7 @@ def _trim(span) -> tuple[str, range]:
     return _join(tokens), range(tokens[0].i, tokens[-1].i + 1)
 
 
-def _join(tokens) -> str:
+def _join(tokens: Sequence[Token]) -> str:
     """The text of ``tokens`` as written, with a space where a dropped token was."""
     parts = [
         t.text_with_ws if (k + 1 < len(tokens) and tokens[k + 1].i == t.i + 1) or t.whitespace_ else t.text + " "
@@ -114,7 +119,7 @@ def _join(tokens) -> str:
     return "".join(parts).strip()
 
 
-def extract_doc(doc, reference: datetime | None, speaker: str, title: str = "") -> Extraction:
+def extract_doc(doc: Doc, reference: datetime | None, speaker: str, title: str = "") -> Extraction:
     """Mentions and triples of one parsed spaCy ``Doc``.
 
     ``title`` (a document's title) counts as a mention and is the fallback
@@ -133,7 +138,8 @@ def extract_doc(doc, reference: datetime | None, speaker: str, title: str = "") 
         for i in tokens:
             token_span.setdefault(i, name)
             token_type.setdefault(i, type_)
-            token_chars.setdefault(i, chars)
+            if chars is not None:
+                token_chars.setdefault(i, chars)
         mention = counts.get(name)
         if mention is None:
             counts[name] = mention = Mention(name=name, type=type_)
@@ -176,7 +182,7 @@ def token_type_of(name: str, counts: dict[str, Mention]) -> str:
     return counts[name].type if name in counts else "CONCEPT"
 
 
-def _definite_referent(chunk, named: list[tuple[int, str]]) -> str | None:
+def _definite_referent(chunk: Span, named: list[tuple[int, str]]) -> str | None:
     """ "the bridge" / "the company's" after "Kessary Bridge" -> "Kessary Bridge".
 
     A short definite noun phrase whose head noun is a word of an earlier named
@@ -193,15 +199,23 @@ def _definite_referent(chunk, named: list[tuple[int, str]]) -> str | None:
     return None
 
 
-def _triples(doc, token_span, token_type, token_chars, reference, speaker, title="") -> list[Triple]:
+def _triples(
+    doc: Doc,
+    token_span: dict[int, str],
+    token_type: dict[int, str],
+    token_chars: dict[int, tuple[int, int]],
+    reference: datetime | None,
+    speaker: str,
+    title: str = "",
+) -> list[Triple]:
     triples: list[Triple] = []
     seen: set[tuple[str, str, str]] = set()
 
-    def chars(*tokens) -> list[tuple[int, int]]:
+    def chars(*tokens: Token) -> list[tuple[int, int]]:
         """Character ranges of ``tokens``: a mention's whole name, else the token itself."""
         return [token_chars.get(t.i) or (t.idx, t.idx + len(t)) for t in tokens]
 
-    def antecedent(token) -> str | None:
+    def antecedent(token: Token) -> str | None:
         """The nearest preceding mention a third-person pronoun can refer to."""
         wanted = PERSON_TYPES if token.lower_ in PERSONAL else THING_TYPES if token.lower_ in IMPERSONAL else None
         for i in range(token.i - 1, max(-1, token.i - 120), -1):
@@ -209,7 +223,7 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
                 return token_span[i]
         return title or None
 
-    def name_of(token) -> str | None:
+    def name_of(token: Token) -> str | None:
         lower = token.lower_
         if token.i in token_span:
             return token_span[token.i]
@@ -219,7 +233,9 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
             return antecedent(token)
         return None
 
-    def add(subject: str, predicate: str, obj: str, text: str, valid_at, spans: list[tuple[int, int]]) -> None:
+    def add(
+        subject: str, predicate: str, obj: str, text: str, valid_at: datetime | None, spans: list[tuple[int, int]]
+    ) -> None:
         if subject == obj or (subject, predicate, obj) in seen:
             return
         seen.add((subject, predicate, obj))
@@ -249,7 +265,7 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
             negation = "not " if any(c.dep_ == "neg" for c in verb.children) else ""
             lemma, surface = negation + verb.lemma_.lower(), negation + verb.text.lower()
             # (predicate, words for the fact text, object token, the predicate's tokens)
-            objects: list[tuple[str, str, object, tuple]] = []
+            objects: list[tuple[str, str, Token, tuple[Token, ...]]] = []
             for child in verb.children:
                 if child.dep_ in OBJECT_DEPS:
                     objects.append((lemma, surface, child, (verb,)))
@@ -279,13 +295,13 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
                 if subject is None:
                     continue
                 for predicate, words, obj_token, said in objects:
-                    obj = name_of(obj_token)
-                    if obj is not None:
+                    obj_name = name_of(obj_token)
+                    if obj_name is not None:
                         add(
                             subject,
                             predicate,
-                            obj,
-                            f"{subject} {words} {obj}",
+                            obj_name,
+                            f"{subject} {words} {obj_name}",
                             valid_at,
                             chars(subject_token, *said, obj_token),
                         )
@@ -295,7 +311,7 @@ def _triples(doc, token_span, token_type, token_chars, reference, speaker, title
             head = token.head
             owner = next((c for c in head.children if c.dep_ == "poss"), None)
             owner_name = name_of(owner) if owner is not None else None
-            if owner_name is not None and token_type.get(head.i, "CONCEPT") == "CONCEPT":
+            if owner is not None and owner_name is not None and token_type.get(head.i, "CONCEPT") == "CONCEPT":
                 # "Its founder, Ana Keller" -> (Orvalis Robotics) founder (Ana Keller)
                 noun = head.lemma_.lower()
                 add(
