@@ -25,7 +25,7 @@ from graphmem.ingest.readers import Document, read_documents
 from graphmem.recipe import Recipe
 from graphmem.store import GraphStore, open_store
 from graphmem.store.graph import Graph
-from graphmem.timeutil import ensure_utc, from_ms, to_ms
+from graphmem.timeutil import ensure_utc, from_ms
 
 
 #: how :meth:`Memory.search` ranks: graph (PPR multi-hop), dense (vectors only) or bm25 (words only)
@@ -219,7 +219,7 @@ class Memory:
             import os
 
             automatic = self.settings.extract_processes == 0 and (os.cpu_count() or 1) > 1
-            self._ingestor = Ingestor(self._graph, self.embedder, self.extractor, self.settings,
+            self._ingestor = Ingestor(self._graph, lambda: self.embedder, lambda: self.extractor, self.settings,
                                       background_extractor=self._background_extractor if automatic else None)
         return self._ingestor
 
@@ -333,24 +333,11 @@ class Memory:
             row = self._graph.find_source(source)
             if row is None:
                 raise InputError(f"no source named {source!r} (see `graphmem cypher \"MATCH (s:Source) RETURN s.name\"`)")
-            keys = self._store.run("facts_keys_of_source", uuid=row["uuid"], group_id=self._graph.group_id)
-            removed = self._graph.delete_source(row["uuid"])
-        else:
-            keys = self._store.run("facts_keys_of_episodes", episodes=[episode], group_id=self._graph.group_id)
-            removed = self._graph.delete_episode(str(episode))
-            if not removed["episodes"]:
-                raise InputError(f"no episode with uuid {episode!r}")
-        removed["reopened"] = self._retime(keys)
-        self._graph.bump_revision()
-        if self._ingestor is not None:
-            self._ingestor._index = None  # entities may have gone
+            return self.ingestor.forget(source=row["uuid"])
+        removed = self.ingestor.forget(episode=str(episode))
+        if not removed["episodes"]:
+            raise InputError(f"no episode with uuid {episode!r}")
         return removed
-
-    def _retime(self, keys: list[dict]) -> int:
-        from graphmem.resolve import temporal
-        from graphmem.timeutil import utcnow
-
-        return temporal.retime(self._graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
 
     # -- retrieval ------------------------------------------------------------------
     def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph", as_of: datetime | None = None,

@@ -1,20 +1,26 @@
-"""The ingestion pipeline: documents -> passages -> entities and facts -> graph.
+"""The ingestion pipeline: documents and dialogues -> episodes -> entities and facts -> graph.
+
+Documents and conversations are *sources* whose *units* (passages, turns)
+become episodes (:mod:`graphmem.ingest.units`); both take the one path below.
 
 Write protocol (what makes ingestion idempotent, resumable and safe with
 concurrent writers): a run first *sweeps*: every source a dead writer left in
 ``writing`` is taken over and removed (episodes, facts only they support,
-orphan entities). It then *claims* each source in one atomic query: a source
+orphan entities). It then *claims* its sources in atomic queries: a source
 complete with the same content hash is skipped, one another live process is
-writing is left to it, any other is marked ``writing`` with this run's owner
-token (cleared first if it had old content). Its entities, episodes, mentions
-and facts are merged on deterministic uuids; last it is marked ``complete``.
-A final sweep deletes entities that nothing kept. See docs/reliability.md.
+writing is left to it, a dialogue whose stored turns are an exact prefix of
+the new ones gets only its new turns, any other is marked ``writing`` with
+this run's owner token (cleared first if it had old content). Its entities,
+episodes, mentions and facts are merged on deterministic uuids; last it is
+marked ``complete``. A final sweep deletes entities that nothing kept. See
+docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Sequence
@@ -24,13 +30,12 @@ import numpy as np
 from graphmem.config import Settings
 from graphmem.embed.base import Embedder
 from graphmem.extract.base import Extraction, Extractor
-from graphmem.extract.base import Mention
-from graphmem.ingest.chunking import chunk_text
 from graphmem.ingest.context_vectors import TextMap, UnitVectors, embed_units, extraction_text_and_map, vectors_for
-from graphmem.ingest.dialogue import Conversation, Turn
+from graphmem.ingest.dialogue import Conversation
 from graphmem.ingest.readers import Document
 from graphmem.ingest.report import GraphDelta, IngestReport
-from graphmem.model import content_hash, stable_uuid
+from graphmem.ingest.units import ConversationSource, DocumentSource, Passage, Source, TurnUnit, Unit, turn_uuid
+from graphmem.model import entity_key, stable_uuid
 from graphmem.resolve import temporal
 from graphmem.resolve.entities import EntityIndex
 from graphmem.store.graph import Graph
@@ -38,70 +43,7 @@ from graphmem.timeutil import to_ms, utcnow
 
 Progress = Callable[[int], None]
 
-__all__ = ["GraphDelta", "IngestReport", "Ingestor", "Progress"]
-
-
-@dataclass
-class Passage:
-    document: Document
-    source_uuid: str
-    position: int
-    content: str
-    uuid: str = ""
-    #: offsets of the extracted text -> offsets of :meth:`embedding_text` (set by the extraction)
-    text_map: TextMap = field(default_factory=TextMap)
-
-    def embedding_text(self) -> str:
-        title = self.document.title
-        return f"{title}\n{self.content}" if title and title not in self.content[: len(title) + 10] else self.content
-
-    @property
-    def date(self) -> datetime | None:
-        return self.document.date
-
-
-@dataclass
-class BatchPlan:
-    """A batch of units (passages or dialogue turns) embedded and resolved, waiting
-    for its facts and its write."""
-
-    units: list[Any]
-    extractions: list[Extraction]
-    unit_vectors: np.ndarray
-    pooled_facts: dict[str, np.ndarray]
-    entity_rows: list[dict]
-    entity_vectors: np.ndarray
-    alias_rows: list[dict]
-    synonyms: list[dict]
-    uuid_of: dict[str, str]
-    fact_rows: list[dict] = field(default_factory=list)
-    fact_vectors: np.ndarray | None = None
-    timeline: temporal.TemporalPlan | None = None
-
-    def plan_facts(self, ingestor: "Ingestor") -> None:
-        """Fact rows, their vectors and the temporal plan (reads the stored timelines)."""
-        self.fact_rows, self.timeline = ingestor._facts(self.units, self.extractions, self.uuid_of)
-        with ingestor.embedding:
-            self.fact_vectors = vectors_for([row["text"] for row in self.fact_rows], self.pooled_facts,
-                                            ingestor.embedder)
-
-
-@dataclass
-class TurnUnit:
-    """One dialogue turn on its way to becoming an episode."""
-
-    turn: Turn
-    position: int
-    uuid: str
-
-    @property
-    def date(self) -> datetime | None:
-        return self.turn.time
-
-
-def turn_uuid(group_id: str, conversation: str, position: int, turn: Turn) -> str:
-    """Deterministic: the same turn at the same place of the same conversation keeps its uuid."""
-    return stable_uuid(group_id, "turn", conversation, str(position), turn.digest())
+__all__ = ["GraphDelta", "IngestReport", "Ingestor", "Passage", "Progress", "TurnUnit", "turn_uuid"]
 
 
 def extraction_text(content: str) -> str:
@@ -109,17 +51,23 @@ def extraction_text(content: str) -> str:
     return extraction_text_and_map(content)[0]
 
 
-def batch_names(extractions: Sequence[Extraction], people: set[str] = frozenset()) -> dict[str, str]:  # type: ignore[assignment]
+def batch_names(extractions: Sequence[Extraction], people: Sequence[str] = ()) -> dict[str, str]:
     """Every name a batch may resolve, in order of first appearance, with its type:
     ``people`` (speakers) as PERSON, mentions as extracted, triple ends untyped."""
-    types: dict[str, str] = {name: "PERSON" for name in people}
+    types: dict[str, str] = {}
+    _add_names(types, extractions, people)
+    return types
+
+
+def _add_names(types: dict[str, str], extractions: Sequence[Extraction], people: Sequence[str] = ()) -> None:
+    for name in people:
+        types.setdefault(name, "PERSON")
     for ex in extractions:
         for mention in ex.mentions:
             types.setdefault(mention.name, mention.type)
         for triple in ex.triples:
             types.setdefault(triple.subject, "")
             types.setdefault(triple.object, "")
-    return types
 
 
 def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex:
@@ -135,16 +83,89 @@ def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex
     return index
 
 
+@dataclass
+class Claimed:
+    """A source this run writes: its uuid, and its first unit to write (after a stored prefix)."""
+
+    source: Source
+    uuid: str
+    start: int = 0
+
+
+@dataclass
+class WriteRun:
+    """One claim on the group (see :meth:`Ingestor._claim`): the owner token sources are
+    claimed with, and what the closing sweep needs."""
+
+    owner: str
+    dead: list[str] = field(default_factory=list)
+    #: the start sweep removed something, or this run created orphans and removed them
+    changed: bool = False
+    #: sources claimed (the revision is bumped at the end when any were)
+    claimed: int = 0
+    #: entities this run created, and those its mentions and facts refer to
+    created: list[str] = field(default_factory=list)
+    referenced: set[str] = field(default_factory=set)
+
+
+@dataclass
+class BatchPlan:
+    """A batch of units embedded and resolved, waiting for its facts and its write."""
+
+    claimed: list[Claimed]
+    units: Sequence[Unit]
+    extractions: list[Extraction]
+    unit_vectors: np.ndarray
+    pooled_facts: dict[str, np.ndarray]
+    entity_rows: list[dict[str, Any]]
+    entity_vectors: np.ndarray
+    alias_rows: list[dict[str, Any]]
+    synonyms: list[dict[str, Any]]
+    uuid_of: dict[str, str]
+    fact_rows: list[dict[str, Any]] = field(default_factory=list)
+    fact_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))
+    timeline: temporal.TemporalPlan = field(default_factory=lambda: temporal.TemporalPlan([], [], 0))
+
+    def plan_facts(self, ingestor: Ingestor) -> None:
+        """Fact rows, their vectors and the temporal plan (reads the stored timelines)."""
+        self.fact_rows, self.timeline = ingestor._facts(self.units, self.extractions, self.uuid_of)
+        with ingestor.embedding:
+            self.fact_vectors = vectors_for([row["text"] for row in self.fact_rows], self.pooled_facts,
+                                            ingestor.embedder)
+
+    def episode_rows(self, group_id: str, now: int) -> list[dict[str, Any]]:
+        return [unit.episode_row(group_id, now) for unit in self.units]
+
+    def mention_rows(self) -> list[dict[str, Any]]:
+        return [{"episode": u.uuid, "entity": self.uuid_of[m.name], "count": m.count, "role": u.role_of(m.name)}
+                for u, ex in zip(self.units, self.extractions) for m in ex.mentions if m.name in self.uuid_of]
+
+    def next_rows(self) -> list[dict[str, str]]:
+        """NEXT edges: between consecutive units of one source, and from a stored episode to
+        the first unit appended after it."""
+        rows = [{"from": u.follows, "to": u.uuid} for u in self.units if u.follows]
+        return rows + [{"from": a.uuid, "to": b.uuid} for a, b in zip(self.units, self.units[1:])
+                       if a.source_uuid == b.source_uuid]
+
+    def references(self) -> set[str]:
+        """The entities this batch's mentions and facts refer to."""
+        mentioned = {self.uuid_of[m.name] for ex in self.extractions for m in ex.mentions if m.name in self.uuid_of}
+        return mentioned | {u for row in self.fact_rows for u in (row["subject"], row["object"])}
+
+
 class Ingestor:
     """Runs the pipeline for one :class:`Graph` with one embedder and extractor."""
 
-    def __init__(self, graph: Graph, embedder: Embedder, extractor: Extractor, settings: Settings,
+    def __init__(self, graph: Graph, embedder: Embedder | Callable[[], Embedder],
+                 extractor: Extractor | Callable[[], Extractor], settings: Settings,
                  background_extractor: Callable[[], Extractor] | None = None) -> None:
-        """``background_extractor``: gives an extractor with worker processes, used for runs
-        of more than two batches so parsing overlaps embedding (started on first use)."""
+        """``embedder``, ``extractor``: the models, or functions that load them on first use
+        (forgetting needs neither). ``background_extractor``: gives an extractor with worker
+        processes, used for runs of more than two batches so parsing overlaps embedding
+        (started on first use)."""
         self.graph = graph
-        self.embedder = embedder
-        self.extractor = extractor
+        self._embedder = embedder
+        self._extractor = extractor
         self.settings = settings
         self.background_extractor = background_extractor
         self._index: EntityIndex | None = None
@@ -154,12 +175,30 @@ class Ingestor:
         self.embedding = threading.Lock()
 
     @property
+    def embedder(self) -> Embedder:
+        if not isinstance(self._embedder, Embedder):
+            self._embedder = self._embedder()
+        return self._embedder
+
+    @property
+    def extractor(self) -> Extractor:
+        if not hasattr(self._extractor, "extract"):
+            self._extractor = self._extractor()  # type: ignore[operator]
+        return self._extractor  # type: ignore[return-value]
+
+    @property
     def index(self) -> EntityIndex:
         if self._index is None:
             self._index_revision = self.graph.revision()
             self._index = load_entity_index(self.graph, self.embedder.dim, self.settings)
         return self._index
 
+    def invalidate_index(self) -> None:
+        """Forget the entity index: the next ingestion reloads it from the store (call after
+        anything but this ingestor removed or changed entities)."""
+        self._index = None
+
+    # -- the two entry points --------------------------------------------------------
     def ingest(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
         """Ingest ``documents``; ``progress(n)`` is called as ``n`` more documents finish.
 
@@ -168,106 +207,156 @@ class Ingestor:
         same content, and those another live process is writing right now),
         writes the claimed ones batch by batch, and sweeps orphans at the end.
         """
+        report = IngestReport(documents=len(documents))
+        return self._ingest([DocumentSource(d) for d in documents], report, progress)
+
+    def ingest_conversations(self, conversations: Sequence[Conversation],
+                             progress: Progress | None = None) -> IngestReport:
+        """Ingest dialogues: one episode per turn, ``NEXT`` edges in order, speakers as entities.
+
+        Unchanged conversations are skipped. One that grew (its stored turns are
+        an exact prefix of the new ones) gets only its new turns appended; any
+        other change rewrites the source. ``progress(n)``: ``n`` more turns done.
+        """
+        # the projection is reloaded after dialogue ingestion (speaker roles, NEXT edges and
+        # timelines change in place), so no delta is collected
+        report = IngestReport(documents=len(conversations), unit="conversations", piece="turns", delta=None)
+        return self._ingest([ConversationSource(c) for c in conversations], report, progress)
+
+    def _ingest(self, sources: Sequence[Source], report: IngestReport, progress: Progress | None) -> IngestReport:
+        with self._claim(report) as run:
+            todo = self._claim_sources(sources, run, report, progress)
+            self._ingest_batches(self._batches(todo), run, report, progress)
+        return report
+
+    # -- claiming ------------------------------------------------------------------------
+    @contextmanager
+    def _claim(self, report: IngestReport) -> Iterator[WriteRun]:
+        """Hold the group for one run: sweep what dead writers left, give the run an owner
+        token, and on the way out delete the entities it created that nothing refers to and
+        bump the revision (when it wrote or removed anything); the token is always released."""
+        import time
+
         from graphmem.store.owners import dead_owners, new_owner, release
 
         started = time.perf_counter()
-        report = IngestReport(documents=len(documents))
-        owner = new_owner()
+        run = WriteRun(new_owner())
         try:
             self.graph.ensure_schema(self.embedder.dim)
-            swept = self.graph.sweep(owner)
-            changed = any(swept.values())
-            if changed:
+            run.changed = any(self.graph.sweep(run.owner).values())
+            if run.changed:
                 report.delta = None
-                self._index = None  # the sweep may have removed entities the index holds
+                self.invalidate_index()  # the sweep may have removed entities the index holds
             elif self._index is not None and self.graph.revision() != self._index_revision:
-                self._index = None  # another process changed the graph since the index was loaded
-            dead = dead_owners(self.graph.writing_sources())
-            todo = self._claim(documents, owner, dead, report, progress)
-            created: list[str] = []
-            referenced: set[str] = set()
-            self._ingest_batches(self._batches(todo), report, progress, owner, created, referenced)
-            # entities this run created that no mention or fact of it refers to (e.g. from a
-            # triple with subject == object), checked by the store; other orphans are the
-            # start sweep's
-            unused = [uuid for uuid in created if uuid not in referenced]
-            if unused and self.graph.delete_orphans(owner, dead, among=unused):
-                self._index = None
-                changed = True
-            if todo or changed:
-                revision = self.graph.bump_revision()
-                if self._index is not None:
-                    self._index_revision = revision
+                self.invalidate_index()  # another process changed the graph since the index was loaded
+            run.dead = dead_owners(self.graph.writing_sources())
+            yield run
+            self._close(run)
         finally:
-            release(owner)
-        report.seconds = time.perf_counter() - started
-        return report
+            release(run.owner)
+            report.seconds = time.perf_counter() - started
 
-    def _claim(self, documents: Sequence[Document], owner: str, dead: list[str], report: IngestReport,
-               progress: Progress | None) -> list[tuple[Document, str]]:
-        """Claim every document's source; the ones this run must write, cleared of old content."""
-        todo: list[tuple[Document, str]] = []
-        sources = [{"name": d.name, "kind": "doc", "uri": d.uri, "content_hash": d.content_hash,
-                    "metadata": d.metadata, "units": 1} for d in documents]
-        for document, (source_uuid, claim) in zip(documents, self._claim_sources(sources, owner, dead, report,
-                                                                                  progress)):
-            if claim is None:
+    def _close(self, run: WriteRun) -> None:
+        # entities this run created that no mention or fact of it refers to (e.g. from a
+        # triple with subject == object), checked by the store; other orphans are the
+        # start sweep's
+        unused = [uuid for uuid in run.created if uuid not in run.referenced]
+        if unused and self.graph.delete_orphans(run.owner, run.dead, among=unused):
+            self.invalidate_index()
+            run.changed = True
+        if run.claimed or run.changed:
+            revision = self.graph.bump_revision()
+            if self._index is not None:
+                self._index_revision = revision
+
+    def _claim_sources(self, sources: Sequence[Source], run: WriteRun, report: IngestReport,
+                       progress: Progress | None) -> list[Claimed]:
+        """Claim every source (see the module's write protocol): the ones this run writes,
+        cleared of old content unless only new units are appended; skipped ones are counted
+        in ``report`` and passed to ``progress``."""
+        group = self.graph.group_id
+        # read before claiming: a grown dialogue keeps its stored turns
+        stored = {s.name: self.graph.source(s.name) for s in sources if s.turn_count is not None}
+        rows = [{**s.claim_row(), "uuid": stable_uuid(group, "source", s.name)} for s in sources]
+        todo: list[Claimed] = []
+        for source, row, claim in zip(sources, rows, self.graph.claim_sources(rows, run.owner, run.dead)):
+            if not claim["mine"]:
+                self._skipped(source, claim, report, progress)
                 continue
-            if claim["was"] in ("writing", "complete"):
+            start = source.resume_at(stored.get(source.name)) if claim["was"] == "complete" else 0
+            if start:
+                report.appended += 1
+                if progress:
+                    progress(start)
+            elif claim["was"] in ("writing", "complete"):
                 report.delta = None
-                self._clear(source_uuid, owner, dead)
+                self._clear(row["uuid"], run.owner, run.dead)
                 report.replaced += claim["was"] == "complete"
-            todo.append((document, source_uuid))
+            todo.append(Claimed(source, row["uuid"], start))
+        run.claimed = len(todo)
         return todo
 
-    def _claim_sources(self, sources: list[dict], owner: str, dead: list[str], report: IngestReport,
-                       progress: Progress | None) -> list[tuple[str, dict | None]]:
-        """Claim sources for this run (``sources``: name, kind, uri, content_hash, metadata,
-        units): ``(uuid, claim)`` each, or ``(uuid, None)`` when it is skipped (complete with
-        the same content, or being written by another live process), counted in ``report``
-        and its ``units`` passed to ``progress``."""
-        for source in sources:
-            source["uuid"] = stable_uuid(self.graph.group_id, "source", source["name"])
-        claims = self.graph.claim_sources([{k: v for k, v in s.items() if k != "units"} for s in sources],
-                                          owner, dead)
-        out: list[tuple[str, dict | None]] = []
-        for source, claim in zip(sources, claims):
-            if claim["mine"]:
-                out.append((source["uuid"], claim))
-                continue
-            if claim["done"]:
-                report.skipped += 1
-            else:
-                report.busy += 1
-                report.errors.append(f"{source['name']}: being written by another process; skipped")
-            if progress:
-                progress(source["units"])
-            out.append((source["uuid"], None))
-        return out
+    @staticmethod
+    def _skipped(source: Source, claim: dict[str, Any], report: IngestReport, progress: Progress | None) -> None:
+        if claim["done"]:
+            report.skipped += 1
+        else:
+            report.busy += 1
+            report.errors.append(f"{source.name}: being written by another process; skipped")
+        if progress:
+            progress(source.size)
 
-    def _batches(self, todo: list[tuple[Document, str]]) -> list[list[tuple[Document, str]]]:
-        """Batches of about ``batch_size`` passages: bounded memory, steady progress."""
-        batches: list[list[tuple[Document, str]]] = [[]]
+    def _batches(self, todo: list[Claimed]) -> list[list[Claimed]]:
+        """Batches of about ``batch_size`` units (a source is never split): bounded memory,
+        steady progress."""
+        batches: list[list[Claimed]] = [[]]
         expected = 0
-        stride = max(1, self.settings.chunk_words - self.settings.chunk_overlap)
         for item in todo:
             batches[-1].append(item)
-            expected += max(1, -(-len(item[0].text.split()) // stride))
+            expected += item.source.expected(self.settings, item.start)
             if expected >= self.settings.batch_size:
                 batches.append([])
                 expected = 0
         return [b for b in batches if b]
 
-    def _ingest_batches(self, batches: list[list[tuple[Document, str]]], report: IngestReport,
-                        progress: Progress | None, owner: str, created: list[str], referenced: set[str]) -> None:
+    # -- removing ------------------------------------------------------------------------
+    def forget(self, *, source: str | None = None, episode: str | None = None) -> dict[str, int]:
+        """Delete a source (by uuid) or one episode (by uuid), and every fact only it supports,
+        then recompute the timelines they were part of (with this ingestor's temporal
+        relations) and bump the revision. Returns counts of what was removed (``reopened``:
+        facts that became current again); all zero when nothing matched."""
+        if source is not None:
+            keys = self.graph.fact_keys_of_source(source)
+            removed = self.graph.delete_source(source)
+        else:
+            keys = self.graph.fact_keys_of_episodes([str(episode)])
+            removed = self.graph.delete_episode(str(episode))
+            if not removed["episodes"]:
+                return {**removed, "reopened": 0}
+        removed["reopened"] = self._retime(keys)
+        self.graph.bump_revision()
+        return removed
+
+    def _clear(self, source_uuid: str, owner: str = "", dead: list[str] | None = None) -> None:
+        """Remove a source's episodes and the facts only they support (the Source stays, for
+        this run to rewrite), then mend the timelines."""
+        keys = self.graph.fact_keys_of_source(source_uuid)
+        self.graph.clear_source(source_uuid, owner, dead)
+        self._retime(keys)
+
+    def _retime(self, keys: list[dict[str, Any]]) -> int:
+        self.invalidate_index()  # removing may have orphaned entities
+        return temporal.retime(self.graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
+
+    # -- batches --------------------------------------------------------------------------
+    def _ingest_batches(self, batches: list[list[Claimed]], run: WriteRun, report: IngestReport,
+                        progress: Progress | None) -> None:
         """Three stages, overlapped when there is more than one batch: batch k+1 is parsed
         (in the extractor's worker processes, when it has them) and embedded while batch
         k is written to the store (in a writer thread). Batches are written one after
         another, in order, and a batch's facts are planned only after the batch before
         it is written (the temporal plan reads the facts stored so far)."""
-        import warnings
         from concurrent.futures import Future, ThreadPoolExecutor
-        from concurrent.futures.process import BrokenProcessPool
 
         if not batches:
             return
@@ -277,74 +366,62 @@ class Ingestor:
         concurrent = getattr(extractor, "concurrent", False) and len(batches) > 1
         with ThreadPoolExecutor(1, thread_name_prefix="graphmem-extract") as parsing, \
                 ThreadPoolExecutor(1, thread_name_prefix="graphmem-write") as writing:
-            passages = self._passages(batches[0])
-            upcoming = parsing.submit(self._extract_and_embed, passages, extractor) if concurrent else None
-            written: Future | None = None
+            units = self._units(batches[0])
+            upcoming = parsing.submit(self._extract_and_embed, units, extractor) if concurrent else None
+            written: Future[None] | None = None
             for k, batch in enumerate(batches):
-                current = passages
-                try:
-                    extractions, vectors = (upcoming.result() if upcoming is not None
-                                            else self._extract_and_embed(current, extractor))
-                except BrokenProcessPool:
-                    # e.g. a script without `if __name__ == "__main__":` cannot start spawned
-                    # workers; parsing in this process is slower but gives the same graph
-                    warnings.warn("spaCy worker processes stopped; parsing in this process instead (a script "
-                                  "that ingests should guard its entry point with `if __name__ == '__main__':`)",
-                                  RuntimeWarning, stacklevel=2)
-                    extractor, concurrent = self.extractor, False
-                    extractions, vectors = self._extract_and_embed(current, extractor)
+                current = units
+                extractions, vectors, fallback = self._parsed(upcoming, current, extractor)
+                if fallback is not extractor:  # the worker processes stopped: parse here from now on
+                    extractor, concurrent = fallback, False
                 if k + 1 < len(batches):
-                    passages = self._passages(batches[k + 1])
-                    upcoming = parsing.submit(self._extract_and_embed, passages, extractor) if concurrent else None
-                plan = self._prepare_batch(current, extractions, [p.embedding_text() for p in current],
-                                           [p.text_map for p in current], vectors=vectors)
+                    units = self._units(batches[k + 1])
+                    upcoming = parsing.submit(self._extract_and_embed, units, extractor) if concurrent else None
+                plan = self._prepare_batch(batch, current, extractions, vectors)
                 if written is not None:
                     written.result()  # in order; and its facts must be stored before this batch's plan
                 plan.plan_facts(self)
-                created += [row["uuid"] for row in plan.entity_rows]
-                referenced.update(plan.uuid_of[m.name] for ex in plan.extractions for m in ex.mentions
-                                  if m.name in plan.uuid_of)
-                referenced.update(u for row in plan.fact_rows for u in (row["subject"], row["object"]))
-                written = writing.submit(self._write_batch, batch, plan, report, progress, owner)
+                run.created += [row["uuid"] for row in plan.entity_rows]
+                run.referenced |= plan.references()
+                written = writing.submit(self._write_batch, plan, report, progress, run.owner)
             if written is not None:
                 written.result()
 
-    def _passages(self, batch: list[tuple[Document, str]]) -> list[Passage]:
-        group = self.graph.group_id
-        s = self.settings
-        passages: list[Passage] = []
-        for document, source_uuid in batch:
-            for position, content in enumerate(chunk_text(document.text, s.chunk_words, s.chunk_overlap, s.max_passage_chars)):
-                passage = Passage(document, source_uuid, position, content)
-                passage.uuid = stable_uuid(group, "episode", document.name, str(position), content_hash(content))
-                passages.append(passage)
-        return passages
+    def _parsed(self, upcoming: Any, units: Sequence[Unit],
+                extractor: Extractor) -> tuple[list[Extraction], UnitVectors, Extractor]:
+        """The batch's extractions and vectors: from the parsing thread when it ran ahead, else
+        made here; and the extractor to go on with."""
+        import warnings
+        from concurrent.futures.process import BrokenProcessPool
 
-    def _extract(self, passages: list[Passage], extractor: Extractor | None = None) -> list[Extraction]:
-        texts = []
-        for passage in passages:
-            text, passage.text_map = extraction_text_and_map(passage.content)
-            passage.text_map.prefix = len(passage.embedding_text()) - len(passage.content)
-            texts.append(text)
-        return (extractor or self.extractor).extract(texts,
-                                      reference_times=[p.document.date for p in passages],
-                                      titles=[p.document.title for p in passages])
+        try:
+            if upcoming is not None:
+                return (*upcoming.result(), extractor)
+            return (*self._extract_and_embed(units, extractor), extractor)
+        except BrokenProcessPool:
+            # e.g. a script without `if __name__ == "__main__":` cannot start spawned
+            # workers; parsing in this process is slower but gives the same graph
+            warnings.warn("spaCy worker processes stopped; parsing in this process instead (a script "
+                          "that ingests should guard its entry point with `if __name__ == '__main__':`)",
+                          RuntimeWarning, stacklevel=3)
+            return (*self._extract_and_embed(units, self.extractor), self.extractor)
 
-    def _extract_and_embed(self, passages: list[Passage],
-                           extractor: Extractor | None = None) -> tuple[list[Extraction], UnitVectors]:
+    def _units(self, batch: list[Claimed]) -> list[Unit]:
+        return [unit for item in batch
+                for unit in item.source.units(self.graph.group_id, item.uuid, item.start, self.settings)]
+
+    def _extract_and_embed(self, units: Sequence[Unit], extractor: Extractor) -> tuple[list[Extraction], UnitVectors]:
         """Parse a batch, then embed it (see :meth:`_embed_batch`): for long runs this runs
         in the parsing thread, a batch ahead of resolution and writes."""
-        extractions = self._extract(passages, extractor)
-        return extractions, self._embed_batch(extractions, [p.embedding_text() for p in passages],
-                                              [p.text_map for p in passages])
+        extractions = type(units[0]).extract(units, extractor) if units else []
+        return extractions, self._embed_batch(extractions, [u.embedding_text() for u in units],
+                                              [u.text_map for u in units])
 
     def _embed_batch(self, extractions: list[Extraction], texts: list[str], maps: list[TextMap]) -> UnitVectors:
         """The units' vectors, and those of every name and fact text resolution and fact
         planning may need: pooled from the units where the embedder can, the rest embedded
         in one call. Names already in the entity index need none (the index only grows
         between here and resolution, so this is a superset of what is asked for later)."""
-        from graphmem.resolve.entities import entity_key
-
         with self.embedding:
             vectors = embed_units(self.embedder, texts, extractions, maps, pool=self.settings.context_vectors)
         known = self._index.by_key if self._index is not None else {}
@@ -359,202 +436,67 @@ class Ingestor:
             vectors.facts.update(zip(missing_facts, fresh[len(missing_names):]))
         return vectors
 
-    # -- one batch --------------------------------------------------------------
-    def _prepare_batch(self, units: list[Any], extractions: list[Extraction], texts: list[str],
-                       maps: list[TextMap], people: set[str] = frozenset(),  # type: ignore[assignment]
-                       vectors: UnitVectors | None = None) -> "BatchPlan":
-        """Embed a batch (``texts``: what the embedder reads of each unit; ``maps``: extraction
-        offsets into them), unless ``vectors`` has it done, and resolve its names (no store
-        access: for passages it runs while the batch before is written)."""
-        if vectors is None:
-            vectors = self._embed_batch(extractions, texts, maps)
-        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(
-            extractions, people=people, known=vectors.names)
-        return BatchPlan(units, extractions, vectors.units, vectors.facts, entity_rows, entity_vectors,
+    def _prepare_batch(self, batch: list[Claimed], units: Sequence[Unit], extractions: list[Extraction],
+                       vectors: UnitVectors) -> BatchPlan:
+        """Resolve an embedded batch's names (no store access: runs while the batch before is
+        written). Each source's people come before its units' names, so a batch of several
+        sources resolves as the sources would one after another."""
+        types: dict[str, str] = {}
+        people = {item.uuid: item.source.people for item in batch}
+        for i, (unit, ex) in enumerate(zip(units, extractions)):
+            first = i == 0 or units[i - 1].source_uuid != unit.source_uuid
+            _add_names(types, [ex], people.get(unit.source_uuid, ()) if first else ())
+        entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(types, known=vectors.names)
+        return BatchPlan(batch, units, extractions, vectors.units, vectors.facts, entity_rows, entity_vectors,
                          alias_rows, synonyms, uuid_of)
 
-    def _write_batch(self, batch: list[tuple[Document, str]], plan: "BatchPlan", report: IngestReport,
-                     progress: Progress | None, owner: str) -> None:
-        group = self.graph.group_id
-        passages, extractions, passage_vectors = plan.units, plan.extractions, plan.unit_vectors
-        entity_rows, entity_vectors, alias_rows = plan.entity_rows, plan.entity_vectors, plan.alias_rows
-        synonyms, uuid_of = plan.synonyms, plan.uuid_of
-        fact_rows, fact_vectors, timeline = plan.fact_rows, plan.fact_vectors, plan.timeline
-
-        now = to_ms(utcnow())
-        self.graph.renew(owner)  # the sources were claimed (state 'writing') in _claim
-        self.graph.write_vectors("entities_upsert", entity_rows, entity_vectors)
-        self.graph.write("entities_upsert", alias_rows)
-        episode_rows = [{
-            "uuid": p.uuid, "group_id": group, "source": "doc", "source_id": p.source_uuid,
-            "source_uuid": p.source_uuid, "content": p.content, "content_hash": content_hash(p.content),
-            "position": p.position, "title": p.document.title, "speaker": "",
-            "occurred_at": to_ms(p.document.date), "ingested_at": now, "turn_id": "", "search_text": None,
-        } for p in passages]
-        self.graph.write("episodes_upsert", episode_rows)
-        self.graph.write_vectors("episode_embeddings_set", [{"uuid": p.uuid} for p in passages], passage_vectors)
-        mention_rows = [{"episode": p.uuid, "entity": uuid_of[m.name], "count": m.count}
-                        for p, ex in zip(passages, extractions) for m in ex.mentions if m.name in uuid_of]
-        self.graph.write("mentions_upsert", mention_rows)
-        next_rows = [{"from": a.uuid, "to": b.uuid} for a, b in zip(passages, passages[1:])
-                     if a.source_uuid == b.source_uuid]
-        self.graph.write("next_upsert", next_rows)
-        self._write_facts(fact_rows, fact_vectors, timeline, report)
-        self.graph.write("synonyms_upsert", synonyms)
-        self.graph.complete_owned([source_uuid for _, source_uuid in batch], owner)
-
-        if report.delta is not None:  # stored facts whose validity changed go with it (the projection patches them)
-            delta = report.delta
-            delta.validity += timeline.validity
-            delta.nexts += next_rows
-            delta.entities += entity_rows
-            delta.episodes += episode_rows
-            delta.episode_vectors += list(passage_vectors)
-            delta.mentions += mention_rows
-            delta.facts += fact_rows
-            delta.fact_vectors += list(fact_vectors)
-            delta.synonyms += synonyms
-        report.passages += len(passages)
-        report.entities += len(entity_rows)
+    def _write_batch(self, plan: BatchPlan, report: IngestReport, progress: Progress | None, owner: str) -> None:
+        """Write one planned batch (its sources were claimed, state 'writing') and mark its
+        sources complete."""
+        group, graph = self.graph.group_id, self.graph
+        episodes, mentions, nexts = plan.episode_rows(group, to_ms(utcnow())), plan.mention_rows(), plan.next_rows()
+        graph.renew(owner)
+        for item in plan.claimed:
+            if item.source.turn_count is not None:
+                graph.set_turn_count(item.uuid, item.source.turn_count)
+        graph.write_vectors("entities_upsert", plan.entity_rows, plan.entity_vectors)
+        graph.write("entities_upsert", plan.alias_rows)
+        graph.write("episodes_upsert", episodes)
+        graph.write_vectors("episode_embeddings_set", [{"uuid": u.uuid} for u in plan.units], plan.unit_vectors)
+        graph.write("mentions_upsert", mentions)
+        graph.write("next_upsert", nexts)
+        graph.write_vectors("facts_upsert", plan.fact_rows, plan.fact_vectors)
+        temporal.write_validity(graph, plan.timeline)
+        graph.write("synonyms_upsert", plan.synonyms)
+        graph.complete_owned([item.uuid for item in plan.claimed], owner)
+        if report.delta is not None:
+            _extend_delta(report.delta, plan, episodes, mentions, nexts)
+        report.passages += len(plan.units)
+        report.entities += len(plan.entity_rows)
+        report.facts += len(plan.fact_rows)
+        report.invalidated += plan.timeline.ended
         if progress:
-            progress(len(batch))
+            progress(sum(item.source.size - item.start for item in plan.claimed))
 
-    def _write_facts(self, fact_rows: list[dict], fact_vectors: np.ndarray, timeline: temporal.TemporalPlan,
-                     report: IngestReport) -> None:
-        self.graph.write_vectors("facts_upsert", fact_rows, fact_vectors)
-        temporal.write_validity(self.graph, timeline)
-        report.facts += len(fact_rows)
-        report.invalidated += timeline.ended
-
-    # -- dialogues ------------------------------------------------------------------
-    def ingest_conversations(self, conversations: Sequence[Conversation],
-                             progress: Progress | None = None) -> IngestReport:
-        """Ingest dialogues: one episode per turn, ``NEXT`` edges in order, speakers as entities.
-
-        Unchanged conversations are skipped. One that grew (its stored turns are
-        an exact prefix of the new ones) gets only its new turns appended; any
-        other change rewrites the source. ``progress(n)``: ``n`` more turns done.
-        """
-        from graphmem.store.owners import dead_owners, new_owner, release
-
-        started = time.perf_counter()
-        # the projection is reloaded after dialogue ingestion (speaker roles, NEXT edges and
-        # timelines change in place), so no delta is collected
-        report = IngestReport(documents=len(conversations), unit="conversations", piece="turns", delta=None)
-        owner = new_owner()
-        try:
-            self.graph.ensure_schema(self.embedder.dim)
-            if any(self.graph.sweep(owner).values()):
-                self._index = None
-            dead = dead_owners(self.graph.writing_sources())
-            for conversation in conversations:
-                # claimed like a document (crash- and concurrency-safe); read the stored
-                # state first: a grown conversation keeps its turns and gets only new ones
-                stored = self.graph.source(conversation.name)
-                [(source_uuid, claim)] = self._claim_sources(
-                    [{"name": conversation.name, "kind": "dialogue", "uri": conversation.uri,
-                      "content_hash": conversation.content_hash,
-                      "metadata": {**conversation.metadata, "title": conversation.title},
-                      "units": len(conversation.turns)}], owner, dead, report, progress)
-                if claim is None:
-                    continue
-                start = 0
-                if claim["was"] == "complete" and stored is not None:
-                    n = stored.turn_count
-                    if 0 < n < len(conversation.turns) and conversation.prefix_hash(n) == stored.content_hash:
-                        start = n
-                        report.appended += 1
-                        if progress:
-                            progress(n)
-                if start == 0 and claim["was"] in ("writing", "complete"):
-                    self._clear(source_uuid, owner, dead)
-                    report.replaced += claim["was"] == "complete"
-                self._ingest_turns(conversation, source_uuid, start, report, progress, owner)
-                self.graph.bump_revision()
-        finally:
-            release(owner)
-        report.seconds = time.perf_counter() - started
-        return report
-
-    def _clear(self, source_uuid: str, owner: str = "", dead: list[str] | None = None) -> None:
-        """Remove a source's episodes and the facts only they support, then mend the timelines."""
-        keys = self.graph.store.run("facts_keys_of_source", uuid=source_uuid, group_id=self.graph.group_id)
-        self.graph.clear_source(source_uuid, owner, dead)
-        self._index = None  # clearing may have removed orphaned entities
-        temporal.retime(self.graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
-
-    def _ingest_turns(self, conversation: Conversation, source_uuid: str, start: int, report: IngestReport,
-                      progress: Progress | None, owner: str) -> None:
-        group = self.graph.group_id
-        units = [TurnUnit(turn, position, turn_uuid(group, conversation.name, position, turn))
-                 for position, turn in enumerate(conversation.turns) if position >= start]
-        turns = [u.turn for u in units]
-        extractions = self.extractor.extract([t.text for t in turns], reference_times=[t.time for t in turns],
-                                             speakers=[t.speaker for t in turns])
-        for turn, ex in zip(turns, extractions):
-            speaker = next((m for m in ex.mentions if m.name == turn.speaker), None)
-            if speaker is None:
-                ex.mentions.append(Mention(name=turn.speaker, type="PERSON", count=1))
-            else:
-                speaker.type = "PERSON"
-        plan = self._prepare_batch(units, extractions, [t.embedding_text() for t in turns],
-                                   [TextMap(prefix=len(t.embedding_prefix())) for t in turns],
-                                   people=set(conversation.speakers))
-        plan.plan_facts(self)
-        turn_vectors, uuid_of = plan.unit_vectors, plan.uuid_of
-        entity_rows, entity_vectors, alias_rows = plan.entity_rows, plan.entity_vectors, plan.alias_rows
-        synonyms, fact_rows, fact_vectors, timeline = plan.synonyms, plan.fact_rows, plan.fact_vectors, plan.timeline
-
-        now = to_ms(utcnow())
-        self.graph.renew(owner)  # claimed (state 'writing') in ingest_conversations
-        self.graph.set_turn_count(source_uuid, len(conversation.turns))
-        self.graph.write_vectors("entities_upsert", entity_rows, entity_vectors)
-        self.graph.write("entities_upsert", alias_rows)
-        self.graph.write("episodes_upsert", [{
-            "uuid": u.uuid, "group_id": group, "source": "dialogue", "source_id": source_uuid,
-            "source_uuid": source_uuid, "content": u.turn.text, "content_hash": content_hash(u.turn.text),
-            "position": u.position, "title": conversation.title, "speaker": u.turn.speaker,
-            "occurred_at": to_ms(u.turn.time), "ingested_at": now, "turn_id": u.turn.turn_id,
-            "search_text": u.turn.embedding_text(),
-        } for u in units])
-        self.graph.write_vectors("episode_embeddings_set", [{"uuid": u.uuid} for u in units], turn_vectors)
-        self.graph.write("mentions_upsert", [{"episode": u.uuid, "entity": uuid_of[m.name], "count": m.count,
-                                              "role": "speaker" if m.name == u.turn.speaker else None}
-                                             for u, ex in zip(units, extractions) for m in ex.mentions
-                                             if m.name in uuid_of])
-        links = [{"from": a.uuid, "to": b.uuid} for a, b in zip(units, units[1:])]
-        if start > 0:  # appending: link the last stored turn to the first new one
-            previous = conversation.turns[start - 1]
-            links.insert(0, {"from": turn_uuid(group, conversation.name, start - 1, previous), "to": units[0].uuid})
-        self.graph.write("next_upsert", links)
-        self._write_facts(fact_rows, fact_vectors, timeline, report)
-        self.graph.write("synonyms_upsert", synonyms)
-        self.graph.complete_owned([source_uuid], owner)
-        report.passages += len(units)
-        report.entities += len(entity_rows)
-        if progress:
-            progress(len(units))
-
-    def _resolve(self, extractions: list[Extraction], people: set[str] = frozenset(),  # type: ignore[assignment]
-                 known: dict[str, np.ndarray] | None = None):
-        """Resolve the batch's names against the entity index; new names' vectors come
-        from ``known`` (pooled from their passages) or are embedded here."""
-        types = batch_names(extractions, people)
-        from graphmem.resolve.entities import entity_key
-
+    # -- resolution and facts -----------------------------------------------------------
+    def _resolve(self, types: dict[str, str], known: dict[str, np.ndarray] | None = None) -> tuple[
+            list[dict[str, Any]], np.ndarray, list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+        """Resolve the batch's names (name -> type) against the entity index; new names'
+        vectors come from ``known`` (pooled from their units) or are embedded here."""
         need = [name for name in types if entity_key(name) and entity_key(name) not in self.index.by_key]
         with self.embedding:
             vectors = dict(zip(need, vectors_for(need, known or {}, self.embedder))) if need else {}
         resolution = self.index.resolve(types, vectors)
-        entity_vectors = np.vstack(resolution.new_vectors) if resolution.new_vectors else np.zeros((0, self.embedder.dim), np.float32)
+        entity_vectors = (np.vstack(resolution.new_vectors) if resolution.new_vectors
+                          else np.zeros((0, self.embedder.dim), np.float32))
         new_uuids = {row["uuid"] for row in resolution.new}
         alias_rows = [{"uuid": uuid, "group_id": self.graph.group_id, "name": sorted(names)[0], "name_key": "",
                        "type": "", "aliases": sorted(names)}
                       for uuid, names in resolution.aliases.items() if uuid not in new_uuids]
         return resolution.new, entity_vectors, alias_rows, resolution.synonyms, resolution.uuid_of
 
-    def _facts(self, passages: Sequence[Passage | TurnUnit], extractions: list[Extraction],
-               uuid_of: dict[str, str]) -> tuple[list[dict], temporal.TemporalPlan]:
+    def _facts(self, units: Sequence[Unit], extractions: list[Extraction],
+               uuid_of: dict[str, str]) -> tuple[list[dict[str, Any]], temporal.TemporalPlan]:
         """Fact rows of a batch, and the temporal plan for its single-valued ones.
 
         A fact's ``valid_at`` is the date its sentence names, else the time of its
@@ -563,31 +505,46 @@ class Ingestor:
         group = self.graph.group_id
         now = to_ms(utcnow())
         relations = self.settings.temporal.relations()
-        facts: dict[str, dict] = {}
+        facts: dict[str, dict[str, Any]] = {}
         assertions: list[temporal.Assertion] = []
-        for passage, ex in zip(passages, extractions):
+        for unit, ex in zip(units, extractions):
             for triple in ex.triples:
                 subject, obj = uuid_of.get(triple.subject), uuid_of.get(triple.object)
                 if subject is None or obj is None or subject == obj:
                     continue
+                valid_at: datetime | None = triple.valid_at or unit.date
                 if temporal.relation_of(triple.predicate, relations) is not None:
                     assertions.append(temporal.Assertion(
                         subject=subject, predicate=triple.predicate, object=obj, text=triple.text,
-                        valid_at=to_ms(triple.valid_at or passage.date), episode=passage.uuid, seq=len(assertions)))
+                        valid_at=to_ms(valid_at), episode=unit.uuid, seq=len(assertions)))
                     continue
                 uuid = stable_uuid(group, "fact", subject, triple.predicate, obj)
                 row = facts.get(uuid)
                 if row is None:
-                    valid_at: datetime | None = triple.valid_at or passage.date
                     facts[uuid] = {"uuid": uuid, "group_id": group, "subject": subject, "object": obj,
                                    "predicate": triple.predicate, "text": triple.text, "valid_at": to_ms(valid_at),
                                    "invalid_at": None, "created_at": now, "expired_at": None,
-                                   "episodes": [passage.uuid]}
-                else:
-                    if passage.uuid not in row["episodes"]:
-                        row["episodes"].append(passage.uuid)
-                    valid_at = to_ms(triple.valid_at or passage.date)
-                    if valid_at is not None and (row["valid_at"] is None or valid_at < row["valid_at"]):
-                        row["valid_at"] = valid_at
+                                   "episodes": [unit.uuid]}
+                    continue
+                if unit.uuid not in row["episodes"]:
+                    row["episodes"].append(unit.uuid)
+                at = to_ms(valid_at)
+                if at is not None and (row["valid_at"] is None or at < row["valid_at"]):
+                    row["valid_at"] = at
         timeline = temporal.resolve(self.graph, assertions, relations, now)
         return list(facts.values()) + timeline.upserts, timeline
+
+
+def _extend_delta(delta: GraphDelta, plan: BatchPlan, episodes: list[dict[str, Any]],
+                  mentions: list[dict[str, Any]], nexts: list[dict[str, str]]) -> None:
+    """Add a written batch to the run's delta (stored facts whose validity changed go with
+    it: the projection patches them)."""
+    delta.validity += plan.timeline.validity
+    delta.nexts += nexts
+    delta.entities += plan.entity_rows
+    delta.episodes += episodes
+    delta.episode_vectors += list(plan.unit_vectors)
+    delta.mentions += mentions
+    delta.facts += plan.fact_rows
+    delta.fact_vectors += list(plan.fact_vectors)
+    delta.synonyms += plan.synonyms

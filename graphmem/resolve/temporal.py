@@ -30,9 +30,12 @@ A value that comes back (Lisbon -> Berlin -> Lisbon) gets a second edge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
 from graphmem.model import stable_uuid
+
+if TYPE_CHECKING:
+    from graphmem.store.graph import Graph
 
 Key = tuple[str, str]  # (subject uuid, relation)
 
@@ -171,7 +174,7 @@ class TemporalPlan:
     ended: int  # facts this plan makes invalid that were current before
 
 
-def resolve(graph, assertions: list[Assertion], relations: Mapping[str, str], now: int,
+def resolve(graph: Graph, assertions: list[Assertion], relations: Mapping[str, str], now: int,
             keys: list[dict] | None = None) -> TemporalPlan:
     """Read the stored facts of the keys ``assertions`` touch and :func:`plan` against them.
 
@@ -182,24 +185,24 @@ def resolve(graph, assertions: list[Assertion], relations: Mapping[str, str], no
     wanted = keys_of([{"subject": a.subject, "predicate": a.predicate} for a in assertions], relations)
     seen = {(k["subject"], tuple(k["predicates"])) for k in wanted}
     wanted += [k for k in keys or [] if (k["subject"], tuple(k["predicates"])) not in seen]
-    stored = graph.store.run("facts_by_subject_predicates", rows=wanted, group_id=graph.group_id) if wanted else []
+    stored = graph.facts_by_subject_predicates(wanted)
     upserts, validity = plan(assertions, stored, relations, graph.group_id, now)
     before = {row["uuid"]: row.get("invalid_at") for row in stored}
     ended = sum(1 for v in validity if v["invalid_at"] is not None and before.get(v["uuid"], None) is None)
     return TemporalPlan(upserts, validity, ended)
 
 
-def write_validity(graph, temporal: TemporalPlan) -> None:
+def write_validity(graph: Graph, temporal: TemporalPlan) -> None:
     graph.write("facts_set_validity", temporal.validity)
 
 
-def retime(graph, keys: Iterable[Mapping], relations: Mapping[str, str], now: int) -> int:
+def retime(graph: Graph, keys: Iterable[Mapping], relations: Mapping[str, str], now: int) -> int:
     """Recompute the timelines of ``keys`` (rows with subject, predicate) after facts were
     removed; returns how many facts became current again."""
     wanted = keys_of(keys, relations)
     if not wanted:
         return 0
-    stored = graph.store.run("facts_by_subject_predicates", rows=wanted, group_id=graph.group_id)
+    stored = graph.facts_by_subject_predicates(wanted)
     _, validity = plan([], stored, relations, graph.group_id, now)
     graph.write("facts_set_validity", validity)
     ended_before = {row["uuid"] for row in stored if row.get("invalid_at") is not None}

@@ -155,6 +155,23 @@ class Graph:
     def sources(self) -> list[Row]:
         return self.store.run("sources_list", group_id=self.group_id)
 
+    # -- timelines (see graphmem.resolve.temporal) ----------------------------------
+    def fact_keys_of_source(self, uuid: str) -> list[Row]:
+        """``{subject, predicate}`` of the facts the source's episodes support: the timelines
+        to recompute once they are gone."""
+        return self.store.run("facts_keys_of_source", uuid=uuid, group_id=self.group_id)
+
+    def fact_keys_of_episodes(self, uuids: list[str]) -> list[Row]:
+        """``{subject, predicate}`` of the facts some of the episodes ``uuids`` support."""
+        return self.store.run("facts_keys_of_episodes", episodes=list(uuids), group_id=self.group_id)
+
+    def facts_by_subject_predicates(self, keys: list[dict[str, Any]]) -> list[Row]:
+        """The facts of the timelines ``keys`` (``{subject, predicates}``): uuid, subject, object,
+        predicate and their four times."""
+        if not keys:
+            return []
+        return self.store.run("facts_by_subject_predicates", rows=keys, group_id=self.group_id)
+
     # -- batched writes -------------------------------------------------------
     def write(self, name: str, rows: list[Row]) -> None:
         if rows:
