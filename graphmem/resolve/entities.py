@@ -19,10 +19,14 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from graphmem.model import entity_key, stable_uuid
+
+if TYPE_CHECKING:
+    from graphmem.retrieve.ann import VectorIndex
 
 #: stored entities from which synonym neighbours come from the HNSW index (below: matrix products)
 ANN_MIN_ROWS = 20_000
@@ -43,12 +47,32 @@ class Resolution:
     synonyms: list[dict] = field(default_factory=list)  # {"a", "b", "score"}
 
 
+@dataclass
+class _Near:
+    """What one batch's candidates were compared with (see :meth:`EntityIndex._compare`)."""
+
+    slot: dict[str, int]  # candidate name -> its row of matrix
+    matrix: np.ndarray  # the candidates' vectors
+    stored_spellings: dict[str, list[tuple[int, float]]]  # key -> (stored entity, score)
+    stored_neighbours: list[list[tuple[int, float]]]  # per row: (stored entity, cosine)
+    batch_spellings: dict[str, list[tuple[int, float]]]  # key -> (slot, score)
+    batch_neighbours: dict[int, list[tuple[int, float]]]  # row -> (slot, cosine)
+
+
 class EntityIndex:
     """The entities of one group, in memory, for resolving new mentions against."""
 
-    def __init__(self, group_id: str, dim: int, *, fuzzy_ratio: float = 94.0, merge_cosine: float = 0.85,
-                 synonym_threshold: float = 0.85, synonym_top_k: int = 5,
-                 ann_min_rows: int | None = ANN_MIN_ROWS) -> None:
+    def __init__(
+        self,
+        group_id: str,
+        dim: int,
+        *,
+        fuzzy_ratio: float = 94.0,
+        merge_cosine: float = 0.85,
+        synonym_threshold: float = 0.85,
+        synonym_top_k: int = 5,
+        ann_min_rows: int | None = ANN_MIN_ROWS,
+    ) -> None:
         """``ann_min_rows``: from this many stored entities on, synonym neighbours are
         looked up in an HNSW index (0: always; None: never, exact matrix products)."""
         self.group_id = group_id
@@ -66,7 +90,8 @@ class EntityIndex:
         # key length -> (indices, keys): the fuzzy-match candidates, kept as ready lists
         self._by_length: dict[int, tuple[list[int], list[str]]] = {}
         self.ann_min_rows = ann_min_rows
-        self._ann = None  # VectorIndex over rows [0, len(self._ann)) of the vectors, caught up on use
+        #: HNSW index over rows [0, len(self._ann)) of the vectors, caught up on use
+        self._ann: VectorIndex | None = None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -147,13 +172,14 @@ class EntityIndex:
                 continue
             step = _rows_per_block(len(choices))
             for start in range(0, len(group), step):
-                part = group[start:start + step]
-                scores = process.cdist(part, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
-                                       dtype=np.float32, workers=-1)
+                part = group[start : start + step]
+                scores = process.cdist(
+                    part, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio, dtype=np.float32, workers=-1
+                )
                 rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
-                for row, col in zip(rows.tolist(), cols.tolist()):
+                for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
                     found[part[row]].append((candidates[col], float(scores[row, col])))
-        for key, hits in found.items():
+        for hits in found.values():
             hits.sort(key=lambda hit: (-hit[1], hit[0]))
             del hits[limit:]
         return found
@@ -172,7 +198,7 @@ class EntityIndex:
         chunk = min(256, _rows_per_block(len(stored)))
         sims = np.empty((min(chunk, len(vectors)), len(stored)), dtype=np.float32)
         for start in range(0, len(vectors), chunk):
-            part = vectors[start:start + chunk]
+            part = vectors[start : start + chunk]
             block = sims[: len(part)]
             np.matmul(part, stored.T, out=block)
             for row in np.flatnonzero(block.max(axis=1) >= self.synonym_threshold).tolist():
@@ -195,8 +221,10 @@ class EntityIndex:
         self._ann.extend_to(self.vectors)
         ids, scores = self._ann.search_many(np.asarray(vectors, dtype=np.float32), self.synonym_top_k)
         out: list[list[tuple[int, float]]] = []
-        for row_ids, row_scores in zip(ids.tolist(), scores.tolist()):
-            out.append([(i, s) for i, s in zip(row_ids, row_scores) if i >= 0 and s >= self.synonym_threshold])
+        for row_ids, row_scores in zip(ids.tolist(), scores.tolist(), strict=True):
+            out.append(
+                [(i, s) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0 and s >= self.synonym_threshold]
+            )
         return out
 
     def resolve(self, names: dict[str, str], vectors: dict[str, np.ndarray]) -> Resolution:
@@ -209,17 +237,38 @@ class EntityIndex:
         """
         result = Resolution()
         keys = {name: entity_key(name) for name in names}
-        # the first name of each key not stored yet: those may become new entities
+        near = self._compare(keys, vectors)
+        created: dict[int, int] = {}  # slot -> index of the entity it created
+        for name, type_ in names.items():
+            key = keys[name]
+            if not key:
+                continue
+            hit = self.by_key.get(key)
+            if hit is None and len(key) >= 6 and self.keys:
+                hit = self._merge_target(key, near.matrix[near.slot[name]], near, created)
+                if hit is not None:
+                    self.by_key[key] = hit
+            if hit is not None:
+                result.uuid_of[name] = self.uuids[hit]
+                result.aliases.setdefault(self.uuids[hit], set()).add(name)
+                continue
+            self._create(name, type_, key, near, created, result)
+        return result
+
+    def _compare(self, keys: dict[str, str], vectors: dict[str, np.ndarray]) -> _Near:
+        """The batch's candidates (the first name of each key not stored yet) and their
+        spellings and neighbours among the stored entities and among themselves."""
         pending: list[str] = []
         claimed: set[str] = set()
         for name, key in keys.items():
             if key and key not in self.by_key and key not in claimed:
                 claimed.add(key)
                 pending.append(name)
-        slot = {name: i for i, name in enumerate(pending)}
-        matrix = (np.stack([np.asarray(vectors[n], dtype=np.float32).reshape(-1) for n in pending])
-                  if pending else np.zeros((0, self.dim), np.float32))
-        # against what was stored before this batch
+        matrix = (
+            np.stack([np.asarray(vectors[n], dtype=np.float32).reshape(-1) for n in pending])
+            if pending
+            else np.zeros((0, self.dim), np.float32)
+        )
         spelled = [i for i, n in enumerate(pending) if len(keys[n]) >= 6]
         spelled_keys = [keys[pending[i]] for i in spelled]
         # the two searches against the store release the GIL (rapidfuzz, BLAS): run together
@@ -227,60 +276,62 @@ class EntityIndex:
             spellings = pool.submit(self._spellings_of, spelled_keys) if len(self) else None
             stored_neighbours = self._neighbours(matrix)
             stored_spellings = spellings.result() if spellings is not None else {}
-        # among the batch's own candidates (only earlier ones that became entities count)
-        batch_spellings = self._batch_spellings(spelled_keys, spelled)
-        batch_neighbours: dict[int, list[tuple[int, float]]] = {}
-        if self.synonym_top_k and len(pending) > 1:
-            step = _rows_per_block(len(pending))
-            for start in range(0, len(pending), step):
-                sims = matrix[start:start + step] @ matrix.T
-                rows, cols = np.nonzero(sims >= self.synonym_threshold)
-                for row, col in zip(rows.tolist(), cols.tolist()):
-                    if start + row != col:
-                        batch_neighbours.setdefault(start + row, []).append((col, float(sims[row, col])))
-        created: dict[int, int] = {}  # slot -> index of the entity it created
+        return _Near(
+            {name: i for i, name in enumerate(pending)},
+            matrix,
+            stored_spellings,
+            stored_neighbours,
+            self._batch_spellings(spelled_keys, spelled),
+            self._batch_neighbours(matrix),
+        )
 
-        for name, type_ in names.items():
-            key = keys[name]
-            if not key:
-                continue
-            hit = self.by_key.get(key)
-            if hit is not None:
-                uuid = self.uuids[hit]
-                result.uuid_of[name] = uuid
-                result.aliases.setdefault(uuid, set()).add(name)
-                continue
-            i = slot[name]
-            vector = matrix[i]
-            merged = None
-            if len(key) >= 6 and self.keys:
-                options = list(stored_spellings.get(key, ()))
-                options += [(created[j], score) for j, score in batch_spellings.get(key, ()) if j in created]
-                options.sort(key=lambda hit: (-hit[1], hit[0]))
-                for index, _ in options[:3]:
-                    if float(self.vectors[index] @ vector) >= self.merge_cosine:
-                        merged = index
-                        break
-            if merged is not None:
-                uuid = self.uuids[merged]
-                result.uuid_of[name] = uuid
-                result.aliases.setdefault(uuid, set()).add(name)
-                self.by_key[key] = merged
-                continue
-            uuid = entity_uuid(self.group_id, key)
-            if self.synonym_top_k:
-                pairs = list(stored_neighbours[i])
-                pairs += [(created[j], score) for j, score in batch_neighbours.get(i, ()) if j in created]
-                pairs.sort(key=lambda pair: -pair[1])
-                for index, score in pairs[: self.synonym_top_k]:
-                    result.synonyms.append({"a": uuid, "b": self.uuids[index], "score": score})
-            result.uuid_of[name] = uuid
-            result.new.append({"uuid": uuid, "group_id": self.group_id, "name": name, "name_key": key,
-                               "type": type_, "aliases": [name]})
-            result.new_vectors.append(vector)
-            created[i] = len(self)
-            self.add(key, uuid, vector)
-        return result
+    def _batch_neighbours(self, matrix: np.ndarray) -> dict[int, list[tuple[int, float]]]:
+        """Per candidate (row of ``matrix``): the other candidates at least ``synonym_threshold``
+        close, as (slot, score)."""
+        found: dict[int, list[tuple[int, float]]] = {}
+        if not self.synonym_top_k or len(matrix) < 2:
+            return found
+        step = _rows_per_block(len(matrix))
+        for start in range(0, len(matrix), step):
+            sims = matrix[start : start + step] @ matrix.T
+            rows, cols = np.nonzero(sims >= self.synonym_threshold)
+            for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
+                if start + row != col:
+                    found.setdefault(start + row, []).append((col, float(sims[row, col])))
+        return found
+
+    def _merge_target(self, key: str, vector: np.ndarray, near: _Near, created: dict[int, int]) -> int | None:
+        """The entity a near-identical spelling with a close vector merges into: among the
+        stored ones and those this batch created so far, the best three spellings first."""
+        options = list(near.stored_spellings.get(key, ()))
+        options += [(created[j], score) for j, score in near.batch_spellings.get(key, ()) if j in created]
+        options.sort(key=lambda hit: (-hit[1], hit[0]))
+        for index, _ in options[:3]:
+            if float(self.vectors[index] @ vector) >= self.merge_cosine:
+                return index
+        return None
+
+    def _create(
+        self, name: str, type_: str, key: str, near: _Near, created: dict[int, int], result: Resolution
+    ) -> None:
+        """A new entity for ``name``, with SYNONYM edges to its nearest entities (stored, or
+        created earlier in this batch)."""
+        i = near.slot[name]
+        vector = near.matrix[i]
+        uuid = entity_uuid(self.group_id, key)
+        if self.synonym_top_k:
+            pairs = list(near.stored_neighbours[i])
+            pairs += [(created[j], score) for j, score in near.batch_neighbours.get(i, ()) if j in created]
+            pairs.sort(key=lambda pair: -pair[1])
+            for index, score in pairs[: self.synonym_top_k]:
+                result.synonyms.append({"a": uuid, "b": self.uuids[index], "score": score})
+        result.uuid_of[name] = uuid
+        result.new.append(
+            {"uuid": uuid, "group_id": self.group_id, "name": name, "name_key": key, "type": type_, "aliases": [name]}
+        )
+        result.new_vectors.append(vector)
+        created[i] = len(self)
+        self.add(key, uuid, vector)
 
     def _batch_spellings(self, keys: list[str], slots: list[int]) -> dict[str, list[tuple[int, float]]]:
         """For each of ``keys`` (the batch's candidates, at ``slots`` of its pending
@@ -292,10 +343,16 @@ class EntityIndex:
             return found
         step = _rows_per_block(len(keys))
         for start in range(0, len(keys), step):
-            scores = process.cdist(keys[start:start + step], keys, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio,
-                                   dtype=np.float32, workers=-1)
+            scores = process.cdist(
+                keys[start : start + step],
+                keys,
+                scorer=fuzz.ratio,
+                score_cutoff=self.fuzzy_ratio,
+                dtype=np.float32,
+                workers=-1,
+            )
             rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
-            for row, col in zip(rows.tolist(), cols.tolist()):
+            for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
                 if start + row != col:
                     found.setdefault(keys[start + row], []).append((slots[col], float(scores[row, col])))
         return found

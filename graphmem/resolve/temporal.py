@@ -29,8 +29,9 @@ A value that comes back (Lisbon -> Berlin -> Lisbon) gets a second edge
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from graphmem.model import stable_uuid
 
@@ -79,8 +80,9 @@ def _min(a: int | None, b: int | None) -> int | None:
     return min(a, b)
 
 
-def plan(assertions: Iterable[Assertion], stored: Iterable[Mapping], relations: Mapping[str, str],
-         group_id: str, now: int) -> tuple[list[dict], list[dict]]:
+def plan(
+    assertions: Iterable[Assertion], stored: Iterable[Mapping], relations: Mapping[str, str], group_id: str, now: int
+) -> tuple[list[dict], list[dict]]:
     """Resolve new single-valued ``assertions`` against ``stored`` facts of the same keys.
 
     ``stored`` rows carry uuid, subject, object, predicate, valid_at, invalid_at,
@@ -88,70 +90,127 @@ def plan(assertions: Iterable[Assertion], stored: Iterable[Mapping], relations: 
     (new edges, or new episodes for existing ones) and, for every fact of the
     touched keys, its ``valid_at`` / ``invalid_at`` / ``expired_at``.
     """
-    items: dict[Key, list[tuple[tuple[int, int, int], str, object]]] = {}
-    for row in stored:
-        relation = relation_of(row["predicate"], relations)
-        if relation is None:
-            continue
-        t = row["valid_at"] if row.get("valid_at") is not None else (row.get("created_at") or 0)
-        items.setdefault((row["subject"], relation), []).append(((t, 0, 0), "stored", row))
-    for a in assertions:
-        relation = relation_of(a.predicate, relations)
-        if relation is None:
-            continue
-        t = a.valid_at if a.valid_at is not None else now
-        items.setdefault((a.subject, relation), []).append(((t, 1, a.seq), "new", a))
-
     upserts: list[dict] = []
     validity: list[dict] = []
-    for (subject, _), entries in items.items():
+    for (subject, _), entries in _timelines(assertions, stored, relations, now).items():
+        runs = _runs(subject, entries, group_id)
+        for i, run in enumerate(runs):
+            nxt = next((r for r in runs[i + 1 :] if r.object != run.object), None)
+            upsert, times = _ended(run, nxt.start if nxt is not None else None, group_id, now)
+            if upsert is not None:
+                upserts.append(upsert)
+            validity.append(times)
+    return upserts, validity
+
+
+#: one assertion or stored fact on a timeline, with its sort key: (time, stored 0 / new 1, order)
+Entry = tuple[tuple[int, int, int], "Assertion | Mapping"]
+
+
+def _timelines(
+    assertions: Iterable[Assertion], stored: Iterable[Mapping], relations: Mapping[str, str], now: int
+) -> dict[Key, list[Entry]]:
+    """The stored facts and new assertions of each (subject, relation), in time order: at
+    equal times stored facts first, then new ones in the order they were asserted."""
+    items: dict[Key, list[Entry]] = {}
+    for row in stored:
+        relation = relation_of(row["predicate"], relations)
+        if relation is not None:
+            t = row["valid_at"] if row.get("valid_at") is not None else (row.get("created_at") or 0)
+            items.setdefault((row["subject"], relation), []).append(((t, 0, 0), row))
+    for a in assertions:
+        relation = relation_of(a.predicate, relations)
+        if relation is not None:
+            t = a.valid_at if a.valid_at is not None else now
+            items.setdefault((a.subject, relation), []).append(((t, 1, a.seq), a))
+    for entries in items.values():
         entries.sort(key=lambda e: e[0])
-        used = {row["uuid"] for _, kind, row in entries if kind == "stored"}  # type: ignore[index]
-        runs: list[_Run] = []
-        for (t, _, _), kind, value in entries:
-            current = runs[-1] if runs else None
-            if kind == "stored":
-                row = value  # type: ignore[assignment]
-                if current is not None and current.object == row["object"] and current.stored is None:
-                    # new assertions that precede a stored run of the same value join it
-                    current.uuid, current.stored = row["uuid"], row
-                    current.valid_at = _min(current.valid_at, row.get("valid_at"))
-                    continue
-                runs.append(_Run(uuid=row["uuid"], subject=subject, object=row["object"], predicate=row["predicate"],
-                                 text="", start=t, valid_at=row.get("valid_at"), stored=row))
-                continue
-            a: Assertion = value  # type: ignore[assignment]
-            if current is not None and current.object == a.object:
-                current.valid_at = _min(current.valid_at, a.valid_at)
-                if a.episode not in current.episodes:
-                    current.episodes.append(a.episode)
-                if not current.text:
-                    current.text, current.predicate = a.text, a.predicate
-                current.new = True
-                continue
-            base = stable_uuid(group_id, "fact", a.subject, a.predicate, a.object)
+    return items
+
+
+def _runs(subject: str, entries: list[Entry], group_id: str) -> list[_Run]:
+    """Consecutive entries with the same object, as runs (one FACT edge each)."""
+    used = {value["uuid"] for _, value in entries if not isinstance(value, Assertion)}
+    runs: list[_Run] = []
+    for (t, _, _), value in entries:
+        current = runs[-1] if runs else None
+        if not isinstance(value, Assertion):
+            if current is not None and current.object == value["object"] and current.stored is None:
+                # new assertions that precede a stored run of the same value join it
+                current.uuid, current.stored = value["uuid"], dict(value)
+                current.valid_at = _min(current.valid_at, value.get("valid_at"))
+            else:
+                runs.append(
+                    _Run(
+                        uuid=value["uuid"],
+                        subject=subject,
+                        object=value["object"],
+                        predicate=value["predicate"],
+                        text="",
+                        start=t,
+                        valid_at=value.get("valid_at"),
+                        stored=dict(value),
+                    )
+                )
+        elif current is not None and current.object == value.object:
+            current.valid_at = _min(current.valid_at, value.valid_at)
+            if value.episode not in current.episodes:
+                current.episodes.append(value.episode)
+            if not current.text:
+                current.text, current.predicate = value.text, value.predicate
+            current.new = True
+        else:
+            base = stable_uuid(group_id, "fact", value.subject, value.predicate, value.object)
             uuid = base if base not in used else stable_uuid(base, str(t))
             used.add(uuid)
-            runs.append(_Run(uuid=uuid, subject=subject, object=a.object, predicate=a.predicate, text=a.text,
-                             start=t, valid_at=a.valid_at, episodes=[a.episode], new=True))
-        for i, run in enumerate(runs):
-            nxt = next((r for r in runs[i + 1:] if r.object != run.object), None)
-            invalid_at = nxt.start if nxt is not None else None
-            if invalid_at is not None and run.valid_at is not None and invalid_at < run.valid_at:
-                invalid_at = run.valid_at  # cannot happen with sorted runs; keeps the model's invariant
-            expired_at = None
-            if invalid_at is not None:
-                previous = run.stored or {}
-                expired_at = previous.get("expired_at") if previous.get("invalid_at") is not None else None
-                expired_at = expired_at if expired_at is not None else now
-            if run.new and run.episodes:
-                upserts.append({"uuid": run.uuid, "group_id": group_id, "subject": run.subject, "object": run.object,
-                                "predicate": run.predicate, "text": run.text or run.predicate,
-                                "valid_at": run.valid_at, "invalid_at": invalid_at, "created_at": now,
-                                "expired_at": expired_at, "episodes": run.episodes})
-            validity.append({"uuid": run.uuid, "subject": run.subject, "valid_at": run.valid_at,
-                             "invalid_at": invalid_at, "expired_at": expired_at})
-    return upserts, validity
+            runs.append(
+                _Run(
+                    uuid=uuid,
+                    subject=subject,
+                    object=value.object,
+                    predicate=value.predicate,
+                    text=value.text,
+                    start=t,
+                    valid_at=value.valid_at,
+                    episodes=[value.episode],
+                    new=True,
+                )
+            )
+    return runs
+
+
+def _ended(run: _Run, invalid_at: int | None, group_id: str, now: int) -> tuple[dict | None, dict]:
+    """The run's fact row to merge (None when it brings nothing new) and its validity, ended
+    at ``invalid_at`` (the start of the next run with another value; None: still true)."""
+    if invalid_at is not None and run.valid_at is not None and invalid_at < run.valid_at:
+        invalid_at = run.valid_at  # cannot happen with sorted runs; keeps the model's invariant
+    expired_at = None
+    if invalid_at is not None:
+        previous = run.stored or {}
+        expired_at = previous.get("expired_at") if previous.get("invalid_at") is not None else None
+        expired_at = expired_at if expired_at is not None else now
+    upsert = None
+    if run.new and run.episodes:
+        upsert = {
+            "uuid": run.uuid,
+            "group_id": group_id,
+            "subject": run.subject,
+            "object": run.object,
+            "predicate": run.predicate,
+            "text": run.text or run.predicate,
+            "valid_at": run.valid_at,
+            "invalid_at": invalid_at,
+            "created_at": now,
+            "expired_at": expired_at,
+            "episodes": run.episodes,
+        }
+    return upsert, {
+        "uuid": run.uuid,
+        "subject": run.subject,
+        "valid_at": run.valid_at,
+        "invalid_at": invalid_at,
+        "expired_at": expired_at,
+    }
 
 
 def keys_of(rows: Iterable[Mapping], relations: Mapping[str, str]) -> list[dict]:
@@ -161,9 +220,9 @@ def keys_of(rows: Iterable[Mapping], relations: Mapping[str, str]) -> list[dict]
         by_relation.setdefault(relation, []).append(predicate)
     keys: dict[Key, dict] = {}
     for row in rows:
-        relation = relation_of(row["predicate"], relations)
-        if relation is not None:
-            keys.setdefault((row["subject"], relation), {"subject": row["subject"], "predicates": by_relation[relation]})
+        found = relation_of(row["predicate"], relations)
+        if found is not None:
+            keys.setdefault((row["subject"], found), {"subject": row["subject"], "predicates": by_relation[found]})
     return list(keys.values())
 
 
@@ -174,8 +233,9 @@ class TemporalPlan:
     ended: int  # facts this plan makes invalid that were current before
 
 
-def resolve(graph: Graph, assertions: list[Assertion], relations: Mapping[str, str], now: int,
-            keys: list[dict] | None = None) -> TemporalPlan:
+def resolve(
+    graph: Graph, assertions: list[Assertion], relations: Mapping[str, str], now: int, keys: list[dict] | None = None
+) -> TemporalPlan:
     """Read the stored facts of the keys ``assertions`` touch and :func:`plan` against them.
 
     ``keys`` (``{subject, predicates}``) adds timelines to recompute with no new
@@ -188,7 +248,7 @@ def resolve(graph: Graph, assertions: list[Assertion], relations: Mapping[str, s
     stored = graph.facts_by_subject_predicates(wanted)
     upserts, validity = plan(assertions, stored, relations, graph.group_id, now)
     before = {row["uuid"]: row.get("invalid_at") for row in stored}
-    ended = sum(1 for v in validity if v["invalid_at"] is not None and before.get(v["uuid"], None) is None)
+    ended = sum(1 for v in validity if v["invalid_at"] is not None and before.get(v["uuid"]) is None)
     return TemporalPlan(upserts, validity, ended)
 
 
