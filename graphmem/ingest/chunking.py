@@ -13,7 +13,7 @@ _WORD = re.compile(r"\S+")
 def _sentences(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for match in _SENTENCE_END.finditer(text):
-        if text[start:match.start()].strip():
+        if text[start : match.start()].strip():
             spans.append((start, match.start()))
         start = match.end()
     if text[start:].strip():
@@ -59,11 +59,14 @@ def chunk_text(text: str, size: int = 200, overlap: int = 30, max_chars: int = M
     first = 0
     while first < len(units):
         last, words = first, units[first][2]
-        while (last + 1 < len(units) and words + units[last + 1][2] <= size
-               and units[last + 1][1] - units[first][0] <= max_chars):
+        while (
+            last + 1 < len(units)
+            and words + units[last + 1][2] <= size
+            and units[last + 1][1] - units[first][0] <= max_chars
+        ):
             last += 1
             words += units[last][2]
-        passages.append(text[units[first][0]:units[last][1]])
+        passages.append(text[units[first][0] : units[last][1]])
         if last + 1 >= len(units):
             break
         # step back over trailing sentences worth at most `overlap` words

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 
@@ -94,8 +94,14 @@ class UnitVectors:
     facts: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def embed_units(embedder: Embedder, texts: Sequence[str], extractions: Sequence[Extraction],
-                maps: Sequence[TextMap], *, pool: bool = True) -> UnitVectors:
+def embed_units(
+    embedder: Embedder,
+    texts: Sequence[str],
+    extractions: Sequence[Extraction],
+    maps: Sequence[TextMap],
+    *,
+    pool: bool = True,
+) -> UnitVectors:
     """Embed ``texts`` (what the embedder reads of each unit) and, when ``pool`` and
     the embedder can, pool the vectors of the names and facts ``extractions`` found
     (their offsets mapped into ``texts`` by ``maps``). A name or fact met in several
@@ -104,7 +110,7 @@ def embed_units(embedder: Embedder, texts: Sequence[str], extractions: Sequence[
         return UnitVectors(embedder.embed(list(texts)))
     groups: list[list[list[tuple[int, int]]]] = []
     labels: list[list[tuple[str, str]]] = []
-    for extraction, text_map in zip(extractions, maps):
+    for extraction, text_map in zip(extractions, maps, strict=True):
         mine: list[list[tuple[int, int]]] = []
         what: list[tuple[str, str]] = []
         for mention in extraction.mentions:
@@ -119,8 +125,8 @@ def embed_units(embedder: Embedder, texts: Sequence[str], extractions: Sequence[
         labels.append(what)
     vectors, pooled = embedder.embed_in_context(list(texts), groups)
     result = UnitVectors(vectors)
-    for rows, what in zip(pooled, labels):
-        for row, (kind, text) in zip(rows, what):
+    for rows, what in zip(pooled, labels, strict=False):
+        for row, (kind, text) in zip(rows, what, strict=False):
             if row.any():
                 (result.names if kind == "name" else result.facts).setdefault(text, row)
     return result
@@ -129,7 +135,7 @@ def embed_units(embedder: Embedder, texts: Sequence[str], extractions: Sequence[
 def vectors_for(texts: Sequence[str], known: dict[str, np.ndarray], embedder: Embedder) -> np.ndarray:
     """One row per text: pooled where ``known`` has it, else embedded now (in one call)."""
     missing = [t for t in dict.fromkeys(texts) if t not in known]
-    fresh = dict(zip(missing, embedder.embed(missing))) if missing else {}
+    fresh = dict(zip(missing, embedder.embed(missing), strict=True)) if missing else {}
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32)
     return np.vstack([known[t] if t in known else fresh[t] for t in texts]).astype(np.float32)

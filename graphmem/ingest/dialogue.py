@@ -45,10 +45,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from graphmem.errors import InputError
 from graphmem.model import content_hash
@@ -142,16 +143,18 @@ def _time(value: object, path: Path, where: str, field_name: str, line: int | No
 
 def _text(value: object, path: Path, where: str, field_name: str, line: int | None = None) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InputError(f"{where}: missing or empty (a non-empty string is required)",
-                         path=path, line=line, field=field_name)
+        raise InputError(
+            f"{where}: missing or empty (a non-empty string is required)", path=path, line=line, field=field_name
+        )
     return value
 
 
 def _speaker(value: object, path: Path, where: str, line: int | None = None) -> str:
     speaker = _text(value, path, where, "speaker", line).strip()
     if len(speaker) > MAX_SPEAKER_CHARS:
-        raise InputError(f"{where}: speaker name longer than {MAX_SPEAKER_CHARS} characters",
-                         path=path, line=line, field="speaker")
+        raise InputError(
+            f"{where}: speaker name longer than {MAX_SPEAKER_CHARS} characters", path=path, line=line, field="speaker"
+        )
     return speaker
 
 
@@ -201,15 +204,27 @@ def read_json_chat(path: Path, data: Any) -> list[Conversation]:
                     raise InputError(f"{twhere}: must be an object", path=path)
                 caption = turn.get("caption") or ""
                 turn_id = turn.get("id", "")
-                turns.append(Turn(speaker=_speaker(turn.get("speaker"), path, twhere),
-                                  text=_text(turn.get("text"), path, twhere, "text"),
-                                  time=_time(turn.get("time"), path, twhere, "time") or started,
-                                  turn_id=str(turn_id) if turn_id is not None else "", session=s,
-                                  caption=caption if isinstance(caption, str) else ""))
+                turns.append(
+                    Turn(
+                        speaker=_speaker(turn.get("speaker"), path, twhere),
+                        text=_text(turn.get("text"), path, twhere, "text"),
+                        time=_time(turn.get("time"), path, twhere, "time") or started,
+                        turn_id=str(turn_id) if turn_id is not None else "",
+                        session=s,
+                        caption=caption if isinstance(caption, str) else "",
+                    )
+                )
         if not turns:
             raise InputError(f"{where}: has no turns", path=path, field="turns")
-        conversations.append(Conversation(name=f"{path}#{conv_id}", turns=turns, title=title, uri=path.as_uri(),
-                                          metadata={"id": conv_id, "format": "json"}))
+        conversations.append(
+            Conversation(
+                name=f"{path}#{conv_id}",
+                turns=turns,
+                title=title,
+                uri=path.as_uri(),
+                metadata={"id": conv_id, "format": "json"},
+            )
+        )
     if not conversations:
         raise InputError("no conversations in file", path=path)
     return conversations
@@ -220,8 +235,13 @@ _SESSION_KEY = re.compile(r"^session_(\d+)$")
 
 
 def is_locomo(data: Any) -> bool:
-    return (isinstance(data, list) and bool(data) and isinstance(data[0], dict)
-            and isinstance(data[0].get("conversation"), dict) and "speaker_a" in data[0]["conversation"])
+    return (
+        isinstance(data, list)
+        and bool(data)
+        and isinstance(data[0], dict)
+        and isinstance(data[0].get("conversation"), dict)
+        and "speaker_a" in data[0]["conversation"]
+    )
 
 
 def read_locomo(path: Path, data: Any) -> list[Conversation]:
@@ -249,21 +269,37 @@ def read_locomo(path: Path, data: Any) -> list[Conversation]:
                 turn_id = turn.get("dia_id") or f"D{n}:{t + 1}"
                 twhere = f"{swhere}, turn {turn_id}"
                 caption = turn.get("blip_caption") or ""
-                turns.append(Turn(speaker=_speaker(turn.get("speaker"), path, twhere),
-                                  text=_text(turn.get("text"), path, twhere, "text"), time=started,
-                                  turn_id=str(turn_id), session=n, caption=caption if isinstance(caption, str) else ""))
+                turns.append(
+                    Turn(
+                        speaker=_speaker(turn.get("speaker"), path, twhere),
+                        text=_text(turn.get("text"), path, twhere, "text"),
+                        time=started,
+                        turn_id=str(turn_id),
+                        session=n,
+                        caption=caption if isinstance(caption, str) else "",
+                    )
+                )
         if not turns:
             raise InputError(f"{where}: has no turns", path=path, field="conversation")
         speakers = [str(conv.get("speaker_a") or ""), str(conv.get("speaker_b") or "")]
-        conversations.append(Conversation(name=f"{path}#{sample}", turns=turns, title=" and ".join(s for s in speakers if s),
-                                          uri=path.as_uri(), metadata={"id": sample, "format": "locomo"}))
+        conversations.append(
+            Conversation(
+                name=f"{path}#{sample}",
+                turns=turns,
+                title=" and ".join(s for s in speakers if s),
+                uri=path.as_uri(),
+                metadata={"id": sample, "format": "locomo"},
+            )
+        )
     return conversations
 
 
 # -- plain transcripts ------------------------------------------------------------------------
 _SESSION_LINE = re.compile(r"^-{3,}\s*(.*?)\s*-*\s*$")
-_TURN_LINE = re.compile(r"^(?:\[(?P<time>[^\]]*)\]\s*)?(?P<speaker>[^:\[\]]{1,80}?)\s*:\s(?P<text>.*)$|"
-                        r"^(?:\[(?P<time2>[^\]]*)\]\s*)?(?P<speaker2>[^:\[\]]{1,80}?)\s*:$")
+_TURN_LINE = re.compile(
+    r"^(?:\[(?P<time>[^\]]*)\]\s*)?(?P<speaker>[^:\[\]]{1,80}?)\s*:\s(?P<text>.*)$|"
+    r"^(?:\[(?P<time2>[^\]]*)\]\s*)?(?P<speaker2>[^:\[\]]{1,80}?)\s*:$"
+)
 
 
 def read_transcript(path: Path, text: str) -> list[Conversation]:
@@ -282,33 +318,46 @@ def read_transcript(path: Path, text: str) -> list[Conversation]:
         marker = _SESSION_LINE.match(line)
         if marker:
             session += 1 if turns else 0
-            started = _time(marker.group(1), path, f"session break", "time", number) if marker.group(1) else None
+            started = _time(marker.group(1), path, "session break", "time", number) if marker.group(1) else None
             continue
         match = _TURN_LINE.match(line)
         if not match:
-            raise InputError(f"turn {len(turns) + 1}: missing speaker (expected 'Speaker: text')",
-                             path=path, line=number, field="speaker")
+            raise InputError(
+                f"turn {len(turns) + 1}: missing speaker (expected 'Speaker: text')",
+                path=path,
+                line=number,
+                field="speaker",
+            )
         speaker = (match.group("speaker") or match.group("speaker2") or "").strip()
         body = match.group("text") if match.group("speaker") else ""
         stamp = match.group("time") if match.group("speaker") else match.group("time2")
         if not speaker:
             raise InputError(f"turn {len(turns) + 1}: missing speaker", path=path, line=number, field="speaker")
         when = _time(stamp, path, f"turn {len(turns) + 1}", "time", number) if stamp is not None else None
-        turns.append(Turn(speaker=speaker, text=body.strip(), time=when or started, session=session,
-                          turn_id=f"L{number}"))
+        turns.append(
+            Turn(speaker=speaker, text=body.strip(), time=when or started, session=session, turn_id=f"L{number}")
+        )
         lines.append(number)
-    for turn, number in zip(turns, lines):
+    for turn, number in zip(turns, lines, strict=True):
         if not turn.text.strip():
             raise InputError(f"turn by {turn.speaker!r}: empty text", path=path, line=number, field="text")
     if not turns:
         raise InputError("no turns (expected lines like 'Speaker: text')", path=path)
-    return [Conversation(name=str(path), turns=turns, title=path.stem.replace("_", " "), uri=path.as_uri(),
-                         metadata={"format": "transcript"})]
+    return [
+        Conversation(
+            name=str(path),
+            turns=turns,
+            title=path.stem.replace("_", " "),
+            uri=path.as_uri(),
+            metadata={"format": "transcript"},
+        )
+    ]
 
 
 # -- entry point ------------------------------------------------------------------------------------
-def read_conversations(paths: Iterable[str | Path], fmt: DialogueFormat = "auto",
-                       max_file_bytes: int = 200 * 1024 * 1024) -> list[Conversation]:
+def read_conversations(
+    paths: Iterable[str | Path], fmt: DialogueFormat = "auto", max_file_bytes: int = 200 * 1024 * 1024
+) -> list[Conversation]:
     """Read every conversation named by ``paths`` (files, folders, globs).
 
     ``fmt="auto"`` reads ``.json`` files as LoCoMo when they have its layout and

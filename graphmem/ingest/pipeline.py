@@ -19,11 +19,11 @@ docs/reliability.md.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +39,8 @@ from graphmem.model import entity_key, stable_uuid
 from graphmem.resolve import temporal
 from graphmem.resolve.entities import EntityIndex
 from graphmem.store.graph import Graph
-from graphmem.timeutil import to_ms, utcnow
+from graphmem.store.owners import dead_owners, new_owner, now_ms, release
+from graphmem.timeutil import to_ms
 
 Progress = Callable[[int], None]
 
@@ -74,8 +75,13 @@ def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex
     r = settings.retrieval
     # neighbour search as the retrieval settings ask: exact, always HNSW, or HNSW from ann_min_rows names
     ann_min_rows = {"exact": None, "ann": 0}.get(r.vector_index, r.ann_min_rows)
-    index = EntityIndex(graph.group_id, dim, synonym_threshold=r.synonym_threshold, synonym_top_k=r.synonym_top_k,
-                        ann_min_rows=ann_min_rows)
+    index = EntityIndex(
+        graph.group_id,
+        dim,
+        synonym_threshold=r.synonym_threshold,
+        synonym_top_k=r.synonym_top_k,
+        ann_min_rows=ann_min_rows,
+    )
     for row in graph.pages("entity_index_page"):
         vector = row.get("embedding")
         if row.get("name_key") and vector is not None and len(vector) == dim:
@@ -130,22 +136,30 @@ class BatchPlan:
         """Fact rows, their vectors and the temporal plan (reads the stored timelines)."""
         self.fact_rows, self.timeline = ingestor._facts(self.units, self.extractions, self.uuid_of)
         with ingestor.embedding:
-            self.fact_vectors = vectors_for([row["text"] for row in self.fact_rows], self.pooled_facts,
-                                            ingestor.embedder)
+            self.fact_vectors = vectors_for(
+                [row["text"] for row in self.fact_rows], self.pooled_facts, ingestor.embedder
+            )
 
     def episode_rows(self, group_id: str, now: int) -> list[dict[str, Any]]:
         return [unit.episode_row(group_id, now) for unit in self.units]
 
     def mention_rows(self) -> list[dict[str, Any]]:
-        return [{"episode": u.uuid, "entity": self.uuid_of[m.name], "count": m.count, "role": u.role_of(m.name)}
-                for u, ex in zip(self.units, self.extractions) for m in ex.mentions if m.name in self.uuid_of]
+        return [
+            {"episode": u.uuid, "entity": self.uuid_of[m.name], "count": m.count, "role": u.role_of(m.name)}
+            for u, ex in zip(self.units, self.extractions, strict=True)
+            for m in ex.mentions
+            if m.name in self.uuid_of
+        ]
 
     def next_rows(self) -> list[dict[str, str]]:
         """NEXT edges: between consecutive units of one source, and from a stored episode to
         the first unit appended after it."""
         rows = [{"from": u.follows, "to": u.uuid} for u in self.units if u.follows]
-        return rows + [{"from": a.uuid, "to": b.uuid} for a, b in zip(self.units, self.units[1:])
-                       if a.source_uuid == b.source_uuid]
+        return rows + [
+            {"from": a.uuid, "to": b.uuid}
+            for a, b in zip(self.units, self.units[1:], strict=False)
+            if a.source_uuid == b.source_uuid
+        ]
 
     def references(self) -> set[str]:
         """The entities this batch's mentions and facts refer to."""
@@ -156,9 +170,14 @@ class BatchPlan:
 class Ingestor:
     """Runs the pipeline for one :class:`Graph` with one embedder and extractor."""
 
-    def __init__(self, graph: Graph, embedder: Embedder | Callable[[], Embedder],
-                 extractor: Extractor | Callable[[], Extractor], settings: Settings,
-                 background_extractor: Callable[[], Extractor] | None = None) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        embedder: Embedder | Callable[[], Embedder],
+        extractor: Extractor | Callable[[], Extractor],
+        settings: Settings,
+        background_extractor: Callable[[], Extractor] | None = None,
+    ) -> None:
         """``embedder``, ``extractor``: the models, or functions that load them on first use
         (forgetting needs neither). ``background_extractor``: gives an extractor with worker
         processes, used for runs of more than two batches so parsing overlaps embedding
@@ -183,8 +202,8 @@ class Ingestor:
     @property
     def extractor(self) -> Extractor:
         if not hasattr(self._extractor, "extract"):
-            self._extractor = self._extractor()  # type: ignore[operator]
-        return self._extractor  # type: ignore[return-value]
+            self._extractor = self._extractor()
+        return self._extractor
 
     @property
     def index(self) -> EntityIndex:
@@ -210,8 +229,9 @@ class Ingestor:
         report = IngestReport(documents=len(documents))
         return self._ingest([DocumentSource(d) for d in documents], report, progress)
 
-    def ingest_conversations(self, conversations: Sequence[Conversation],
-                             progress: Progress | None = None) -> IngestReport:
+    def ingest_conversations(
+        self, conversations: Sequence[Conversation], progress: Progress | None = None
+    ) -> IngestReport:
         """Ingest dialogues: one episode per turn, ``NEXT`` edges in order, speakers as entities.
 
         Unchanged conversations are skipped. One that grew (its stored turns are
@@ -236,8 +256,6 @@ class Ingestor:
         token, and on the way out delete the entities it created that nothing refers to and
         bump the revision (when it wrote or removed anything); the token is always released."""
         import time
-
-        from graphmem.store.owners import dead_owners, new_owner, release
 
         started = time.perf_counter()
         run = WriteRun(new_owner())
@@ -269,8 +287,9 @@ class Ingestor:
             if self._index is not None:
                 self._index_revision = revision
 
-    def _claim_sources(self, sources: Sequence[Source], run: WriteRun, report: IngestReport,
-                       progress: Progress | None) -> list[Claimed]:
+    def _claim_sources(
+        self, sources: Sequence[Source], run: WriteRun, report: IngestReport, progress: Progress | None
+    ) -> list[Claimed]:
         """Claim every source (see the module's write protocol): the ones this run writes,
         cleared of old content unless only new units are appended; skipped ones are counted
         in ``report`` and passed to ``progress``."""
@@ -279,7 +298,7 @@ class Ingestor:
         stored = {s.name: self.graph.source(s.name) for s in sources if s.turn_count is not None}
         rows = [{**s.claim_row(), "uuid": stable_uuid(group, "source", s.name)} for s in sources]
         todo: list[Claimed] = []
-        for source, row, claim in zip(sources, rows, self.graph.claim_sources(rows, run.owner, run.dead)):
+        for source, row, claim in zip(sources, rows, self.graph.claim_sources(rows, run.owner, run.dead), strict=True):
             if not claim["mine"]:
                 self._skipped(source, claim, report, progress)
                 continue
@@ -346,11 +365,12 @@ class Ingestor:
 
     def _retime(self, keys: list[dict[str, Any]]) -> int:
         self.invalidate_index()  # removing may have orphaned entities
-        return temporal.retime(self.graph, keys, self.settings.temporal.relations(), to_ms(utcnow()))
+        return temporal.retime(self.graph, keys, self.settings.temporal.relations(), now_ms())
 
     # -- batches --------------------------------------------------------------------------
-    def _ingest_batches(self, batches: list[list[Claimed]], run: WriteRun, report: IngestReport,
-                        progress: Progress | None) -> None:
+    def _ingest_batches(
+        self, batches: list[list[Claimed]], run: WriteRun, report: IngestReport, progress: Progress | None
+    ) -> None:
         """Three stages, overlapped when there is more than one batch: batch k+1 is parsed
         (in the extractor's worker processes, when it has them) and embedded while batch
         k is written to the store (in a writer thread). Batches are written one after
@@ -364,8 +384,10 @@ class Ingestor:
         if len(batches) > 2 and self.background_extractor is not None:
             extractor = self.background_extractor()
         concurrent = getattr(extractor, "concurrent", False) and len(batches) > 1
-        with ThreadPoolExecutor(1, thread_name_prefix="graphmem-extract") as parsing, \
-                ThreadPoolExecutor(1, thread_name_prefix="graphmem-write") as writing:
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="graphmem-extract") as parsing,
+            ThreadPoolExecutor(1, thread_name_prefix="graphmem-write") as writing,
+        ):
             units = self._units(batches[0])
             upcoming = parsing.submit(self._extract_and_embed, units, extractor) if concurrent else None
             written: Future[None] | None = None
@@ -387,8 +409,9 @@ class Ingestor:
             if written is not None:
                 written.result()
 
-    def _parsed(self, upcoming: Any, units: Sequence[Unit],
-                extractor: Extractor) -> tuple[list[Extraction], UnitVectors, Extractor]:
+    def _parsed(
+        self, upcoming: Any, units: Sequence[Unit], extractor: Extractor
+    ) -> tuple[list[Extraction], UnitVectors, Extractor]:
         """The batch's extractions and vectors: from the parsing thread when it ran ahead, else
         made here; and the extractor to go on with."""
         import warnings
@@ -401,21 +424,28 @@ class Ingestor:
         except BrokenProcessPool:
             # e.g. a script without `if __name__ == "__main__":` cannot start spawned
             # workers; parsing in this process is slower but gives the same graph
-            warnings.warn("spaCy worker processes stopped; parsing in this process instead (a script "
-                          "that ingests should guard its entry point with `if __name__ == '__main__':`)",
-                          RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                "spaCy worker processes stopped; parsing in this process instead (a script "
+                "that ingests should guard its entry point with `if __name__ == '__main__':`)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return (*self._extract_and_embed(units, self.extractor), self.extractor)
 
     def _units(self, batch: list[Claimed]) -> list[Unit]:
-        return [unit for item in batch
-                for unit in item.source.units(self.graph.group_id, item.uuid, item.start, self.settings)]
+        return [
+            unit
+            for item in batch
+            for unit in item.source.units(self.graph.group_id, item.uuid, item.start, self.settings)
+        ]
 
     def _extract_and_embed(self, units: Sequence[Unit], extractor: Extractor) -> tuple[list[Extraction], UnitVectors]:
         """Parse a batch, then embed it (see :meth:`_embed_batch`): for long runs this runs
         in the parsing thread, a batch ahead of resolution and writes."""
         extractions = type(units[0]).extract(units, extractor) if units else []
-        return extractions, self._embed_batch(extractions, [u.embedding_text() for u in units],
-                                              [u.text_map for u in units])
+        return extractions, self._embed_batch(
+            extractions, [u.embedding_text() for u in units], [u.text_map for u in units]
+        )
 
     def _embed_batch(self, extractions: list[Extraction], texts: list[str], maps: list[TextMap]) -> UnitVectors:
         """The units' vectors, and those of every name and fact text resolution and fact
@@ -432,29 +462,40 @@ class Ingestor:
         if missing_names or missing_facts:
             with self.embedding:
                 fresh = self.embedder.embed(missing_names + missing_facts)
-            vectors.names.update(zip(missing_names, fresh[: len(missing_names)]))
-            vectors.facts.update(zip(missing_facts, fresh[len(missing_names):]))
+            vectors.names.update(zip(missing_names, fresh[: len(missing_names)], strict=True))
+            vectors.facts.update(zip(missing_facts, fresh[len(missing_names) :], strict=True))
         return vectors
 
-    def _prepare_batch(self, batch: list[Claimed], units: Sequence[Unit], extractions: list[Extraction],
-                       vectors: UnitVectors) -> BatchPlan:
+    def _prepare_batch(
+        self, batch: list[Claimed], units: Sequence[Unit], extractions: list[Extraction], vectors: UnitVectors
+    ) -> BatchPlan:
         """Resolve an embedded batch's names (no store access: runs while the batch before is
         written). Each source's people come before its units' names, so a batch of several
         sources resolves as the sources would one after another."""
         types: dict[str, str] = {}
         people = {item.uuid: item.source.people for item in batch}
-        for i, (unit, ex) in enumerate(zip(units, extractions)):
+        for i, (unit, ex) in enumerate(zip(units, extractions, strict=True)):
             first = i == 0 or units[i - 1].source_uuid != unit.source_uuid
             _add_names(types, [ex], people.get(unit.source_uuid, ()) if first else ())
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(types, known=vectors.names)
-        return BatchPlan(batch, units, extractions, vectors.units, vectors.facts, entity_rows, entity_vectors,
-                         alias_rows, synonyms, uuid_of)
+        return BatchPlan(
+            batch,
+            units,
+            extractions,
+            vectors.units,
+            vectors.facts,
+            entity_rows,
+            entity_vectors,
+            alias_rows,
+            synonyms,
+            uuid_of,
+        )
 
     def _write_batch(self, plan: BatchPlan, report: IngestReport, progress: Progress | None, owner: str) -> None:
         """Write one planned batch (its sources were claimed, state 'writing') and mark its
         sources complete."""
         group, graph = self.graph.group_id, self.graph
-        episodes, mentions, nexts = plan.episode_rows(group, to_ms(utcnow())), plan.mention_rows(), plan.next_rows()
+        episodes, mentions, nexts = plan.episode_rows(group, now_ms()), plan.mention_rows(), plan.next_rows()
         graph.renew(owner)
         for item in plan.claimed:
             if item.source.turn_count is not None:
@@ -479,52 +520,83 @@ class Ingestor:
             progress(sum(item.source.size - item.start for item in plan.claimed))
 
     # -- resolution and facts -----------------------------------------------------------
-    def _resolve(self, types: dict[str, str], known: dict[str, np.ndarray] | None = None) -> tuple[
-            list[dict[str, Any]], np.ndarray, list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
+    def _resolve(
+        self, types: dict[str, str], known: dict[str, np.ndarray] | None = None
+    ) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:
         """Resolve the batch's names (name -> type) against the entity index; new names'
         vectors come from ``known`` (pooled from their units) or are embedded here."""
         need = [name for name in types if entity_key(name) and entity_key(name) not in self.index.by_key]
         with self.embedding:
-            vectors = dict(zip(need, vectors_for(need, known or {}, self.embedder))) if need else {}
+            vectors = dict(zip(need, vectors_for(need, known or {}, self.embedder), strict=True)) if need else {}
         resolution = self.index.resolve(types, vectors)
-        entity_vectors = (np.vstack(resolution.new_vectors) if resolution.new_vectors
-                          else np.zeros((0, self.embedder.dim), np.float32))
+        entity_vectors = (
+            np.vstack(resolution.new_vectors)
+            if resolution.new_vectors
+            else np.zeros((0, self.embedder.dim), np.float32)
+        )
         new_uuids = {row["uuid"] for row in resolution.new}
-        alias_rows = [{"uuid": uuid, "group_id": self.graph.group_id, "name": sorted(names)[0], "name_key": "",
-                       "type": "", "aliases": sorted(names)}
-                      for uuid, names in resolution.aliases.items() if uuid not in new_uuids]
+        alias_rows = [
+            {
+                "uuid": uuid,
+                "group_id": self.graph.group_id,
+                "name": sorted(names)[0],
+                "name_key": "",
+                "type": "",
+                "aliases": sorted(names),
+            }
+            for uuid, names in resolution.aliases.items()
+            if uuid not in new_uuids
+        ]
         return resolution.new, entity_vectors, alias_rows, resolution.synonyms, resolution.uuid_of
 
-    def _facts(self, units: Sequence[Unit], extractions: list[Extraction],
-               uuid_of: dict[str, str]) -> tuple[list[dict[str, Any]], temporal.TemporalPlan]:
+    def _facts(
+        self, units: Sequence[Unit], extractions: list[Extraction], uuid_of: dict[str, str]
+    ) -> tuple[list[dict[str, Any]], temporal.TemporalPlan]:
         """Fact rows of a batch, and the temporal plan for its single-valued ones.
 
         A fact's ``valid_at`` is the date its sentence names, else the time of its
         episode (document date, turn or session time), else none.
         """
         group = self.graph.group_id
-        now = to_ms(utcnow())
+        now = now_ms()
         relations = self.settings.temporal.relations()
         facts: dict[str, dict[str, Any]] = {}
         assertions: list[temporal.Assertion] = []
-        for unit, ex in zip(units, extractions):
+        for unit, ex in zip(units, extractions, strict=True):
             for triple in ex.triples:
                 subject, obj = uuid_of.get(triple.subject), uuid_of.get(triple.object)
                 if subject is None or obj is None or subject == obj:
                     continue
                 valid_at: datetime | None = triple.valid_at or unit.date
                 if temporal.relation_of(triple.predicate, relations) is not None:
-                    assertions.append(temporal.Assertion(
-                        subject=subject, predicate=triple.predicate, object=obj, text=triple.text,
-                        valid_at=to_ms(valid_at), episode=unit.uuid, seq=len(assertions)))
+                    assertions.append(
+                        temporal.Assertion(
+                            subject=subject,
+                            predicate=triple.predicate,
+                            object=obj,
+                            text=triple.text,
+                            valid_at=to_ms(valid_at),
+                            episode=unit.uuid,
+                            seq=len(assertions),
+                        )
+                    )
                     continue
                 uuid = stable_uuid(group, "fact", subject, triple.predicate, obj)
                 row = facts.get(uuid)
                 if row is None:
-                    facts[uuid] = {"uuid": uuid, "group_id": group, "subject": subject, "object": obj,
-                                   "predicate": triple.predicate, "text": triple.text, "valid_at": to_ms(valid_at),
-                                   "invalid_at": None, "created_at": now, "expired_at": None,
-                                   "episodes": [unit.uuid]}
+                    facts[uuid] = {
+                        "uuid": uuid,
+                        "group_id": group,
+                        "subject": subject,
+                        "object": obj,
+                        "predicate": triple.predicate,
+                        "text": triple.text,
+                        "valid_at": to_ms(valid_at),
+                        "invalid_at": None,
+                        "created_at": now,
+                        "expired_at": None,
+                        "episodes": [unit.uuid],
+                    }
                     continue
                 if unit.uuid not in row["episodes"]:
                     row["episodes"].append(unit.uuid)
@@ -535,8 +607,13 @@ class Ingestor:
         return list(facts.values()) + timeline.upserts, timeline
 
 
-def _extend_delta(delta: GraphDelta, plan: BatchPlan, episodes: list[dict[str, Any]],
-                  mentions: list[dict[str, Any]], nexts: list[dict[str, str]]) -> None:
+def _extend_delta(
+    delta: GraphDelta,
+    plan: BatchPlan,
+    episodes: list[dict[str, Any]],
+    mentions: list[dict[str, Any]],
+    nexts: list[dict[str, str]],
+) -> None:
     """Add a written batch to the run's delta (stored facts whose validity changed go with
     it: the projection patches them)."""
     delta.validity += plan.timeline.validity

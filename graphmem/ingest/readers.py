@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import glob
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 from graphmem.errors import InputError
 from graphmem.jsonl import json_lines
@@ -51,8 +52,13 @@ def expand_paths(paths: Iterable[str | Path], suffixes: set[str] = SUFFIXES) -> 
         text = str(raw)
         path = Path(text)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            found += sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file()
+                and p.suffix.lower() in suffixes
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
+            )
         elif path.is_file():
             found.append(path)
         elif glob.has_magic(text):
@@ -72,7 +78,9 @@ def _read_text(path: Path, max_bytes: int) -> str:
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise InputError(f"file is {size} bytes, over the {max_bytes}-byte limit (GRAPHMEM_MAX_FILE_BYTES)", path=path)
+            raise InputError(
+                f"file is {size} bytes, over the {max_bytes}-byte limit (GRAPHMEM_MAX_FILE_BYTES)", path=path
+            )
         data = path.read_bytes()
     except PermissionError:
         raise InputError("permission denied: cannot read this file", path=path) from None
@@ -86,7 +94,9 @@ def _read_text(path: Path, max_bytes: int) -> str:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise InputError(f"not valid UTF-8 (byte {exc.start}); convert it to UTF-8 first", path=path, line=line) from None
+        raise InputError(
+            f"not valid UTF-8 (byte {exc.start}); convert it to UTF-8 first", path=path, line=line
+        ) from None
     _refuse_nul(text, path)
     return text
 
@@ -139,7 +149,7 @@ def read_jsonl(path: Path, text: str, errors: list[InputError] | None = None) ->
     return documents
 
 
-def jsonl_records(path: Path):
+def jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, dict) for every non-blank line of a JSONL file, with errors naming the line."""
     for number, record in json_lines(path, bom=True):
         if not isinstance(record, dict):
@@ -169,16 +179,27 @@ def _jsonl_record(path: Path, number: int, line: str, seen_ids: dict[str, int]) 
     record_id = str(raw_id) if raw_id is not None else f"L{number}"
     _refuse_nul(record_id, path, number, "id")
     if record_id in seen_ids:
-        raise InputError(f"duplicate id {record_id!r} (first on line {seen_ids[record_id]})",
-                         path=path, line=number, field="id")
+        raise InputError(
+            f"duplicate id {record_id!r} (first on line {seen_ids[record_id]})", path=path, line=number, field="id"
+        )
     date = _parse_date(record.get("date"), path, number)
     seen_ids[record_id] = number
-    return Document(name=f"{path}#{record_id}", text=body, title=title, date=date,
-                    uri=path.as_uri(), metadata={"id": record_id, "line": str(number)})
+    return Document(
+        name=f"{path}#{record_id}",
+        text=body,
+        title=title,
+        date=date,
+        uri=path.as_uri(),
+        metadata={"id": record_id, "line": str(number)},
+    )
 
 
-def read_documents(paths: Iterable[str | Path], max_file_bytes: int = 200 * 1024 * 1024,
-                   errors: list[InputError] | None = None, max_errors: int = 0) -> list[Document]:
+def read_documents(
+    paths: Iterable[str | Path],
+    max_file_bytes: int = 200 * 1024 * 1024,
+    errors: list[InputError] | None = None,
+    max_errors: int = 0,
+) -> list[Document]:
     """Read every document named by ``paths``.
 
     Strict by default: raises :class:`InputError` on the first bad file or
@@ -202,8 +223,9 @@ def read_documents(paths: Iterable[str | Path], max_file_bytes: int = 200 * 1024
 def _read_file(path: Path, max_file_bytes: int, errors: list[InputError] | None) -> list[Document]:
     suffix = path.suffix.lower()
     if suffix not in SUFFIXES:
-        raise InputError(f"unsupported file type {suffix or '(none)'!r}; graphmem reads "
-                         f"{', '.join(sorted(SUFFIXES))}", path=path)
+        raise InputError(
+            f"unsupported file type {suffix or '(none)'!r}; graphmem reads {', '.join(sorted(SUFFIXES))}", path=path
+        )
     text = _read_text(path, max_file_bytes)
     if suffix in JSONL_SUFFIXES:
         return read_jsonl(path, text, errors)

@@ -81,6 +81,8 @@ class IngestReport(BaseModel):
         appended = f", {self.appended} appended" if self.appended else ""
         busy = f", {self.busy} left to another writer" if self.busy else ""
         invalidated = f" ({self.invalidated} superseded)" if self.invalidated else ""
-        return (f"{self.documents} {self.unit} ({self.skipped} unchanged, {self.replaced} replaced{appended}{busy}), "
-                f"{self.passages} {self.piece}, {self.entities} new entities, {self.facts} facts{invalidated} "
-                f"in {self.seconds:.1f} s ({rate:.1f} {self.piece}/s)")
+        return (
+            f"{self.documents} {self.unit} ({self.skipped} unchanged, {self.replaced} replaced{appended}{busy}), "
+            f"{self.passages} {self.piece}, {self.entities} new entities, {self.facts} facts{invalidated} "
+            f"in {self.seconds:.1f} s ({rate:.1f} {self.piece}/s)"
+        )

@@ -9,9 +9,10 @@ resolves and writes units in batches without asking which kind they are.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from graphmem.config import Settings
 from graphmem.extract.base import Extraction, Extractor, Mention
@@ -51,7 +52,8 @@ class Unit(Protocol):
 class Source(Protocol):
     """A document or a conversation: the thing claimed, replaced, appended to or skipped."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def claim_row(self) -> dict[str, Any]:
         """``name, kind, uri, content_hash, metadata`` for :meth:`Graph.claim_sources`."""
@@ -104,10 +106,22 @@ class Passage:
         return self.document.date
 
     def episode_row(self, group_id: str, now: int) -> dict[str, Any]:
-        return {"uuid": self.uuid, "group_id": group_id, "source": "doc", "source_id": self.source_uuid,
-                "source_uuid": self.source_uuid, "content": self.content, "content_hash": content_hash(self.content),
-                "position": self.position, "title": self.document.title, "speaker": "",
-                "occurred_at": to_ms(self.document.date), "ingested_at": now, "turn_id": "", "search_text": None}
+        return {
+            "uuid": self.uuid,
+            "group_id": group_id,
+            "source": "doc",
+            "source_id": self.source_uuid,
+            "source_uuid": self.source_uuid,
+            "content": self.content,
+            "content_hash": content_hash(self.content),
+            "position": self.position,
+            "title": self.document.title,
+            "speaker": "",
+            "occurred_at": to_ms(self.document.date),
+            "ingested_at": now,
+            "turn_id": "",
+            "search_text": None,
+        }
 
     def role_of(self, name: str) -> str | None:
         return None
@@ -121,8 +135,9 @@ class Passage:
             text, passage.text_map = extraction_text_and_map(passage.content)
             passage.text_map.prefix = len(passage.embedding_text()) - len(passage.content)
             texts.append(text)
-        return extractor.extract(texts, reference_times=[p.document.date for p in units],
-                                 titles=[p.document.title for p in units])
+        return extractor.extract(
+            texts, reference_times=[p.document.date for p in units], titles=[p.document.title for p in units]
+        )
 
 
 @dataclass
@@ -158,10 +173,16 @@ class DocumentSource:
 
     def units(self, group_id: str, source_uuid: str, start: int, settings: Settings) -> list[Passage]:
         d, s = self.document, settings
-        return [Passage(d, source_uuid, position, content,
-                        uuid=stable_uuid(group_id, "episode", d.name, str(position), content_hash(content)))
-                for position, content in enumerate(chunk_text(d.text, s.chunk_words, s.chunk_overlap,
-                                                              s.max_passage_chars))]
+        return [
+            Passage(
+                d,
+                source_uuid,
+                position,
+                content,
+                uuid=stable_uuid(group_id, "episode", d.name, str(position), content_hash(content)),
+            )
+            for position, content in enumerate(chunk_text(d.text, s.chunk_words, s.chunk_overlap, s.max_passage_chars))
+        ]
 
 
 # -- dialogues --------------------------------------------------------------------------
@@ -191,11 +212,22 @@ class TurnUnit:
 
     def episode_row(self, group_id: str, now: int) -> dict[str, Any]:
         turn = self.turn
-        return {"uuid": self.uuid, "group_id": group_id, "source": "dialogue", "source_id": self.source_uuid,
-                "source_uuid": self.source_uuid, "content": turn.text, "content_hash": content_hash(turn.text),
-                "position": self.position, "title": self.title, "speaker": turn.speaker,
-                "occurred_at": to_ms(turn.time), "ingested_at": now, "turn_id": turn.turn_id,
-                "search_text": turn.embedding_text()}
+        return {
+            "uuid": self.uuid,
+            "group_id": group_id,
+            "source": "dialogue",
+            "source_id": self.source_uuid,
+            "source_uuid": self.source_uuid,
+            "content": turn.text,
+            "content_hash": content_hash(turn.text),
+            "position": self.position,
+            "title": self.title,
+            "speaker": turn.speaker,
+            "occurred_at": to_ms(turn.time),
+            "ingested_at": now,
+            "turn_id": turn.turn_id,
+            "search_text": turn.embedding_text(),
+        }
 
     def role_of(self, name: str) -> str | None:
         return "speaker" if name == self.turn.speaker else None
@@ -205,9 +237,10 @@ class TurnUnit:
         """Extract from the turns' text (first person is the speaker), anchored at their time;
         every turn mentions its speaker, as a PERSON."""
         turns = [u.turn for u in units]
-        extractions = extractor.extract([t.text for t in turns], reference_times=[t.time for t in turns],
-                                        speakers=[t.speaker for t in turns])
-        for unit, ex in zip(units, extractions):
+        extractions = extractor.extract(
+            [t.text for t in turns], reference_times=[t.time for t in turns], speakers=[t.speaker for t in turns]
+        )
+        for unit, ex in zip(units, extractions, strict=True):
             unit.text_map = TextMap(prefix=len(unit.turn.embedding_prefix()))
             speaker = next((m for m in ex.mentions if m.name == unit.turn.speaker), None)
             if speaker is None:
@@ -227,8 +260,13 @@ class ConversationSource:
 
     def claim_row(self) -> dict[str, Any]:
         c = self.conversation
-        return {"name": c.name, "kind": "dialogue", "uri": c.uri, "content_hash": c.content_hash,
-                "metadata": {**c.metadata, "title": c.title}}
+        return {
+            "name": c.name,
+            "kind": "dialogue",
+            "uri": c.uri,
+            "content_hash": c.content_hash,
+            "metadata": {**c.metadata, "title": c.title},
+        }
 
     @property
     def size(self) -> int:
@@ -252,9 +290,11 @@ class ConversationSource:
 
     def units(self, group_id: str, source_uuid: str, start: int, settings: Settings) -> list[TurnUnit]:
         c = self.conversation
-        units = [TurnUnit(turn, position, turn_uuid(group_id, c.name, position, turn), source_uuid, c.title)
-                 for position, turn in enumerate(c.turns) if position >= start]
+        units = [
+            TurnUnit(turn, position, turn_uuid(group_id, c.name, position, turn), source_uuid, c.title)
+            for position, turn in enumerate(c.turns)
+            if position >= start
+        ]
         if start > 0 and units:  # appending: the first new turn follows the last stored one
             units[0].follows = turn_uuid(group_id, c.name, start - 1, c.turns[start - 1])
         return units
-

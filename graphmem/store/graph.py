@@ -4,8 +4,9 @@ retrieval needs, each a named query from ``cypher/``."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -66,8 +67,15 @@ class Graph:
             return _count(self.store.run("entities_delete_orphans", group_id=self.group_id, owner=owner, dead=dead))
         deleted = 0
         for start in range(0, len(among), self.batch_size * 10):
-            deleted += _count(self.store.run("entities_delete_orphans_among", group_id=self.group_id, owner=owner,
-                                             dead=dead, uuids=among[start:start + self.batch_size * 10]))
+            deleted += _count(
+                self.store.run(
+                    "entities_delete_orphans_among",
+                    group_id=self.group_id,
+                    owner=owner,
+                    dead=dead,
+                    uuids=among[start : start + self.batch_size * 10],
+                )
+            )
         return deleted
 
     # -- ownership (see graphmem.store.owners) ---------------------------------------
@@ -79,11 +87,17 @@ class Graph:
 
         claims: list[dict[str, Any]] = []
         for start in range(0, len(sources), self.batch_size):
-            chunk = sources[start:start + self.batch_size]
-            rows = [{**source, "metadata": json.dumps(source.get("metadata") or {}, sort_keys=True)} for source in chunk]
+            chunk = sources[start : start + self.batch_size]
+            rows = [
+                {**source, "metadata": json.dumps(source.get("metadata") or {}, sort_keys=True)} for source in chunk
+            ]
             # rows come back in the store's order, not necessarily the input's
-            by_uuid = {row["uuid"]: row for row in self.store.run(
-                "sources_claim", rows=rows, group_id=self.group_id, owner=owner, dead=dead, now=now_ms())}
+            by_uuid = {
+                row["uuid"]: row
+                for row in self.store.run(
+                    "sources_claim", rows=rows, group_id=self.group_id, owner=owner, dead=dead, now=now_ms()
+                )
+            }
             claims += [by_uuid[source["uuid"]] for source in chunk]
         return claims
 
@@ -94,8 +108,11 @@ class Graph:
         """Mark the sources ``owner`` holds among ``uuids`` complete; how many were."""
         from graphmem.store.owners import now_ms
 
-        return len(self.store.run("sources_complete_owned", uuids=list(uuids), group_id=self.group_id, owner=owner,
-                                  now=now_ms()))
+        return len(
+            self.store.run(
+                "sources_complete_owned", uuids=list(uuids), group_id=self.group_id, owner=owner, now=now_ms()
+            )
+        )
 
     def renew(self, owner: str) -> None:
         from graphmem.store.owners import now_ms
@@ -115,8 +132,14 @@ class Graph:
         for row in writing:
             if row["owner"] not in dead:
                 continue
-            taken = self.store.run("source_takeover", uuid=row["uuid"], group_id=self.group_id,
-                                   dead_owner=row["owner"], owner=owner, now=now_ms())
+            taken = self.store.run(
+                "source_takeover",
+                uuid=row["uuid"],
+                group_id=self.group_id,
+                dead_owner=row["owner"],
+                owner=owner,
+                now=now_ms(),
+            )
             if not taken:
                 continue  # someone else took it over first
             for key, value in self.clear_source(row["uuid"], owner, dead).items():
@@ -184,7 +207,7 @@ class Graph:
         (see :class:`~graphmem.store.base.GraphStore`)."""
         if rows:
             vectors = np.asarray(vectors, dtype=np.float32)
-            payload = [{**row, "embedding": vector} for row, vector in zip(rows, vectors)]
+            payload = [{**row, "embedding": vector} for row, vector in zip(rows, vectors, strict=True)]
             self.store.run_rows(name, payload, max(1, self.batch_size // 4), group_id=self.group_id)
 
     def bump_revision(self) -> int:
@@ -245,11 +268,19 @@ class Graph:
         """The group's indexes, for vectors of ``dim`` floats."""
         self.store.ensure_schema(dim, self.group_id)
 
-    def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
-               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
+    def cypher(
+        self,
+        text: str,
+        params: dict[str, Any] | None = None,
+        *,
+        write: bool = False,
+        timeout_ms: int = 30_000,
+        max_rows: int | None = None,
+    ) -> tuple[list[str], list[list[Any]]]:
         """User Cypher in this group (see :meth:`GraphStore.cypher`)."""
-        return self.store.cypher(text, params, group_id=self.group_id, write=write, timeout_ms=timeout_ms,
-                                 max_rows=max_rows)
+        return self.store.cypher(
+            text, params, group_id=self.group_id, write=write, timeout_ms=timeout_ms, max_rows=max_rows
+        )
 
     def stats(self) -> dict[str, int]:
         rows = self.store.run("stats", group_id=self.group_id)

@@ -4,7 +4,7 @@ entity index that is reloaded once invalidated."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,11 @@ from graphmem.model import entity_key
 from tests.reliability.helpers import assert_same_graph, fingerprint
 
 pytestmark = pytest.mark.slow
-UTC = timezone.utc
-SAID = [("Ana lives in Lisbon.", datetime(2021, 3, 1, 10, tzinfo=UTC)),
-        ("Ana moved to Berlin.", datetime(2023, 6, 15, 18, tzinfo=UTC))]
+UTC = UTC
+SAID = [
+    ("Ana lives in Lisbon.", datetime(2021, 3, 1, 10, tzinfo=UTC)),
+    ("Ana moved to Berlin.", datetime(2023, 6, 15, 18, tzinfo=UTC)),
+]
 
 
 def _facts(memory: Memory) -> list[tuple[str, str, str, datetime | None, datetime | None]]:
@@ -29,8 +31,9 @@ def _facts(memory: Memory) -> list[tuple[str, str, str, datetime | None, datetim
 
 def test_a_dialogue_and_documents_saying_the_same_write_the_same_facts(tmp_path: Path) -> None:
     with Memory(home=tmp_path / "docs") as docs:
-        report = docs.ingest_documents([Document(name=f"said-{i}", text=text, date=when)
-                                        for i, (text, when) in enumerate(SAID)])
+        report = docs.ingest_documents(
+            [Document(name=f"said-{i}", text=text, date=when) for i, (text, when) in enumerate(SAID)]
+        )
         assert report.passages == 2 and report.invalidated == 1
         from_documents = _facts(docs)
     with Memory(home=tmp_path / "chat") as chat:
@@ -38,24 +41,32 @@ def test_a_dialogue_and_documents_saying_the_same_write_the_same_facts(tmp_path:
         report = chat.ingest_conversations([Conversation(name="ben", turns=turns)])
         assert report.passages == 2 and report.invalidated == 1
         from_dialogue = _facts(chat)
-        _, rows = chat.cypher("MATCH (e:Episode)-[m:MENTIONS]->(n:Entity) WHERE m.role = 'speaker' "
-                              "RETURN e.speaker, n.name, n.type")
+        _, rows = chat.cypher(
+            "MATCH (e:Episode)-[m:MENTIONS]->(n:Entity) WHERE m.role = 'speaker' RETURN e.speaker, n.name, n.type"
+        )
     # same fact uuids (from the same entities), same single-valued timeline: Lisbon ends where Berlin starts
     assert from_dialogue == from_documents
-    assert [(p, o, end is None) for _, p, o, _, end in from_documents] == [("live in", "Lisbon", False),
-                                                                          ("move to", "Berlin", True)]
+    assert [(p, o, end is None) for _, p, o, _, end in from_documents] == [
+        ("live in", "Lisbon", False),
+        ("move to", "Berlin", True),
+    ]
     assert {tuple(r) for r in rows} == {("Ben", "Ben", "PERSON")}  # what a turn adds: its speaker
 
 
 def _conversation(i: int) -> Conversation:
     when = datetime(2022, 1, 1 + i, 9, tzinfo=UTC)
-    return Conversation(name=f"chat-{i}", turns=[
-        Turn(speaker=f"Speaker{i}", text=f"I work at Orvalis Robotics in office {i}.", time=when),
-        Turn(speaker="Dee", text=f"Speaker{i} lives in Lisbon, right?", time=when)])
+    return Conversation(
+        name=f"chat-{i}",
+        turns=[
+            Turn(speaker=f"Speaker{i}", text=f"I work at Orvalis Robotics in office {i}.", time=when),
+            Turn(speaker="Dee", text=f"Speaker{i} lives in Lisbon, right?", time=when),
+        ],
+    )
 
 
 def test_dialogues_go_through_the_shared_batches_and_write_what_one_at_a_time_would(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     conversations = [_conversation(i) for i in range(6)]
     with Memory(home=tmp_path / "once", batch_size=4) as memory:
         graph = memory.ingestor.graph
@@ -83,8 +94,14 @@ def test_invalidate_index_lets_the_next_ingestion_see_entities_written_elsewhere
     assert entity_key("Marwick") not in ingestor.index.by_key  # the index is loaded now
     # an entity written behind the ingestor's back (no revision bump), with a uuid of its own
     vector = np.asarray(ingestor.embedder.embed(["Marwick"])[0], dtype=np.float32)
-    row: dict[str, Any] = {"uuid": "marwick-by-hand", "group_id": ingestor.graph.group_id, "name": "Marwick",
-                           "name_key": entity_key("Marwick"), "type": "PERSON", "aliases": ["Marwick"]}
+    row: dict[str, Any] = {
+        "uuid": "marwick-by-hand",
+        "group_id": ingestor.graph.group_id,
+        "name": "Marwick",
+        "name_key": entity_key("Marwick"),
+        "type": "PERSON",
+        "aliases": ["Marwick"],
+    }
     ingestor.graph.write_vectors("entities_upsert", [row], vector[None, :])
     _, [[episode]] = memory.cypher("MATCH (e:Episode) RETURN e.uuid")  # mentioned, so no sweep takes it
     ingestor.graph.write("mentions_upsert", [{"episode": episode, "entity": "marwick-by-hand", "count": 1}])
