@@ -6,19 +6,10 @@
 MATCH (s:Source {group_id: $group_id, name: $name})
 RETURN s.uuid AS uuid, s.content_hash AS content_hash, s.state AS state, s.turn_count AS turn_count
 
-// name: source_begin
-MERGE (s:Source {uuid: $uuid})
-SET s.group_id = $group_id, s.name = $name, s.kind = $kind, s.uri = $uri,
-    s.metadata = $metadata, s.state = 'writing', s.content_hash = $content_hash
-
 // name: source_turn_count_set
 // Dialogue sources: how many turns are stored (a grown chat log appends after them).
 MATCH (s:Source {uuid: $uuid, group_id: $group_id})
 SET s.turn_count = $turn_count
-
-// name: source_complete
-MATCH (s:Source {uuid: $uuid, group_id: $group_id})
-SET s.state = 'complete'
 
 // name: sources_list
 MATCH (s:Source {group_id: $group_id})

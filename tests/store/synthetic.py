@@ -72,8 +72,9 @@ def build(group: str) -> Synthetic:
 
 def write(store, g: Synthetic, batch_size: int = 500) -> None:
     """Write ``g`` with the queries ingestion uses (sources, nodes, edges, vectors)."""
-    for source in g.sources:
-        store.run("source_begin", **{k: v for k, v in source.items()})
+    claim = {"group_id": g.group, "owner": "synthetic", "now": 1}
+    rows = [{k: v for k, v in source.items() if k != "group_id"} for source in g.sources]
+    store.run("sources_claim", rows=rows, dead=[], **claim)
     store.run_rows("entities_upsert", g.entities, batch_size, group_id=g.group)
     store.run_rows("episodes_upsert", g.episodes, batch_size, group_id=g.group)
     store.run_rows("next_upsert", g.nexts, batch_size, group_id=g.group)
@@ -85,6 +86,5 @@ def write(store, g: Synthetic, batch_size: int = 500) -> None:
     store.run_rows("episode_embeddings_set", [{"uuid": e["uuid"], "embedding": g.vectors[e["uuid"]]} for e in g.episodes], vector_batch, group_id=g.group)
     store.run_rows("fact_embeddings_set", [{"uuid": f["uuid"], "subject": f["subject"], "embedding": g.vectors[f["uuid"]]}
                                            for f in g.facts], vector_batch, group_id=g.group)
-    for source in g.sources:
-        store.run("source_complete", uuid=source["uuid"], group_id=g.group)
+    store.run("sources_complete_owned", uuids=[source["uuid"] for source in g.sources], **claim)
     store.run("revision_bump", group_id=g.group, first=1)

@@ -67,16 +67,16 @@ def test_a_one_graph_store_is_split_per_group_with_counts_checked(tmp_path):
     groups = ["team-a", "team-b"]
     for group in groups:  # write the old layout through the same queries older versions ran
         data = build(group)
-        for source in data.sources:
-            old.run("source_begin", **source)
+        claim = {"group_id": group, "owner": "old", "now": 1}
+        old.run("sources_claim", rows=[{k: v for k, v in s.items() if k != "group_id"} for s in data.sources],
+                dead=[], **claim)
         for query, rows in [("entities_upsert", data.entities), ("episodes_upsert", data.episodes),
                             ("next_upsert", data.nexts), ("mentions_upsert", data.mentions),
                             ("facts_upsert", data.facts), ("synonyms_upsert", data.synonyms)]:
             old.run_rows(query, rows)
         old.run_rows("episode_embeddings_set", [{"uuid": e["uuid"], "embedding": data.vectors[e["uuid"]]}
                                                 for e in data.episodes])
-        for source in data.sources:
-            old.run("source_complete", uuid=source["uuid"], group_id=group)
+        old.run("sources_complete_owned", uuids=[s["uuid"] for s in data.sources], **claim)
         old.run("revision_bump", group_id=group, first=1)
     before = {group: transfer.counts(old, group) for group in groups}
     assert old.groups() == groups
