@@ -316,6 +316,16 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file, not both")
     text = query if query is not None else Path(str(query_file)).read_text(encoding="utf-8")
+    parsed = _parse_params(params)
+    if "$group_id" in text and "group_id" not in parsed:  # the tenant, as every query filters on it
+        parsed["group_id"] = obj.settings().group_id
+    with obj.memory() as memory:
+        columns, rows = memory.cypher(text, parsed, write=write, timeout_ms=timeout * 1000, max_rows=limit + 1)
+    _print_rows(columns, rows[:limit], truncated=len(rows) > limit, as_json=as_json)
+
+
+def _parse_params(params: tuple[str, ...]) -> dict[str, Any]:
+    """``--param NAME=VALUE`` options: VALUE as JSON when it parses, else as text."""
     parsed: dict[str, Any] = {}
     for item in params:
         name, sep, value = item.partition("=")
@@ -325,26 +335,22 @@ def cypher(obj: Context, query: str | None, query_file: str | None, params: tupl
             parsed[name.strip()] = json.loads(value)
         except json.JSONDecodeError:
             parsed[name.strip()] = value
-    if "$group_id" in text and "group_id" not in parsed:  # the tenant, as every query filters on it
-        parsed["group_id"] = obj.settings().group_id
-    from graphmem.memory import Memory
+    return parsed
 
-    with Memory(obj.settings()) as memory:
-        columns, rows = memory.cypher(text, parsed, write=write, timeout_ms=timeout * 1000, max_rows=limit + 1)
-    truncated = len(rows) > limit
-    rows = rows[:limit]
+
+def _print_rows(columns: list[str], rows: list[list[Any]], *, truncated: bool, as_json: bool) -> None:
     if as_json:
         records = [dict(zip(columns, row, strict=True)) for row in rows]
         click.echo(json.dumps(records, indent=2, ensure_ascii=False, default=str))
-    else:
-        from rich.console import Console
-        from rich.table import Table
+        return
+    from rich.console import Console
+    from rich.table import Table
 
-        table = Table(*columns) if columns else Table("result")
-        for row in rows:
-            table.add_row(*[_escape(_cell(v)) for v in row])
-        Console(width=int(os.environ.get("COLUMNS", "160"))).print(table)
-        click.echo(f"{len(rows)} row(s){' (truncated; raise --limit)' if truncated else ''}", err=True)
+    table = Table(*columns) if columns else Table("result")
+    for row in rows:
+        table.add_row(*[_escape(_cell(v)) for v in row])
+    Console(width=int(os.environ.get("COLUMNS", "160"))).print(table)
+    click.echo(f"{len(rows)} row(s){' (truncated; raise --limit)' if truncated else ''}", err=True)
 
 
 def _cell(value: Any) -> str:
