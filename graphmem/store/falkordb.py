@@ -119,12 +119,13 @@ def _json_literal(value: Any) -> str | None:
     FalkorDB reads the escapes json writes (\\n, \\", \\\\ ...) except ``\\uXXXX``, so
     text with one goes the slow way; so do numpy values (vectors), NaN and infinities.
     """
+    # maps counts the maps that open with '{"' (an empty one does not), for the check below
     if isinstance(value, dict):
-        maps, keys = 1, set(value)
+        maps, keys = int(bool(value)), set(value)
     elif isinstance(value, list) and value and isinstance(value[0], dict):
         if not all(isinstance(row, dict) for row in value):
             return None
-        maps, keys = len(value), set().union(*value)
+        maps, keys = sum(1 for row in value if row), set().union(*value)
     else:
         maps, keys = 0, set()
     if not all(isinstance(key, str) and _IDENTIFIER.fullmatch(key) for key in keys):

@@ -5,7 +5,7 @@ see exactly the value given."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from graphmem.store.falkordb import FalkorDBStore, _json_literal
@@ -27,6 +27,7 @@ def store(tmp_path_factory):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(value=values)
+@example(value=[{}, {"B": {"A": None}}])  # an empty map beside a nested one: nested maps must be seen
 def test_every_value_arrives_unchanged(store, value):
     _, rows = store.cypher("RETURN $p AS p", {"p": value}, group_id="t")
     assert _same(rows[0][0], value)
