@@ -581,30 +581,45 @@ class Ingestor:
                         )
                     )
                     continue
-                uuid = stable_uuid(group, "fact", subject, triple.predicate, obj)
-                row = facts.get(uuid)
-                if row is None:
-                    facts[uuid] = {
-                        "uuid": uuid,
-                        "group_id": group,
-                        "subject": subject,
-                        "object": obj,
-                        "predicate": triple.predicate,
-                        "text": triple.text,
-                        "valid_at": to_ms(valid_at),
-                        "invalid_at": None,
-                        "created_at": now,
-                        "expired_at": None,
-                        "episodes": [unit.uuid],
-                    }
-                    continue
-                if unit.uuid not in row["episodes"]:
-                    row["episodes"].append(unit.uuid)
-                at = to_ms(valid_at)
-                if at is not None and (row["valid_at"] is None or at < row["valid_at"]):
-                    row["valid_at"] = at
+                _add_fact(facts, group, now, subject, triple.predicate, obj, triple.text, unit.uuid, to_ms(valid_at))
         timeline = temporal.resolve(self.graph, assertions, relations, now)
         return list(facts.values()) + timeline.upserts, timeline
+
+
+def _add_fact(
+    facts: dict[str, dict[str, Any]],
+    group: str,
+    now: int,
+    subject: str,
+    predicate: str,
+    obj: str,
+    text: str,
+    episode: str,
+    valid_at: int | None,
+) -> None:
+    """Add one assertion of a multi-valued fact to the batch's rows: a fact asserted again
+    gains the episode, and starts at the earliest time any of its episodes gives."""
+    uuid = stable_uuid(group, "fact", subject, predicate, obj)
+    row = facts.get(uuid)
+    if row is None:
+        facts[uuid] = {
+            "uuid": uuid,
+            "group_id": group,
+            "subject": subject,
+            "object": obj,
+            "predicate": predicate,
+            "text": text,
+            "valid_at": valid_at,
+            "invalid_at": None,
+            "created_at": now,
+            "expired_at": None,
+            "episodes": [episode],
+        }
+        return
+    if episode not in row["episodes"]:
+        row["episodes"].append(episode)
+    if valid_at is not None and (row["valid_at"] is None or valid_at < row["valid_at"]):
+        row["valid_at"] = valid_at
 
 
 def _extend_delta(
