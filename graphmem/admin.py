@@ -87,8 +87,9 @@ class Admin:
         return str(getattr(store, "dialect", "?"))
 
     # -- export / import / migrate ------------------------------------------------------------
-    def export(self, path: str | Path, *, fmt: str | None = None, group: str | None = None,
-               bar: Bar = _no_bar) -> dict[str, int]:
+    def export(
+        self, path: str | Path, *, fmt: str | None = None, group: str | None = None, bar: Bar = _no_bar
+    ) -> dict[str, int]:
         """Write every group (or ``group``) to ``path``: JSONL (what :meth:`import_file` reads)
         or GraphML (no embeddings); ``fmt`` defaults from the extension. The file is readable
         by this user only: it holds every passage. Returns counts per kind."""
@@ -118,8 +119,9 @@ class Admin:
         with bar(total, "importing") as advance:
             return transfer.import_jsonl(store, path, batch_size=batch_size, progress=advance)
 
-    def migrate(self, to: str, *, batch_size: int = 500, restart: bool = False, dim: int | None = None,
-                bar: Bar = _no_bar) -> Migration:
+    def migrate(
+        self, to: str, *, batch_size: int = 500, restart: bool = False, dim: int | None = None, bar: Bar = _no_bar
+    ) -> Migration:
         """Copy every group into the store ``to`` names (see :meth:`open_target`), resuming from
         the checkpoint an interrupted run left in the data directory, then verify counts."""
         from graphmem.store import transfer
@@ -134,9 +136,17 @@ class Admin:
                 advance.append(stack.enter_context(bar(total, f"migrating to {name}")))
                 advance[0](done)
 
-            return transfer.migrate(source, target, checkpoint=transfer.checkpoint_path(self.settings.home, name),
-                                    target_name=name, batch_size=batch_size, dim=dim, restart=restart,
-                                    on_total=on_total, progress=lambda n: advance[0](n))
+            return transfer.migrate(
+                source,
+                target,
+                checkpoint=transfer.checkpoint_path(self.settings.home, name),
+                target_name=name,
+                batch_size=batch_size,
+                dim=dim,
+                restart=restart,
+                on_total=on_total,
+                progress=lambda n: advance[0](n),
+            )
 
     def open_target(self, spec: str) -> tuple[GraphStore, str]:
         """A store named by ``spec``: a neo4j:// or bolt:// URI, or falkordb:PATH (the embedded
@@ -144,7 +154,7 @@ class Admin:
         from graphmem.store import open_store
 
         if spec.startswith("falkordb:"):
-            home = spec[len("falkordb:"):].removeprefix("//")
+            home = spec[len("falkordb:") :].removeprefix("//")
             if not home:
                 raise ConfigError("--to falkordb:PATH needs the data directory PATH")
             if Path(home).resolve() == Path(self.settings.home).resolve():
@@ -172,6 +182,7 @@ class Admin:
 
     def _embedded_home(self, what: str) -> Path:
         if self.settings.store.strip() not in {"falkordb", "embedded", ""}:
-            raise ConfigError(f"{what} works on the embedded store; for Neo4j use neo4j-admin dump/load "
-                              "or graphmem export/import")
+            raise ConfigError(
+                f"{what} works on the embedded store; for Neo4j use neo4j-admin dump/load or graphmem export/import"
+            )
         return Path(self.settings.home)

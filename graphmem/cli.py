@@ -21,7 +21,8 @@ if TYPE_CHECKING:
 
     from graphmem.admin import Admin, Bar
     from graphmem.config import Settings
-    from graphmem.memory import Memory
+    from graphmem.ingest.dialogue import DialogueFormat
+    from graphmem.memory import Memory, SearchMode
     from graphmem.store.falkordb_server import EmbeddedServer
 
 
@@ -78,10 +79,19 @@ def handle_errors(func: Callable) -> Callable:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--home", envvar="GRAPHMEM_HOME", type=click.Path(file_okay=False), default=None,
-              help="Data directory of the embedded store [default: ./.graphmem; env GRAPHMEM_HOME].")
-@click.option("--store", envvar="GRAPHMEM_STORE", default=None,
-              help="'falkordb' (embedded, default) or neo4j://user:pass@host:7687/db [env GRAPHMEM_STORE].")
+@click.option(
+    "--home",
+    envvar="GRAPHMEM_HOME",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Data directory of the embedded store [default: ./.graphmem; env GRAPHMEM_HOME].",
+)
+@click.option(
+    "--store",
+    envvar="GRAPHMEM_STORE",
+    default=None,
+    help="'falkordb' (embedded, default) or neo4j://user:pass@host:7687/db [env GRAPHMEM_STORE].",
+)
 @click.option("--group", envvar="GRAPHMEM_GROUP_ID", default=None, help="Tenant group id [default: default].")
 @click.option("--debug", is_flag=True, help="Show tracebacks on errors.")
 @click.version_option(package_name="graphmem")
@@ -100,25 +110,51 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
 # -- ingest --------------------------------------------------------------------
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--pipeline", "pipeline", default=None,
-              help="Pipeline spec: a name from pipelines/ (e.g. documents) or a YAML file.")
+@click.option(
+    "--pipeline",
+    "pipeline",
+    default=None,
+    help="Pipeline spec: a name from pipelines/ (e.g. documents) or a YAML file.",
+)
 @click.option("--chunk-words", type=int, default=None, help="Passage length in words [default: 200].")
 @click.option("--chunk-overlap", type=int, default=None, help="Words shared by consecutive passages [default: 30].")
-@click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
-@click.option("--processes", type=click.IntRange(0), default=None,
-              help="spaCy worker processes: 0 = automatic (all cores but one, for ingestions of more than "
-                   "two batches), 1 = in-process, N = N workers (pair many with a GPU --embedder) [default: 0].")
-@click.option("--max-errors", type=click.IntRange(0), default=None,
-              help="Skip up to N bad files or JSONL records (reported) instead of stopping at the first.")
+@click.option(
+    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(0),
+    default=None,
+    help="spaCy worker processes: 0 = automatic (all cores but one, for ingestions of more than "
+    "two batches), 1 = in-process, N = N workers (pair many with a GPU --embedder) [default: 0].",
+)
+@click.option(
+    "--max-errors",
+    type=click.IntRange(0),
+    default=None,
+    help="Skip up to N bad files or JSONL records (reported) instead of stopping at the first.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--update-recipe", is_flag=True,
-              help="Replace the group's stored recipe when this ingestion's settings differ from it "
-                   "(without it such an ingestion is refused, naming what differs).")
+@click.option(
+    "--update-recipe",
+    is_flag=True,
+    help="Replace the group's stored recipe when this ingestion's settings differ from it "
+    "(without it such an ingestion is refused, naming what differs).",
+)
 @click.pass_obj
 @handle_errors
-def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_words: int | None,
-           chunk_overlap: int | None, embedder: str | None, processes: int | None, max_errors: int | None,
-           quiet: bool, update_recipe: bool) -> None:
+def ingest(
+    obj: Context,
+    paths: tuple[str, ...],
+    pipeline: str | None,
+    chunk_words: int | None,
+    chunk_overlap: int | None,
+    embedder: str | None,
+    processes: int | None,
+    max_errors: int | None,
+    quiet: bool,
+    update_recipe: bool,
+) -> None:
     """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl.
 
     Every file is validated before anything is written: a bad file stops the run
@@ -136,9 +172,21 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
     from graphmem.pipelines import load_pipeline, read_with
 
     spec = load_pipeline(pipeline) if pipeline else {}
-    settings = obj.settings(**{**spec.get("settings", {}), **{k: v for k, v in {
-        "chunk_words": chunk_words, "chunk_overlap": chunk_overlap, "embedder": embedder,
-        "extract_processes": processes}.items() if v is not None}})
+    settings = obj.settings(
+        **{
+            **spec.get("settings", {}),
+            **{
+                k: v
+                for k, v in {
+                    "chunk_words": chunk_words,
+                    "chunk_overlap": chunk_overlap,
+                    "embedder": embedder,
+                    "extract_processes": processes,
+                }.items()
+                if v is not None
+            },
+        }
+    )
     from graphmem.memory import Memory
     from graphmem.pipelines import DIALOGUE_READERS
 
@@ -146,8 +194,10 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
         from graphmem.ingest.dialogue import read_conversations
 
         conversations = read_conversations(paths, DIALOGUE_READERS[spec["reader"]], settings.max_file_bytes)
-        with Memory(settings, update_recipe=update_recipe) as memory, \
-                _progress(sum(len(c.turns) for c in conversations), "ingesting turns", quiet) as advance:
+        with (
+            Memory(settings, update_recipe=update_recipe) as memory,
+            _progress(sum(len(c.turns) for c in conversations), "ingesting turns", quiet) as advance,
+        ):
             report = memory.ingest_conversations(conversations, progress=advance)
         click.echo(f"ingested {report.summary()}")
         return
@@ -155,8 +205,10 @@ def ingest(obj: Context, paths: tuple[str, ...], pipeline: str | None, chunk_wor
     documents = read_with(spec.get("reader", "documents"), paths, settings.max_file_bytes, bad, max_errors or 0)
     for error in bad or []:
         click.echo(f"skipped: {error}", err=True)
-    with Memory(settings, update_recipe=update_recipe) as memory, \
-            _progress(len(documents), "ingesting", quiet) as advance:
+    with (
+        Memory(settings, update_recipe=update_recipe) as memory,
+        _progress(len(documents), "ingesting", quiet) as advance,
+    ):
         report = memory.ingest_documents(documents, progress=advance)
     report.errors[:0] = [str(error) for error in bad or []]
     skipped = f", {len(bad)} bad records skipped" if bad else ""
@@ -184,9 +236,15 @@ class _progress:
             TimeRemainingColumn,
         )
 
-        bar = self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                   TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
-                                   transient=True)
+        bar = self._bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
+        )
         bar.start()
         task = bar.add_task(self.label, total=self.total)
         return lambda n: bar.advance(task, n)
@@ -200,19 +258,45 @@ class _progress:
 @main.command()
 @click.argument("query", required=False)
 @click.option("-k", "k", type=click.IntRange(1, 1000), default=5, show_default=True, help="Passages to return.")
-@click.option("--mode", type=click.Choice(["graph", "dense", "bm25"]), default="graph", show_default=True,
-              help="graph = seeds + personalized PageRank; dense / bm25 = the baselines.")
-@click.option("--file", "query_file", type=click.Path(exists=True, dir_okay=False),
-              help="JSONL of queries ({\"question\": ...} or {\"query\": ...} per line), searched as one batch.")
+@click.option(
+    "--mode",
+    type=click.Choice(["graph", "dense", "bm25"]),
+    default="graph",
+    show_default=True,
+    help="graph = seeds + personalized PageRank; dense / bm25 = the baselines.",
+)
+@click.option(
+    "--file",
+    "query_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSONL of queries ({"question": ...} or {"query": ...} per line), searched as one batch.',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--as-of", "as_of", default=None, metavar="DATE",
-              help="Answer as of this ISO date/time: only facts valid then, only episodes that had happened.")
-@click.option("--pipeline", "pipeline", default=None,
-              help="Search with this pipeline spec's retrieval knobs instead of the group's stored recipe.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="DATE",
+    help="Answer as of this ISO date/time: only facts valid then, only episodes that had happened.",
+)
+@click.option(
+    "--pipeline",
+    "pipeline",
+    default=None,
+    help="Search with this pipeline spec's retrieval knobs instead of the group's stored recipe.",
+)
 @click.pass_obj
 @handle_errors
-def search(obj: Context, query: str | None, k: int, mode: str, query_file: str | None, as_json: bool,
-           as_of: str | None, pipeline: str | None) -> None:
+def search(
+    obj: Context,
+    query: str | None,
+    k: int,
+    mode: SearchMode,  # one of the click.Choice above
+    query_file: str | None,
+    as_json: bool,
+    as_of: str | None,
+    pipeline: str | None,
+) -> None:
     """Find the passages that answer QUERY, following the graph across hops.
 
     The retrieval knobs are the group's stored recipe (those of the pipeline it
@@ -227,14 +311,20 @@ def search(obj: Context, query: str | None, k: int, mode: str, query_file: str |
     if (query is None) == (query_file is None):
         raise click.UsageError("give a QUERY or --file, not both")
     when = _when(as_of)
-    queries = [query] if query is not None else _read_queries(Path(query_file))
+    if query is not None:
+        queries = [query]
+    elif query_file is not None:
+        queries = _read_queries(Path(query_file))
     with obj.memory(**_search_settings(pipeline)) as memory:
         results = memory.search_many(queries, k, mode=mode, as_of=when)
     if as_json:
-        payload = [{"query": q, "results": [r.model_dump(mode="json") for r in rows]} for q, rows in zip(queries, results)]
+        payload = [
+            {"query": q, "results": [r.model_dump(mode="json") for r in rows]}
+            for q, rows in zip(queries, results, strict=True)
+        ]
         click.echo(json.dumps(payload[0] if query is not None else payload, indent=2, ensure_ascii=False))
         return
-    for q, rows in zip(queries, results):
+    for q, rows in zip(queries, results, strict=True):
         _print_hits(q, rows)
 
 
@@ -272,7 +362,9 @@ def _print_hits(query: str, rows: list) -> None:
     for r in rows:
         where = Path(r.source).name if r.source else ""
         head = f"[bold]{r.title}[/bold] [dim]({where})[/dim]\n" if r.title or where else ""
-        table.add_row(str(r.rank), f"{r.score:.4f}", head + _escape(r.content.strip()), _escape(", ".join(r.entities[:4])))
+        table.add_row(
+            str(r.rank), f"{r.score:.4f}", head + _escape(r.content.strip()), _escape(", ".join(r.entities[:4]))
+        )
     if not rows:
         click.echo("no results (is the store empty? run `graphmem ingest PATH` first)")
         return
@@ -289,17 +381,32 @@ def _escape(text: str) -> str:
 @main.command()
 @click.argument("query", required=False)
 @click.option("--file", "query_file", type=click.Path(exists=True, dir_okay=False), help="Read the query from a file.")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
-              help="Query parameter ($NAME); VALUE is parsed as JSON when it can be. Repeatable.")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Query parameter ($NAME); VALUE is parsed as JSON when it can be. Repeatable.",
+)
 @click.option("--write", is_flag=True, help="Allow writes (queries are read-only by default).")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Rows to print at most.")
-@click.option("--timeout", type=click.IntRange(1), default=30, show_default=True,
-              help="Seconds before the query is stopped.")
+@click.option(
+    "--timeout", type=click.IntRange(1), default=30, show_default=True, help="Seconds before the query is stopped."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
 @click.pass_obj
 @handle_errors
-def cypher(obj: Context, query: str | None, query_file: str | None, params: tuple[str, ...], write: bool,
-           limit: int, timeout: int, as_json: bool) -> None:
+def cypher(
+    obj: Context,
+    query: str | None,
+    query_file: str | None,
+    params: tuple[str, ...],
+    write: bool,
+    limit: int,
+    timeout: int,
+    as_json: bool,
+) -> None:
     """Run a Cypher query against the store (read-only unless --write).
 
     Read-only means read transactions on Neo4j and read-only queries on
@@ -440,8 +547,16 @@ def db_status(obj: Context, as_json: bool) -> None:
     """
     status = _server(obj).status()
     if as_json:
-        click.echo(json.dumps({"running": status.running, "pid": status.pid, "socket": str(status.socket),
-                               "data_bytes": status.data_bytes}))
+        click.echo(
+            json.dumps(
+                {
+                    "running": status.running,
+                    "pid": status.pid,
+                    "socket": str(status.socket),
+                    "data_bytes": status.data_bytes,
+                }
+            )
+        )
     else:
         state = f"running (pid {status.pid})" if status.running else "stopped"
         click.echo(f"{state}; socket {status.socket}; data {status.data_bytes / 1e6:.1f} MB")
@@ -450,32 +565,79 @@ def db_status(obj: Context, as_json: bool) -> None:
 # -- eval ----------------------------------------------------------------------------
 @main.command("eval")
 @click.argument("dataset")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder holding the named datasets [default: $GRAPHMEM_DATA_DIR, else ../shared/data].")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder holding the named datasets [default: $GRAPHMEM_DATA_DIR, else ../shared/data].",
+)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Ask only the first N questions.")
-@click.option("--corpus-limit", type=click.IntRange(0), default=None,
-              help="Ingest only the gold passages of the asked questions plus the first M others (quick runs).")
-@click.option("--systems", default="graphmem,dense,bm25", show_default=True,
-              help="Comma-separated systems to score: graphmem (graph + PPR), dense, bm25.")
+@click.option(
+    "--corpus-limit",
+    type=click.IntRange(0),
+    default=None,
+    help="Ingest only the gold passages of the asked questions plus the first M others (quick runs).",
+)
+@click.option(
+    "--systems",
+    default="graphmem,dense,bm25",
+    show_default=True,
+    help="Comma-separated systems to score: graphmem (graph + PPR), dense, bm25.",
+)
 @click.option("--ks", default="2,5,10", show_default=True, help="Comma-separated k of Recall@k.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="Write the full report (summary, per-question results, ingest speed) as JSON.")
-@click.option("--home", "eval_home", type=click.Path(file_okay=False), default=None,
-              help="Store folder to ingest into and keep; reused on the next run (ingestion skipped) "
-                   "[default: a fresh temporary folder, deleted afterwards].")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the full report (summary, per-question results, ingest speed) as JSON.",
+)
+@click.option(
+    "--home",
+    "eval_home",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Store folder to ingest into and keep; reused on the next run (ingestion skipped) "
+    "[default: a fresh temporary folder, deleted afterwards].",
+)
 @click.option("--keep", is_flag=True, help="Keep the temporary store and print where it is.")
-@click.option("--pipeline", default=None,
-              help="Pipeline spec for ingestion [default: pipelines/DATASET.yaml if there is one, else passages kept whole].")
-@click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
-@click.option("--retrieval", "retrieval", multiple=True, metavar="KNOB=VALUE",
-              help="Override a retrieval setting (e.g. damping=0.6, fusion_weight=0.7). Repeatable.")
-@click.option("--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Questions per batched search.")
+@click.option(
+    "--pipeline",
+    default=None,
+    help="Pipeline spec for ingestion [default: pipelines/DATASET.yaml if there is one, else passages kept whole].",
+)
+@click.option(
+    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
+)
+@click.option(
+    "--retrieval",
+    "retrieval",
+    multiple=True,
+    metavar="KNOB=VALUE",
+    help="Override a retrieval setting (e.g. damping=0.6, fusion_weight=0.7). Repeatable.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=32, show_default=True, help="Questions per batched search."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.pass_obj
 @handle_errors
-def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | None, corpus_limit: int | None,
-                 systems: str, ks: str, out: str | None, eval_home: str | None, keep: bool, pipeline: str | None,
-                 embedder: str | None, retrieval: tuple[str, ...], batch_size: int, quiet: bool) -> None:
+def eval_command(
+    obj: Context,
+    dataset: str,
+    data_dir: str | None,
+    limit: int | None,
+    corpus_limit: int | None,
+    systems: str,
+    ks: str,
+    out: str | None,
+    eval_home: str | None,
+    keep: bool,
+    pipeline: str | None,
+    embedder: str | None,
+    retrieval: tuple[str, ...],
+    batch_size: int,
+    quiet: bool,
+) -> None:
     """Measure passage Recall@k of graphmem against dense and BM25 baselines on a benchmark.
 
     DATASET is musique, hotpotqa or 2wikimultihopqa (looked up under --data-dir)
@@ -505,7 +667,9 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
     data = load_dataset(dataset, data_dir=data_dir, limit=limit, corpus_limit=corpus_limit)
     if pipeline is None and data.name in available():
         pipeline = data.name
-    spec_settings = load_pipeline(pipeline)["settings"] if pipeline else {"chunk_words": 10_000, "chunk_overlap": 0}
+    spec_settings: dict[str, Any] = (
+        load_pipeline(pipeline)["settings"] if pipeline else {"chunk_words": 10_000, "chunk_overlap": 0}
+    )
     if embedder is not None:
         spec_settings = {**spec_settings, "embedder": embedder}
     if retrieval:
@@ -520,10 +684,21 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
                 knobs[name.strip()] = value
         spec_settings = {**spec_settings, "retrieval": knobs}
     settings = obj.settings(**spec_settings)  # its home is replaced by evaluate(): always a fresh or --home store
-    click.echo(f"{data.name}: {len(data.questions)} questions, {len(data.passages)} passages "
-               f"(pipeline {pipeline or 'default'}, embedder {settings.embedder})", err=True)
-    report = evaluate(data, settings, systems=chosen, ks=k_values, home=eval_home, keep=keep, batch_size=batch_size,
-                      progress=lambda label, total: _progress(total, label, quiet))
+    click.echo(
+        f"{data.name}: {len(data.questions)} questions, {len(data.passages)} passages "
+        f"(pipeline {pipeline or 'default'}, embedder {settings.embedder})",
+        err=True,
+    )
+    report = evaluate(
+        data,
+        settings,
+        systems=chosen,
+        ks=k_values,
+        home=eval_home,
+        keep=keep,
+        batch_size=batch_size,
+        progress=lambda label, total: _progress(total, label, quiet),
+    )
     from rich.console import Console
 
     print_report(report, Console(width=int(os.environ.get("COLUMNS", "120"))))
@@ -532,6 +707,7 @@ def eval_command(obj: Context, dataset: str, data_dir: str | None, limit: int | 
     if report.home and not eval_home:
         click.echo(f"store kept in {report.home} (reuse it with --home)", err=True)
 
+
 # -- export / import / migrate ------------------------------------------------------
 def _bar(quiet: bool) -> Bar:
     return lambda total, label: _progress(total, label, quiet)
@@ -539,8 +715,13 @@ def _bar(quiet: bool) -> Bar:
 
 @main.command("export")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "graphml"]), default=None,
-              help="File format [default: from the extension; .graphml -> graphml, else jsonl].")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "graphml"]),
+    default=None,
+    help="File format [default: from the extension; .graphml -> graphml, else jsonl].",
+)
 @click.option("--group-only", is_flag=True, help="Export only the group of --group (default: every group).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
@@ -583,14 +764,23 @@ def import_cmd(obj: Context, path: str, batch_size: int, quiet: bool) -> None:
 
 
 @main.command("migrate")
-@click.option("--to", "to", required=True, metavar="URI",
-              help="Target: neo4j://user:pass@host:7687/db (or bolt://...), or falkordb:PATH for another data "
-                   "directory.")
-@click.option("--batch-size", type=click.IntRange(1), default=500, show_default=True,
-              help="Rows per write transaction.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="URI",
+    help="Target: neo4j://user:pass@host:7687/db (or bolt://...), or falkordb:PATH for another data directory.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=500, show_default=True, help="Rows per write transaction."
+)
 @click.option("--restart", is_flag=True, help="Ignore a checkpoint left by an interrupted run and copy from the start.")
-@click.option("--dim", type=click.IntRange(1), default=None,
-              help="Vector index size when the graph holds no embeddings yet [default: taken from the data].")
+@click.option(
+    "--dim",
+    type=click.IntRange(1),
+    default=None,
+    help="Vector index size when the graph holds no embeddings yet [default: taken from the data].",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
 @handle_errors
@@ -614,42 +804,107 @@ def migrate_cmd(obj: Context, to: str, batch_size: int, restart: bool, dim: int 
 def _counts_line(counts: dict[str, int]) -> str:
     return ", ".join(f"{n} {kind}" for kind, n in counts.items())
 
+
 # -- embed-serve -----------------------------------------------------------------------
 @main.command("embed-serve")
-@click.option("--model", default="minilm", show_default=True,
-              help="Packaged model name or a local sentence-transformers folder.")
-@click.option("--device", default="auto", show_default=True,
-              help="cuda (every visible GPU, one worker each), cuda:N, cpu, or auto (GPUs if any).")
-@click.option("--dtype", type=click.Choice(["auto", "fp16", "bf16", "fp32"]), default="auto", show_default=True,
-              help="Model precision; auto = fp16 on CUDA, fp32 on CPU.")
+@click.option(
+    "--model", default="minilm", show_default=True, help="Packaged model name or a local sentence-transformers folder."
+)
+@click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="cuda (every visible GPU, one worker each), cuda:N, cpu, or auto (GPUs if any).",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "fp16", "bf16", "fp32"]),
+    default="auto",
+    show_default=True,
+    help="Model precision; auto = fp16 on CUDA, fp32 on CPU.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on (0.0.0.0 for all).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8081, show_default=True)
-@click.option("--max-batch", type=click.IntRange(1), default=256, show_default=True,
-              help="Most texts per model batch (merged across requests).")
-@click.option("--max-wait-ms", type=click.FloatRange(0), default=5.0, show_default=True,
-              help="Longest a text waits for its batch to fill.")
-@click.option("--max-queue", type=click.IntRange(1), default=16384, show_default=True,
-              help="Texts that may wait; beyond that requests get 429 with Retry-After.")
-@click.option("--max-texts", type=click.IntRange(1), default=2048, show_default=True,
-              help="Most texts per request (413 beyond).")
-@click.option("--max-chars", type=click.IntRange(1), default=1_000_000, show_default=True,
-              help="Most characters per request (413 beyond).")
-@click.option("--timeout", "timeout_s", type=click.FloatRange(0.1), default=60.0, show_default=True,
-              help="Seconds a request may take before it gets 504.")
-@click.option("--worker", type=click.Choice(["auto", "thread", "process"]), default="auto", show_default=True,
-              help="Run each model replica in its own process, one per device (process: the HTTP loop keeps "
-                   "its GIL; 82% of the GPU ceiling against 79% for thread on an H100) or in the serving "
-                   "process (thread: no second model load, better on CPU); auto = process on GPUs.")
-@click.option("--switch-interval", type=click.FloatRange(1e-5, 1.0), default=None,
-              help="Python's thread switch interval in seconds for the serving process, where the HTTP loop "
-                   "and the batcher share one GIL [Python's default, 0.005].")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option(
+    "--max-batch",
+    type=click.IntRange(1),
+    default=256,
+    show_default=True,
+    help="Most texts per model batch (merged across requests).",
+)
+@click.option(
+    "--max-wait-ms",
+    type=click.FloatRange(0),
+    default=5.0,
+    show_default=True,
+    help="Longest a text waits for its batch to fill.",
+)
+@click.option(
+    "--max-queue",
+    type=click.IntRange(1),
+    default=16384,
+    show_default=True,
+    help="Texts that may wait; beyond that requests get 429 with Retry-After.",
+)
+@click.option(
+    "--max-texts", type=click.IntRange(1), default=2048, show_default=True, help="Most texts per request (413 beyond)."
+)
+@click.option(
+    "--max-chars",
+    type=click.IntRange(1),
+    default=1_000_000,
+    show_default=True,
+    help="Most characters per request (413 beyond).",
+)
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(0.1),
+    default=60.0,
+    show_default=True,
+    help="Seconds a request may take before it gets 504.",
+)
+@click.option(
+    "--worker",
+    type=click.Choice(["auto", "thread", "process"]),
+    default="auto",
+    show_default=True,
+    help="Run each model replica in its own process, one per device (process: the HTTP loop keeps "
+    "its GIL; 82% of the GPU ceiling against 79% for thread on an H100) or in the serving "
+    "process (thread: no second model load, better on CPU); auto = process on GPUs.",
+)
+@click.option(
+    "--switch-interval",
+    type=click.FloatRange(1e-5, 1.0),
+    default=None,
+    help="Python's thread switch interval in seconds for the serving process, where the HTTP loop "
+    "and the batcher share one GIL [Python's default, 0.005].",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
 @click.pass_obj
 @handle_errors
-def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, port: int, max_batch: int,
-                max_wait_ms: float, max_queue: int, max_texts: int, max_chars: int, timeout_s: float,
-                worker: str, switch_interval: float | None, log_level: str) -> None:
+def embed_serve(
+    obj: Context,
+    model: str,
+    device: str,
+    dtype: str,
+    host: str,
+    port: int,
+    max_batch: int,
+    max_wait_ms: float,
+    max_queue: int,
+    max_texts: int,
+    max_chars: int,
+    timeout_s: float,
+    worker: str,
+    switch_interval: float | None,
+    log_level: str,
+) -> None:
     """Serve embeddings over HTTP: OpenAI-compatible POST /v1/embeddings with dynamic batching.
 
     Concurrent requests are merged into batches of up to --max-batch texts (or
@@ -673,33 +928,77 @@ def embed_serve(obj: Context, model: str, device: str, dtype: str, host: str, po
         import sys
 
         sys.setswitchinterval(switch_interval)
-    config = ServiceConfig(model=model, device=device, dtype=dtype, max_batch=max_batch, max_wait_ms=max_wait_ms,
-                           max_queue=max_queue, max_texts=max_texts, max_chars=max_chars, request_timeout_s=timeout_s,
-                           worker=worker)
+    config = ServiceConfig(
+        model=model,
+        device=device,
+        dtype=dtype,
+        max_batch=max_batch,
+        max_wait_ms=max_wait_ms,
+        max_queue=max_queue,
+        max_texts=max_texts,
+        max_chars=max_chars,
+        request_timeout_s=timeout_s,
+        worker=worker,
+    )
     serve(config, host=host, port=port, log_level=log_level)
+
 
 # -- serve / keys (the REST API) ---------------------------------------------------------
 _KEYS_HELP = "API key file (hashed keys) [env GRAPHMEM_API_KEYS_FILE]."
 
 
 @main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Interface to listen on; anything but loopback needs API keys.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface to listen on; anything but loopback needs API keys.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option("--keys", "keys_file", envvar="GRAPHMEM_API_KEYS_FILE", type=click.Path(dir_okay=False), default=None,
-              help=_KEYS_HELP + " GRAPHMEM_API_KEYS / GRAPHMEM_ADMIN_KEY add keys from the environment.")
+@click.option(
+    "--keys",
+    "keys_file",
+    envvar="GRAPHMEM_API_KEYS_FILE",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=_KEYS_HELP + " GRAPHMEM_API_KEYS / GRAPHMEM_ADMIN_KEY add keys from the environment.",
+)
 @click.option("--cors-origin", multiple=True, help="Allowed CORS origin (repeatable); none by default.")
-@click.option("--max-body-mb", type=click.FloatRange(0.001), default=20.0, show_default=True,
-              help="Largest request body (413 beyond).")
-@click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["critical", "error", "warning", "info", "debug"]))
-@click.option("--pipeline", "pipeline", default=None,
-              help="Search every group with this pipeline spec's retrieval knobs [default: each group's stored recipe].")
+@click.option(
+    "--max-body-mb",
+    type=click.FloatRange(0.001),
+    default=20.0,
+    show_default=True,
+    help="Largest request body (413 beyond).",
+)
+@click.option(
+    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
+)
+@click.option(
+    "--pipeline",
+    "pipeline",
+    default=None,
+    help="Search every group with this pipeline spec's retrieval knobs [default: each group's stored recipe].",
+)
 @click.pass_obj
 @handle_errors
-def serve_cmd(obj: Context, host: str, port: int, keys_file: str | None, cors_origin: tuple[str, ...],
-              max_body_mb: float, embedder: str | None, log_level: str, pipeline: str | None) -> None:
+def serve_cmd(
+    obj: Context,
+    host: str,
+    port: int,
+    keys_file: str | None,
+    cors_origin: tuple[str, ...],
+    max_body_mb: float,
+    embedder: str | None,
+    log_level: str,
+    pipeline: str | None,
+) -> None:
     """Serve the retrieval REST API (search, ingest, facts, cypher) for RAG pipelines.
 
     Every request carries an API key (Authorization: Bearer KEY or X-API-Key) bound
@@ -809,8 +1108,9 @@ def groups_group(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps(sizes, indent=2))
         return
     for group, counts in sizes.items():
-        click.echo(f"{group}\t{counts['sources']} sources\t{counts['episodes']} episodes\t"
-                   f"{counts['entities']} entities")
+        click.echo(
+            f"{group}\t{counts['sources']} sources\t{counts['episodes']} episodes\t{counts['entities']} entities"
+        )
     if not sizes:
         click.echo("no groups yet", err=True)
 
@@ -847,17 +1147,34 @@ def _when(text: str | None) -> datetime | None:
 
 @main.command("ingest-chat")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--format", "fmt", type=click.Choice(["auto", "json", "locomo", "transcript"]), default="auto",
-              show_default=True, help="auto: .json as graphmem JSON chat or LoCoMo (detected), other files as transcripts.")
-@click.option("--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["auto", "json", "locomo", "transcript"]),
+    default="auto",
+    show_default=True,
+    help="auto: .json as graphmem JSON chat or LoCoMo (detected), other files as transcripts.",
+)
+@click.option(
+    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--update-recipe", is_flag=True,
-              help="Replace the group's stored recipe when this ingestion's settings differ from it "
-                   "(without it such an ingestion is refused, naming what differs).")
+@click.option(
+    "--update-recipe",
+    is_flag=True,
+    help="Replace the group's stored recipe when this ingestion's settings differ from it "
+    "(without it such an ingestion is refused, naming what differs).",
+)
 @click.pass_obj
 @handle_errors
-def ingest_chat(obj: Context, paths: tuple[str, ...], fmt: str, embedder: str | None, quiet: bool,
-                update_recipe: bool) -> None:
+def ingest_chat(
+    obj: Context,
+    paths: tuple[str, ...],
+    fmt: DialogueFormat,  # one of the click.Choice above
+    embedder: str | None,
+    quiet: bool,
+    update_recipe: bool,
+) -> None:
     """Ingest conversations: one episode per turn, speakers as entities, facts over time.
 
     Formats (see graphmem/ingest/dialogue.py): graphmem JSON chat
@@ -877,7 +1194,7 @@ def ingest_chat(obj: Context, paths: tuple[str, ...], fmt: str, embedder: str | 
     from graphmem.memory import Memory
 
     settings = obj.settings(**({"embedder": embedder} if embedder else {}))
-    conversations = read_conversations(paths, fmt, settings.max_file_bytes)  # type: ignore[arg-type]
+    conversations = read_conversations(paths, fmt, settings.max_file_bytes)
     total = sum(len(c.turns) for c in conversations)
     with Memory(settings, update_recipe=update_recipe) as memory, _progress(total, "ingesting turns", quiet) as advance:
         report = memory.ingest_conversations(conversations, progress=advance)
@@ -907,8 +1224,11 @@ def facts(obj: Context, entity: str, history: bool, as_of: str | None, as_json: 
     with obj.memory() as memory:
         records = memory.facts(entity, as_of=when, history=history)
     if as_json:
-        click.echo(json.dumps([{**r.model_dump(mode="json"), "current": r.current} for r in records],
-                              indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                [{**r.model_dump(mode="json"), "current": r.current} for r in records], indent=2, ensure_ascii=False
+            )
+        )
         return
     if not records:
         click.echo(f"no {'' if history else 'current '}facts about {entity!r}")
@@ -953,8 +1273,10 @@ def forget(obj: Context, source: str | None, episode: str | None, as_json: bool)
     if as_json:
         click.echo(json.dumps(removed))
     else:
-        click.echo(f"forgot {removed['episodes']} episode(s), {removed['facts']} fact(s), "
-                   f"{removed['entities']} entit(y/ies); {removed['reopened']} fact(s) current again")
+        click.echo(
+            f"forgot {removed['episodes']} episode(s), {removed['facts']} fact(s), "
+            f"{removed['entities']} entit(y/ies); {removed['reopened']} fact(s) current again"
+        )
 
 
 # -- backup / restore (embedded store) ---------------------------------------------

@@ -37,8 +37,9 @@ class MemoryInterface(Protocol):
 
     def ingest(self, paths: Iterable[str | Path]) -> IngestReport: ...
 
-    def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph",
-               as_of: datetime | None = None) -> list[SearchResult]: ...
+    def search(
+        self, query: str, k: int = 5, *, mode: SearchMode = "graph", as_of: datetime | None = None
+    ) -> list[SearchResult]: ...
 
     def facts(self, entity: str, *, as_of: datetime | None = None, history: bool = False) -> list[FactRecord]: ...
 
@@ -56,8 +57,15 @@ class ClientError(GraphmemError):
 class Client:
     """An HTTP client of ``graphmem serve`` confined to one group (the key's, unless ``group`` names one)."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8000", api_key: str | None = None, *, group: str | None = None,
-                 timeout: float = 120.0, batch_documents: int = 256) -> None:
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        group: str | None = None,
+        timeout: float = 120.0,
+        batch_documents: int = 256,
+    ) -> None:
         import httpx
 
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -112,9 +120,17 @@ class Client:
         """Send documents in batches; large batches run as server jobs that this call waits for."""
         total = IngestReport()
         for start in range(0, len(documents), self.batch_documents):
-            chunk = documents[start:start + self.batch_documents]
-            payload = [{"name": d.name, "text": d.text, "title": d.title, "metadata": dict(d.metadata),
-                        **({"date": d.date.isoformat()} if d.date else {})} for d in chunk]
+            chunk = documents[start : start + self.batch_documents]
+            payload = [
+                {
+                    "name": d.name,
+                    "text": d.text,
+                    "title": d.title,
+                    "metadata": dict(d.metadata),
+                    **({"date": d.date.isoformat()} if d.date else {}),
+                }
+                for d in chunk
+            ]
             total += self._ingest(self._body(documents=payload))
             if progress is not None:
                 progress(len(chunk))
@@ -125,10 +141,22 @@ class Client:
 
     def ingest_conversations(self, conversations: Sequence[Conversation], progress: Any = None) -> IngestReport:
         """Send dialogues (:class:`graphmem.ingest.dialogue.Conversation`): one episode per turn."""
-        payload = [{"name": c.name, "title": c.title,
-                    "turns": [{"speaker": t.speaker, "text": t.text, "id": t.turn_id,
-                               **({"time": t.time.isoformat()} if t.time else {})} for t in c.turns]}
-                   for c in conversations]
+        payload = [
+            {
+                "name": c.name,
+                "title": c.title,
+                "turns": [
+                    {
+                        "speaker": t.speaker,
+                        "text": t.text,
+                        "id": t.turn_id,
+                        **({"time": t.time.isoformat()} if t.time else {}),
+                    }
+                    for t in c.turns
+                ],
+            }
+            for c in conversations
+        ]
         return self._ingest(self._body(conversations=payload))
 
     def _ingest(self, body: dict[str, Any]) -> IngestReport:
@@ -147,8 +175,9 @@ class Client:
         return self._request("GET", f"/v1/jobs/{job_id}")
 
     # -- retrieval ---------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph",
-               as_of: datetime | None = None) -> list[SearchResult]:
+    def search(
+        self, query: str, k: int = 5, *, mode: SearchMode = "graph", as_of: datetime | None = None
+    ) -> list[SearchResult]:
         """The ``k`` passages that best answer ``query``, as :class:`graphmem.SearchResult`."""
         from graphmem.memory import SearchResult
 
@@ -161,8 +190,9 @@ class Client:
         """The facts about ``entity`` as a timeline (``FactRecord`` objects, as Memory.facts)."""
         from graphmem.memory import FactRecord
 
-        params = self._params(entity=entity, as_of=as_of.isoformat() if as_of else None,
-                              history="true" if history else None)
+        params = self._params(
+            entity=entity, as_of=as_of.isoformat() if as_of else None, history="true" if history else None
+        )
         rows = self._request("GET", "/v1/facts", params=params)["facts"]
         return [FactRecord(**row) for row in rows]
 
@@ -179,9 +209,11 @@ class Client:
         return self._request("DELETE", path, params=self._params())["removed"]
 
     # -- inspection ------------------------------------------------------------------------------------
-    def cypher(self, text: str, params: dict[str, Any] | None = None, *, limit: int = 1000,
-               timeout_ms: int = 5000) -> tuple[list[str], list[list[Any]]]:
+    def cypher(
+        self, text: str, params: dict[str, Any] | None = None, *, limit: int = 1000, timeout_ms: int = 5000
+    ) -> tuple[list[str], list[list[Any]]]:
         """Read-only Cypher confined to the group (see ``POST /v1/cypher``)."""
-        answer = self._request("POST", "/v1/cypher", json=self._body(query=text, params=params or {}, limit=limit,
-                                                                      timeout_ms=timeout_ms))
+        answer = self._request(
+            "POST", "/v1/cypher", json=self._body(query=text, params=params or {}, limit=limit, timeout_ms=timeout_ms)
+        )
         return answer["columns"], answer["rows"]

@@ -34,8 +34,9 @@ class ConfigError(GraphmemError):
 class InputError(GraphmemError):
     """Bad input: names the file (and line / field) at fault."""
 
-    def __init__(self, message: str, *, path: str | Path | None = None,
-                 line: int | None = None, field: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str | Path | None = None, line: int | None = None, field: str | None = None
+    ) -> None:
         self.path = str(path) if path is not None else None
         self.line = line
         self.field = field

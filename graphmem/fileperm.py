@@ -9,9 +9,11 @@ tightened when a store is opened.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from pathlib import Path
+from typing import IO, Any
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -21,10 +23,8 @@ def private_dir(path: str | Path) -> Path:
     """Create ``path`` (its parents as usual) as a 0700 directory, or tighten it if it exists and is ours."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with contextlib.suppress(FileExistsError):
         path.mkdir(mode=DIR_MODE)
-    except FileExistsError:
-        pass
     tighten(path)
     return path
 
@@ -48,10 +48,8 @@ def tighten(path: str | Path) -> None:
         mode = FILE_MODE
     else:
         return
-    try:
+    with contextlib.suppress(PermissionError):
         os.chmod(path, mode)
-    except PermissionError:
-        pass
 
 
 def tighten_tree(root: str | Path) -> None:
@@ -63,7 +61,7 @@ def tighten_tree(root: str | Path) -> None:
             tighten(Path(folder) / name)
 
 
-def open_private(path: str | Path, mode: str = "wb"):
+def open_private(path: str | Path, mode: str = "wb") -> IO[Any]:
     """Open ``path`` for writing as a 0600 file (truncated; an existing file's mode is tightened too)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from graphmem.errors import InputError
 
@@ -14,7 +15,8 @@ def json_lines(path: Path, *, bom: bool = False) -> Iterator[tuple[int, Any]]:
     may be larger than memory). Each line is decoded on its own, so text that is not
     UTF-8 is reported at its line; ``bom``: a leading byte-order mark is allowed."""
     try:
-        handle = open(path, "rb")
+        # closed by the `with` below; opened apart so that only a failure to open reads "cannot read"
+        handle = open(path, "rb")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
     with handle:

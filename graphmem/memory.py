@@ -1,18 +1,19 @@
 """The one facade: :class:`Memory` ingests, searches and answers Cypher.
 
-    >>> from graphmem import Memory
-    >>> with Memory(home=".graphmem") as memory:
-    ...     memory.ingest(["examples/docs"])
-    ...     for hit in memory.search("Who designed the library?", k=3):
-    ...         print(hit.score, hit.content)
+>>> from graphmem import Memory
+>>> with Memory(home=".graphmem") as memory:
+...     memory.ingest(["examples/docs"])
+...     for hit in memory.search("Who designed the library?", k=3):
+...         print(hit.score, hit.content)
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -20,13 +21,20 @@ from graphmem import recipe
 from graphmem.config import RetrievalSettings, Settings
 from graphmem.errors import InputError
 from graphmem.ingest.dialogue import Conversation, DialogueFormat, read_conversations
-from graphmem.ingest.pipeline import IngestReport, Ingestor, Progress
+from graphmem.ingest.pipeline import Ingestor, IngestReport, Progress
 from graphmem.ingest.readers import Document, read_documents
 from graphmem.recipe import Recipe
 from graphmem.store import GraphStore, open_store
 from graphmem.store.graph import Graph
 from graphmem.timeutil import ensure_utc, from_ms
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from graphmem.embed.base import Embedder
+    from graphmem.extract.parallel import ParallelSpacyExtractor
+    from graphmem.extract.spacy_extractor import SpacyExtractor
+    from graphmem.retrieve.retriever import Retriever
 
 #: how :meth:`Memory.search` ranks: graph (PPR multi-hop), dense (vectors only) or bm25 (words only)
 SearchMode = Literal["graph", "dense", "bm25"]
@@ -63,12 +71,20 @@ class FactRecord(BaseModel):
     episodes: list[str] = Field(default_factory=list, description="uuids of the episodes that assert it")
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> "FactRecord":
+    def from_row(cls, row: dict[str, Any]) -> FactRecord:
         """A fact as the store returns it (times in epoch ms)."""
-        return cls(uuid=row["uuid"], subject=row["subject"] or "", predicate=row["predicate"] or "",
-                   object=row["object"] or "", text=row["text"] or "", valid_at=from_ms(row.get("valid_at")),
-                   invalid_at=from_ms(row.get("invalid_at")), created_at=from_ms(row.get("created_at")),
-                   expired_at=from_ms(row.get("expired_at")), episodes=list(row.get("episodes") or []))
+        return cls(
+            uuid=row["uuid"],
+            subject=row["subject"] or "",
+            predicate=row["predicate"] or "",
+            object=row["object"] or "",
+            text=row["text"] or "",
+            valid_at=from_ms(row.get("valid_at")),
+            invalid_at=from_ms(row.get("invalid_at")),
+            created_at=from_ms(row.get("created_at")),
+            expired_at=from_ms(row.get("expired_at")),
+            episodes=list(row.get("episodes") or []),
+        )
 
     @property
     def current(self) -> bool:
@@ -98,8 +114,14 @@ class Memory:
     model start-up; the first ingest or search loads the embedder (and spaCy).
     """
 
-    def __init__(self, settings: Settings | None = None, *, store: GraphStore | None = None,
-                 update_recipe: bool = False, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        store: GraphStore | None = None,
+        update_recipe: bool = False,
+        **overrides: Any,
+    ) -> None:
         """``store``: share an open store (the API server holds one Memory per group over
         one connection); it is then left open by :meth:`close`.
 
@@ -114,11 +136,12 @@ class Memory:
         self._owns_store = store is None
         self._store = store if store is not None else open_store(self._given)
         self._graph = Graph(self._store, self._given.group_id)
-        self._embedder = None
-        self._extractor = None
-        self._background = None  # spaCy worker processes for long ingestions (extract_processes=0)
+        self._embedder: Embedder | None = None
+        self._extractor: SpacyExtractor | ParallelSpacyExtractor | None = None
+        # spaCy worker processes for long ingestions (extract_processes=0)
+        self._background: ParallelSpacyExtractor | None = None
         self._ingestor: Ingestor | None = None
-        self._retriever = None
+        self._retriever: Retriever | None = None
 
     # -- lifecycle ------------------------------------------------------------
     def close(self) -> None:
@@ -129,7 +152,7 @@ class Memory:
         if self._owns_store:
             self._store.close()
 
-    def __enter__(self) -> "Memory":
+    def __enter__(self) -> Memory:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -173,7 +196,7 @@ class Memory:
             self._graph.set_recipe(text)
             self._use_recipe(text)
 
-    def _searcher(self, retrieval: RetrievalSettings | Mapping[str, Any] | None) -> Any:
+    def _searcher(self, retrieval: RetrievalSettings | Mapping[str, Any] | None) -> Retriever:
         """The retriever, or for a per-call override a shallow copy of it with those settings
         (sharing its projection and indexes; the memory's own settings stay as they are)."""
         retriever = self.retriever
@@ -185,7 +208,7 @@ class Memory:
 
     # -- components (lazy) ---------------------------------------------------------
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder:
         if self._embedder is None:
             from graphmem.embed import get_embedder
 
@@ -193,10 +216,8 @@ class Memory:
         return self._embedder
 
     @property
-    def extractor(self):
+    def extractor(self) -> SpacyExtractor | ParallelSpacyExtractor:
         if self._extractor is None:
-            from graphmem.extract.spacy_extractor import SpacyExtractor
-
             if self.settings.extract_processes > 1:
                 from graphmem.extract.parallel import ParallelSpacyExtractor
 
@@ -205,7 +226,7 @@ class Memory:
                 self._extractor = _cached_extractor(self.settings.spacy_model)
         return self._extractor
 
-    def _background_extractor(self):
+    def _background_extractor(self) -> ParallelSpacyExtractor:
         """spaCy in worker processes (all cores but one), started on the first long ingestion."""
         if self._background is None:
             from graphmem.extract.parallel import ParallelSpacyExtractor, default_processes
@@ -219,12 +240,17 @@ class Memory:
             import os
 
             automatic = self.settings.extract_processes == 0 and (os.cpu_count() or 1) > 1
-            self._ingestor = Ingestor(self._graph, lambda: self.embedder, lambda: self.extractor, self.settings,
-                                      background_extractor=self._background_extractor if automatic else None)
+            self._ingestor = Ingestor(
+                self._graph,
+                lambda: self.embedder,
+                lambda: self.extractor,
+                self.settings,
+                background_extractor=self._background_extractor if automatic else None,
+            )
         return self._ingestor
 
     @property
-    def retriever(self):
+    def retriever(self) -> Retriever:
         revision, text = self._graph.meta()
         self._use_recipe(text)
         if self._retriever is None or self._retriever.projection.revision != revision:
@@ -232,8 +258,9 @@ class Memory:
             from graphmem.retrieve.retriever import Retriever
 
             projection = load_projection(self._graph, Path(self.settings.home) / "cache")
-            self._retriever = Retriever(projection, self.embedder, self.settings.retrieval,
-                                        query_entities=self.extractor.query_mentions)
+            self._retriever = Retriever(
+                projection, self.embedder, self.settings.retrieval, query_entities=self.extractor.query_mentions
+            )
         return self._retriever
 
     # -- ingestion ---------------------------------------------------------------
@@ -280,8 +307,9 @@ class Memory:
         """Ingest one document given as a string; ``name`` identifies it for re-ingestion."""
         return self.ingest_documents([Document(name=name, text=text, title=title, date=date)])
 
-    def ingest_dialogues(self, paths: Iterable[str | Path], fmt: DialogueFormat = "auto",
-                         progress: Progress | None = None) -> IngestReport:
+    def ingest_dialogues(
+        self, paths: Iterable[str | Path], fmt: DialogueFormat = "auto", progress: Progress | None = None
+    ) -> IngestReport:
         """Ingest chat logs (graphmem JSON chat, LoCoMo JSON, or ``Speaker: text`` transcripts).
 
         Every file is read and validated first: a bad turn raises
@@ -291,8 +319,9 @@ class Memory:
         conversations = read_conversations(paths, fmt, self.settings.max_file_bytes)
         return self.ingest_conversations(conversations, progress)
 
-    def ingest_conversations(self, conversations: Sequence[Conversation],
-                             progress: Progress | None = None) -> IngestReport:
+    def ingest_conversations(
+        self, conversations: Sequence[Conversation], progress: Progress | None = None
+    ) -> IngestReport:
         """Ingest :class:`~graphmem.ingest.dialogue.Conversation` records (one episode per turn)."""
         if conversations:
             self._store_recipe()
@@ -314,7 +343,7 @@ class Memory:
 
         found = self._graph.find_entity(entity, entity_key(entity))
         if found is None:
-            raise InputError(f"no entity named {entity!r} (try `graphmem cypher \"MATCH (n:Entity) RETURN n.name\"`)")
+            raise InputError(f'no entity named {entity!r} (try `graphmem cypher "MATCH (n:Entity) RETURN n.name"`)')
         records = [FactRecord.from_row(row) for row in self._graph.entity_facts(found["uuid"])]
         return _timeline(records, as_of, history)
 
@@ -332,7 +361,7 @@ class Memory:
         if source is not None:
             row = self._graph.find_source(source)
             if row is None:
-                raise InputError(f"no source named {source!r} (see `graphmem cypher \"MATCH (s:Source) RETURN s.name\"`)")
+                raise InputError(f'no source named {source!r} (see `graphmem cypher "MATCH (s:Source) RETURN s.name"`)')
             return self.ingestor.forget(source=row["uuid"])
         removed = self.ingestor.forget(episode=str(episode))
         if not removed["episodes"]:
@@ -340,36 +369,66 @@ class Memory:
         return removed
 
     # -- retrieval ------------------------------------------------------------------
-    def search(self, query: str, k: int = 5, *, mode: SearchMode = "graph", as_of: datetime | None = None,
-               retrieval: RetrievalSettings | Mapping[str, Any] | None = None) -> list[SearchResult]:
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        mode: SearchMode = "graph",
+        as_of: datetime | None = None,
+        retrieval: RetrievalSettings | Mapping[str, Any] | None = None,
+    ) -> list[SearchResult]:
         """The ``k`` passages that best answer ``query`` (``mode``: graph, dense or bm25).
 
         ``retrieval``: knobs for this call only (the fields it sets, or a mapping's keys),
         over the group's recipe and this memory's settings."""
         return self.search_many([query], k, mode=mode, as_of=as_of, retrieval=retrieval)[0]
 
-    def search_many(self, queries: Sequence[str], k: int = 5, *, mode: SearchMode = "graph",
-                    as_of: datetime | None = None, query_vectors: Any = None,
-                    retrieval: RetrievalSettings | Mapping[str, Any] | None = None) -> list[list[SearchResult]]:
+    def search_many(
+        self,
+        queries: Sequence[str],
+        k: int = 5,
+        *,
+        mode: SearchMode = "graph",
+        as_of: datetime | None = None,
+        query_vectors: np.ndarray | None = None,
+        retrieval: RetrievalSettings | Mapping[str, Any] | None = None,
+    ) -> list[list[SearchResult]]:
         """Search several queries at once (one batched PPR; faster per query than a loop).
 
         ``query_vectors`` (``(len(queries), dim)``, from :attr:`embedder`) skips
         embedding the queries again, e.g. when the same questions run in several modes.
         ``retrieval``: knobs for this call only, as in :meth:`search`.
         """
-        hits = self._searcher(retrieval).search_many(list(queries), k, mode=mode, as_of=as_of,  # type: ignore[arg-type]
-                                                     query_vectors=query_vectors)
+        hits = self._searcher(retrieval).search_many(
+            list(queries),
+            k,
+            mode=mode,
+            as_of=as_of,
+            query_vectors=query_vectors,
+        )
         episodes = self._graph.episodes(sorted({h.uuid for row in hits for h in row}))
         results = []
         for row in hits:
-            results.append([
-                SearchResult(uuid=h.uuid, rank=h.rank, score=h.score, content=episodes[h.uuid]["content"],
-                             title=episodes[h.uuid].get("title") or "", source=episodes[h.uuid].get("source_name") or "",
-                             occurred_at=from_ms(episodes[h.uuid].get("occurred_at")),
-                             speaker=episodes[h.uuid].get("speaker") or "", turn_id=episodes[h.uuid].get("turn_id") or "",
-                             entities=h.entities,
-                             facts=h.facts)
-                for h in row if h.uuid in episodes])
+            results.append(
+                [
+                    SearchResult(
+                        uuid=h.uuid,
+                        rank=h.rank,
+                        score=h.score,
+                        content=episodes[h.uuid]["content"],
+                        title=episodes[h.uuid].get("title") or "",
+                        source=episodes[h.uuid].get("source_name") or "",
+                        occurred_at=from_ms(episodes[h.uuid].get("occurred_at")),
+                        speaker=episodes[h.uuid].get("speaker") or "",
+                        turn_id=episodes[h.uuid].get("turn_id") or "",
+                        entities=h.entities,
+                        facts=h.facts,
+                    )
+                    for h in row
+                    if h.uuid in episodes
+                ]
+            )
         return results
 
     # -- inspection --------------------------------------------------------------------
@@ -395,17 +454,24 @@ class Memory:
         """Every source of this group (name, uuid, state...)."""
         return self._graph.sources()
 
-    def cypher(self, text: str, params: dict[str, Any] | None = None, *, write: bool = False,
-               timeout_ms: int = 30_000, max_rows: int | None = None) -> tuple[list[str], list[list[Any]]]:
+    def cypher(
+        self,
+        text: str,
+        params: dict[str, Any] | None = None,
+        *,
+        write: bool = False,
+        timeout_ms: int = 30_000,
+        max_rows: int | None = None,
+    ) -> tuple[list[str], list[list[Any]]]:
         """Run Cypher in this memory's group (read-only unless ``write``; at most
         ``max_rows`` rows). It cannot see other groups: each lives apart in the store."""
         return self._graph.cypher(text, params, write=write, timeout_ms=timeout_ms, max_rows=max_rows)
 
 
-_EXTRACTORS: dict[str, Any] = {}
+_EXTRACTORS: dict[str, SpacyExtractor] = {}
 
 
-def _cached_extractor(model: str):
+def _cached_extractor(model: str) -> SpacyExtractor:
     from graphmem.extract.spacy_extractor import SpacyExtractor
 
     if model not in _EXTRACTORS:

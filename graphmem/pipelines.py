@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from graphmem.errors import ConfigError
 
 if TYPE_CHECKING:
+    from graphmem.ingest.dialogue import DialogueFormat
     from graphmem.ingest.readers import Document
 
 KNOWN = {"name", "description", "reader", "chunker", "extractor", "embedder", "store", "retrieval", "temporal"}
@@ -26,7 +27,11 @@ READERS = {
     "transcript": "'Speaker: text' transcripts (graphmem.ingest.dialogue)",
     "locomo": "LoCoMo JSON conversations (graphmem.ingest.dialogue)",
 }
-DIALOGUE_READERS = {"dialogue": "auto", "transcript": "transcript", "locomo": "locomo"}  # reader -> dialogue format
+DIALOGUE_READERS: dict[str, DialogueFormat] = {
+    "dialogue": "auto",
+    "transcript": "transcript",
+    "locomo": "locomo",
+}  # reader -> dialogue format
 
 
 def pipelines_dir() -> Path:

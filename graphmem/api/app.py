@@ -30,13 +30,25 @@ from graphmem.config import Settings
 from graphmem.errors import ConfigError
 from graphmem.store.base import GraphStore
 
-__all__ = ["ApiConfig", "create_app", "check_bind", "serve", "is_loopback", "loopback_host_header",
-           "LOCAL_TOKEN_HEADER", "LOCAL_TOKEN_FILE"]
+__all__ = [
+    "ApiConfig",
+    "create_app",
+    "check_bind",
+    "serve",
+    "is_loopback",
+    "loopback_host_header",
+    "LOCAL_TOKEN_HEADER",
+    "LOCAL_TOKEN_FILE",
+]
 log = logging.getLogger("graphmem.api")
 
 
-def create_app(settings: Settings | None = None, keys: KeyStore | None = None,
-               config: ApiConfig | None = None, store: GraphStore | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    keys: KeyStore | None = None,
+    config: ApiConfig | None = None,
+    store: GraphStore | None = None,
+) -> FastAPI:
     """The FastAPI app. ``store``: an open store to serve (else one is opened from ``settings``)."""
     settings = settings or Settings.from_env()
     keys = keys if keys is not None else KeyStore(env={})
@@ -51,13 +63,22 @@ def create_app(settings: Settings | None = None, keys: KeyStore | None = None,
         finally:
             server.stop()
 
-    app = FastAPI(title="graphmem", version="1", lifespan=lifespan,
-                  summary="Temporal knowledge-graph memory: multi-hop retrieval for RAG pipelines",
-                  description="Authenticate with `Authorization: Bearer KEY` or `X-API-Key: KEY`. Every read and "
-                              "write is confined to the groups the key is bound to. Errors are "
-                              "`application/problem+json`.",
-                  responses={400: {"model": Problem}, 401: {"model": Problem}, 403: {"model": Problem},
-                             413: {"model": Problem}, 422: {"model": Problem}})
+    app = FastAPI(
+        title="graphmem",
+        version="1",
+        lifespan=lifespan,
+        summary="Temporal knowledge-graph memory: multi-hop retrieval for RAG pipelines",
+        description="Authenticate with `Authorization: Bearer KEY` or `X-API-Key: KEY`. Every read and "
+        "write is confined to the groups the key is bound to. Errors are "
+        "`application/problem+json`.",
+        responses={
+            400: {"model": Problem},
+            401: {"model": Problem},
+            403: {"model": Problem},
+            413: {"model": Problem},
+            422: {"model": Problem},
+        },
+    )
     _add_middleware(app, server)
     app.state.server = server
     app.state.local_token = server.local_token
@@ -73,31 +94,50 @@ def _add_middleware(app: FastAPI, server: Server) -> None:
 
     config = server.config
     if config.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=config.cors_origins, allow_methods=["*"],
-                           allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
-                           expose_headers=["X-Request-ID"])
-    app.add_middleware(RequestContext, max_body_bytes=config.max_body_bytes, local_mode=server.local_mode,
-                       keys=server.keys, query_body_bytes=config.query_body_bytes)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.cors_origins,
+            allow_methods=["*"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+        )
+    app.add_middleware(
+        RequestContext,
+        max_body_bytes=config.max_body_bytes,
+        local_mode=server.local_mode,
+        keys=server.keys,
+        query_body_bytes=config.query_body_bytes,
+    )
 
 
 def check_bind(host: str, keys: KeyStore) -> None:
     """Local mode (no keys) serves loopback only; so do servers whose environment holds a weak key."""
     if not keys.configured:
         if not is_loopback(host):
-            raise ConfigError(f"no API keys are configured, so graphmem serve only binds 127.0.0.1 (not {host}); "
-                              "create keys with `graphmem keys add --group NAME --keys FILE` and pass --keys FILE")
+            raise ConfigError(
+                f"no API keys are configured, so graphmem serve only binds 127.0.0.1 (not {host}); "
+                "create keys with `graphmem keys add --group NAME --keys FILE` and pass --keys FILE"
+            )
         log.warning("no API keys configured: local mode, any local process may read and write every group")
         return
     for where, why in keys.weak:
         if not is_loopback(host):
-            raise ConfigError(f"{where} is a weak key ({why}), so graphmem serve will not bind {host}: use a key of "
-                              "24 or more random characters, e.g. one made by `graphmem keys add --keys FILE "
-                              "--group NAME` (or `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)")
+            raise ConfigError(
+                f"{where} is a weak key ({why}), so graphmem serve will not bind {host}: use a key of "
+                "24 or more random characters, e.g. one made by `graphmem keys add --keys FILE "
+                "--group NAME` (or `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+            )
         log.warning("%s is a weak key (%s): fine on loopback, refused beyond it", where, why)
 
 
-def serve(settings: Settings, keys: KeyStore, config: ApiConfig, host: str = "127.0.0.1", port: int = 8000,
-          log_level: str = "info") -> None:
+def serve(
+    settings: Settings,
+    keys: KeyStore,
+    config: ApiConfig,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    log_level: str = "info",
+) -> None:
     """Run the API in this process until SIGINT/SIGTERM."""
     import uvicorn
 
@@ -105,7 +145,10 @@ def serve(settings: Settings, keys: KeyStore, config: ApiConfig, host: str = "12
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     app = create_app(settings, keys, config)
     if app.state.local_token is not None:  # on the terminal of who started it, whatever the log level
-        print(f"graphmem serve: local mode. To create the first API key through POST /v1/admin/keys, send "
-              f"'{LOCAL_TOKEN_HEADER}: {app.state.local_token}' (also in {app.state.local_token_path})",
-              file=sys.stderr, flush=True)
+        print(
+            f"graphmem serve: local mode. To create the first API key through POST /v1/admin/keys, send "
+            f"'{LOCAL_TOKEN_HEADER}: {app.state.local_token}' (also in {app.state.local_token_path})",
+            file=sys.stderr,
+            flush=True,
+        )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=30)

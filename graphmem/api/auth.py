@@ -80,8 +80,13 @@ class KeyRecord:
 
     def public(self) -> dict:
         """What ``GET /v1/admin/keys`` and ``graphmem keys list`` show (never the hash)."""
-        return {"id": self.id, "name": self.name, "groups": list(self.groups), "admin": self.admin,
-                "created_at": self.created_at}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "groups": list(self.groups),
+            "admin": self.admin,
+            "created_at": self.created_at,
+        }
 
 
 class KeyStore:
@@ -126,8 +131,9 @@ class KeyStore:
         for group in groups:
             check_group(group)
         key = new_key()
-        record = KeyRecord(id="k_" + secrets.token_hex(4), hash=hash_key(key), groups=sorted(set(groups)),
-                           admin=admin, name=name)
+        record = KeyRecord(
+            id="k_" + secrets.token_hex(4), hash=hash_key(key), groups=sorted(set(groups)), admin=admin, name=name
+        )
         with self._lock:
             self._file_keys.append(record)
             self._save()
@@ -161,10 +167,14 @@ def _read_file(path: Path) -> list[KeyRecord]:
     records = []
     for i, item in enumerate(payload.get("keys", []) if isinstance(payload, dict) else []):
         try:
-            record = KeyRecord(id=str(item["id"]), hash=str(item["hash"]),
-                               groups=[check_group(g) for g in item["groups"]],
-                               admin=bool(item.get("admin", False)), name=str(item.get("name", "")),
-                               created_at=str(item.get("created_at", "")))
+            record = KeyRecord(
+                id=str(item["id"]),
+                hash=str(item["hash"]),
+                groups=[check_group(g) for g in item["groups"]],
+                admin=bool(item.get("admin", False)),
+                name=str(item.get("name", "")),
+                created_at=str(item.get("created_at", "")),
+            )
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: keys[{i}]: missing or invalid field {exc}") from exc
         if not record.hash.startswith("sha256:"):
@@ -180,16 +190,27 @@ def _from_env(env: Mapping[str, str]) -> list[KeyRecord]:
         if not sep or not key:
             raise ConfigError(f"GRAPHMEM_API_KEYS entry {i + 1}: write KEY=group1,group2")
         digest = key if key.startswith("sha256:") else hash_key(key)
-        records.append(KeyRecord(id=f"env_{i + 1}", hash=digest,
-                                 groups=[check_group(g.strip()) for g in groups.split(",") if g.strip()]))
+        records.append(
+            KeyRecord(
+                id=f"env_{i + 1}", hash=digest, groups=[check_group(g.strip()) for g in groups.split(",") if g.strip()]
+            )
+        )
     single = env.get("GRAPHMEM_API_KEY", "").strip()
     if single:
-        records.append(KeyRecord(id="env_key", hash=single if single.startswith("sha256:") else hash_key(single),
-                                 groups=[check_group(env.get("GRAPHMEM_GROUP_ID", "").strip() or "default")]))
+        records.append(
+            KeyRecord(
+                id="env_key",
+                hash=single if single.startswith("sha256:") else hash_key(single),
+                groups=[check_group(env.get("GRAPHMEM_GROUP_ID", "").strip() or "default")],
+            )
+        )
     admin = env.get("GRAPHMEM_ADMIN_KEY", "").strip()
     if admin:
-        records.append(KeyRecord(id="env_admin", hash=admin if admin.startswith("sha256:") else hash_key(admin),
-                                 groups=[], admin=True))
+        records.append(
+            KeyRecord(
+                id="env_admin", hash=admin if admin.startswith("sha256:") else hash_key(admin), groups=[], admin=True
+            )
+        )
     return records
 
 

@@ -15,16 +15,27 @@ from graphmem.errors import GraphmemError, InputError, StoreError
 
 log = logging.getLogger("graphmem.api")
 PROBLEM = "application/problem+json"
-TITLES = {400: "Bad request", 401: "Unauthorized", 403: "Forbidden", 404: "Not found", 409: "Conflict",
-          413: "Payload too large", 421: "Misdirected request", 422: "Unprocessable request", 500: "Internal error",
-          501: "Not implemented", 503: "Unavailable"}
+TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    409: "Conflict",
+    413: "Payload too large",
+    421: "Misdirected request",
+    422: "Unprocessable request",
+    500: "Internal error",
+    501: "Not implemented",
+    503: "Unavailable",
+}
 
 
 class ApiError(Exception):
     """An answer other than 2xx: its status, detail, and headers (e.g. WWW-Authenticate)."""
 
-    def __init__(self, status: int, detail: str, title: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, detail: str, title: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status, self.detail, self.headers = status, detail, headers or {}
         self.title = title or TITLES.get(status, "Error")
@@ -32,14 +43,32 @@ class ApiError(Exception):
 
 def problem_bytes(status: int, detail: str, request_id: str | None) -> bytes:
     """A problem body, for the middleware (which answers before the app)."""
-    return json.dumps({"type": "about:blank", "title": TITLES.get(status, "Error"), "status": status,
-                       "detail": detail, "request_id": request_id}).encode()
+    return json.dumps(
+        {
+            "type": "about:blank",
+            "title": TITLES.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+            "request_id": request_id,
+        }
+    ).encode()
 
 
-def problem(request: Request, status: int, detail: str, title: str | None = None,
-            headers: dict[str, str] | None = None, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    body: dict[str, Any] = {"type": "about:blank", "title": title or TITLES.get(status, "Error"), "status": status,
-                            "detail": detail, "request_id": request.scope.get("state", {}).get("request_id")}
+def problem(
+    request: Request,
+    status: int,
+    detail: str,
+    title: str | None = None,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": title or TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "request_id": request.scope.get("state", {}).get("request_id"),
+    }
     if errors is not None:
         body["errors"] = errors
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
@@ -57,8 +86,10 @@ async def _on_busy(request: Request, exc: Exception) -> JSONResponse:
 
 async def _on_invalid(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-              for e in exc.errors()]
+    errors = [
+        {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
     first: dict[str, Any] = errors[0] if errors else {"loc": [], "msg": "invalid request"}
     where = ".".join(p for p in first["loc"] if p != "body") or "request"
     return problem(request, 422, f"{where}: {first['msg']}", errors=errors)

@@ -34,9 +34,17 @@ class Job:
     finished_at: float | None = None
 
     def view(self) -> dict[str, Any]:
-        return {"id": self.id, "group": self.group, "state": self.state, "done": self.done, "total": self.total,
-                "error": self.error, "report": self.report, "created_at": self.created_at,
-                "finished_at": self.finished_at}
+        return {
+            "id": self.id,
+            "group": self.group,
+            "state": self.state,
+            "done": self.done,
+            "total": self.total,
+            "error": self.error,
+            "report": self.report,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+        }
 
 
 class JobRunner:

@@ -49,8 +49,11 @@ class QuerySlots:
         with self._lock:
             left = self._paused.get(key, 0.0) - time.monotonic()
             if left > 0:
-                raise Busy("the store stopped while this key's last Cypher query ran; Cypher is paused for this key "
-                           f"for another {math.ceil(left)} s", retry_after=math.ceil(left))
+                raise Busy(
+                    "the store stopped while this key's last Cypher query ran; Cypher is paused for this key "
+                    f"for another {math.ceil(left)} s",
+                    retry_after=math.ceil(left),
+                )
             if key in self._running:
                 raise Busy("this key already has a Cypher query running; wait for it to finish")
             self._running.add(key)

@@ -82,8 +82,13 @@ class _Exchange:
         await self._send(message)
 
     async def reply(self, status: int, detail: str, headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
-        await self.send({"type": "http.response.start", "status": status,
-                         "headers": [(b"content-type", PROBLEM.encode()), *headers]})
+        await self.send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", PROBLEM.encode()), *headers],
+            }
+        )
         await self.send({"type": "http.response.body", "body": problem_bytes(status, detail, self.request_id)})
 
 
@@ -114,8 +119,14 @@ class RequestContext:
     that overflowed inside the app's JSON parsing would be a 400).
     """
 
-    def __init__(self, app: App, max_body_bytes: int, local_mode: Callable[[], bool] | None = None,
-                 keys: KeyStore | None = None, query_body_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        max_body_bytes: int,
+        local_mode: Callable[[], bool] | None = None,
+        keys: KeyStore | None = None,
+        query_body_bytes: int | None = None,
+    ) -> None:
         self.app, self.max_body_bytes = app, max_body_bytes
         #: callable: True while the server runs in local mode (no keys)
         self.local_mode = local_mode or (lambda: False)
@@ -136,11 +147,20 @@ class RequestContext:
         try:
             await self._handle(scope, receive, exchange)
         finally:
-            access_log.info(json.dumps({
-                "request_id": exchange.request_id, "method": scope.get("method"), "path": scope.get("path"),
-                "status": exchange.status, "ms": round((time.perf_counter() - started) * 1000, 2),
-                "key": state.get("key_id"), "group": state.get("group"),
-                "client": (scope.get("client") or ["", 0])[0]}))
+            access_log.info(
+                json.dumps(
+                    {
+                        "request_id": exchange.request_id,
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),
+                        "status": exchange.status,
+                        "ms": round((time.perf_counter() - started) * 1000, 2),
+                        "key": state.get("key_id"),
+                        "group": state.get("group"),
+                        "client": (scope.get("client") or ["", 0])[0],
+                    }
+                )
+            )
 
     async def _handle(self, scope: dict[str, Any], receive: Receive, exchange: _Exchange) -> None:
         headers, path = exchange.headers, scope.get("path", "")
@@ -148,15 +168,25 @@ class RequestContext:
         too_large = f"the request body is larger than {limit} bytes; split it"
         host = headers.get("host", "")
         if self.local_mode() and not loopback_host_header(host):
-            return await exchange.reply(421, f"local mode (no API keys configured) answers only requests addressed to "
-                                             f"127.0.0.1, localhost or [::1], not Host {host[:100]!r}: this protects "
-                                             "against DNS rebinding (a web page pointing its own name at this "
-                                             "machine). To serve other host names, configure API keys")
+            return await exchange.reply(
+                421,
+                f"local mode (no API keys configured) answers only requests addressed to "
+                f"127.0.0.1, localhost or [::1], not Host {host[:100]!r}: this protects "
+                "against DNS rebinding (a web page pointing its own name at this "
+                "machine). To serve other host names, configure API keys",
+            )
         key = presented_key(headers)
-        if path.startswith("/v1/") and self.keys is not None and self.keys.configured \
-                and (not key or self.keys.lookup(key) is None):
-            detail = ("unknown or revoked API key" if key else
-                      "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'")
+        if (
+            path.startswith("/v1/")
+            and self.keys is not None
+            and self.keys.configured
+            and (not key or self.keys.lookup(key) is None)
+        ):
+            detail = (
+                "unknown or revoked API key"
+                if key
+                else "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+            )
             # connection: close, so the server drops the unread body instead of reading it
             # off the socket to keep the connection alive
             return await exchange.reply(401, detail, ((b"www-authenticate", b"Bearer"), (b"connection", b"close")))

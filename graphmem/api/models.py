@@ -15,7 +15,7 @@ from graphmem.memory import SearchMode, SearchResult
 #: end (Python's re would also accept a trailing newline: graphmem.api.auth uses fullmatch)
 GROUP_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$"  # graphmem.store.base.GROUP_ID
 #: the integers the stores hold (64-bit signed); larger ones would be clamped or refused there
-INT64_MIN, INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 #: path parameters: uuids or source names, without NUL characters
 ID_PATTERN = r"^[^\x00]{1,1000}$"
 Group = Field(None, pattern=GROUP_PATTERN, description="tenant group; may be left out when the key has one group")
@@ -46,8 +46,9 @@ def _check_numbers(value: Any, path: str) -> None:
         if isinstance(item, bool):
             continue
         if isinstance(item, int) and not INT64_MIN <= item <= INT64_MAX:
-            raise ValueError(f"{where}: the integer {item} is outside the 64-bit range the store holds "
-                             f"({INT64_MIN} to {INT64_MAX})")
+            raise ValueError(
+                f"{where}: the integer {item} is outside the 64-bit range the store holds ({INT64_MIN} to {INT64_MAX})"
+            )
         if isinstance(item, float) and not math.isfinite(item):
             raise ValueError(f"{where}: {item} is not a finite number")
         if isinstance(item, dict):
@@ -74,8 +75,11 @@ def _find_nul(value: Any, path: str) -> str | None:
         return path if "\x00" in value else None
     if isinstance(value, dict):
         for k, v in value.items():
-            found = _find_nul(k, f"{path}.{k}".lstrip(".")) if isinstance(k, str) and "\x00" in k else \
-                _find_nul(v, f"{path}.{k}".lstrip("."))
+            found = (
+                _find_nul(k, f"{path}.{k}".lstrip("."))
+                if isinstance(k, str) and "\x00" in k
+                else _find_nul(v, f"{path}.{k}".lstrip("."))
+            )
             if found is not None:
                 return found
     if isinstance(value, list):
@@ -132,8 +136,9 @@ class ConversationIn(_Strict):
 
 class IngestRequest(_Strict):
     documents: list[DocumentIn] = Field(default_factory=list, max_length=10_000)
-    conversations: list[ConversationIn] = Field(default_factory=list, max_length=10_000,
-                                                description="dialogues: one episode per turn")
+    conversations: list[ConversationIn] = Field(
+        default_factory=list, max_length=10_000, description="dialogues: one episode per turn"
+    )
     background: bool | None = Field(None, description="run as a job (default: when the request is large)")
     group: str | None = Group
 
@@ -157,10 +162,15 @@ class JobView(BaseModel):
 
 
 class CypherRequest(_Strict):
-    query: str = Field(..., min_length=1, max_length=20_000,
-                       description="read-only Cypher; every pattern anchored with {group_id: $group_id}")
-    params: dict[str, Any] = Field(default_factory=dict,
-                                   description="query parameters ($group_id is set by the server)")
+    query: str = Field(
+        ...,
+        min_length=1,
+        max_length=20_000,
+        description="read-only Cypher; every pattern anchored with {group_id: $group_id}",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="query parameters ($group_id is set by the server)"
+    )
     limit: int = Field(1000, ge=1, le=10_000, description="maximum rows returned")
     timeout_ms: int = Field(5000, ge=1, le=60_000)
     group: str | None = Group

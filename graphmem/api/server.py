@@ -121,8 +121,7 @@ class Server:
     key, even if all keys are later revoked, so a server started with keys never falls back
     to serving without them."""
 
-    def __init__(self, settings: Settings, keys: KeyStore, config: ApiConfig,
-                 store: GraphStore | None = None) -> None:
+    def __init__(self, settings: Settings, keys: KeyStore, config: ApiConfig, store: GraphStore | None = None) -> None:
         self.settings, self.keys, self.config = settings, keys, config
         self._given_store = store
         self._local = not keys.configured
@@ -190,8 +189,11 @@ def principal(request: Request, server: Server = Depends(server)) -> Principal:
         request.state.key_id = "local"
         return Principal("local", None, True, local=True)
     if not key:
-        raise ApiError(401, "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
-                       headers={"WWW-Authenticate": "Bearer"})
+        raise ApiError(
+            401,
+            "an API key is required: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     record: KeyRecord | None = server.keys.lookup(key)
     if record is None:
         raise ApiError(401, "unknown or revoked API key", headers={"WWW-Authenticate": "Bearer"})

@@ -31,8 +31,9 @@ def parse_when(text: str | None, field_name: str) -> datetime | None:
     except ValueError as exc:
         raise ApiError(422, f"{field_name}: {exc}") from None
     except OverflowError:  # a valid date that leaves the calendar in UTC (0001-01-01T00:00+14:00)
-        raise ApiError(422, f"{field_name}: {text!r} is out of range: in UTC it falls outside the years "
-                            "1-9999") from None
+        raise ApiError(
+            422, f"{field_name}: {text!r} is out of range: in UTC it falls outside the years 1-9999"
+        ) from None
 
 
 def jsonable(value: Any) -> Any:

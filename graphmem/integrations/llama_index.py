@@ -17,7 +17,7 @@ and title, so the prompt holds the passage, not bookkeeping.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, List
+from typing import Any
 
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.retrievers import BaseRetriever
@@ -30,22 +30,39 @@ class GraphMemRetriever(BaseRetriever):
     """Retrieve passages from a :class:`graphmem.Memory` or :class:`graphmem.Client`
     (anything with ``search(query, k, mode=, as_of=)``)."""
 
-    def __init__(self, memory: Any, k: int = 5, *, mode: str = "graph", as_of: datetime | None = None,
-                 callback_manager: CallbackManager | None = None) -> None:
+    def __init__(
+        self,
+        memory: Any,
+        k: int = 5,
+        *,
+        mode: str = "graph",
+        as_of: datetime | None = None,
+        callback_manager: CallbackManager | None = None,
+    ) -> None:
         if mode not in {"graph", "dense", "bm25"}:
             raise ValueError(f"mode must be graph, dense or bm25, not {mode!r}")
         self.memory, self.k, self.mode, self.as_of = memory, k, mode, as_of
         super().__init__(callback_manager=callback_manager)
 
-    def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
+    def _retrieve(self, query_bundle: QueryBundle) -> list[NodeWithScore]:
         results = self.memory.search(query_bundle.query_str, self.k, mode=self.mode, as_of=self.as_of)
         nodes = []
         for hit in results:
-            metadata = {"source": hit.source, "title": hit.title, "uuid": hit.uuid, "rank": hit.rank,
-                        "occurred_at": hit.occurred_at.isoformat() if hit.occurred_at else None,
-                        "facts": list(hit.facts), "entities": list(hit.entities)}
-            node = TextNode(id_=hit.uuid, text=hit.content, metadata=metadata,
-                            excluded_llm_metadata_keys=_HIDDEN_FROM_LLM,
-                            excluded_embed_metadata_keys=_HIDDEN_FROM_LLM)
+            metadata = {
+                "source": hit.source,
+                "title": hit.title,
+                "uuid": hit.uuid,
+                "rank": hit.rank,
+                "occurred_at": hit.occurred_at.isoformat() if hit.occurred_at else None,
+                "facts": list(hit.facts),
+                "entities": list(hit.entities),
+            }
+            node = TextNode(
+                id_=hit.uuid,
+                text=hit.content,
+                metadata=metadata,
+                excluded_llm_metadata_keys=_HIDDEN_FROM_LLM,
+                excluded_embed_metadata_keys=_HIDDEN_FROM_LLM,
+            )
             nodes.append(NodeWithScore(node=node, score=float(hit.score)))
         return nodes

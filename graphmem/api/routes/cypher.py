@@ -14,8 +14,9 @@ router = APIRouter(tags=["graph"])
 
 
 @router.post("/v1/cypher", response_model=CypherResponse, responses={429: {"model": Problem}})
-def cypher(body: CypherRequest, request: Request, who: Principal = Depends(principal),
-           served: Server = Depends(server)) -> CypherResponse:
+def cypher(
+    body: CypherRequest, request: Request, who: Principal = Depends(principal), served: Server = Depends(server)
+) -> CypherResponse:
     """Read-only Cypher in the key's group. Each group lives apart in the store (its own
     FalkorDB graph, or its own Neo4j database), so a query sees that group whatever it says;
     ``$group_id`` is bound to it. Before the store sees a query it is checked against budgets
@@ -31,8 +32,9 @@ def cypher(body: CypherRequest, request: Request, who: Principal = Depends(princ
     timeout_ms = min(body.timeout_ms, served.config.cypher_timeout_ms)
     with served.cypher_slots.take(who.key_id):
         try:
-            columns, rows = memory.cypher(body.query, params, write=False, timeout_ms=timeout_ms,
-                                          max_rows=body.limit + 1)
+            columns, rows = memory.cypher(
+                body.query, params, write=False, timeout_ms=timeout_ms, max_rows=body.limit + 1
+            )
         except CypherRefused as exc:
             raise ApiError(400, f"query refused: {exc}") from None
         except StoreStoppedDuringQuery:
@@ -41,8 +43,9 @@ def cypher(body: CypherRequest, request: Request, who: Principal = Depends(princ
         except StoreError as exc:
             raise ApiError(400, f"the query failed: {exc}") from None
     found = jsonable(rows)
-    return CypherResponse(group=group, columns=[str(c) for c in columns], rows=found[:body.limit],
-                          truncated=len(found) > body.limit)
+    return CypherResponse(
+        group=group, columns=[str(c) for c in columns], rows=found[: body.limit], truncated=len(found) > body.limit
+    )
 
 
 def _check_isolation(memory: Memory, who: Principal, served: Server) -> None:
@@ -50,7 +53,10 @@ def _check_isolation(memory: Memory, who: Principal, served: Server) -> None:
     database per group), unless this server has only one group."""
     single_tenant = len({g for record in served.keys.list() for g in record.groups}) <= 1
     if memory.isolation == "property" and not (who.admin or who.groups is None or single_tenant):
-        raise ApiError(403, "user Cypher is off for tenant keys on this store: its groups share one Neo4j "
-                            "database, so a query could reach other groups. Use the embedded store or Neo4j "
-                            "with one database per group (GRAPHMEM_NEO4J_DATABASE_PER_GROUP=true), or ask an "
-                            "admin to run it")
+        raise ApiError(
+            403,
+            "user Cypher is off for tenant keys on this store: its groups share one Neo4j "
+            "database, so a query could reach other groups. Use the embedded store or Neo4j "
+            "with one database per group (GRAPHMEM_NEO4J_DATABASE_PER_GROUP=true), or ask an "
+            "admin to run it",
+        )

@@ -16,20 +16,36 @@ GroupQuery = Query(None, pattern=GROUP_PATTERN)
 
 
 @router.get("/v1/episodes/{uuid}")
-def episode(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, group: str | None = GroupQuery,
-            who: Principal = Depends(principal), served: Server = Depends(server)) -> dict[str, Any]:
+def episode(
+    uuid: Annotated[str, Path(pattern=ID_PATTERN)],
+    request: Request,
+    group: str | None = GroupQuery,
+    who: Principal = Depends(principal),
+    served: Server = Depends(server),
+) -> dict[str, Any]:
     """One episode (a passage or a dialogue turn) exactly as received, with its source."""
     group, memory, _ = served.scoped(request, who, group)
     found = memory.episodes([uuid]).get(uuid)
     if found is None:
         raise ApiError(404, f"no episode {uuid!r} in group {group!r}")
-    return jsonable({**found, "occurred_at": iso(found.get("occurred_at")),
-                     "ingested_at": iso(found.get("ingested_at")), "group": group})
+    return jsonable(
+        {
+            **found,
+            "occurred_at": iso(found.get("occurred_at")),
+            "ingested_at": iso(found.get("ingested_at")),
+            "group": group,
+        }
+    )
 
 
 @router.get("/v1/entities/{uuid}")
-def entity(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, group: str | None = GroupQuery,
-           who: Principal = Depends(principal), served: Server = Depends(server)) -> dict[str, Any]:
+def entity(
+    uuid: Annotated[str, Path(pattern=ID_PATTERN)],
+    request: Request,
+    group: str | None = GroupQuery,
+    who: Principal = Depends(principal),
+    served: Server = Depends(server),
+) -> dict[str, Any]:
     """One entity: name, type, aliases, how many episodes mention it, and its current facts."""
     group, memory, lock = served.scoped(request, who, group)
     row = memory.entity(uuid)
@@ -42,11 +58,15 @@ def entity(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request, gro
 
 
 @router.get("/v1/facts")
-def facts(request: Request, entity: str = Query(..., min_length=1, max_length=1000, pattern=ID_PATTERN),
-          as_of: str | None = Query(None, description="ISO date/time: the facts true then"),
-          history: bool = Query(False, description="also facts that were later contradicted"),
-          group: str | None = GroupQuery, who: Principal = Depends(principal),
-          served: Server = Depends(server)) -> dict[str, Any]:
+def facts(
+    request: Request,
+    entity: str = Query(..., min_length=1, max_length=1000, pattern=ID_PATTERN),
+    as_of: str | None = Query(None, description="ISO date/time: the facts true then"),
+    history: bool = Query(False, description="also facts that were later contradicted"),
+    group: str | None = GroupQuery,
+    who: Principal = Depends(principal),
+    served: Server = Depends(server),
+) -> dict[str, Any]:
     """The facts about an entity (name, alias or uuid) as a timeline, oldest first."""
     group, memory, lock = served.scoped(request, who, group)
     when = parse_when(as_of, "as_of")

@@ -23,5 +23,9 @@ def readyz(served: Server = Depends(server)) -> dict[str, Any]:
         dialect = served.groups.admin.ping()
     except Exception as exc:
         raise ApiError(503, f"the graph store is not reachable: {exc}") from None
-    return {"status": "ready", "store": dialect, "jobs_pending": served.jobs.pending(),
-            "auth": "keys" if served.keys.configured else "local"}
+    return {
+        "status": "ready",
+        "store": dialect,
+        "jobs_pending": served.jobs.pending(),
+        "auth": "keys" if served.keys.configured else "local",
+    }

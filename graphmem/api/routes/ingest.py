@@ -30,10 +30,14 @@ router = APIRouter(tags=["ingestion"])
 GroupQuery = Query(None, pattern=GROUP_PATTERN)
 
 
-@router.post("/v1/ingest", response_model=IngestResponse,
-             responses={202: {"model": IngestResponse, "description": "accepted as a background job"}})
-def ingest(body: IngestRequest, request: Request, who: Principal = Depends(principal),
-           served: Server = Depends(server)) -> IngestResponse | JSONResponse:
+@router.post(
+    "/v1/ingest",
+    response_model=IngestResponse,
+    responses={202: {"model": IngestResponse, "description": "accepted as a background job"}},
+)
+def ingest(
+    body: IngestRequest, request: Request, who: Principal = Depends(principal), served: Server = Depends(server)
+) -> IngestResponse | JSONResponse:
     """Ingest documents and/or dialogues. Large requests (or ``background: true``) run as a job:
     the answer is 202 with a job id to poll at ``GET /v1/jobs/{id}``."""
     group, memory, lock = served.scoped(request, who, body.group)
@@ -46,12 +50,16 @@ def ingest(body: IngestRequest, request: Request, who: Principal = Depends(princ
     if not _in_background(body, documents, conversations, served.config):
         return IngestResponse(group=group, report=work(lambda n: None))
     job = served.jobs.submit(group, len(documents) + sum(len(c.turns) for c in conversations), work)
-    return JSONResponse(IngestResponse(group=group, job=job.id).model_dump(), status_code=202,
-                        headers={"Location": f"/v1/jobs/{job.id}"})
+    return JSONResponse(
+        IngestResponse(group=group, job=job.id).model_dump(),
+        status_code=202,
+        headers={"Location": f"/v1/jobs/{job.id}"},
+    )
 
 
-def _in_background(body: IngestRequest, documents: list[Document], conversations: list[Conversation],
-                   config: ApiConfig) -> bool:
+def _in_background(
+    body: IngestRequest, documents: list[Document], conversations: list[Conversation], config: ApiConfig
+) -> bool:
     """As the request asks, else when it is large (items or characters)."""
     if body.background is not None:
         return body.background
@@ -60,15 +68,16 @@ def _in_background(body: IngestRequest, documents: list[Document], conversations
     return items > config.background_items or chars > config.background_chars
 
 
-def _work(memory: Memory, lock: threading.RLock, documents: list[Document], conversations: list[Conversation],
-          step: int) -> Callable[[Callable[[int], None]], IngestReport]:
+def _work(
+    memory: Memory, lock: threading.RLock, documents: list[Document], conversations: list[Conversation], step: int
+) -> Callable[[Callable[[int], None]], IngestReport]:
     """The ingestion as steps of ``step`` documents (or one conversation) under the group's lock,
     so searches of the group run between steps."""
 
     def work(progress: Callable[[int], None]) -> IngestReport:
         total = IngestReport()
         for start in range(0, len(documents), step):
-            chunk = documents[start:start + step]
+            chunk = documents[start : start + step]
             with lock:
                 total += memory.ingest_documents(chunk)
             progress(len(chunk))
@@ -82,8 +91,11 @@ def _work(memory: Memory, lock: threading.RLock, documents: list[Document], conv
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobView)
-def job_status(job_id: Annotated[str, Path(pattern=ID_PATTERN)], who: Principal = Depends(principal),
-               served: Server = Depends(server)) -> dict[str, Any]:
+def job_status(
+    job_id: Annotated[str, Path(pattern=ID_PATTERN)],
+    who: Principal = Depends(principal),
+    served: Server = Depends(server),
+) -> dict[str, Any]:
     """Progress of a background ingestion (``done``/``total`` documents and turns) and its report."""
     job = served.jobs.get(job_id)
     if job is None or (who.groups is not None and job.group not in who.groups):
@@ -92,9 +104,13 @@ def job_status(job_id: Annotated[str, Path(pattern=ID_PATTERN)], who: Principal 
 
 
 @router.delete("/v1/sources/{uuid:path}")
-def delete_source(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request,
-                  group: str | None = GroupQuery, who: Principal = Depends(principal),
-                  served: Server = Depends(server)) -> dict[str, Any]:
+def delete_source(
+    uuid: Annotated[str, Path(pattern=ID_PATTERN)],
+    request: Request,
+    group: str | None = GroupQuery,
+    who: Principal = Depends(principal),
+    served: Server = Depends(server),
+) -> dict[str, Any]:
     """Forget a source (by uuid or name): its episodes, the facts only they support, orphaned entities."""
     group, memory, lock = served.scoped(request, who, group)
     with lock:
@@ -103,9 +119,13 @@ def delete_source(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Reque
 
 
 @router.delete("/v1/episodes/{uuid}")
-def delete_episode(uuid: Annotated[str, Path(pattern=ID_PATTERN)], request: Request,
-                   group: str | None = GroupQuery, who: Principal = Depends(principal),
-                   served: Server = Depends(server)) -> dict[str, Any]:
+def delete_episode(
+    uuid: Annotated[str, Path(pattern=ID_PATTERN)],
+    request: Request,
+    group: str | None = GroupQuery,
+    who: Principal = Depends(principal),
+    served: Server = Depends(server),
+) -> dict[str, Any]:
     """Forget one episode and the facts only it supports."""
     group, memory, lock = served.scoped(request, who, group)
     with lock:
@@ -129,8 +149,9 @@ def _check_unique(names: list[str]) -> None:
 
 
 def _document(d: DocumentIn) -> Document:
-    return Document(name=d.name, text=d.text, title=d.title, date=utc(d.date), metadata=dict(d.metadata),
-                    uri=f"api:{d.name}")
+    return Document(
+        name=d.name, text=d.text, title=d.title, date=utc(d.date), metadata=dict(d.metadata), uri=f"api:{d.name}"
+    )
 
 
 def _conversation(c: ConversationIn) -> Conversation:

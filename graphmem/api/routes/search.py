@@ -12,13 +12,15 @@ router = APIRouter(tags=["retrieval"])
 
 
 @router.post("/v1/search", response_model=SearchResponse)
-def search(body: SearchRequest, request: Request, who: Principal = Depends(principal),
-           served: Server = Depends(server)) -> SearchResponse:
+def search(
+    body: SearchRequest, request: Request, who: Principal = Depends(principal), served: Server = Depends(server)
+) -> SearchResponse:
     """The ``k`` passages that best answer ``query``, with the facts and entities that led to them."""
     group, memory, lock = served.scoped(request, who, body.group)
     started = time.perf_counter()
     with lock:
         results = memory.search(body.query, body.k, mode=body.mode, as_of=utc(body.as_of))
     hits = [Hit(**r.model_dump()) for r in results]
-    return SearchResponse(group=group, mode=body.mode, took_ms=round((time.perf_counter() - started) * 1000, 2),
-                          results=hits)
+    return SearchResponse(
+        group=group, mode=body.mode, took_ms=round((time.perf_counter() - started) * 1000, 2), results=hits
+    )
