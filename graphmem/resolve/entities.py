@@ -7,7 +7,9 @@ Three tests, cheapest first:
    from that key, so concurrent or repeated ingestion agrees without a lookup;
 2. a near-identical spelling (rapidfuzz ratio >= ``fuzzy_ratio``) whose
    embedding is also close (cosine >= ``merge_cosine``) merges into the
-   existing entity and is kept as an alias;
+   existing entity and is kept as an alias. The stored spellings compared are
+   only those that share a piece with the name (see :class:`SpellingIndex`),
+   so a lookup costs the same in a store of any size;
 3. embedding neighbours above ``synonym_threshold`` that are not merged get a
    SYNONYM edge, which retrieval walks like any other edge. Neighbours among the
    stored entities come from matrix products while the group is small, and from
@@ -87,8 +89,8 @@ class EntityIndex:
         # rows [0, len) are used; capacity doubles, so adding one entity is amortised O(dim)
         # (re-stacking the whole matrix per new entity made ingestion quadratic)
         self._buffer = np.zeros((1024, dim), dtype=np.float32)
-        # key length -> (indices, keys): the fuzzy-match candidates, kept as ready lists
-        self._by_length: dict[int, tuple[list[int], list[str]]] = {}
+        #: the stored keys' pieces, where near-identical spellings are looked up
+        self._spellings = SpellingIndex(fuzzy_ratio)
         self.ann_min_rows = ann_min_rows
         #: HNSW index over rows [0, len(self._ann)) of the vectors, caught up on use
         self._ann: VectorIndex | None = None
@@ -97,9 +99,7 @@ class EntityIndex:
         return len(self.keys)
 
     def add(self, key: str, uuid: str, vector: np.ndarray) -> None:
-        indices, keys = self._by_length.setdefault(len(key), ([], []))
-        indices.append(len(self.keys))
-        keys.append(key)
+        self._spellings.add(key, len(self.keys))
         self.by_key[key] = len(self.keys)
         self.keys.append(key)
         self.uuids.append(uuid)
@@ -115,42 +115,9 @@ class EntityIndex:
         """The entity vectors, one row per key in :attr:`keys` (a view, not a copy)."""
         return self._buffer[: len(self.keys)]
 
-    def _length_window(self, n: int) -> tuple[int, int]:
-        """Key lengths that can reach ``fuzzy_ratio`` against a key of length ``n``.
-
-        The ratio is at most 1 - |n - m| / (n + m), so only keys of about the same
-        length are compared: a few thousand instead of every entity in a large store.
-        """
-        slack = 1.0 - self.fuzzy_ratio / 100.0
-        # |n - m| <= slack * (n + m)  <=>  m in [n (1 - slack) / (1 + slack), n (1 + slack) / (1 - slack)]
-        low = int(np.floor(n * (1 - slack) / (1 + slack)))
-        high = int(np.ceil(n * (1 + slack) / max(1e-9, 1 - slack)))
-        return low, high
-
-    def _window(self, n: int) -> tuple[list[int], list[str]]:
-        """The stored keys that can reach ``fuzzy_ratio`` against a key of length ``n``
-        that is not stored itself: by length first (:meth:`_length_window`), then per
-        length ``m`` by the fewest edits two different keys need: the indel distance is
-        at least |n - m| and has the parity of n + m, so two different keys of one
-        length are at least 2 apart (for keys under 17 characters that alone stays
-        below a 94 ratio, and the largest bucket drops out)."""
-        candidates: list[int] = []
-        choices: list[str] = []
-        low, high = self._length_window(n)
-        for m in range(low, high + 1):
-            fewest = abs(n - m) or 2
-            if 100.0 * (1 - fewest / max(1, n + m)) < self.fuzzy_ratio:
-                continue
-            bucket = self._by_length.get(m)
-            if bucket:
-                candidates += bucket[0]
-                choices += bucket[1]
-        return candidates, choices
-
     def similar_spellings(self, key: str, limit: int = 3) -> list[int]:
         """Indices of up to ``limit`` keys whose rapidfuzz ratio to ``key`` is at least
-        ``fuzzy_ratio``, best first (``key`` itself first, when the index holds it:
-        :meth:`_window` leaves out equal lengths that only an identical key can match)."""
+        ``fuzzy_ratio``, best first (``key`` itself first, when the index holds it)."""
         hits = self._spellings_of([key], limit)[key]
         same = self.by_key.get(key)
         if same is not None and self.keys[same] == key and same not in (index for index, _ in hits):
@@ -158,30 +125,22 @@ class EntityIndex:
         return [index for index, _ in hits]
 
     def _spellings_of(self, keys: list[str], limit: int = 3) -> dict[str, list[tuple[int, float]]]:
-        """:meth:`similar_spellings` for many keys: one rapidfuzz ``cdist`` (on every
-        core) per key length, against the keys of the lengths that can match."""
-        from rapidfuzz import fuzz, process
+        """Per key: up to ``limit`` (stored index, score) whose rapidfuzz ratio is at least
+        ``fuzzy_ratio``, best first, ties by index. Only the candidates of :meth:`SpellingIndex.candidates` are scored:
+        every key that can reach the ratio is one of them."""
+        from rapidfuzz import fuzz
 
-        found: dict[str, list[tuple[int, float]]] = {key: [] for key in keys}
-        by_length: dict[int, list[str]] = {}
-        for key in found:
-            by_length.setdefault(len(key), []).append(key)
-        for n, group in by_length.items():
-            candidates, choices = self._window(n)
-            if not candidates:
-                continue
-            step = _rows_per_block(len(choices))
-            for start in range(0, len(group), step):
-                part = group[start : start + step]
-                scores = process.cdist(
-                    part, choices, scorer=fuzz.ratio, score_cutoff=self.fuzzy_ratio, dtype=np.float32, workers=-1
-                )
-                rows, cols = np.nonzero(scores >= self.fuzzy_ratio)
-                for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
-                    found[part[row]].append((candidates[col], float(scores[row, col])))
-        for hits in found.values():
+        found: dict[str, list[tuple[int, float]]] = {}
+        for key in keys:
+            hits = []
+            for index in self._spellings.candidates(key):
+                stored = self.keys[index]
+                score = fuzz.ratio(key, stored, score_cutoff=self.fuzzy_ratio)
+                # scores as float32, the precision they were compared and ranked at before
+                if np.float32(score) >= self.fuzzy_ratio:
+                    hits.append((index, float(np.float32(score))))
             hits.sort(key=lambda hit: (-hit[1], hit[0]))
-            del hits[limit:]
+            found[key] = hits[:limit]
         return found
 
     def _neighbours(self, vectors: np.ndarray) -> list[list[tuple[int, float]]]:
@@ -355,6 +314,71 @@ class EntityIndex:
             for row, col in zip(rows.tolist(), cols.tolist(), strict=True):
                 if start + row != col:
                     found.setdefault(keys[start + row], []).append((slots[col], float(scores[row, col])))
+        return found
+
+
+class SpellingIndex:
+    """Candidates for near-identical spellings, without comparing against every key.
+
+    rapidfuzz's ratio of keys of lengths n and m is ``100 (1 - d / (n + m))`` with d
+    their indel distance (characters inserted plus deleted), so reaching
+    ``fuzzy_ratio`` allows at most ``D = slack (n + m)`` edits (slack = 1 - ratio/100).
+    Each stored key of length m is cut into more pieces than any partner length allows
+    edits (pigeonhole): at most D of them are touched, so one piece appears unchanged in
+    the other key, shifted by at most D characters. A lookup lists, per length m that
+    can match, the substrings of the key at each piece's place and shift, and returns the
+    keys indexed under them: a superset of the keys that reach the ratio (the caller
+    scores them), found in time that depends on the key, not on the number of keys.
+    """
+
+    def __init__(self, fuzzy_ratio: float) -> None:
+        self.slack = 1.0 - fuzzy_ratio / 100.0
+        self._pieces: dict[tuple[int, int, str], list[int]] = {}
+        self._cuts: dict[int, list[int]] = {}
+
+    def edits(self, n: int, m: int) -> int:
+        """The most edits two keys of lengths n and m may differ by (rounded up a hair: a
+        candidate too many is only scored, one too few would be missed)."""
+        return int(self.slack * (n + m) + 1e-6)
+
+    def lengths(self, n: int) -> range:
+        """Lengths m that can reach the ratio against length n: |n - m| <= slack (n + m)."""
+        low = int(np.floor(n * (1 - self.slack) / (1 + self.slack)))
+        high = int(np.ceil(n * (1 + self.slack) / max(1e-9, 1 - self.slack)))
+        return range(max(1, low), high + 1)
+
+    def cuts(self, m: int) -> list[int]:
+        """Where keys of length m are cut: into one piece more than the most edits any
+        partner length allows (at most m pieces)."""
+        cut = self._cuts.get(m)
+        if cut is None:
+            pieces = min(m, self.edits(self.lengths(m)[-1], m) + 1)
+            cut = self._cuts[m] = [i * m // pieces for i in range(pieces + 1)]
+        return cut
+
+    def add(self, key: str, index: int) -> None:
+        m = len(key)
+        if not m:
+            return
+        cut = self.cuts(m)
+        for i in range(len(cut) - 1):
+            self._pieces.setdefault((m, i, key[cut[i] : cut[i + 1]]), []).append(index)
+
+    def candidates(self, key: str) -> set[int]:
+        """Every stored key that may reach the ratio against ``key`` (and some that do not)."""
+        n = len(key)
+        found: set[int] = set()
+        for m in self.lengths(n):
+            most = self.edits(n, m)
+            if most < (abs(n - m) or 2):  # two different keys of one length are 2 edits apart
+                continue
+            cut = self.cuts(m)
+            for i in range(len(cut) - 1):
+                start, size = cut[i], cut[i + 1] - cut[i]
+                for at in range(max(0, start - most), min(n - size, start + most) + 1):
+                    hit = self._pieces.get((m, i, key[at : at + size]))
+                    if hit:
+                        found.update(hit)
         return found
 
 
