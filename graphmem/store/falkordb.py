@@ -6,8 +6,10 @@ import base64
 import contextlib
 import json
 import math
+import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,7 +19,7 @@ import numpy as np
 from graphmem.errors import StoreError, StoreStoppedDuringQuery, StoreUnavailable
 from graphmem.store import user_cypher
 from graphmem.store.base import Isolation, Row, batched, check_group_id
-from graphmem.store.falkordb_server import EmbeddedServer
+from graphmem.store.falkordb_server import PROBE_TIMEOUT_S, SEEN, EmbeddedServer, probe, within
 from graphmem.store.queries import load_queries
 
 _EXISTS = ("already indexed", "already exists", "already created")
@@ -190,6 +192,8 @@ class FalkorDBStore:
         if not graph or ":" in graph:
             raise StoreError(f"graph name {graph!r} cannot be used: it must be non-empty and hold no ':'")
         self._prefix = graph
+        # names this store's connections, so close() can tell them from other processes'
+        self._client_name = f"graphmem:{os.getpid()}:{uuid.uuid4().hex[:12]}"
         self._server: EmbeddedServer | None = None
         self._started_here = False
         if socket is None:
@@ -209,15 +213,43 @@ class FalkorDBStore:
             self._migrate_single_graph(Path(home))
 
     def _connect(self) -> None:
+        """Open the client. Bounded: a server that accepts but never answers is a
+        :class:`StoreUnavailable` within seconds, not a hang (the client library reads its
+        handshake without a timeout, so it runs under one here)."""
         import redis
         from falkordb import FalkorDB
 
+        state = probe(self._socket)
         try:
-            self._db = FalkorDB(unix_socket_path=self._socket)
-            self._db.connection.ping()
-        except (redis.RedisError, OSError) as exc:
-            raise StoreUnavailable(f"cannot connect to the embedded store at {self._socket}: {exc}") from exc
+            if state != "ready":
+                raise TimeoutError(SEEN[state])
+
+            def connect() -> Any:
+                db = FalkorDB(
+                    unix_socket_path=self._socket, socket_connect_timeout=PROBE_TIMEOUT_S, client_name=self._client_name
+                )
+                db.connection.ping()
+                return db
+
+            self._db = within(5 * PROBE_TIMEOUT_S, connect)
+        except (redis.RedisError, OSError) as exc:  # TimeoutError is an OSError
+            if self._server is not None and self._started_here:
+                # not left behind: stopped, or killed when it does not answer
+                with contextlib.suppress(StoreError):
+                    self._server.stop(timeout=PROBE_TIMEOUT_S)
+                self._started_here = False
+            raise StoreUnavailable(self._unreachable(exc)) from exc
         self._graphs = {}
+
+    def _unreachable(self, cause: BaseException) -> str:
+        """Why the store cannot be used, and what to do."""
+        if self._server is None:
+            return f"cannot connect to the store at {self._socket}: {cause}"
+        return (
+            f"cannot connect to the embedded store in {self._server.home}: {cause}. Its log is "
+            f"{self._server.logfile}; stop it with `graphmem db stop` (a server that does not answer "
+            "is killed) and run the command again"
+        )
 
     # -- groups ----------------------------------------------------------------
     def graph_name(self, group_id: str) -> str:
@@ -283,11 +315,8 @@ class FalkorDBStore:
 
     def _revive(self, cause: BaseException) -> None:
         with self._lock:
-            try:
-                self._db.connection.ping()
-                return  # another thread reconnected already
-            except self._redis_errors:
-                pass
+            if probe(self._socket) == "ready":
+                return  # another thread restarted it already; the client reconnects on its own
             try:
                 if self._server is not None and self._server.start():
                     self._started_here = True
@@ -420,12 +449,11 @@ class FalkorDBStore:
                 self._db.connection.close()
 
     def _sole_client(self) -> bool:
-        """True when no other process is connected (then stopping the server is safe)."""
-        try:
-            clients = self._db.connection.client_list()
-        except self._redis_errors:
-            return False
-        return len(clients) <= 1
+        """True when no other client is connected (then stopping the server is safe); False
+        when the server does not answer within seconds (it is left as it is)."""
+        assert self._server is not None
+        names = self._server.client_names()
+        return names is not None and all(name == self._client_name for name in names)
 
     @property
     def server(self) -> EmbeddedServer | None:
