@@ -372,6 +372,7 @@ def install_step_timers() -> dict:
     wrap(module, "personalized_pagerank", "PPR")
     wrap(Retriever, "push_operator", "PPR")
     wrap(module, "apply_bridge", "bridge")
+    wrap(module, "apply_bridge_local", "bridge")
     wrap(Retriever, "_bridge_dense", "bridge")
     return current
 

@@ -22,10 +22,22 @@ matches the rest of the question ("... dissolve?") often lands at rank
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
+import scipy.sparse as sp
 
 from graphmem.retrieve.projection import Projection
 from graphmem.retrieve.seeds import top_indices
+
+
+class BridgeSettings(NamedTuple):
+    anchors: int  # the top fused passages whose entities lead to the next hop
+    weight: float  # reciprocal-rank bonus of bridge passages, relative to the fusion's 1
+    temperature: float  # softmax temperature of the query cosine in the bridge score
+    rrf_k: int  # reciprocal-rank constant
+    hub: int  # entities mentioned by more passages are left out of the flat path's links
 
 
 def bridge_scores(
@@ -92,3 +104,79 @@ def apply_bridge(
     bonus[order] = weight / (rrf_k + np.arange(1, len(order) + 1))
     bonus[top] = weight / (rrf_k + 1)
     return np.where(finite, scores + bonus, scores)
+
+
+def linked_passages(
+    projection: Projection,
+    entity_passages: sp.csr_matrix,
+    anchors: np.ndarray,
+    excluded: set[int],
+    hub: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(passages, link) of :func:`bridge_scores` computed from the anchors' entities outwards:
+    only the passages that share an entity with an anchor are touched, so the cost follows the
+    anchors' neighbourhood, not the store. Entities mentioned by more than ``hub`` passages
+    are left out (their link weight, 1 / count, is below 1 / ``hub``): a hub would touch a
+    large share of the store for a negligible link. ``entity_passages`` is the transposed
+    MENTIONS incidence (entity rows). Passages come sorted, anchors left out."""
+    incidence = projection.episode_entities()
+    counts = projection.entity_passage_counts()
+    weights: dict[int, float] = {}
+    for anchor in anchors.tolist():
+        for entity in incidence[anchor].indices.tolist():
+            weights[entity] = weights.get(entity, 0.0) + 1.0 / max(float(counts[entity]), 1.0)
+    entities = np.array([e for e in weights if e not in excluded and counts[e] <= hub], dtype=np.int64)
+    if not len(entities):
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    indptr, indices, data = entity_passages.indptr, entity_passages.indices, entity_passages.data
+    starts, ends = indptr[entities], indptr[entities + 1]
+    spans = [np.arange(s, e) for s, e in zip(starts.tolist(), ends.tolist(), strict=True)]
+    positions = np.concatenate(spans) if spans else np.zeros(0, np.int64)
+    per_entity = np.array([weights[int(e)] for e in entities], dtype=np.float64)
+    values = np.repeat(per_entity, ends - starts) * data[positions]
+    passages, inverse = np.unique(indices[positions], return_inverse=True)
+    link = np.bincount(inverse, weights=values, minlength=len(passages))
+    keep = ~np.isin(passages, anchors)
+    return passages[keep].astype(np.int64), link[keep]
+
+
+def apply_bridge_local(
+    projection: Projection,
+    entity_passages: sp.csr_matrix,
+    scores: np.ndarray,
+    dense: np.ndarray,
+    dense_of: Callable[[np.ndarray], np.ndarray],
+    query: str,
+    named: list[int],
+    settings: BridgeSettings,
+) -> np.ndarray:
+    """:func:`apply_bridge` for the flat query path: the linked passages come from
+    :func:`linked_passages` (hubs left out) and only they get exact dense scores
+    (``dense_of(rows)``: cosines of those passages with the query); ``dense`` holds the
+    candidates' scores and their floor elsewhere. Equal to :func:`apply_bridge` over exact
+    dense scores when no anchor entity is a hub."""
+    anchors, weight, temperature, rrf_k, hub = settings
+    if anchors <= 0 or weight <= 0 or not len(scores):
+        return scores
+    finite = np.isfinite(scores)
+    n = min(anchors, int(finite.sum()))
+    if n <= 0:
+        return scores
+    top = top_indices(np.where(finite, scores, -np.inf), n)
+    candidates = np.unique(projection.episode_entities()[top].indices)
+    excluded = query_named_entities(projection, query, named, candidates)
+    passages, link = linked_passages(projection, entity_passages, top, excluded, hub)
+    usable = finite[passages]
+    passages, link = passages[usable], link[usable]
+    out = scores.copy()
+    out[top] += weight / (rrf_k + 1)
+    if not len(passages):
+        return out
+    close = dense_of(passages).astype(np.float64)
+    visible = np.where(finite, dense, -np.inf)
+    best = max(float(visible.max()), float(close.max()))
+    bridge = link * np.exp((close - best) / temperature)
+    linked = np.flatnonzero(bridge > 0)
+    order = linked[np.argsort(-bridge[linked], kind="stable")]
+    out[passages[order]] += weight / (rrf_k + np.arange(1, len(order) + 1))
+    return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -17,7 +18,7 @@ from graphmem.config import RetrievalSettings
 from graphmem.embed.base import Embedder
 from graphmem.retrieve.ann import VectorIndex, load_or_build
 from graphmem.retrieve.bm25 import BM25Index
-from graphmem.retrieve.bridge import apply_bridge
+from graphmem.retrieve.bridge import BridgeSettings, apply_bridge, apply_bridge_local
 from graphmem.retrieve.dialogue import apply_speaker_prior, carry_to_answers, damp_speaker_names, named_speaker_turns
 from graphmem.retrieve.names import named_entities
 from graphmem.retrieve.ppr import PushOperator, personalized_pagerank, push_operator, push_pagerank
@@ -31,7 +32,7 @@ MODES = ("graph", "dense", "bm25")
 #: with push PPR the fusion ranks only this many passages of each list (the rest tie below them):
 #: a passage below both can gain at most 1 / (rrf_k + FUSION_DEPTH) there, far from the top k
 FUSION_DEPTH = 1000
-#: the bridge step's dense scores in ANN mode are computed for the passages its anchors link to,
+#: in ANN mode the bridge step follows the anchors' entities to the passages that mention them,
 #: leaving out entities mentioned by more passages than this (their link weight, 1 / count, is nil)
 BRIDGE_HUB = 2000
 #: in ANN mode the lowest dense score (for min-max scaling) is the lowest over this many sampled passages
@@ -254,19 +255,29 @@ class Retriever:
             final = self._fuse(passage_ppr, hybrid, FUSION_DEPTH if push else None)
             if known is not None:
                 final = np.where(known, final, -np.inf)
-            if sparse_dense and s.bridge_anchors > 0 and s.bridge_weight > 0:
-                dense = self._bridge_dense(final, dense, vectors[column])
-            final = apply_bridge(
-                self.projection,
-                final,
-                dense,
-                queries[column],
-                named[column],
-                s.bridge_anchors,
-                s.bridge_weight,
-                s.bridge_temperature,
-                s.rrf_k,
-            )
+            if sparse_dense:  # cost bounded by the anchors' neighbourhood, hubs left out
+                final = apply_bridge_local(
+                    self.projection,
+                    self._entity_passages(),
+                    final,
+                    dense,
+                    partial(self._dense_of, query_vector=vectors[column]),
+                    queries[column],
+                    named[column],
+                    BridgeSettings(s.bridge_anchors, s.bridge_weight, s.bridge_temperature, s.rrf_k, BRIDGE_HUB),
+                )
+            else:
+                final = apply_bridge(
+                    self.projection,
+                    final,
+                    dense,
+                    queries[column],
+                    named[column],
+                    s.bridge_anchors,
+                    s.bridge_weight,
+                    s.bridge_temperature,
+                    s.rrf_k,
+                )
             results.append(self._rank(final, k, seed))
         return results
 
@@ -296,28 +307,11 @@ class Retriever:
             return np.zeros(0, dtype=np.float32)
         return np.asarray(self.projection.episode_vectors[rows], dtype=np.float32) @ query_vector
 
-    def _bridge_dense(self, final: np.ndarray, dense: np.ndarray, query_vector: np.ndarray) -> np.ndarray:
-        """``dense`` with exact scores for the passages the bridge step can link to (those
-        sharing an entity with its anchors, the top ``bridge_anchors`` of ``final``): in ANN
-        mode the others hold the candidates' floor, and the bridge weighs passages by
-        closeness to the query."""
-        finite = np.isfinite(final)
-        n = min(self.settings.bridge_anchors, int(finite.sum()))
-        if n <= 0:
-            return dense
-        anchors = top_indices(np.where(finite, final, -np.inf), n)
-        entities = np.unique(self.projection.episode_entities()[anchors].indices)
-        counts = self.projection.entity_passage_counts()
-        entities = entities[counts[entities] <= BRIDGE_HUB]
+    def _entity_passages(self) -> sp.csr_matrix:
+        """The MENTIONS incidence by entity (rows: entities, columns: passages)."""
         if "entity_passages" not in self._derived:
             self._derived["entity_passages"] = sp.csr_matrix(self.projection.episode_entities().T)
-        linked = np.unique(self._derived["entity_passages"][entities].indices)  # type: ignore[index]
-        linked = linked[np.isfinite(dense[linked])]  # not passages hidden by as_of
-        if not len(linked):
-            return dense
-        dense = dense.copy()
-        dense[linked] = self._dense_of(linked, query_vector)
-        return dense
+        return self._derived["entity_passages"]  # type: ignore[return-value]
 
     def _rank(self, scores: np.ndarray, k: int, seeds: Seeds | None = None) -> list[Hit]:
         top = top_indices(scores, k)

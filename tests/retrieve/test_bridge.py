@@ -4,10 +4,17 @@ hop of the anchors, and how the bonus reorders a ranking."""
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from graphmem.config import RetrievalSettings
 from graphmem.retrieve.bm25 import BM25Index
-from graphmem.retrieve.bridge import apply_bridge, bridge_scores, query_named_entities
+from graphmem.retrieve.bridge import (
+    BridgeSettings,
+    apply_bridge,
+    apply_bridge_local,
+    bridge_scores,
+    query_named_entities,
+)
 from graphmem.retrieve.projection import Projection
 from graphmem.retrieve.retriever import Retriever
 
@@ -28,18 +35,30 @@ def _projection() -> Projection:
     vectors[:, 0] = DENSE
     vectors[:, 1] = np.sqrt(1 - DENSE**2)
     return Projection(
-        entity_ids=[f"e{i}" for i in range(4)], entity_names=list(NAMES),
+        entity_ids=[f"e{i}" for i in range(4)],
+        entity_names=list(NAMES),
         episode_ids=[f"p{i}" for i in range(5)],
-        bm25=BM25Index.from_texts(["Novair International Airways was formed by the Rank Organisation.",
-                       "In 1995 the Rank Organisation was dissolved into the Rank Group.",
-                       "Novair International Airways flew charter flights from Gatwick.",
-                       "The Rank Organisation owned the Odeon cinemas.",
-                       "Odeon cinemas opened in 1930."]),
-        episode_times=np.full(5, -1, dtype=np.int64), episode_vectors=vectors,
+        bm25=BM25Index.from_texts(
+            [
+                "Novair International Airways was formed by the Rank Organisation.",
+                "In 1995 the Rank Organisation was dissolved into the Rank Group.",
+                "Novair International Airways flew charter flights from Gatwick.",
+                "The Rank Organisation owned the Odeon cinemas.",
+                "Odeon cinemas opened in 1930.",
+            ]
+        ),
+        episode_times=np.full(5, -1, dtype=np.int64),
+        episode_vectors=vectors,
         mention_pairs=np.array(MENTIONS, dtype=np.int32),
-        fact_ids=[], fact_texts=[], fact_ends=np.zeros((0, 2), np.int32), fact_valid=np.zeros((0, 2), np.int64),
-        fact_episodes=[], fact_vectors=np.zeros((0, 2), np.float32),
-        synonym_pairs=np.zeros((0, 2), np.int32), synonym_scores=np.zeros(0, np.float32))
+        fact_ids=[],
+        fact_texts=[],
+        fact_ends=np.zeros((0, 2), np.int32),
+        fact_valid=np.zeros((0, 2), np.int64),
+        fact_episodes=[],
+        fact_vectors=np.zeros((0, 2), np.float32),
+        synonym_pairs=np.zeros((0, 2), np.int32),
+        synonym_scores=np.zeros(0, np.float32),
+    )
 
 
 def test_links_go_through_entities_the_query_does_not_name():
@@ -73,8 +92,17 @@ def test_bonus_lifts_the_next_hop_and_keeps_the_anchors_in_place():
 def test_unrankable_passages_stay_out_and_are_never_anchors():
     p = _projection()
     fused = np.array([-np.inf, *RRF[[3, 2, 4, 1]]])  # the best passage is hidden (as_of)
-    out = apply_bridge(p, fused, np.where(np.isfinite(fused), DENSE, -np.inf), QUERY, [], anchors=1,
-                       weight=0.4, temperature=0.1, rrf_k=60)
+    out = apply_bridge(
+        p,
+        fused,
+        np.where(np.isfinite(fused), DENSE, -np.inf),
+        QUERY,
+        [],
+        anchors=1,
+        weight=0.4,
+        temperature=0.1,
+        rrf_k=60,
+    )
     assert out[0] == -np.inf
     # the anchor is passage 4 (Odeon): its entity Odeon leads to passage 3, not to the Rank passage 1
     assert out[3] > fused[3] and out[1] == fused[1]
@@ -88,11 +116,77 @@ def test_retriever_applies_the_bridge_setting():
     scores = {}
     for anchors in (0, 1):
         settings = RetrievalSettings(bridge_anchors=anchors, bridge_weight=0.4, fact_top_k=0, bm25_weight=0.0)
-        retriever = Retriever(p, embedder=None, settings=settings,  # type: ignore[arg-type]
-                              query_entities=lambda q: ["Novair International Airways"])
+        retriever = Retriever(
+            p,
+            embedder=None,
+            settings=settings,  # type: ignore[arg-type]
+            query_entities=lambda q: ["Novair International Airways"],
+        )
         hits = retriever.search_many([QUERY], 5, query_vectors=vector)[0]
         scores[anchors] = {h.uuid: h.score for h in hits}
     fused = np.array([scores[0][f"p{i}"] for i in range(5)])
     expected = apply_bridge(p, fused, DENSE, QUERY, [0], anchors=1, weight=0.4, temperature=0.1, rrf_k=60)
     assert np.allclose([scores[1][f"p{i}"] for i in range(5)], expected, rtol=1e-5)
     assert scores[1]["p1"] > scores[0]["p1"] and scores[1]["p2"] == scores[0]["p2"]
+
+
+def _random_projection(seed: int, passages: int = 300, entities: int = 60) -> tuple[Projection, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    vectors = rng.standard_normal((passages, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    # Zipf-like mentions: a few entities in many passages, most in a handful
+    pairs = {(int(p), int(min(entities - 1, rng.zipf(1.6) - 1))) for p in range(passages) for _ in range(3)}
+    projection = Projection(
+        entity_ids=[f"e{i}" for i in range(entities)],
+        entity_names=[f"name{i}" for i in range(entities)],
+        episode_ids=[f"p{i}" for i in range(passages)],
+        bm25=None,
+        episode_times=np.full(passages, -1, dtype=np.int64),
+        episode_vectors=vectors,
+        mention_pairs=np.array(sorted(pairs), dtype=np.int32),
+        fact_ids=[],
+        fact_texts=[],
+        fact_ends=np.zeros((0, 2), np.int32),
+        fact_valid=np.zeros((0, 2), np.int64),
+        fact_episodes=[],
+        fact_vectors=np.zeros((0, 8), np.float32),
+        synonym_pairs=np.zeros((0, 2), np.int32),
+        synonym_scores=np.zeros(0, np.float32),
+    )
+    query = rng.standard_normal(8).astype(np.float32)
+    return projection, query / np.linalg.norm(query)
+
+
+def test_the_local_bridge_equals_the_global_one_without_hubs():
+    """The flat path's bridge (from the anchors' entities outwards) gives the same scores as the
+    one over every passage when no entity is left out as a hub; with a small hub size the
+    hubs' passages lose only their link through the hub."""
+    for seed in range(5):
+        p, query = _random_projection(seed)
+        dense = p.episode_vectors @ query
+        fused = np.random.default_rng(seed + 100).random(len(dense))
+        fused[seed] = -np.inf  # a passage hidden by as_of
+        by_entity = sp.csr_matrix(p.episode_entities().T)
+        counts = p.entity_passage_counts()
+
+        def dense_of(rows: np.ndarray, query: np.ndarray = query, p: Projection = p) -> np.ndarray:
+            return p.episode_vectors[rows] @ query
+
+        named = [0]
+        expected = apply_bridge(p, fused, np.where(np.isfinite(fused), dense, -np.inf), "q", named, 4, 0.4, 0.1, 60)
+        no_hubs = BridgeSettings(4, 0.4, 0.1, 60, hub=len(dense))
+        local = apply_bridge_local(p, by_entity, fused, dense, dense_of, "q", named, no_hubs)
+        assert np.array_equal(np.isfinite(local), np.isfinite(expected))
+        assert np.allclose(local[np.isfinite(local)], expected[np.isfinite(expected)], rtol=1e-9, atol=1e-12)
+        assert (local != fused)[np.isfinite(fused)].sum() > 4  # the bonus reached linked passages
+
+        hub = int(np.sort(counts)[-3])  # the two most mentioned entities become hubs
+        capped = apply_bridge_local(p, by_entity, fused, dense, dense_of, "q", named, no_hubs._replace(hub=hub - 1))
+        hub_only = np.ones(len(dense), bool)  # passages whose every entity is a hub or the query's
+        for passage in range(len(dense)):
+            entities = p.episode_entities()[passage].indices
+            hub_only[passage] = all(counts[e] >= hub or e in named for e in entities)
+        gained = (capped != fused) & np.isfinite(fused)
+        anchors = np.argsort(-np.where(np.isfinite(fused), fused, -np.inf))[:4]
+        gained[anchors] = False
+        assert not (gained & hub_only).any()
