@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -240,11 +241,35 @@ class EmbeddedServer:
         if not (proc / "self").exists():
             return True  # no /proc (macOS): the pidfile is trusted
         try:
-            # redis-server's title ("redis-server unixsocket:PATH") and its arguments both name
-            # the socket; a process that has exited but not been reaped has an empty one
-            return str(self.socket).encode() in (proc / str(pid) / "cmdline").read_bytes()
+            return self._serves_socket((proc / str(pid) / "cmdline").read_bytes())
         except OSError:
             return False
+
+    def _serves_socket(self, cmdline: bytes) -> bool:
+        """True when a process command line is a redis-server of this socket: its title
+        ("redis-server unixsocket:PATH") or its arguments ("--unixsocket PATH") name it. A
+        process that has exited but is not reaped yet has an empty command line."""
+        fields = re.split(rb"[\0 ]", cmdline)
+        path = str(self.socket).encode()
+        return os.path.basename(fields[0]).startswith(b"redis-server") and (
+            path in fields or b"unixsocket:" + path in fields
+        )
+
+    def _strays(self) -> list[int]:
+        """Servers of this socket that the pidfile does not name: left running when their
+        home was deleted (a test run's temporary folder wiped, a home removed by hand) and a
+        home was made again at the same path. Nothing can reach them, they work on this
+        home's directory, and when they exit they remove this home's socket and pidfile."""
+        proc = Path("/proc")
+        if not (proc / "self").exists():
+            return []
+        strays = []
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
+                    if self._serves_socket((entry / "cmdline").read_bytes()):
+                        strays.append(int(entry.name))
+        return strays
 
     def _died(self) -> bool:
         """True when the pidfile names a process that is gone. A pidfile that is
@@ -362,6 +387,8 @@ class EmbeddedServer:
     def _spawn(self, aof: bool) -> bool:
         server, module = _binaries()
         self.prepare()
+        for stray in self._strays():  # only reached when no server of this home answers
+            self._kill_pid(stray)
         if self.socket.exists():  # stale: nobody answered the ping
             self.socket.unlink()
         if self._pid() is None:
@@ -504,8 +531,10 @@ class EmbeddedServer:
         """End this home's server: SIGTERM, then SIGKILL when it has not exited within
         KILL_WAIT_S (a stuck or stopped server never acts on SIGTERM)."""
         pid = self._pid()
-        if pid is None:
-            return
+        if pid is not None:
+            self._kill_pid(pid)
+
+    def _kill_pid(self, pid: int) -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)

@@ -288,3 +288,30 @@ def test_the_load_timeout_setting_is_checked(tmp_path, monkeypatch):
     monkeypatch.setenv("GRAPHMEM_LOAD_TIMEOUT_S", "0")
     with pytest.raises(StoreError, match="more than 0"):
         EmbeddedServer(tmp_path).ready_timeout()
+
+
+def test_a_server_left_running_by_a_deleted_home_is_stopped_before_one_starts_there(tmp_path):
+    """A test run wiping its temporary folder (or a user removing a home) while the home's
+    server runs leaves that server running; a home made again at the same path must not
+    share its directory and socket path with it."""
+    import shutil
+    import signal
+
+    home = tmp_path / "home"
+    old = EmbeddedServer(home)
+    old.start()
+    pid = old.status().pid
+    assert pid is not None
+    try:
+        shutil.rmtree(home)
+        assert _alive(pid)
+        store = FalkorDBStore(home)
+        try:
+            assert not _alive(pid)
+            store.cypher("CREATE (:Probe)", group_id="t", write=True)
+        finally:
+            store.close()
+        assert EmbeddedServer(home)._strays() == []
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
