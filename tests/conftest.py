@@ -48,6 +48,10 @@ def sample_home(tmp_path_factory, embedder, extractor) -> Path:
     home = tmp_path_factory.mktemp("sample") / "home"
     with Memory(home=home) as mem:
         mem.ingest([EXAMPLES / "docs"])
+    # tests copy this folder file by file: a server still running would be copied mid-write
+    from graphmem.store.falkordb_server import EmbeddedServer
+
+    assert not EmbeddedServer(home).ping(), "the sample home's server must be stopped before it is copied"
     return home
 
 
