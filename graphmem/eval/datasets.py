@@ -27,6 +27,7 @@ from graphmem.errors import ConfigError, InputError
 from graphmem.ingest.readers import Document, jsonl_records
 
 if TYPE_CHECKING:
+    from graphmem.eval.locomo import LoCoMoDataset
     from graphmem.memory import SearchResult
 
 CORPUS_FILE = "corpus.jsonl"
@@ -273,9 +274,10 @@ def load_dataset(
     data_dir: str | Path | None = None,
     limit: int | None = None,
     corpus_limit: int | None = None,
-) -> HippoRAGDataset:
+) -> HippoRAGDataset | LoCoMoDataset:
     """A dataset by name (``musique``, ``hotpotqa``, ``2wikimultihopqa``, looked up in
-    :func:`data_dirs`) or by folder path; see :func:`load_hipporag` for the limits."""
+    :func:`data_dirs`) or by folder path; see :func:`load_hipporag` for the limits.
+    ``locomo`` or a LoCoMo-format file gives a :class:`~graphmem.eval.locomo.LoCoMoDataset`."""
     from graphmem.eval.locomo import find_locomo, load_locomo
 
     locomo = find_locomo(str(name_or_path), data_dir)  # 'locomo' or a LoCoMo-format .json file/folder
@@ -285,7 +287,7 @@ def load_dataset(
                 "corpus_limit does not apply to LoCoMo (use limit: conversations without "
                 "asked questions are not ingested)"
             )
-        return load_locomo(locomo, limit=limit)  # type: ignore[return-value]
+        return load_locomo(locomo, limit=limit)
     folder = resolve_dataset_dir(name_or_path, data_dir)
     return load_hipporag(folder, limit=limit, corpus_limit=corpus_limit)
 
