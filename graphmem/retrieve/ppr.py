@@ -21,16 +21,20 @@ PARALLEL_MIN_NODES = 50_000
 _pool: ThreadPoolExecutor | None = None
 
 
-def transition_matrix(adjacency: sp.spmatrix) -> sp.csr_matrix:
+def transition_matrix(adjacency: sp.csr_matrix) -> sp.csr_matrix:
     """Column-normalise a symmetric weighted adjacency matrix (float32 CSR)."""
-    adjacency = sp.csr_matrix(adjacency, dtype=np.float32)
-    degree = np.asarray(adjacency.sum(axis=0)).ravel()
+    matrix = sp.csr_matrix(adjacency, dtype=np.float32)
+    degree = np.asarray(matrix.sum(axis=0)).ravel()
     inverse = np.divide(1.0, degree, out=np.zeros_like(degree), where=degree > 0).astype(np.float32)
-    return sp.csr_matrix(adjacency @ sp.diags(inverse))
+    return sp.csr_matrix(matrix @ sp.diags(inverse))
 
 
 def personalized_pagerank(
-    transition: sp.csr_matrix, reset: np.ndarray, damping: float = 0.5, iterations: int = 50, tolerance: float = 1e-6
+    transition: sp.csr_matrix | RowBlocks,
+    reset: np.ndarray,
+    damping: float = 0.5,
+    iterations: int = 50,
+    tolerance: float = 1e-6,
 ) -> np.ndarray:
     """PPR scores for one reset vector ``(n,)`` or a batch ``(n, b)`` (columns are queries).
 

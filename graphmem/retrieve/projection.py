@@ -44,10 +44,11 @@ import uuid as uuidlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, SupportsIndex, overload
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import ArrayLike
 
 from graphmem.retrieve.bm25 import BM25Builder, BM25Index, Segment, add_segment
 from graphmem.retrieve.columns import (
@@ -71,8 +72,11 @@ from graphmem.retrieve.columns import (
     write_array,
     write_json,
 )
-from graphmem.retrieve.ppr import parallel_operator, transition_matrix
+from graphmem.retrieve.ppr import RowBlocks, parallel_operator, transition_matrix
 from graphmem.store.graph import Graph
+
+if TYPE_CHECKING:
+    import igraph
 
 log = logging.getLogger("graphmem.projection")
 
@@ -98,11 +102,8 @@ ARRAYS: dict[str, tuple[str, Any, tuple]] = {
     "fact_vectors": ("facts", "vector", ("dim",)),
     "fact_episode_rows": ("fact_episodes", np.int32, ()),  # CSR indices: episode rows, fact by fact
     "fact_episode_extra": ("fact_episode_extra", np.int32, (2,)),  # (fact, episode) added by later ingestions
-    "fact_valid_updates": (
-        "fact_valid_updates",
-        np.int64,
-        (3,),
-    ),  # (fact, valid_at, invalid_at) set by later ingestions
+    # (fact, valid_at, invalid_at) set by later ingestions
+    "fact_valid_updates": ("fact_valid_updates", np.int64, (3,)),
     "synonym_pairs": ("synonyms", np.int32, (2,)),
     "synonym_scores": ("synonyms", np.float32, ()),
     "next_pairs": ("nexts", np.int32, (2,)),
@@ -120,6 +121,27 @@ def ends_with_question(text: str) -> bool:
     """A turn that asks something: its text ends with a question mark. A turn that shares a
     photo ends with the caption ("... [shares a photo of ...]"): the photo is content."""
     return text.rstrip().endswith("?")
+
+
+class Delta(Protocol):
+    """What one ingestion run added, as an extension reads it (the ingestor's ``GraphDelta``):
+    rows as the store holds them, and the vectors of the episodes and facts in the same order.
+    ``nexts`` and ``validity`` are read when the delta has them."""
+
+    @property
+    def entities(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def episodes(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def episode_vectors(self) -> Sequence[np.ndarray]: ...
+    @property
+    def mentions(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def facts(self) -> Sequence[Mapping[str, Any]]: ...
+    @property
+    def fact_vectors(self) -> Sequence[np.ndarray]: ...
+    @property
+    def synonyms(self) -> Sequence[Mapping[str, Any]]: ...
 
 
 class FactEpisodes(Sequence[list[str]]):
@@ -146,7 +168,13 @@ class FactEpisodes(Sequence[list[str]]):
         more = self._extra.get(int(fact))
         return np.concatenate([base, np.array(more, dtype=base.dtype)]) if more else base
 
-    def __getitem__(self, fact):  # type: ignore[override]
+    @overload
+    def __getitem__(self, fact: SupportsIndex) -> list[str]: ...
+
+    @overload
+    def __getitem__(self, fact: slice) -> list[list[str]]: ...
+
+    def __getitem__(self, fact: SupportsIndex | slice) -> list[str] | list[list[str]]:
         if isinstance(fact, slice):
             return [self[i] for i in range(*fact.indices(len(self)))]
         return [self.episode_ids[int(r)] for r in self.rows_of(int(fact))]
@@ -374,7 +402,7 @@ class Projection:
             cols.append(self.synonym_pairs[:, 1])
             weights.append(self.synonym_scores.astype(np.float32))
         if not rows:
-            return sp.csr_matrix((n, n), dtype=np.float32)
+            return sp.csr_matrix((n, n)).astype(np.float32)
         r, c, w = np.concatenate(rows), np.concatenate(cols), np.concatenate(weights)
         upper = sp.coo_matrix((w, (r, c)), shape=(n, n))
         return sp.csr_matrix(upper + upper.T, dtype=np.float32)
@@ -440,7 +468,9 @@ class Projection:
             self._cache[key] = arrays
         return self._cache[key]
 
-    def walk_operator(self, as_of_ms: int | None = None, next_weight: float = 0.0, speaker_weight: float = 1.0):
+    def walk_operator(
+        self, as_of_ms: int | None = None, next_weight: float = 0.0, speaker_weight: float = 1.0
+    ) -> sp.csr_matrix | RowBlocks:
         """:meth:`transition` as PPR multiplies by it: split over the cores on large graphs
         (:func:`graphmem.retrieve.ppr.parallel_operator`)."""
         key = f"operator:{as_of_ms}:{next_weight}:{speaker_weight}"
@@ -448,7 +478,7 @@ class Projection:
             self._cache[key] = parallel_operator(self.transition(as_of_ms, next_weight, speaker_weight))
         return self._cache[key]
 
-    def igraph(self):
+    def igraph(self) -> igraph.Graph:
         """The projection as an undirected weighted ``igraph.Graph`` (node attribute ``uuid``)."""
         import igraph as ig
 
@@ -460,7 +490,7 @@ class Projection:
         return graph
 
     # -- incremental update ------------------------------------------------------
-    def extend(self, delta, revision: int) -> bool:
+    def extend(self, delta: Delta, revision: int) -> bool:
         """Add what one ingestion run wrote (a ``GraphDelta``) to this projection on disk, in
         place, and move this object to ``revision``.
 
@@ -653,11 +683,11 @@ class ColumnWriter:
         table, dtype, tail = ARRAYS[name]
         return _dtype(dtype, self.manifest).itemsize * int(np.prod(_tail(tail, self.manifest), dtype=np.int64))
 
-    def array(self, name: str, values: np.ndarray) -> None:
+    def array(self, name: str, values: ArrayLike) -> None:
         _, dtype, tail = ARRAYS[name]
-        values = np.asarray(values, dtype=_dtype(dtype, self.manifest)).reshape((-1, *_tail(tail, self.manifest)))
-        append_array(self.build / f"{name}.bin", values, self.rows[name] * self._row_bytes(name))
-        self.rows[name] += len(values)
+        column = np.asarray(values, dtype=_dtype(dtype, self.manifest)).reshape((-1, *_tail(tail, self.manifest)))
+        append_array(self.build / f"{name}.bin", column, self.rows[name] * self._row_bytes(name))
+        self.rows[name] += len(column)
 
     def _offsets(self, name: str, lengths: np.ndarray) -> int:
         """Append offsets for rows of ``lengths``; returns where their data starts."""
@@ -722,7 +752,7 @@ def _chunks(rows: Iterable[dict], size: int = CHUNK) -> Iterator[list[dict]]:
         yield chunk
 
 
-def _valid(f: dict) -> tuple[int, int]:
+def _valid(f: Mapping[str, Any]) -> tuple[int, int]:
     return (
         f["valid_at"] if f.get("valid_at") is not None else -FAR_FUTURE,
         f["invalid_at"] if f.get("invalid_at") is not None else FAR_FUTURE,
@@ -735,7 +765,7 @@ class _Rows:
 
     def __init__(self, ids: np.ndarray, order: np.ndarray) -> None:
         self.ids, self.order = ids, order
-        self.width = ids.dtype.itemsize if len(ids) else None
+        self.width = ids.dtype.itemsize
         self.added: dict[str, int] = {}
 
     def find(self, keys: Sequence[str]) -> np.ndarray:
@@ -829,15 +859,15 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
         per_fact = np.split(flat, np.cumsum([len(x) for x in lists])[:-1]) if lists else []
         # a fact asserted only by passages of sources still being written is not visible yet
         # (projection_episodes holds complete sources only)
-        keep = [
+        visible = [
             bool((e >= 0).all()) and (not len(lists[i]) or bool((r >= 0).any()))
             for i, (e, r) in enumerate(zip(ends, per_fact, strict=True))
         ]
-        kept = [f for f, k in zip(page, keep, strict=True) if k]
-        rows = [r[r >= 0] for r, k in zip(per_fact, keep, strict=True) if k]
+        kept = [f for f, k in zip(page, visible, strict=True) if k]
+        rows = [r[r >= 0] for r, k in zip(per_fact, visible, strict=True) if k]
         chunks.append(encode_ids([f["uuid"] for f in kept]))
         out.strings("fact_texts", [f["text"] or "" for f in kept])
-        out.array("fact_ends", ends[np.array(keep, dtype=bool)] if len(keep) else np.zeros((0, 2), np.int32))
+        out.array("fact_ends", ends[np.array(visible, dtype=bool)] if len(visible) else np.zeros((0, 2), np.int32))
         out.array("fact_valid", [_valid(f) for f in kept] if kept else np.zeros((0, 2), np.int64))
         out.array("fact_vectors", _vectors(kept, dim))
         out.csr("fact_episode_offsets", [len(r) for r in rows])
@@ -931,7 +961,7 @@ def remove_stale(group_dir: Path, manifest: dict | None = None) -> None:
         elif child.name.startswith(".") and child.name.endswith(".tmp"):
             child.unlink(missing_ok=True)
     if manifest:
-        build = group_dir / keep_build
+        build = group_dir / manifest["build"]
         segments = {m["dir"] for m in manifest["bm25"]}
         for child in build.iterdir():
             if child.is_dir() and (
@@ -947,7 +977,7 @@ class NeedsRebuild(Exception):
     """An extension the columns cannot take in place (e.g. an id longer than its column's width)."""
 
 
-def extend_on_disk(group_dir: Path, delta, base_revision: int, revision: int) -> bool:
+def extend_on_disk(group_dir: Path, delta: Delta, base_revision: int, revision: int) -> bool:
     """Append ``delta`` (what one ingestion added) to the group's projection on disk, taking it
     from ``base_revision`` to ``revision``. True when the files are at ``revision`` afterwards
     (appended here, or another process got there first); False when they are at neither
@@ -973,7 +1003,13 @@ def extend_on_disk(group_dir: Path, delta, base_revision: int, revision: int) ->
     return True
 
 
-def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
+def _id_bytes(column: Sequence[str]) -> np.ndarray:
+    """The fixed-width bytes behind an id column of a projection opened from disk."""
+    assert isinstance(column, IdColumn)
+    return column.array
+
+
+def _append(p: Projection, manifest: dict, delta: Delta, revision: int) -> dict:
     """Append the delta's rows to the columns of ``p`` (opened from ``manifest``); returns the
     manifest that commits them (not yet written)."""
     from graphmem.model import entity_key
@@ -992,13 +1028,13 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
         except ValueError as error:
             raise NeedsRebuild(str(error)) from error
 
-    entities = _Rows(p.entity_ids.array, disk.orders["entity_ids"])  # type: ignore[attr-defined]
-    episodes = _Rows(p.episode_ids.array, disk.orders["episode_ids"])  # type: ignore[attr-defined]
-    facts = _Rows(p.fact_ids.array, disk.orders["fact_ids"])  # type: ignore[attr-defined]
+    entities = _Rows(_id_bytes(p.entity_ids), disk.orders["entity_ids"])
+    episodes = _Rows(_id_bytes(p.episode_ids), disk.orders["episode_ids"])
+    facts = _Rows(_id_bytes(p.fact_ids), disk.orders["fact_ids"])
 
     # entities
     found = entities.find([row["uuid"] for row in delta.entities])
-    fresh_entities = []
+    fresh_entities: list[Mapping[str, Any]] = []
     for row, at in zip(delta.entities, found, strict=True):
         if at < 0 and row["uuid"] not in entities.added:
             entities.added[row["uuid"]] = counts["entities"] + len(fresh_entities)
@@ -1010,17 +1046,17 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
 
     # episodes, and their postings as a new BM25 segment
     found = episodes.find([row["uuid"] for row in delta.episodes])
-    fresh = []
+    fresh: list[int] = []
     for i, (row, at) in enumerate(zip(delta.episodes, found, strict=True)):
         if at < 0 and row["uuid"] not in episodes.added:
             episodes.added[row["uuid"]] = counts["episodes"] + len(fresh)
             fresh.append(i)
-    rows = [delta.episodes[i] for i in fresh]
-    texts = [row.get("search_text") or row.get("content") or "" for row in rows]
+    fresh_rows = [delta.episodes[i] for i in fresh]
+    texts = [row.get("search_text") or row.get("content") or "" for row in fresh_rows]
     vocabulary = p.bm25.vocabulary if p.bm25 is not None else {}
     bm25 = BM25Builder(vocabulary.get, counts["terms"], counts["episodes"])
-    out.ids("episode_ids", encode("episode_ids", [row["uuid"] for row in rows]))
-    out.array("episode_times", [row["occurred_at"] if row.get("occurred_at") is not None else -1 for row in rows])
+    out.ids("episode_ids", encode("episode_ids", [row["uuid"] for row in fresh_rows]))
+    out.array("episode_times", [row["occurred_at"] if row.get("occurred_at") is not None else -1 for row in fresh_rows])
     vectors = (
         np.vstack([np.asarray(delta.episode_vectors[i], dtype=np.float32).reshape(-1) for i in fresh])
         if fresh
@@ -1055,7 +1091,7 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
 
     # facts: new ones appended; known ones gain the new episodes that assert them
     found = facts.find([row["uuid"] for row in delta.facts])
-    new_facts: list[dict] = []
+    new_facts: list[Mapping[str, Any]] = []
     new_vectors: list[np.ndarray] = []
     new_rows: list[list[int]] = []
     extra: list[tuple[int, int]] = []
@@ -1090,19 +1126,19 @@ def _append(p: Projection, manifest: dict, delta, revision: int) -> dict:
             valid[row - counts["facts"]] = _valid(v)
         elif row >= 0:
             changed[int(row)] = _valid(v)
-    rows = np.array(sorted(changed), dtype=np.int64)
-    after = np.array([changed[r] for r in rows.tolist()], dtype=np.int64).reshape(-1, 2)
-    before = np.array(p.fact_valid[rows], dtype=np.int64).reshape(-1, 2)
+    updated = np.array(sorted(changed), dtype=np.int64)
+    after = np.array([changed[r] for r in updated.tolist()], dtype=np.int64).reshape(-1, 2)
+    before = np.array(p.fact_valid[updated], dtype=np.int64).reshape(-1, 2)
     known_rows, known_values = p._valid_updates()
-    if len(known_rows) and len(rows):
+    if len(known_rows) and len(updated):
         where = {int(r): i for i, r in enumerate(known_rows.tolist())}
-        for i, r in enumerate(rows.tolist()):
+        for i, r in enumerate(updated.tolist()):
             if r in where:
                 before[i] = known_values[where[r]]
     differs = (before != after).any(axis=1)
-    out.array("fact_valid_updates", np.column_stack([rows[differs], after[differs]]).reshape(-1, 3))
+    out.array("fact_valid_updates", np.column_stack([updated[differs], after[differs]]).reshape(-1, 3))
     was_now, is_now = before[:, 1] == FAR_FUTURE, after[:, 1] == FAR_FUTURE
-    old_ends = np.asarray(p.fact_ends[rows], dtype=np.int64).reshape(-1, 2)
+    old_ends = np.asarray(p.fact_ends[updated], dtype=np.int64).reshape(-1, 2)
     # the adjacency of the present holds the current facts: new ones, and stored ones that became current
     new_edges["facts"] = np.concatenate([ends[valid[:, 1] == FAR_FUTURE], old_ends[~was_now & is_now]])
     new_edges["facts_ended"] = old_ends[was_now & ~is_now]
@@ -1296,7 +1332,7 @@ def load_projection(graph: Graph, cache_dir: Path | None = None, vector_dtype: s
     return projection
 
 
-def refresh_on_disk(cache_dir: Path, group_id: str, delta, base_revision: int, revision: int) -> bool:
+def refresh_on_disk(cache_dir: Path, group_id: str, delta: Delta, base_revision: int, revision: int) -> bool:
     """After an ingestion that took the store from ``base_revision`` to ``revision`` and only added
     ``delta``: extend the group's projection on disk if it is at ``base_revision`` (other
     processes then just map the new rows). True when the files are at ``revision`` afterwards."""

@@ -50,6 +50,20 @@ class Hit:
     facts: list[str] = field(default_factory=list)  # seed facts touching this passage
 
 
+@dataclass
+class _Derived:
+    """Indexes a retriever derives from its projection on first use (shared with the
+    per-call copies of the retriever, like its ANN indexes)."""
+
+    push: dict[str, PushOperator] = field(default_factory=dict)  # by as_of and edge weights
+    floor_sample: np.ndarray | None = None  # see Retriever._floor_sample
+    entity_passages: sp.csr_matrix | None = None  # entity -> passages incidence
+
+    def clear(self) -> None:
+        self.push.clear()
+        self.floor_sample = self.entity_passages = None
+
+
 class Retriever:
     """Ranks the passages of one :class:`Projection` for natural-language queries."""
 
@@ -65,7 +79,7 @@ class Retriever:
         self.settings = settings
         self._query_entities = query_entities
         self._ann: dict[str, VectorIndex] = {}  # "episodes" / "facts": extended in place as rows are added
-        self._derived: dict[str, object] = {}  # push operators, the entity -> passages incidence
+        self._derived = _Derived()
 
     def reset_indexes(self) -> None:
         """Forget indexes derived from the projection (after it was extended). The ANN
@@ -104,9 +118,11 @@ class Retriever:
     def push_operator(self, as_of_ms: int | None) -> PushOperator:
         s = self.settings
         key = f"push:{as_of_ms}:{s.next_weight}:{s.speaker_weight}"
-        if key not in self._derived:
-            self._derived[key] = push_operator(self.projection.transition(as_of_ms, s.next_weight, s.speaker_weight))
-        return self._derived[key]  # type: ignore[return-value]
+        if key not in self._derived.push:
+            self._derived.push[key] = push_operator(
+                self.projection.transition(as_of_ms, s.next_weight, s.speaker_weight)
+            )
+        return self._derived.push[key]
 
     @property
     def bm25(self) -> BM25Index:
@@ -155,11 +171,11 @@ class Retriever:
 
     def _floor_sample(self) -> np.ndarray:
         """The vectors of a fixed random sample of passages (at most :data:`FLOOR_SAMPLE`)."""
-        if "floor_sample" not in self._derived:
+        if self._derived.floor_sample is None:
             P = len(self.projection.episode_ids)
             rows = np.sort(np.random.default_rng(0).choice(P, min(P, FLOOR_SAMPLE), replace=False))
-            self._derived["floor_sample"] = np.asarray(self.projection.episode_vectors[rows], dtype=np.float32)
-        return self._derived["floor_sample"]  # type: ignore[return-value]
+            self._derived.floor_sample = np.asarray(self.projection.episode_vectors[rows], dtype=np.float32)
+        return self._derived.floor_sample
 
     def entities_in(self, query: str) -> list[int]:
         """Entity indices the query names: by looking up the graph's names (``lookup``,
@@ -309,9 +325,9 @@ class Retriever:
 
     def _entity_passages(self) -> sp.csr_matrix:
         """The MENTIONS incidence by entity (rows: entities, columns: passages)."""
-        if "entity_passages" not in self._derived:
-            self._derived["entity_passages"] = sp.csr_matrix(self.projection.episode_entities().T)
-        return self._derived["entity_passages"]  # type: ignore[return-value]
+        if self._derived.entity_passages is None:
+            self._derived.entity_passages = sp.csr_matrix(self.projection.episode_entities().T)
+        return self._derived.entity_passages
 
     def _rank(self, scores: np.ndarray, k: int, seeds: Seeds | None = None) -> list[Hit]:
         top = top_indices(scores, k)
