@@ -100,8 +100,17 @@ def generate(directory: Path, n: int, seed: int = 7, chunk: int = 50_000) -> dic
     from graphmem.model import entity_key
     from graphmem.retrieve.bm25 import BM25Builder
     from graphmem.retrieve.columns import key_hashes, order_of
-    from graphmem.retrieve.projection import (FAR_FUTURE, FORMAT, OFFSETS, STRINGS, ColumnWriter,
-                                              ends_with_question, group_dir_of, write_build, write_orders)
+    from graphmem.retrieve.projection import (
+        FAR_FUTURE,
+        FORMAT,
+        OFFSETS,
+        STRINGS,
+        ColumnWriter,
+        ends_with_question,
+        group_dir_of,
+        write_build,
+        write_orders,
+    )
 
     rng = np.random.default_rng(seed)
     n_entities = int(round(87_150 * (n / 10_000) ** 0.77))
@@ -115,12 +124,18 @@ def generate(directory: Path, n: int, seed: int = 7, chunk: int = 50_000) -> dic
     cluster_shift = rng.integers(0, n_entities, size=n_clusters)
     words = np.array([_word(i) for i in range(n_words)], dtype=object)
     directory.mkdir(parents=True, exist_ok=True)
-    texts_file = open(directory / "texts.txt", "w", encoding="utf-8")
     revision = 1
 
     def fill(build: Path) -> dict:
-        manifest = {"format": FORMAT, "revision": revision, "build": build.name, "dim": DIM,
-                    "vector_dtype": "float32", "counts": {}, "bm25": []}
+        manifest = {
+            "format": FORMAT,
+            "revision": revision,
+            "build": build.name,
+            "dim": DIM,
+            "vector_dtype": "float32",
+            "counts": {},
+            "bm25": [],
+        }
         out = ColumnWriter(build, manifest)
         build.mkdir(parents=True)
         for name in (*STRINGS, *OFFSETS):
@@ -143,9 +158,9 @@ def generate(directory: Path, n: int, seed: int = 7, chunk: int = 50_000) -> dic
             lengths = rng.poisson(95, size=size)
             flat = words[word_rank(int(lengths.sum()))]
             bounds = np.concatenate([[0], np.cumsum(lengths)])
-            texts = [" ".join(flat[bounds[i]:bounds[i + 1]]) for i in range(size)]
+            texts = [" ".join(flat[bounds[i] : bounds[i + 1]]) for i in range(size)]
             asks = rng.random(size) < 0.02
-            texts = [t + "?" if a else t + "." for t, a in zip(texts, asks)]
+            texts = [t + "?" if a else t + "." for t, a in zip(texts, asks, strict=True)]
             for t in texts:
                 texts_file.write(t.replace("\n", " ") + "\n")
             times = np.where(rng.random(size) < 0.5, rng.integers(946_684_800_000, 1_735_689_600_000, size=size), -1)
@@ -171,7 +186,10 @@ def generate(directory: Path, n: int, seed: int = 7, chunk: int = 50_000) -> dic
             owner = np.repeat(np.arange(size), n_facts)
             width = (ends - starts)[owner]
             a = starts[owner] + (rng.random(len(owner)) * width).astype(np.int64)
-            b = starts[owner] + (a - starts[owner] + 1 + (rng.random(len(owner)) * (width - 1)).astype(np.int64)) % width
+            b = (
+                starts[owner]
+                + (a - starts[owner] + 1 + (rng.random(len(owner)) * (width - 1)).astype(np.int64)) % width
+            )
             subject, obj = pairs[a, 1], pairs[b, 1]
             fvec = vectors[owner] + rng.standard_normal((len(owner), DIM)).astype(np.float32) * 0.05
             fvec /= np.linalg.norm(fvec, axis=1, keepdims=True)
@@ -179,11 +197,15 @@ def generate(directory: Path, n: int, seed: int = 7, chunk: int = 50_000) -> dic
             valid_at = np.where(dated, rng.integers(946_684_800_000, 1_735_689_600_000, size=len(owner)), -FAR_FUTURE)
             invalid_at = np.where(dated & (rng.random(len(owner)) < 0.5), valid_at + 86_400_000 * 365, FAR_FUTURE)
             second = rng.random(len(owner)) < 0.1
-            episodes_of = [[int(o) + lo] + ([int(x) + lo] if s else [])
-                           for o, s, x in zip(owner, second, rng.integers(0, size, size=len(owner)))]
+            episodes_of = [
+                [int(o) + lo] + ([int(x) + lo] if s else [])
+                for o, s, x in zip(owner, second, rng.integers(0, size, size=len(owner)), strict=True)
+            ]
             predicates = rng.integers(0, 40, size=len(owner))
-            out.strings("fact_texts", [f"{_name(int(s))} rel{p} {_name(int(o))}"
-                                       for s, p, o in zip(subject, predicates, obj)])
+            out.strings(
+                "fact_texts",
+                [f"{_name(int(s))} rel{p} {_name(int(o))}" for s, p, o in zip(subject, predicates, obj, strict=True)],
+            )
             out.array("fact_ends", np.stack([subject, obj], 1))
             out.array("fact_valid", np.stack([valid_at, invalid_at], 1))
             out.array("fact_vectors", fvec)
@@ -205,15 +227,20 @@ def generate(directory: Path, n: int, seed: int = 7, chunk: int = 50_000) -> dic
         manifest["bm25"] = [bm25.segment().save(build / "bm25-0")]
         manifest["counts"] = out.counts()
         hashes = np.fromfile(build / "entity_key_hash.bin", dtype=np.uint64)
-        write_orders(build / f"r{revision}", {
-            "entity_ids": order_of(entity_ids), "episode_ids": order_of(episode_ids),
-            "fact_ids": order_of(fact_ids_all), "entity_key_hash": order_of(hashes),
-            "term_hash": order_of(key_hashes(bm25.new_terms))})
+        write_orders(
+            build / f"r{revision}",
+            {
+                "entity_ids": order_of(entity_ids),
+                "episode_ids": order_of(episode_ids),
+                "fact_ids": order_of(fact_ids_all),
+                "entity_key_hash": order_of(hashes),
+                "term_hash": order_of(key_hashes(bm25.new_terms)),
+            },
+        )
         return manifest
 
-    manifest = write_build(group_dir_of(directory / "cache", GROUP), revision, fill)
-    texts_file.close()
-    return manifest
+    with open(directory / "texts.txt", "w", encoding="utf-8") as texts_file:  # fill() writes the passage texts
+        return write_build(group_dir_of(directory / "cache", GROUP), revision, fill)
 
 
 def write_pickle(directory: Path) -> Path:
@@ -223,17 +250,28 @@ def write_pickle(directory: Path) -> Path:
     from graphmem.retrieve.projection import group_dir_of, open_projection
 
     p = open_projection(group_dir_of(directory / "cache", GROUP))
-    texts = (directory / "texts.txt").read_text(encoding="utf-8").split("\n")[:len(p.episode_ids)]
+    texts = (directory / "texts.txt").read_text(encoding="utf-8").split("\n")[: len(p.episode_ids)]
     episode_ids = list(p.episode_ids)
     fe = p.fact_episodes
     state = {
-        "entity_ids": list(p.entity_ids), "entity_names": list(p.entity_names), "episode_ids": episode_ids,
-        "episode_texts": texts, "episode_times": p.episode_times, "episode_vectors": p.episode_vectors,
-        "mention_pairs": p.mention_pairs, "fact_ids": list(p.fact_ids), "fact_texts": list(p.fact_texts),
-        "fact_ends": p.fact_ends, "fact_valid": p.fact_valid,
+        "entity_ids": list(p.entity_ids),
+        "entity_names": list(p.entity_names),
+        "episode_ids": episode_ids,
+        "episode_texts": texts,
+        "episode_times": p.episode_times,
+        "episode_vectors": p.episode_vectors,
+        "mention_pairs": p.mention_pairs,
+        "fact_ids": list(p.fact_ids),
+        "fact_texts": list(p.fact_texts),
+        "fact_ends": p.fact_ends,
+        "fact_valid": p.fact_valid,
         "fact_episodes": [fe[i] for i in range(len(fe))],  # decoded anew: one str object per entry
-        "fact_vectors": p.fact_vectors, "synonym_pairs": p.synonym_pairs, "synonym_scores": p.synonym_scores,
-        "revision": p.revision, "next_pairs": p.next_pairs, "mention_speaker": p.mention_speaker,
+        "fact_vectors": p.fact_vectors,
+        "synonym_pairs": p.synonym_pairs,
+        "synonym_scores": p.synonym_scores,
+        "revision": p.revision,
+        "next_pairs": p.next_pairs,
+        "mention_speaker": p.mention_speaker,
     }
     path = directory / "pickle" / f"projection-{GROUP}.pkl"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -243,7 +281,7 @@ def write_pickle(directory: Path) -> Path:
 
 
 # -- measurement ---------------------------------------------------------------------------------
-CHILD = r'''
+CHILD = r"""
 import json, os, pickle, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
@@ -254,7 +292,8 @@ vectors = np.asarray(queries["vectors"], dtype=np.float32)
 def rss():
     status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
     mib = lambda k: int(status[k].split()[0]) / 1024
-    return {"rss_mib": round(mib("VmRSS"), 1), "anon_mib": round(mib("RssAnon"), 1), "file_mib": round(mib("RssFile"), 1)}
+    return {"rss_mib": round(mib("VmRSS"), 1), "anon_mib": round(mib("RssAnon"), 1),
+            "file_mib": round(mib("RssFile"), 1)}
 
 out = {"start": rss()}
 if kind == "columns":
@@ -277,9 +316,12 @@ if kind == "columns":
     for v in vectors[1:]:
         t = time.perf_counter(); p.episode_vectors @ v; times.append(time.perf_counter() - t)
     out["dense_exact_p50_ms"] = 1000 * float(np.median(times))
-    t = time.perf_counter(); p.entity_key_index().get(entity_key(p.entity_names[len(p.entity_ids) // 2])); out["key_lookup_first_s"] = time.perf_counter() - t
+    t = time.perf_counter()
+    p.entity_key_index().get(entity_key(p.entity_names[len(p.entity_ids) // 2]))
+    out["key_lookup_first_s"] = time.perf_counter() - t
     t = time.perf_counter(); p.entity_passage_counts(); out["entity_counts_s"] = time.perf_counter() - t
-    t = time.perf_counter(); p.episode_speakers(); p.facts_valid_at(None); out["speakers_valid_s"] = time.perf_counter() - t
+    t = time.perf_counter(); p.episode_speakers(); p.facts_valid_at(None)
+    out["speakers_valid_s"] = time.perf_counter() - t
     t = time.perf_counter(); p.episode_entities(); out["incidence_s"] = time.perf_counter() - t
     out["after_incidence"] = rss()
     if os.environ.get("BENCH_TRANSITION", "1") == "1":
@@ -301,9 +343,10 @@ else:
         index.index(bm25s.tokenize(state["episode_texts"], stopwords="en", show_progress=False), show_progress=False)
         out["bm25s_build_s"] = time.perf_counter() - t
         out["after_bm25s"] = rss()
-    t = time.perf_counter(); np.asarray(state["episode_vectors"] @ vectors[0]); out["first_dense_s"] = time.perf_counter() - t
+    t = time.perf_counter(); np.asarray(state["episode_vectors"] @ vectors[0])
+    out["first_dense_s"] = time.perf_counter() - t
 print(json.dumps(out))
-'''
+"""
 
 
 def evict(path: Path) -> None:
@@ -323,8 +366,11 @@ def resident_mib(path: Path) -> float:
     files = [str(path)] if path.is_file() else [str(f) for f in path.rglob("*") if f.is_file() and f.stat().st_size]
     total = 0
     for start in range(0, len(files), 200):
-        result = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *files[start:start + 200]],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            ["fincore", "--bytes", "--noheadings", "--output", "RES", *files[start : start + 200]],
+            capture_output=True,
+            text=True,
+        )
         total += sum(int(x) for x in result.stdout.split() if x.isdigit())
     return total / 2**20
 
@@ -338,8 +384,12 @@ def measure(kind: str, target: Path, queries: Path, cold: bool, env: dict | None
     if cold:
         evict(target)
     resident = resident_mib(target)
-    result = subprocess.run([sys.executable, "-c", CHILD, str(REPO), kind, str(target), str(queries)],
-                            capture_output=True, text=True, env={**os.environ, **(env or {})})
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD, str(REPO), kind, str(target), str(queries)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     if result.returncode != 0:
         raise SystemExit(f"{kind} child failed:\n{result.stderr[-3000:]}")
     out = json.loads(result.stdout.strip().splitlines()[-1])
@@ -382,7 +432,7 @@ def main() -> None:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     lines = (args.dir / "texts.txt").open(encoding="utf-8")
     sample = [next(lines) for _ in range(200)]
-    texts = [" ".join(line.split()[:8]) for line in sample[:args.queries]]
+    texts = [" ".join(line.split()[:8]) for line in sample[: args.queries]]
     queries = args.dir / "queries.json"
     queries.write_text(json.dumps({"vectors": vectors.tolist(), "texts": texts}))
 
