@@ -65,3 +65,48 @@ RETURN m.revision AS revision
 // name: revision_get
 MATCH (m:GraphMeta {group_id: $group_id})
 RETURN m.revision AS revision
+
+// -- the whole-group sweep, only when something may need it --------------------
+// Checking every entity for orphans and every fact for support costs the size of
+// the group, so a run's start sweep does it only when GraphMeta.unswept says
+// something may have left them: anything that removes episodes or edges (clearing
+// or forgetting a source or an episode, a user's write query) and every ingestion
+// run that claims sources raise it first; a run that ends cleanly takes its own
+// raise back; a sweep that finds no other live writer sets it to 0. A crash at any
+// point therefore leaves it raised. A group without the property (written before
+// it existed) counts as raised.
+
+// name: sweep_mark
+// (a GraphMeta made here starts where revision_bump would start it)
+MERGE (m:GraphMeta {group_id: $group_id})
+ON CREATE SET m.unswept = 0, m.revision = $first - 1
+SET m.unswept = coalesce(m.unswept, 1) + 1
+RETURN m.unswept AS unswept
+
+// name: sweep_unswept
+MATCH (m:GraphMeta {group_id: $group_id})
+RETURN coalesce(m.unswept, 1) AS unswept
+
+// name: sweep_settle
+// Take the mark from $seen to $to, unless it changed since $seen was read or another
+// live writer has a source in 'writing' (its orphans may not have been removed).
+OPTIONAL MATCH (w:Source {group_id: $group_id, state: 'writing'})
+WHERE coalesce(w.owner, '') <> $owner AND NOT coalesce(w.owner, '') IN $dead
+WITH count(w) AS busy
+MATCH (m:GraphMeta {group_id: $group_id})
+WHERE busy = 0 AND coalesce(m.unswept, 1) = $seen
+SET m.unswept = $to
+RETURN m.unswept AS unswept
+
+// -- the entity index, read in pages of node ids -----------------------------------
+// Each page costs its own size (paging with ORDER BY ... SKIP sorted every entity per
+// page: quadratic in the group). graphmem/ingest/pipeline.py orders the rows by uuid.
+
+// name: entity_index_span
+MATCH (n:Entity {group_id: $group_id})
+RETURN max(id(n)) AS last
+
+// name: entity_index_ids
+MATCH (n:Entity)
+WHERE id(n) >= $lo AND id(n) < $hi AND n.group_id = $group_id
+RETURN n.uuid AS uuid, n.name_key AS name_key, n.embedding AS embedding

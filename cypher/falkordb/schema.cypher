@@ -21,6 +21,9 @@ CREATE INDEX FOR (n:Entity) ON (n.name_key)
 CREATE INDEX FOR (s:Source) ON (s.uuid)
 // name: schema_source_name
 CREATE INDEX FOR (s:Source) ON (s.name)
+// name: schema_source_state
+// the few sources in 'writing' (renewed after every batch), without a scan of every source
+CREATE INDEX FOR (s:Source) ON (s.state)
 // name: schema_meta_group
 CREATE INDEX FOR (m:GraphMeta) ON (m.group_id)
 // name: schema_fact_uuid

@@ -23,6 +23,8 @@ CREATE INDEX graphmem_entity_group IF NOT EXISTS FOR (n:Entity) ON (n.group_id)
 CREATE INDEX graphmem_entity_key IF NOT EXISTS FOR (n:Entity) ON (n.group_id, n.name_key)
 // name: schema_source_name
 CREATE INDEX graphmem_source_name IF NOT EXISTS FOR (s:Source) ON (s.group_id, s.name)
+// name: schema_source_state
+CREATE INDEX graphmem_source_state IF NOT EXISTS FOR (s:Source) ON (s.group_id, s.state)
 // name: schema_fact_uuid
 CREATE INDEX graphmem_fact_uuid IF NOT EXISTS FOR ()-[f:FACT]-() ON (f.uuid)
 // name: schema_fact_group

@@ -82,11 +82,23 @@ def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex
         synonym_top_k=r.synonym_top_k,
         ann_min_rows=ann_min_rows,
     )
-    for row in graph.pages("entity_index_page"):
+    for row in sorted(_stored_entities(graph), key=lambda row: row["uuid"]):
         vector = row.get("embedding")
         if row.get("name_key") and vector is not None and len(vector) == dim:
             index.add(row["name_key"], row["uuid"], np.asarray(vector, dtype=np.float32))
     return index
+
+
+def _stored_entities(graph: Graph, page: int = 5000) -> Iterator[dict[str, Any]]:
+    """Every entity's uuid, name key and vector, read in pages of node ids (each page costs
+    its own size, whatever the size of the group)."""
+    group = graph.group_id
+    rows = graph.store.run("entity_index_span", group_id=group)
+    last = rows[0]["last"] if rows else None
+    if last is None:
+        return
+    for lo in range(0, int(last) + 1, page):
+        yield from graph.store.run("entity_index_ids", group_id=group, lo=lo, hi=lo + page)
 
 
 @dataclass
@@ -112,6 +124,8 @@ class WriteRun:
     #: entities this run created, and those its mentions and facts refer to
     created: list[str] = field(default_factory=list)
     referenced: set[str] = field(default_factory=set)
+    #: the group's sweep mark as this run raised it (0: not raised; see Graph.mark_unswept)
+    mark: int = 0
 
 
 @dataclass
@@ -246,6 +260,8 @@ class Ingestor:
     def _ingest(self, sources: Sequence[Source], report: IngestReport, progress: Progress | None) -> IngestReport:
         with self._claim(report) as run:
             todo = self._claim_sources(sources, run, report, progress)
+            if todo:  # a crash from here on may leave orphans: raised until the run ends cleanly
+                run.mark = self.graph.mark_unswept()
             self._ingest_batches(self._batches(todo), run, report, progress)
         return report
 
@@ -282,6 +298,8 @@ class Ingestor:
         if unused and self.graph.delete_orphans(run.owner, run.dead, among=unused):
             self.invalidate_index()
             run.changed = True
+        if run.mark:  # the run left nothing behind (unless another writer was busy): lower its mark
+            self.graph.settle_unswept(run.mark, run.mark - 1, run.owner, run.dead)
         if run.claimed or run.changed:
             revision = self.graph.bump_revision()
             if self._index is not None:

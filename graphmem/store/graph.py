@@ -53,6 +53,7 @@ class Graph:
         ``dead``) has a source in 'writing'; a later :meth:`sweep` removes them.
         """
         params = {"uuid": uuid, "group_id": self.group_id}
+        self.mark_unswept()
         self.store.run("facts_unsupport", **params)
         facts = self.store.run("facts_delete_unsupported", group_id=self.group_id)
         episodes = self.store.run("source_episodes_delete", **params)
@@ -146,9 +147,31 @@ class Graph:
                 removed[key] += value
             self.store.run("source_delete_owned", uuid=row["uuid"], group_id=self.group_id, owner=owner)
             removed["sources"] += 1
-        removed["facts"] += _count(self.store.run("facts_delete_unsupported", group_id=self.group_id))
-        removed["entities"] += self.delete_orphans(owner, dead)
+        seen = self.unswept()
+        if seen:  # something may have left unsupported facts or orphans: check the whole group
+            removed["facts"] += _count(self.store.run("facts_delete_unsupported", group_id=self.group_id))
+            removed["entities"] += self.delete_orphans(owner, dead)
+            self.settle_unswept(seen, 0, owner, dead)
         return removed
+
+    # -- when the sweep checks the whole group (see cypher/ingest.cypher) ---------------
+    def mark_unswept(self) -> int:
+        """Before anything that may leave orphans or unsupported facts: the next :meth:`sweep`
+        checks the whole group. Returns the mark as raised (for :meth:`settle_unswept`)."""
+        from graphmem.store.owners import now_ms
+
+        return int(self.store.run("sweep_mark", group_id=self.group_id, first=now_ms())[0]["unswept"])
+
+    def unswept(self) -> int:
+        """0 when nothing since the last whole-group sweep may have left orphans."""
+        rows = self.store.run("sweep_unswept", group_id=self.group_id)
+        return int(rows[0]["unswept"] or 0) if rows else 0
+
+    def settle_unswept(self, seen: int, to: int, owner: str, dead: list[str]) -> bool:
+        """Set the mark from ``seen`` to ``to``, unless it changed meanwhile or another live
+        writer is busy; True if it was set."""
+        rows = self.store.run("sweep_settle", group_id=self.group_id, owner=owner, dead=list(dead), seen=seen, to=to)
+        return bool(rows)
 
     def delete_source(self, uuid: str) -> dict[str, int]:
         removed = self.clear_source(uuid)
@@ -166,6 +189,7 @@ class Graph:
         rows = self.store.run("episode_neighbours", uuid=uuid, group_id=self.group_id)
         if not rows:
             return {"episodes": 0, "facts": 0, "entities": 0}
+        self.mark_unswept()
         self.store.run("facts_unsupport_episodes", episodes=[uuid], group_id=self.group_id)
         facts = self.store.run("facts_delete_unsupported", group_id=self.group_id)
         episodes = self.store.run("episodes_delete", episodes=[uuid], group_id=self.group_id)
@@ -277,7 +301,10 @@ class Graph:
         timeout_ms: int = 30_000,
         max_rows: int | None = None,
     ) -> tuple[list[str], list[list[Any]]]:
-        """User Cypher in this group (see :meth:`GraphStore.cypher`)."""
+        """User Cypher in this group (see :meth:`GraphStore.cypher`). A write may remove what
+        entities hang on: the next sweep checks the whole group."""
+        if write:
+            self.mark_unswept()
         return self.store.cypher(
             text, params, group_id=self.group_id, write=write, timeout_ms=timeout_ms, max_rows=max_rows
         )
