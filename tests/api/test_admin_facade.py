@@ -25,8 +25,9 @@ def test_cli_api_and_facade_list_and_drop_groups_alike(sample_home, tmp_path, em
     shutil.copytree(sample_home, home, ignore=shutil.ignore_patterns("*.sock", "*.pid"))
     for group in ("gamma", "delta"):
         with Memory(Settings.from_env(home=home, group_id=group)) as memory:
-            memory.cypher("CREATE (:Entity {group_id: $group_id, uuid: $group_id, name: 'X'})",
-                          {"group_id": group}, write=True)
+            memory.cypher(
+                "CREATE (:Entity {group_id: $group_id, uuid: $group_id, name: 'X'})", {"group_id": group}, write=True
+            )
     app, _ = start_server(home, tmp_path / "keys.json", preload=False)  # no keys: local mode, admin
     with run_uvicorn(app, free_port()) as url, Admin(Settings.from_env(home=home)) as admin:
         listed = _cli(home, "groups", "--json")

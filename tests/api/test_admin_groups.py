@@ -5,8 +5,11 @@ from __future__ import annotations
 
 def test_admin_lists_and_drops_a_group(api, http):
     hb, admin = api.headers(api.key_b), api.headers(api.admin)
-    r = http.post("/v1/ingest", json={"documents": [{"name": "b/note.txt", "text": "Odile Marchetti runs Quillfeather."}]},
-                  headers=hb)
+    r = http.post(
+        "/v1/ingest",
+        json={"documents": [{"name": "b/note.txt", "text": "Odile Marchetti runs Quillfeather."}]},
+        headers=hb,
+    )
     assert r.status_code == 200, r.text
     assert http.get("/v1/admin/groups", headers=hb).status_code == 403
     assert {"default", "beta"} <= set(http.get("/v1/admin/groups", headers=admin).json()["groups"])
@@ -17,6 +20,7 @@ def test_admin_lists_and_drops_a_group(api, http):
     hits = http.post("/v1/search", json={"query": "Who runs Quillfeather?", "k": 5, "mode": "bm25"}, headers=hb).json()
     assert hits["results"] == []  # nothing left of it, not even in a cached projection
     # group 'default' is untouched
-    rows = http.post("/v1/cypher", json={"query": "MATCH (e:Episode) RETURN count(e)"},
-                     headers=api.headers(api.key_a)).json()["rows"]
+    rows = http.post(
+        "/v1/cypher", json={"query": "MATCH (e:Episode) RETURN count(e)"}, headers=api.headers(api.key_a)
+    ).json()["rows"]
     assert rows == [[45]]

@@ -23,8 +23,12 @@ def test_keys_file_round_trip_stores_only_hashes(tmp_path):
 
 
 def test_environment_keys():
-    env = {"GRAPHMEM_API_KEYS": f"plainkey=g1,g2; {hash_key('other')}=g3", "GRAPHMEM_ADMIN_KEY": "root",
-           "GRAPHMEM_API_KEY": "single", "GRAPHMEM_GROUP_ID": "acme"}
+    env = {
+        "GRAPHMEM_API_KEYS": f"plainkey=g1,g2; {hash_key('other')}=g3",
+        "GRAPHMEM_ADMIN_KEY": "root",
+        "GRAPHMEM_API_KEY": "single",
+        "GRAPHMEM_GROUP_ID": "acme",
+    }
     store = KeyStore(None, env=env)
     assert store.lookup("plainkey").groups == ["g1", "g2"]
     assert store.lookup("other").groups == ["g3"]
@@ -33,12 +37,15 @@ def test_environment_keys():
         store.revoke("env_1")
 
 
-@pytest.mark.parametrize("content,message", [
-    ("{not json", "cannot read"),
-    (json.dumps({"keys": [{"id": "k", "groups": ["a"]}]}), "keys\\[0\\]"),
-    (json.dumps({"keys": [{"id": "k", "hash": "md5:x", "groups": ["a"]}]}), "sha256"),
-    (json.dumps({"keys": [{"id": "k", "hash": "sha256:x", "groups": ["bad group!"]}]}), "invalid group"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("{not json", "cannot read"),
+        (json.dumps({"keys": [{"id": "k", "groups": ["a"]}]}), "keys\\[0\\]"),
+        (json.dumps({"keys": [{"id": "k", "hash": "md5:x", "groups": ["a"]}]}), "sha256"),
+        (json.dumps({"keys": [{"id": "k", "hash": "sha256:x", "groups": ["bad group!"]}]}), "invalid group"),
+    ],
+)
 def test_bad_key_files_are_named(tmp_path, content, message):
     path = tmp_path / "keys.json"
     path.write_text(content)

@@ -34,7 +34,9 @@ def test_client_and_memory_share_the_interface(client_a, sample_memory, sample_q
 def test_client_ingest_search_and_errors(api, tmp_path):
     from graphmem import Client
 
-    (tmp_path / "fjord.txt").write_text("The Velling glacier feeds the Norrfjord. Ingrid Solberg mapped the glacier in 1911.")
+    (tmp_path / "fjord.txt").write_text(
+        "The Velling glacier feeds the Norrfjord. Ingrid Solberg mapped the glacier in 1911."
+    )
     with Client(api.url, api_key=api.key_b) as client:
         report = client.ingest([tmp_path / "fjord.txt"])
         assert report.documents == 1 and report.passages == 1

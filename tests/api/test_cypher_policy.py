@@ -56,7 +56,9 @@ def test_tenant_keys_of_a_shared_database_get_403(home, tmp_path, embedder, extr
             r = http.post("/v1/cypher", json=QUERY, headers={"Authorization": f"Bearer {admin}"})
             assert r.status_code == 200 and r.json()["rows"] == [[45]]
             # every other endpoint still serves the tenant, confined to its group
-            r = http.post("/v1/search", json={"query": "Kessary Bridge", "k": 2}, headers={"Authorization": f"Bearer {tenant}"})
+            r = http.post(
+                "/v1/search", json={"query": "Kessary Bridge", "k": 2}, headers={"Authorization": f"Bearer {tenant}"}
+            )
             assert r.status_code == 200 and r.json()["results"]
     finally:
         store.close()
@@ -89,8 +91,11 @@ def test_one_cypher_query_per_key_at_a_time(home, tmp_path, embedder, extractor)
     slow = {"query": "UNWIND range(1, 10000) AS a UNWIND range(1, 10000) AS b RETURN count(*)", "timeout_ms": 2000}
     with run_uvicorn(app, free_port()) as url, httpx.Client(base_url=url, timeout=60) as http:
         answers: list[httpx.Response] = []
-        first = threading.Thread(target=lambda: answers.append(
-            http.post("/v1/cypher", json=slow, headers={"Authorization": f"Bearer {key}"})))
+        first = threading.Thread(
+            target=lambda: answers.append(
+                http.post("/v1/cypher", json=slow, headers={"Authorization": f"Bearer {key}"})
+            )
+        )
         first.start()
         time.sleep(0.3)
         second = http.post("/v1/cypher", json=QUERY, headers={"Authorization": f"Bearer {key}"})

@@ -16,11 +16,17 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 @pytest.fixture(scope="module")
 def fuzz_schema(api, http):
     # the running server reads keys from memory; register the fuzz key through the admin API
-    created = http.post("/v1/admin/keys", json={"groups": ["fuzz"], "admin": True, "name": "fuzz"},
-                        headers=api.headers(api.admin)).json()
-    http.post("/v1/ingest", json={"group": "fuzz", "documents": [
-        {"name": "seed.txt", "text": "Ada Ferrand founded the Ferrand Works in Lyon in 1902."}]},
-        headers=api.headers(created["key"]))
+    created = http.post(
+        "/v1/admin/keys", json={"groups": ["fuzz"], "admin": True, "name": "fuzz"}, headers=api.headers(api.admin)
+    ).json()
+    http.post(
+        "/v1/ingest",
+        json={
+            "group": "fuzz",
+            "documents": [{"name": "seed.txt", "text": "Ada Ferrand founded the Ferrand Works in Lyon in 1902."}],
+        },
+        headers=api.headers(created["key"]),
+    )
     schema = schemathesis.openapi.from_url(f"{api.url}/openapi.json")
     schema.fuzz_key = created["key"]
     return schema
@@ -34,15 +40,19 @@ def test_no_server_errors(api, fuzz_schema):
     operations = [result.ok() for result in fuzz_schema.get_all_operations()]
     assert len(operations) >= 12  # every route of the schema is fuzzed
     for operation in operations:
+
         @given(case=operation.as_strategy())
-        @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=8, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+        )
         def check(case):
             headers = {"Authorization": f"Bearer {fuzz_schema.fuzz_key}"}
             response = case.call(base_url=api.url, headers=headers, timeout=60)
             if response.status_code >= 500:
-                failures.append(f"{case.method} {case.formatted_path} body={str(case.body)[:200]!r} "
-                                f"query={case.query!r}: {response.status_code} {response.text[:300]}")
+                failures.append(
+                    f"{case.method} {case.formatted_path} body={str(case.body)[:200]!r} "
+                    f"query={case.query!r}: {response.status_code} {response.text[:300]}"
+                )
             elif response.status_code >= 400:
                 kind = response.headers.get("content-type") or [""]
                 kind = kind[0] if isinstance(kind, list) else kind

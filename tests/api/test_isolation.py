@@ -35,11 +35,19 @@ CYPHER_ESCAPES = [
 
 @pytest.fixture(scope="module")
 def a_episode(api, http):
-    rows = http.post("/v1/cypher", json={"query": "MATCH (e:Episode {group_id: $group_id})-[:MENTIONS]->(n:Entity) "
-                                                  "RETURN e.uuid, n.uuid, n.name LIMIT 1"},
-                     headers=api.headers(api.key_a)).json()["rows"]
-    sources = http.post("/v1/cypher", json={"query": "MATCH (s:Source {group_id: $group_id}) RETURN s.uuid LIMIT 1"},
-                        headers=api.headers(api.key_a)).json()["rows"]
+    rows = http.post(
+        "/v1/cypher",
+        json={
+            "query": "MATCH (e:Episode {group_id: $group_id})-[:MENTIONS]->(n:Entity) "
+            "RETURN e.uuid, n.uuid, n.name LIMIT 1"
+        },
+        headers=api.headers(api.key_a),
+    ).json()["rows"]
+    sources = http.post(
+        "/v1/cypher",
+        json={"query": "MATCH (s:Source {group_id: $group_id}) RETURN s.uuid LIMIT 1"},
+        headers=api.headers(api.key_a),
+    ).json()["rows"]
     episode, entity, name = rows[0]
     return {"episode": episode, "entity": entity, "name": name, "source": sources[0][0]}
 
@@ -49,7 +57,11 @@ def test_b_cannot_name_a_group(api, http):
     for method, path, kwargs in [
         ("POST", "/v1/search", {"json": {"query": "library", "group": "default"}}),
         ("POST", "/v1/ingest", {"json": {"documents": [{"name": "x", "text": "y"}], "group": "default"}}),
-        ("POST", "/v1/cypher", {"json": {"query": "MATCH (n:Entity {group_id: $group_id}) RETURN n", "group": "default"}}),
+        (
+            "POST",
+            "/v1/cypher",
+            {"json": {"query": "MATCH (n:Entity {group_id: $group_id}) RETURN n", "group": "default"}},
+        ),
         ("GET", "/v1/episodes/x", {"params": {"group": "default"}}),
         ("GET", "/v1/entities/x", {"params": {"group": "default"}}),
         ("GET", "/v1/facts", {"params": {"entity": "x", "group": "default"}}),
@@ -72,8 +84,9 @@ def test_a_data_is_invisible_to_b(api, http, a_episode):
     for mode in ("graph", "dense", "bm25"):
         hits = http.post("/v1/search", json={"query": a_episode["name"], "k": 10, "mode": mode}, headers=hb).json()
         assert a_episode["episode"] not in {h["uuid"] for h in hits["results"]}
-    rows = http.post("/v1/cypher", json={"query": "MATCH (e:Episode {group_id: $group_id}) RETURN e.uuid"},
-                     headers=hb).json()["rows"]
+    rows = http.post(
+        "/v1/cypher", json={"query": "MATCH (e:Episode {group_id: $group_id}) RETURN e.uuid"}, headers=hb
+    ).json()["rows"]
     assert a_episode["episode"] not in {r[0] for r in rows}
 
 
@@ -96,24 +109,38 @@ def test_cypher_cannot_escape_the_group(api, http, a_episode, query):
 
 @pytest.mark.parametrize("query", CYPHER_WRITES)
 def test_cypher_refuses_writes(api, http, query):
-    before = http.post("/v1/cypher", json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN count(n)"},
-                       headers=api.headers(api.key_a)).json()["rows"]
+    before = http.post(
+        "/v1/cypher",
+        json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN count(n)"},
+        headers=api.headers(api.key_a),
+    ).json()["rows"]
     r = http.post("/v1/cypher", json={"query": query}, headers=api.headers(api.key_a))
     assert r.status_code == 400 and "refused" in r.json()["detail"], r.text
-    after = http.post("/v1/cypher", json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN count(n)"},
-                      headers=api.headers(api.key_a)).json()["rows"]
+    after = http.post(
+        "/v1/cypher",
+        json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN count(n)"},
+        headers=api.headers(api.key_a),
+    ).json()["rows"]
     assert before == after
 
 
 def test_b_writes_stay_in_b(api, http):
     hb = api.headers(api.key_b)
-    r = http.post("/v1/ingest", json={"documents": [{"name": "b/secret.txt",
-                                                     "text": "Project Quillfeather is run by Odile Marchetti."}]},
-                  headers=hb)
+    r = http.post(
+        "/v1/ingest",
+        json={"documents": [{"name": "b/secret.txt", "text": "Project Quillfeather is run by Odile Marchetti."}]},
+        headers=hb,
+    )
     assert r.status_code == 200, r.text
-    hits = http.post("/v1/search", json={"query": "Who runs Project Quillfeather?", "k": 45, "mode": "bm25"},
-                     headers=api.headers(api.key_a)).json()["results"]
+    hits = http.post(
+        "/v1/search",
+        json={"query": "Who runs Project Quillfeather?", "k": 45, "mode": "bm25"},
+        headers=api.headers(api.key_a),
+    ).json()["results"]
     assert all("Quillfeather" not in h["content"] for h in hits)
-    rows = http.post("/v1/cypher", json={"query": "MATCH (n:Entity {group_id: $group_id}) WHERE n.name CONTAINS "
-                                                  "'Odile' RETURN n.name"}, headers=api.headers(api.key_a)).json()
+    rows = http.post(
+        "/v1/cypher",
+        json={"query": "MATCH (n:Entity {group_id: $group_id}) WHERE n.name CONTAINS 'Odile' RETURN n.name"},
+        headers=api.headers(api.key_a),
+    ).json()
     assert rows["rows"] == []

@@ -28,6 +28,7 @@ def test_requests_succeed_again_after_the_store_is_killed(sample_home, tmp_path,
     stop = threading.Event()
 
     with run_uvicorn(app, free_port()) as url, httpx.Client(base_url=url, timeout=60) as http:
+
         def load() -> None:  # searches and fact reads, back to back, until told to stop
             # (user Cypher is left out: a key whose query runs when the store dies pauses,
             # see the next test)
@@ -35,7 +36,9 @@ def test_requests_succeed_again_after_the_store_is_killed(sample_home, tmp_path,
             while not stop.is_set() and i < 2000:
                 i += 1
                 if i % 2:
-                    r = http.post("/v1/search", json={"query": "Who built the Kessary Bridge?", "k": 3}, headers=headers)
+                    r = http.post(
+                        "/v1/search", json={"query": "Who built the Kessary Bridge?", "k": 3}, headers=headers
+                    )
                 else:
                     r = http.get("/v1/facts", params={"entity": "Kessary Bridge"}, headers=headers)
                 statuses.append((time.monotonic(), r.status_code))
@@ -59,8 +62,9 @@ def test_requests_succeed_again_after_the_store_is_killed(sample_home, tmp_path,
         assert r.json()["rows"] == [[45]]  # nothing lost: the append-only file was replayed
 
 
-def test_a_query_running_when_the_store_dies_is_not_retried_and_its_key_pauses(sample_home, tmp_path, embedder,
-                                                                               extractor):
+def test_a_query_running_when_the_store_dies_is_not_retried_and_its_key_pauses(
+    sample_home, tmp_path, embedder, extractor
+):
     """The store dies under a user query (here: killed; in the wild, an expression that
     allocates past every budget): that query is not run again after the restart (it would
     stop the store again), its key's Cypher pauses (429 with Retry-After), other keys and
@@ -77,8 +81,11 @@ def test_a_query_running_when_the_store_dies_is_not_retried_and_its_key_pauses(s
     slow = {"query": "UNWIND range(1, 1000000) AS a UNWIND range(1, 1000) AS b RETURN count(*)", "timeout_ms": 20000}
     answers: list[httpx.Response] = []
     with run_uvicorn(app, free_port()) as url, httpx.Client(base_url=url, timeout=60) as http:
-        worker = threading.Thread(target=lambda: answers.append(
-            http.post("/v1/cypher", json=slow, headers={"Authorization": f"Bearer {culprit}"})))
+        worker = threading.Thread(
+            target=lambda: answers.append(
+                http.post("/v1/cypher", json=slow, headers={"Authorization": f"Bearer {culprit}"})
+            )
+        )
         worker.start()
         time.sleep(1.0)  # the query is running in the store
         os.kill(EmbeddedServer(home)._pid(), signal.SIGKILL)
@@ -86,8 +93,15 @@ def test_a_query_running_when_the_store_dies_is_not_retried_and_its_key_pauses(s
         assert answers[0].status_code == 503 and "not run again" in answers[0].json()["detail"], answers[0].text
         again = http.post("/v1/cypher", json={"query": "RETURN 1"}, headers={"Authorization": f"Bearer {culprit}"})
         assert again.status_code == 429 and int(again.headers["retry-after"]) > 60
-        ok = http.post("/v1/cypher", json={"query": "MATCH (e:Episode) RETURN count(e)"},
-                       headers={"Authorization": f"Bearer {bystander}"})
+        ok = http.post(
+            "/v1/cypher",
+            json={"query": "MATCH (e:Episode) RETURN count(e)"},
+            headers={"Authorization": f"Bearer {bystander}"},
+        )
         assert ok.status_code == 200 and ok.json()["rows"] == [[45]]
-        assert http.post("/v1/search", json={"query": "Kessary Bridge", "k": 2},
-                         headers={"Authorization": f"Bearer {culprit}"}).status_code == 200
+        assert (
+            http.post(
+                "/v1/search", json={"query": "Kessary Bridge", "k": 2}, headers={"Authorization": f"Bearer {culprit}"}
+            ).status_code
+            == 200
+        )

@@ -41,9 +41,20 @@ def test_invalidated_and_appended_reach_the_answer_and_the_client(served):
     from graphmem.ingest.dialogue import Conversation, Turn
     from graphmem.timeutil import parse_when
 
-    conversation = Conversation(name=grown["name"], title=grown["title"], turns=[
-        Turn(speaker=t["speaker"], text=t["text"], time=parse_when(t["time"]), turn_id=t.get("id", ""),
-             session=t.get("session", 0)) for t in grown["turns"]])
+    conversation = Conversation(
+        name=grown["name"],
+        title=grown["title"],
+        turns=[
+            Turn(
+                speaker=t["speaker"],
+                text=t["text"],
+                time=parse_when(t["time"]),
+                turn_id=t.get("id", ""),
+                session=t.get("session", 0),
+            )
+            for t in grown["turns"]
+        ],
+    )
     with Client(url, api_key=key) as client:
         typed = client.ingest_conversations([conversation])
     assert isinstance(typed, IngestReport)
@@ -60,8 +71,20 @@ def test_busy_reaches_the_answer_the_job_and_the_client(served):
     owner = new_owner()  # a live writer of this process holds the source
     name = "held.txt"
     with Memory(Settings.from_env(home=home, group_id=GROUP)) as other:
-        claims = other._graph.claim_sources([{"uuid": stable_uuid(GROUP, "source", name), "name": name, "kind": "doc",
-                                              "uri": name, "content_hash": "x", "metadata": {}}], owner, [""])
+        claims = other._graph.claim_sources(
+            [
+                {
+                    "uuid": stable_uuid(GROUP, "source", name),
+                    "name": name,
+                    "kind": "doc",
+                    "uri": name,
+                    "content_hash": "x",
+                    "metadata": {},
+                }
+            ],
+            owner,
+            [""],
+        )
         assert claims[0]["mine"]
     try:
         body = {"documents": [{"name": name, "text": "Odile Marchetti runs Quillfeather."}]}

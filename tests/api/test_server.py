@@ -9,10 +9,17 @@ import pytest
 from tests.conftest import example_doc_name
 
 DOCS = [
-    {"name": "notes/ferry.txt", "title": "Ferry",
-     "text": "The Orvik ferry was built by Marta Lindqvist in 1931. The ferry crosses the Saltfjord every hour."},
-    {"name": "notes/lighthouse.txt", "title": "Lighthouse", "date": "1950-06-01",
-     "text": "Marta Lindqvist later designed the Skarvholm lighthouse, which guards the mouth of the Saltfjord."},
+    {
+        "name": "notes/ferry.txt",
+        "title": "Ferry",
+        "text": "The Orvik ferry was built by Marta Lindqvist in 1931. The ferry crosses the Saltfjord every hour.",
+    },
+    {
+        "name": "notes/lighthouse.txt",
+        "title": "Lighthouse",
+        "date": "1950-06-01",
+        "text": "Marta Lindqvist later designed the Skarvholm lighthouse, which guards the mouth of the Saltfjord.",
+    },
 ]
 
 
@@ -29,8 +36,16 @@ def test_health_ready_and_openapi(http):
     ready = http.get("/readyz").json()
     assert ready["status"] == "ready" and ready["auth"] == "keys"
     schema = http.get("/openapi.json").json()
-    assert {"/v1/search", "/v1/ingest", "/v1/jobs/{job_id}", "/v1/episodes/{uuid}", "/v1/entities/{uuid}",
-            "/v1/facts", "/v1/sources/{uuid}", "/v1/cypher"} <= set(schema["paths"])
+    assert {
+        "/v1/search",
+        "/v1/ingest",
+        "/v1/jobs/{job_id}",
+        "/v1/episodes/{uuid}",
+        "/v1/entities/{uuid}",
+        "/v1/facts",
+        "/v1/sources/{uuid}",
+        "/v1/cypher",
+    } <= set(schema["paths"])
     assert http.get("/docs").status_code == 200
 
 
@@ -53,8 +68,9 @@ def test_search_finds_the_gold_passage_with_provenance(api, http, sample_questio
         names = {example_doc_name(h["source"]) for h in results}
         found += bool(names & set(question["supporting"]))
     assert found >= 4
-    top = http.post("/v1/search", json={"query": sample_questions[0]["question"], "k": 3},
-                    headers=api.headers(api.key_a)).json()["results"]
+    top = http.post(
+        "/v1/search", json={"query": sample_questions[0]["question"], "k": 3}, headers=api.headers(api.key_a)
+    ).json()["results"]
     assert any(h["facts"] or h["entities"] for h in top)  # provenance: why the graph ranked it
 
 
@@ -70,14 +86,20 @@ def test_ingest_then_search_read_and_cypher(api, http):
     assert r.status_code == 200, r.text
     report = r.json()["report"]
     assert r.json()["group"] == "beta" and report["documents"] == 2 and report["passages"] >= 2
-    hits = http.post("/v1/search", json={"query": "Who designed the Skarvholm lighthouse?", "k": 2, "mode": "dense"},
-                     headers=h).json()["results"]
+    hits = http.post(
+        "/v1/search", json={"query": "Who designed the Skarvholm lighthouse?", "k": 2, "mode": "dense"}, headers=h
+    ).json()["results"]
     assert hits and hits[0]["source"] == "notes/lighthouse.txt"
     episode = http.get(f"/v1/episodes/{hits[0]['uuid']}", headers=h).json()
     assert "Skarvholm" in episode["content"] and episode["occurred_at"].startswith("1950-06-01")
-    rows = http.post("/v1/cypher", json={"query": "MATCH (n:Entity {group_id: $group_id}) WHERE n.name = $name "
-                                                  "RETURN n.uuid AS uuid", "params": {"name": "Marta Lindqvist"}},
-                     headers=h).json()["rows"]
+    rows = http.post(
+        "/v1/cypher",
+        json={
+            "query": "MATCH (n:Entity {group_id: $group_id}) WHERE n.name = $name RETURN n.uuid AS uuid",
+            "params": {"name": "Marta Lindqvist"},
+        },
+        headers=h,
+    ).json()["rows"]
     assert len(rows) == 1
     entity = http.get(f"/v1/entities/{rows[0][0]}", headers=h).json()
     assert entity["name"] == "Marta Lindqvist" and entity["mentions"] == 2
@@ -88,8 +110,10 @@ def test_ingest_then_search_read_and_cypher(api, http):
 
 def test_background_ingest_reports_progress(api, http):
     h = api.headers(api.key_b)
-    docs = [{"name": f"bulk/{i}.txt", "text": f"Harbour log {i}: the tug Brisk{i} towed a barge to Orvik."}
-            for i in range(5)]
+    docs = [
+        {"name": f"bulk/{i}.txt", "text": f"Harbour log {i}: the tug Brisk{i} towed a barge to Orvik."}
+        for i in range(5)
+    ]
     r = http.post("/v1/ingest", json={"documents": docs, "background": True}, headers=h)
     assert r.status_code == 202, r.text
     job_id = r.json()["job"]
@@ -109,14 +133,18 @@ def test_background_ingest_reports_progress(api, http):
 
 def test_cypher_limits_and_refusals(api, http):
     h = api.headers(api.key_a)
-    r = http.post("/v1/cypher", json={"query": "MATCH (e:Episode {group_id: $group_id}) RETURN e.uuid", "limit": 3},
-                  headers=h).json()
+    r = http.post(
+        "/v1/cypher", json={"query": "MATCH (e:Episode {group_id: $group_id}) RETURN e.uuid", "limit": 3}, headers=h
+    ).json()
     assert len(r["rows"]) == 3 and r["truncated"] is True
-    for query in ["MATCH (n:Entity {group_id: $group_id}) SET n.name = 'x'",
-                  "CREATE (n:Entity {group_id: $group_id})",
-                  "MATCH (n:Entity {group_id: $group_id}) DETACH DELETE n",
-                  "CALL dbms.procedures()", "LOAD CSV FROM 'file:///etc/passwd' AS r RETURN r",
-                  "RETURN " + "[" * 11 + "1" + "]" * 11]:
+    for query in [
+        "MATCH (n:Entity {group_id: $group_id}) SET n.name = 'x'",
+        "CREATE (n:Entity {group_id: $group_id})",
+        "MATCH (n:Entity {group_id: $group_id}) DETACH DELETE n",
+        "CALL dbms.procedures()",
+        "LOAD CSV FROM 'file:///etc/passwd' AS r RETURN r",
+        "RETURN " + "[" * 11 + "1" + "]" * 11,
+    ]:
         body = problem(http.post("/v1/cypher", json={"query": query}, headers=h), 400)
         assert "refused" in body["detail"]
     # the group is its own graph: unanchored patterns and read procedures see the group alone
@@ -124,12 +152,20 @@ def test_cypher_limits_and_refusals(api, http):
     assert {"Episode", "Entity", "Source"} <= {row[0] for row in labels}
     everything = http.post("/v1/cypher", json={"query": "MATCH (n:Episode) RETURN count(n)"}, headers=h).json()
     assert everything["rows"] == [[45]]
-    problem(http.post("/v1/cypher", json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN n.",
-                                          }, headers=h), 400)  # a syntax error is the caller's, not a 5xx
-    problem(http.post("/v1/cypher", json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN n",
-                                          "params": {"group_id": "beta"}}, headers=h), 422)
-    stats = http.post("/v1/cypher", json={"query": "MATCH (e:Episode {group_id: $group_id}) RETURN count(e)"},
-                      headers=h).json()
+    # a syntax error is the caller's, not a 5xx
+    query = "MATCH (n:Entity {group_id: $group_id}) RETURN n."
+    problem(http.post("/v1/cypher", json={"query": query}, headers=h), 400)
+    problem(
+        http.post(
+            "/v1/cypher",
+            json={"query": "MATCH (n:Entity {group_id: $group_id}) RETURN n", "params": {"group_id": "beta"}},
+            headers=h,
+        ),
+        422,
+    )
+    stats = http.post(
+        "/v1/cypher", json={"query": "MATCH (e:Episode {group_id: $group_id}) RETURN count(e)"}, headers=h
+    ).json()
     assert stats["rows"][0][0] == 45  # the sample corpus, untouched by the refused writes
 
 

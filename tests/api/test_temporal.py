@@ -11,13 +11,18 @@ import pytest
 from tests.api.conftest import free_port, run_uvicorn, start_server
 
 S1, S2 = "2021-03-01T10:00:00", "2023-06-15T18:30:00"
-CHAT = {"name": "ana-ben", "title": "Ana and Ben", "turns": [
-    {"speaker": "Ana", "text": "Hi Ben! I live in Lisbon now, near the river.", "time": S1, "session": 1},
-    {"speaker": "Ben", "text": "Nice! Are you still at the robotics company?", "time": S1, "session": 1},
-    {"speaker": "Ana", "text": "Yes, I work at Orvalis Robotics as a data engineer.", "time": S1, "session": 1},
-    {"speaker": "Ben", "text": "Long time no see! What's new?", "time": S2, "session": 2},
-    {"speaker": "Ana", "text": "I moved to Berlin last month.", "time": S2, "session": 2, "id": "D2:2"},
-    {"speaker": "Ana", "text": "I started working at Kestrel Labs two weeks ago.", "time": S2, "session": 2}]}
+CHAT = {
+    "name": "ana-ben",
+    "title": "Ana and Ben",
+    "turns": [
+        {"speaker": "Ana", "text": "Hi Ben! I live in Lisbon now, near the river.", "time": S1, "session": 1},
+        {"speaker": "Ben", "text": "Nice! Are you still at the robotics company?", "time": S1, "session": 1},
+        {"speaker": "Ana", "text": "Yes, I work at Orvalis Robotics as a data engineer.", "time": S1, "session": 1},
+        {"speaker": "Ben", "text": "Long time no see! What's new?", "time": S2, "session": 2},
+        {"speaker": "Ana", "text": "I moved to Berlin last month.", "time": S2, "session": 2, "id": "D2:2"},
+        {"speaker": "Ana", "text": "I started working at Kestrel Labs two weeks ago.", "time": S2, "session": 2},
+    ],
+}
 
 
 @pytest.fixture(scope="module")

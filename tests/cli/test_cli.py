@@ -55,11 +55,17 @@ def test_ingest_search_cypher_stats(tmp_path, embedder, extractor):
     assert json.loads(result.output)["episodes"] == 3
 
     queries = tmp_path / "q.jsonl"
-    queries.write_text(json.dumps({"question": "Who built the Kessary Bridge?"}) + "\n"
-                       + json.dumps({"query": "Where does the Serrin River flow?"}) + "\n")
+    queries.write_text(
+        json.dumps({"question": "Who built the Kessary Bridge?"})
+        + "\n"
+        + json.dumps({"query": "Where does the Serrin River flow?"})
+        + "\n"
+    )
     result = run("search", "--file", str(queries), "--json", home=home)
-    assert [row["query"] for row in json.loads(result.output)] == ["Who built the Kessary Bridge?",
-                                                                    "Where does the Serrin River flow?"]
+    assert [row["query"] for row in json.loads(result.output)] == [
+        "Who built the Kessary Bridge?",
+        "Where does the Serrin River flow?",
+    ]
 
 
 def test_errors_are_one_line_and_exit_nonzero(tmp_path):
@@ -95,8 +101,13 @@ def test_real_subprocess_help_is_fast_and_errors_are_clean(tmp_path):
     proc = subprocess.run([*exe, "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0 and "ingest" in proc.stdout
     # --help must not import torch (it costs ~10 s); checked by looking at what is imported
-    probe = subprocess.run([sys.executable, "-c", "import sys, graphmem.cli; print('torch' in sys.modules)"],
-                           capture_output=True, text=True, env=env, timeout=60)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, graphmem.cli; print('torch' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert probe.stdout.strip() == "False"
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\xfe bad bytes")
@@ -115,8 +126,13 @@ def test_real_subprocess_ingest_and_search(tmp_path):
         (docs / name).write_text((EXAMPLES / "docs" / name).read_text())
     proc = subprocess.run([*exe, "ingest", str(docs)], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    proc = subprocess.run([*exe, "search", "Who built the Kessary Bridge?", "--json", "-k", "1"],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [*exe, "search", "Who built the Kessary Bridge?", "--json", "-k", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["results"][0]["source"].endswith("kessary_bridge.md")
     # the command stopped the server it started

@@ -16,11 +16,13 @@ from graphmem.retrieve.dialogue import carry_to_answers, damp_speaker_names, que
 from graphmem.retrieve.projection import Projection, ends_with_question
 from graphmem.retrieve.retriever import Retriever
 
-TEXTS = ["[2023-05-01] Ana: Where do you walk your dogs?",  # question -> Ben answers
-         "[2023-05-01] Ben: Along the river, every morning.",
-         "[2023-05-01] Ben: Do you want to come along?",  # question -> Ben again: no answer
-         "[2023-05-01] Ben: Bring a coat.",
-         "[2023-05-01] Ana: Cute! Is that Daisy? [shares a photo of a dog]"]  # a photo: content
+TEXTS = [
+    "[2023-05-01] Ana: Where do you walk your dogs?",  # question -> Ben answers
+    "[2023-05-01] Ben: Along the river, every morning.",
+    "[2023-05-01] Ben: Do you want to come along?",  # question -> Ben again: no answer
+    "[2023-05-01] Ben: Bring a coat.",
+    "[2023-05-01] Ana: Cute! Is that Daisy? [shares a photo of a dog]",  # a photo: content
+]
 
 
 def _projection(speakers: list[int] | None = None) -> Projection:
@@ -28,15 +30,24 @@ def _projection(speakers: list[int] | None = None) -> Projection:
     speakers = [0, 1, 1, 1, 0] if speakers is None else speakers
     pairs = [(turn, s) for turn, s in enumerate(speakers) if s >= 0]
     return Projection(
-        entity_ids=["ana", "ben"], entity_names=["Ana", "Ben"],
-        episode_ids=[f"t{i}" for i in range(5)], episode_questions=np.array([ends_with_question(t) for t in TEXTS]),
-        episode_times=np.full(5, -1, dtype=np.int64), episode_vectors=np.eye(5, dtype=np.float32),
+        entity_ids=["ana", "ben"],
+        entity_names=["Ana", "Ben"],
+        episode_ids=[f"t{i}" for i in range(5)],
+        episode_questions=np.array([ends_with_question(t) for t in TEXTS]),
+        episode_times=np.full(5, -1, dtype=np.int64),
+        episode_vectors=np.eye(5, dtype=np.float32),
         mention_pairs=np.array(pairs, dtype=np.int32).reshape(-1, 2),
-        fact_ids=[], fact_texts=[], fact_ends=np.zeros((0, 2), np.int32), fact_valid=np.zeros((0, 2), np.int64),
-        fact_episodes=[], fact_vectors=np.zeros((0, 5), np.float32),
-        synonym_pairs=np.zeros((0, 2), np.int32), synonym_scores=np.zeros(0, np.float32),
+        fact_ids=[],
+        fact_texts=[],
+        fact_ends=np.zeros((0, 2), np.int32),
+        fact_valid=np.zeros((0, 2), np.int64),
+        fact_episodes=[],
+        fact_vectors=np.zeros((0, 5), np.float32),
+        synonym_pairs=np.zeros((0, 2), np.int32),
+        synonym_scores=np.zeros(0, np.float32),
         next_pairs=np.array([[i, i + 1] for i in range(4)], dtype=np.int32),
-        mention_speaker=np.ones(len(pairs), dtype=bool))
+        mention_speaker=np.ones(len(pairs), dtype=bool),
+    )
 
 
 def test_speaker_names_are_found_as_whole_words_only():
@@ -94,13 +105,26 @@ def test_named_speakers_directions_are_projected_out(embedder):
     assert damp_speaker_names(p, queries, asked, 1.0, embed) is asked
 
 
-CHAT = {"conversations": [{"id": "ana-ben", "sessions": [{"started_at": "2023-05-01T09:00:00", "turns": [
-    {"speaker": "Ana", "text": "I baked bread with rosemary this weekend."},
-    {"speaker": "Ben", "text": "Sounds tasty. I spent Sunday repairing my bike."},
-    {"speaker": "Ana", "text": "What are the names of your dogs?"},
-    {"speaker": "Ben", "text": "Max and Daisy."},
-    {"speaker": "Ana", "text": "Lovely. My sister is visiting from Porto next week."},
-    {"speaker": "Ben", "text": "Have a great time with her."}]}]}]}
+CHAT = {
+    "conversations": [
+        {
+            "id": "ana-ben",
+            "sessions": [
+                {
+                    "started_at": "2023-05-01T09:00:00",
+                    "turns": [
+                        {"speaker": "Ana", "text": "I baked bread with rosemary this weekend."},
+                        {"speaker": "Ben", "text": "Sounds tasty. I spent Sunday repairing my bike."},
+                        {"speaker": "Ana", "text": "What are the names of your dogs?"},
+                        {"speaker": "Ben", "text": "Max and Daisy."},
+                        {"speaker": "Ana", "text": "Lovely. My sister is visiting from Porto next week."},
+                        {"speaker": "Ben", "text": "Have a great time with her."},
+                    ],
+                }
+            ],
+        }
+    ]
+}
 DIALOGUE = dict(next_weight=2.0, damping=0.85, fusion_weight=0.7, passage_seed_weight=0.5, bm25_weight=0.45)
 
 
@@ -116,8 +140,12 @@ def chat_memory(tmp_path_factory, embedder, extractor):
 
 
 def _ranked(memory: Memory, query: str, mode: str = "graph", **knobs: float) -> list[str]:
-    retriever = Retriever(memory.retriever.projection, memory.embedder, RetrievalSettings(**DIALOGUE, **knobs),
-                          query_entities=memory.extractor.query_mentions)
+    retriever = Retriever(
+        memory.retriever.projection,
+        memory.embedder,
+        RetrievalSettings(**DIALOGUE, **knobs),
+        query_entities=memory.extractor.query_mentions,
+    )
     hits = retriever.search(query, k=6, mode=mode)
     texts = memory.episodes([h.uuid for h in hits])  # the projection holds no texts
     return [texts[h.uuid]["content"] for h in hits]

@@ -5,7 +5,7 @@ idempotence, appending, forgetting and bad input."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -16,24 +16,38 @@ from graphmem.errors import InputError
 from graphmem.memory import Memory
 
 pytestmark = pytest.mark.slow
-UTC = timezone.utc
+UTC = UTC
 
-SESSION_1 = {"started_at": "2021-03-01T10:00:00", "turns": [
-    {"speaker": "Ana", "text": "Hi Ben! I live in Lisbon now, near the river."},
-    {"speaker": "Ben", "text": "Nice! Are you still at the robotics company?"},
-    {"speaker": "Ana", "text": "Yes, I work at Orvalis Robotics as a data engineer."}]}
-SESSION_2 = {"started_at": "2023-06-15T18:30:00", "turns": [
-    {"speaker": "Ben", "text": "Long time no see! What's new?"},
-    {"speaker": "Ana", "text": "I moved to Berlin last month."},
-    {"speaker": "Ana", "text": "I started working at Kestrel Labs two weeks ago."}]}
-SESSION_3 = {"started_at": "2023-09-02T09:00:00", "turns": [
-    {"speaker": "Ben", "text": "How is the new job going?"},
-    {"speaker": "Ana", "text": "Great, I love my team."}]}
+SESSION_1 = {
+    "started_at": "2021-03-01T10:00:00",
+    "turns": [
+        {"speaker": "Ana", "text": "Hi Ben! I live in Lisbon now, near the river."},
+        {"speaker": "Ben", "text": "Nice! Are you still at the robotics company?"},
+        {"speaker": "Ana", "text": "Yes, I work at Orvalis Robotics as a data engineer."},
+    ],
+}
+SESSION_2 = {
+    "started_at": "2023-06-15T18:30:00",
+    "turns": [
+        {"speaker": "Ben", "text": "Long time no see! What's new?"},
+        {"speaker": "Ana", "text": "I moved to Berlin last month."},
+        {"speaker": "Ana", "text": "I started working at Kestrel Labs two weeks ago."},
+    ],
+}
+SESSION_3 = {
+    "started_at": "2023-09-02T09:00:00",
+    "turns": [
+        {"speaker": "Ben", "text": "How is the new job going?"},
+        {"speaker": "Ana", "text": "Great, I love my team."},
+    ],
+}
 
 
 def _chat(path: Path, *conversations: tuple[str, list[dict]]) -> Path:
-    path.write_text(json.dumps({"conversations": [{"id": cid, "sessions": sessions} for cid, sessions in conversations]}),
-                    encoding="utf-8")
+    path.write_text(
+        json.dumps({"conversations": [{"id": cid, "sessions": sessions} for cid, sessions in conversations]}),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -54,14 +68,17 @@ def moved(tmp_path_factory, embedder, extractor):
 def test_turns_become_episodes_in_order_with_speakers_as_people(moved):
     memory, _, report = moved
     assert report.passages == 6 and report.invalidated == 2
-    _, rows = memory.cypher("MATCH (s:Source {kind: 'dialogue'})-[:HAS_EPISODE]->(e:Episode) "
-                            "RETURN e.position, e.speaker, e.content, e.source ORDER BY e.position")
+    _, rows = memory.cypher(
+        "MATCH (s:Source {kind: 'dialogue'})-[:HAS_EPISODE]->(e:Episode) "
+        "RETURN e.position, e.speaker, e.content, e.source ORDER BY e.position"
+    )
     assert [r[1] for r in rows] == ["Ana", "Ben", "Ana", "Ben", "Ana", "Ana"]
     assert rows[4][2] == "I moved to Berlin last month." and {r[3] for r in rows} == {"dialogue"}
     _, chain = memory.cypher("MATCH (a:Episode)-[:NEXT]->(b:Episode) RETURN a.position, b.position ORDER BY a.position")
     assert chain == [[i, i + 1] for i in range(5)]
-    _, people = memory.cypher("MATCH (e:Episode)-[:MENTIONS]->(n:Entity {type: 'PERSON'}) "
-                              "WHERE n.name = e.speaker RETURN count(e)")
+    _, people = memory.cypher(
+        "MATCH (e:Episode)-[:MENTIONS]->(n:Entity {type: 'PERSON'}) WHERE n.name = e.speaker RETURN count(e)"
+    )
     assert people[0][0] == 6
 
 
@@ -76,9 +93,14 @@ def test_current_state_as_of_and_history(moved):
     history = {(p, o): (v, i) for p, o, v, i in _timeline(memory)}
     # "last month" / "two weeks ago" resolve against the session date (2023-06-15 18:30)
     assert history[("move to", "Berlin")] == (datetime(2023, 5, 1, 18, 30, tzinfo=UTC), None)
-    assert history[("live in", "Lisbon")] == (datetime(2021, 3, 1, 10, tzinfo=UTC), datetime(2023, 5, 1, 18, 30, tzinfo=UTC))
-    assert history[("work at", "Orvalis Robotics")] == (datetime(2021, 3, 1, 10, tzinfo=UTC),
-                                                         datetime(2023, 6, 1, 18, 30, tzinfo=UTC))
+    assert history[("live in", "Lisbon")] == (
+        datetime(2021, 3, 1, 10, tzinfo=UTC),
+        datetime(2023, 5, 1, 18, 30, tzinfo=UTC),
+    )
+    assert history[("work at", "Orvalis Robotics")] == (
+        datetime(2021, 3, 1, 10, tzinfo=UTC),
+        datetime(2023, 6, 1, 18, 30, tzinfo=UTC),
+    )
     assert history[("work at", "Kestrel Labs")][1] is None
     assert all(f.expired_at is not None for f in memory.facts("Ana", history=True) if not f.current)
 
@@ -123,7 +145,9 @@ def test_grown_chat_appends_new_turns_only(tmp_path):
         assert report.appended == 1 and report.passages == 2 and report.replaced == 0
         _, after = memory.cypher("MATCH (e:Episode) RETURN e.uuid ORDER BY e.position")
         assert after[:6] == ids and len(after) == 8
-        _, chain = memory.cypher("MATCH (a:Episode)-[:NEXT]->(b:Episode) RETURN a.position, b.position ORDER BY a.position")
+        _, chain = memory.cypher(
+            "MATCH (a:Episode)-[:NEXT]->(b:Episode) RETURN a.position, b.position ORDER BY a.position"
+        )
         assert chain == [[i, i + 1] for i in range(7)]
         # an edited old turn rewrites the conversation instead
         edited = json.loads(json.dumps(SESSION_1))
@@ -140,8 +164,10 @@ def test_bad_transcript_names_the_turn_and_leaves_the_store_alone(tmp_path, move
     before = memory.stats()
     good = tmp_path / "good.txt"
     good.write_text("Ana: I live in Madrid.\n", encoding="utf-8")
-    for body, words in (("Ana: hi\nBen: hello\nno speaker here\n", "line 3"),
-                        ("Ana: hi\n[not a time at all] Ben: hello\n", "turn 2")):
+    for body, words in (
+        ("Ana: hi\nBen: hello\nno speaker here\n", "line 3"),
+        ("Ana: hi\n[not a time at all] Ben: hello\n", "turn 2"),
+    ):
         bad = tmp_path / "bad.txt"
         bad.write_text(body, encoding="utf-8")
         with pytest.raises(InputError) as info:
@@ -161,7 +187,9 @@ def test_forget_episode_and_source(tmp_path):
         assert removed["episodes"] == 1 and removed["facts"] == 1 and removed["reopened"] == 1
         # Lisbon is current again, the turn order skips the forgotten turn
         assert ("live in", "Lisbon") in {(f.predicate, f.object) for f in memory.facts("Ana")}
-        _, chain = memory.cypher("MATCH (a:Episode)-[:NEXT]->(b:Episode) RETURN a.position, b.position ORDER BY a.position")
+        _, chain = memory.cypher(
+            "MATCH (a:Episode)-[:NEXT]->(b:Episode) RETURN a.position, b.position ORDER BY a.position"
+        )
         assert [position - 1, position + 1] in chain and len(chain) == 4
         [hits] = memory.search_many(["Berlin"], k=10)
         assert moved_uuid not in {h.uuid for h in hits}
@@ -174,8 +202,10 @@ def test_forget_episode_and_source(tmp_path):
 
 def test_a_fact_also_asserted_elsewhere_survives_forgetting(tmp_path):
     a = _chat(tmp_path / "a.json", ("a", [SESSION_1]))
-    b = _chat(tmp_path / "b.json", ("b", [{"started_at": "2021-04-01", "turns": [
-        {"speaker": "Ana", "text": "I work at Orvalis Robotics."}]}]))
+    b = _chat(
+        tmp_path / "b.json",
+        ("b", [{"started_at": "2021-04-01", "turns": [{"speaker": "Ana", "text": "I work at Orvalis Robotics."}]}]),
+    )
     with Memory(home=tmp_path / "store") as memory:
         memory.ingest_dialogues([a, b])
         memory.forget(source=f"{a.resolve()}#a")

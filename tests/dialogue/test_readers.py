@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,9 +11,15 @@ import pytest
 from graphmem.errors import InputError
 from graphmem.ingest.dialogue import parse_time, read_conversations
 
-LOCOMO = next((p / "shared" / "data" / "locomo" / "locomo.json" for p in Path(__file__).resolve().parents
-               if (p / "shared" / "data" / "locomo" / "locomo.json").is_file()), Path("/nonexistent"))
-UTC = timezone.utc
+LOCOMO = next(
+    (
+        p / "shared" / "data" / "locomo" / "locomo.json"
+        for p in Path(__file__).resolve().parents
+        if (p / "shared" / "data" / "locomo" / "locomo.json").is_file()
+    ),
+    Path("/nonexistent"),
+)
+UTC = UTC
 
 
 def _write(path: Path, data) -> Path:
@@ -22,11 +28,32 @@ def _write(path: Path, data) -> Path:
 
 
 def test_json_chat_sessions_turn_times_and_ids(tmp_path):
-    path = _write(tmp_path / "chat.json", {"conversations": [{"id": "c1", "title": "Ana and Ben", "sessions": [
-        {"started_at": "2023-05-08T13:56:00", "turns": [
-            {"speaker": "Ana", "text": "Hello", "id": "t1"},
-            {"speaker": "Ben", "text": "Hi", "time": "2023-05-08T14:00:00+02:00", "caption": "a photo"}]},
-        {"turns": [{"speaker": "Ana", "text": "Later"}]}]}]})
+    path = _write(
+        tmp_path / "chat.json",
+        {
+            "conversations": [
+                {
+                    "id": "c1",
+                    "title": "Ana and Ben",
+                    "sessions": [
+                        {
+                            "started_at": "2023-05-08T13:56:00",
+                            "turns": [
+                                {"speaker": "Ana", "text": "Hello", "id": "t1"},
+                                {
+                                    "speaker": "Ben",
+                                    "text": "Hi",
+                                    "time": "2023-05-08T14:00:00+02:00",
+                                    "caption": "a photo",
+                                },
+                            ],
+                        },
+                        {"turns": [{"speaker": "Ana", "text": "Later"}]},
+                    ],
+                }
+            ]
+        },
+    )
     [conv] = read_conversations([path])
     assert conv.name == f"{path.resolve()}#c1" and conv.title == "Ana and Ben"
     assert [t.speaker for t in conv.turns] == ["Ana", "Ben", "Ana"] and conv.speakers == ["Ana", "Ben"]
@@ -43,14 +70,19 @@ def test_grown_conversation_keeps_its_prefix_hash(tmp_path):
     assert a.content_hash != b.content_hash and b.prefix_hash(3) == a.content_hash
 
 
-@pytest.mark.parametrize("turn, field, words", [
-    ({"text": "no speaker"}, "speaker", "turn 1"),
-    ({"speaker": "Ana", "text": "  "}, "text", "turn 1"),
-    ({"speaker": "Ana", "text": "x", "time": "sometime soonish"}, "time", "turn 1"),
-])
+@pytest.mark.parametrize(
+    "turn, field, words",
+    [
+        ({"text": "no speaker"}, "speaker", "turn 1"),
+        ({"speaker": "Ana", "text": "  "}, "text", "turn 1"),
+        ({"speaker": "Ana", "text": "x", "time": "sometime soonish"}, "time", "turn 1"),
+    ],
+)
 def test_json_chat_errors_name_conversation_session_turn_and_field(tmp_path, turn, field, words):
-    path = _write(tmp_path / "bad.json", {"conversations": [{"id": "c9", "sessions": [
-        {"turns": [{"speaker": "Ana", "text": "fine"}, turn]}]}]})
+    path = _write(
+        tmp_path / "bad.json",
+        {"conversations": [{"id": "c9", "sessions": [{"turns": [{"speaker": "Ana", "text": "fine"}, turn]}]}]},
+    )
     with pytest.raises(InputError) as info:
         read_conversations([path])
     message = str(info.value)
@@ -59,13 +91,22 @@ def test_json_chat_errors_name_conversation_session_turn_and_field(tmp_path, tur
 
 
 def test_transcript_times_sessions_and_continuations(tmp_path):
-    path = _write(tmp_path / "standup.txt", "# team chat\n--- 2023-05-08 09:00 ---\nAna: I moved to Berlin.\n"
-                  "  It is great.\n[2023-05-08 09:05] Ben: Congrats!\n--- 2023-06-01 ---\nAna: Back again.\n")
+    path = _write(
+        tmp_path / "standup.txt",
+        "# team chat\n--- 2023-05-08 09:00 ---\nAna: I moved to Berlin.\n"
+        "  It is great.\n[2023-05-08 09:05] Ben: Congrats!\n--- 2023-06-01 ---\nAna: Back again.\n",
+    )
     [conv] = read_conversations([path])
     assert [(t.speaker, t.text) for t in conv.turns] == [
-        ("Ana", "I moved to Berlin.\nIt is great."), ("Ben", "Congrats!"), ("Ana", "Back again.")]
-    assert [t.time for t in conv.turns] == [datetime(2023, 5, 8, 9, 0, tzinfo=UTC), datetime(2023, 5, 8, 9, 5, tzinfo=UTC),
-                                            datetime(2023, 6, 1, tzinfo=UTC)]
+        ("Ana", "I moved to Berlin.\nIt is great."),
+        ("Ben", "Congrats!"),
+        ("Ana", "Back again."),
+    ]
+    assert [t.time for t in conv.turns] == [
+        datetime(2023, 5, 8, 9, 0, tzinfo=UTC),
+        datetime(2023, 5, 8, 9, 5, tzinfo=UTC),
+        datetime(2023, 6, 1, tzinfo=UTC),
+    ]
     assert [t.session for t in conv.turns] == [0, 0, 1] and conv.turns[0].turn_id == "L3"
 
 

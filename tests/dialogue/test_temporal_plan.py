@@ -19,8 +19,19 @@ def _run(batches):
         for row in upserts:
             old = stored.get(row["uuid"])
             if old is None:
-                stored[row["uuid"]] = {k: row[k] for k in ("uuid", "subject", "object", "predicate", "valid_at",
-                                                           "invalid_at", "created_at", "expired_at")}
+                stored[row["uuid"]] = {
+                    k: row[k]
+                    for k in (
+                        "uuid",
+                        "subject",
+                        "object",
+                        "predicate",
+                        "valid_at",
+                        "invalid_at",
+                        "created_at",
+                        "expired_at",
+                    )
+                }
         for v in validity:
             stored[v["uuid"]].update(valid_at=v["valid_at"], invalid_at=v["invalid_at"], expired_at=v["expired_at"])
     return stored
@@ -31,8 +42,9 @@ def _timeline(stored):
 
 
 def a(obj, t, pred="live in", seq=0):
-    return Assertion(subject="ana", predicate=pred, object=obj, text=f"ana {pred} {obj}", valid_at=t,
-                     episode=f"e-{obj}-{t}", seq=seq)
+    return Assertion(
+        subject="ana", predicate=pred, object=obj, text=f"ana {pred} {obj}", valid_at=t, episode=f"e-{obj}-{t}", seq=seq
+    )
 
 
 def test_newer_fact_ends_older_one():
@@ -63,8 +75,12 @@ def test_a_value_that_comes_back_gets_its_own_interval():
 
 
 def test_equal_times_the_later_turn_wins_and_other_relations_are_untouched():
-    batch = [a("lisbon", 100, seq=0), a("berlin", 100, seq=1), a("acme", 100, "work at", seq=2),
-             Assertion("ana", "like", "jazz", "ana like jazz", 100, "e", 3)]
+    batch = [
+        a("lisbon", 100, seq=0),
+        a("berlin", 100, seq=1),
+        a("acme", 100, "work at", seq=2),
+        Assertion("ana", "like", "jazz", "ana like jazz", 100, "e", 3),
+    ]
     stored = _run([batch])
     assert _timeline(stored) == [("acme", 100, None), ("berlin", 100, None), ("lisbon", 100, 100)]
 

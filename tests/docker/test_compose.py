@@ -31,8 +31,10 @@ def compose_cli(v2_only: bool = False) -> list[str] | None:
 def compose():
     cli = compose_cli()
     if cli is None:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose) and `docker compose` "
-                    "is missing: the compose file was not validated")
+        pytest.skip(
+            "docker-compose is not installed (apt-get install docker-compose) and `docker compose` "
+            "is missing: the compose file was not validated"
+        )
     return cli
 
 
@@ -40,8 +42,14 @@ def config(cli: list[str], *files: Path) -> subprocess.CompletedProcess:
     args = [*cli]
     for path in files:
         args += ["-f", str(path)]
-    return subprocess.run([*args, "config"], capture_output=True, text=True, cwd=REPO, timeout=120,
-                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(REPO)})
+    return subprocess.run(
+        [*args, "config"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(REPO)},
+    )
 
 
 def test_compose_file_validates_and_wires_the_services(compose):

@@ -27,9 +27,17 @@ def build_examples_dataset(folder: Path) -> Path:
     for line in (EXAMPLES / "questions.jsonl").read_text(encoding="utf-8").splitlines():
         if line.strip():
             q = json.loads(line)
-            questions.append({"id": q["id"], "question": q["question"], "answer": q["answer"],
-                              "answer_aliases": [], "supporting_ids": q["supporting"], "type": f"{q['hops']}hop",
-                              "origin": "examples"})
+            questions.append(
+                {
+                    "id": q["id"],
+                    "question": q["question"],
+                    "answer": q["answer"],
+                    "answer_aliases": [],
+                    "supporting_ids": q["supporting"],
+                    "type": f"{q['hops']}hop",
+                    "origin": "examples",
+                }
+            )
     (folder / "corpus.jsonl").write_text("".join(json.dumps(p) + "\n" for p in corpus), encoding="utf-8")
     (folder / "questions.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions), encoding="utf-8")
     return folder

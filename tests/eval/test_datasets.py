@@ -50,12 +50,15 @@ def test_limit_and_corpus_limit_keep_gold_plus_first_others(tmp_path):
     assert len(whole.passages) == 6  # --limit alone keeps the full corpus
 
 
-@pytest.mark.parametrize("bad, field, line", [
-    ({"id": "c", "question": "?", "supporting_ids": ["p99"]}, "supporting_ids", 3),
-    ({"id": "c", "question": "", "supporting_ids": ["p1"]}, "question", 3),
-    ({"id": "a", "question": "?", "supporting_ids": ["p1"]}, "id", 3),
-    ({"id": "c", "question": "?", "supporting_ids": "p1"}, "supporting_ids", 3),
-])
+@pytest.mark.parametrize(
+    "bad, field, line",
+    [
+        ({"id": "c", "question": "?", "supporting_ids": ["p99"]}, "supporting_ids", 3),
+        ({"id": "c", "question": "", "supporting_ids": ["p1"]}, "question", 3),
+        ({"id": "a", "question": "?", "supporting_ids": ["p1"]}, "id", 3),
+        ({"id": "c", "question": "?", "supporting_ids": "p1"}, "supporting_ids", 3),
+    ],
+)
 def test_bad_question_names_file_line_and_field(tmp_path, bad, field, line):
     folder = write_set(tmp_path / "tiny", CORPUS, QUESTIONS + [bad])
     with pytest.raises(InputError) as info:

@@ -81,8 +81,24 @@ def test_cli_reuses_the_store_and_writes_the_same_numbers(run, examples_dataset,
 
 def test_cli_limit_and_systems(examples_dataset, tmp_path):
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(main, ["eval", str(examples_dataset), "--limit", "3", "--corpus-limit", "5",
-                                       "--systems", "dense,bm25", "--retrieval", "damping=0.6", "--out", str(out), "-q"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            str(examples_dataset),
+            "--limit",
+            "3",
+            "--corpus-limit",
+            "5",
+            "--systems",
+            "dense,bm25",
+            "--retrieval",
+            "damping=0.6",
+            "--out",
+            str(out),
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(out.read_text())
     assert set(payload["summary"]) == {"dense", "bm25"} and len(payload["questions"]) == 3

@@ -19,30 +19,60 @@ def _session(n: int, turns: list[tuple[str, str]]) -> list[dict]:
 
 
 def _conversation(sample: str, a: str, b: str, town: str, hobby: str) -> dict:
-    conv = {"speaker_a": a, "speaker_b": b,
-            "session_1_date_time": "1:56 pm on 8 May, 2023",
-            "session_1": _session(1, [(a, f"Hey {b}! I just moved to {town}."),
-                                      (b, "How do you like it so far?"),
-                                      (a, f"I love it. I joined a {hobby} club here."),
-                                      (b, "My kids keep me busy with school projects.")]),
-            "session_2_date_time": "10:00 am on 20 June, 2023",
-            "session_2": _session(2, [(b, "How was your weekend?"),
-                                      (a, f"I went to a {hobby} tournament yesterday and won a medal!"),
-                                      (b, "Congratulations, that is amazing.")])}
-    qa = [{"question": f"Where did {a} move to?", "answer": town, "evidence": ["D1:1"], "category": 4},
-          {"question": f"When did {a} go to the {hobby} tournament?", "answer": "19 June 2023",
-           "evidence": ["D2:2"], "category": 2},
-          {"question": f"What club did {a} join after moving?", "answer": hobby,
-           "evidence": ["D1:1; D1:3"], "category": 1},  # malformed list, as in the real file
-          {"question": f"What did {b} say about her garden?", "evidence": ["D9:99"], "category": 5}]
+    conv = {
+        "speaker_a": a,
+        "speaker_b": b,
+        "session_1_date_time": "1:56 pm on 8 May, 2023",
+        "session_1": _session(
+            1,
+            [
+                (a, f"Hey {b}! I just moved to {town}."),
+                (b, "How do you like it so far?"),
+                (a, f"I love it. I joined a {hobby} club here."),
+                (b, "My kids keep me busy with school projects."),
+            ],
+        ),
+        "session_2_date_time": "10:00 am on 20 June, 2023",
+        "session_2": _session(
+            2,
+            [
+                (b, "How was your weekend?"),
+                (a, f"I went to a {hobby} tournament yesterday and won a medal!"),
+                (b, "Congratulations, that is amazing."),
+            ],
+        ),
+    }
+    qa = [
+        {"question": f"Where did {a} move to?", "answer": town, "evidence": ["D1:1"], "category": 4},
+        {
+            "question": f"When did {a} go to the {hobby} tournament?",
+            "answer": "19 June 2023",
+            "evidence": ["D2:2"],
+            "category": 2,
+        },
+        {
+            "question": f"What club did {a} join after moving?",
+            "answer": hobby,
+            "evidence": ["D1:1; D1:3"],  # malformed list, as in the real file
+            "category": 1,
+        },
+        {"question": f"What did {b} say about her garden?", "evidence": ["D9:99"], "category": 5},
+    ]
     return {"sample_id": sample, "conversation": conv, "qa": qa}
 
 
 @pytest.fixture(scope="module")
 def locomo_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("locomo") / "locomo.json"
-    path.write_text(json.dumps([_conversation("conv-a", "Caroline", "Melanie", "Lisbon", "chess"),
-                                _conversation("conv-b", "Jon", "Gina", "Porto", "tennis")]), encoding="utf-8")
+    path.write_text(
+        json.dumps(
+            [
+                _conversation("conv-a", "Caroline", "Melanie", "Lisbon", "chess"),
+                _conversation("conv-b", "Jon", "Gina", "Porto", "tennis"),
+            ]
+        ),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -74,8 +104,20 @@ def test_evaluate_runs_each_conversation_in_its_own_group(locomo_file, tmp_path,
 
 def test_cli_eval_on_a_locomo_path(locomo_file, tmp_path):
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(main, ["eval", str(locomo_file), "--home", str(tmp_path / "h"), "-q",
-                                       "--systems", "graphmem,bm25", "--out", str(out)])
+    result = CliRunner().invoke(
+        main,
+        [
+            "eval",
+            str(locomo_file),
+            "--home",
+            str(tmp_path / "h"),
+            "-q",
+            "--systems",
+            "graphmem,bm25",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["dataset"]["format"] == "locomo" and "multi-hop" in report["by_category"]["bm25"]

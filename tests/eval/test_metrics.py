@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from graphmem.eval.metrics import dedupe, mean, percentile, recall_at_k
 from graphmem.eval.datasets import Question
+from graphmem.eval.metrics import dedupe, mean, percentile, recall_at_k
 from graphmem.eval.runner import score
 
 
@@ -57,11 +57,12 @@ def test_percentile_interpolates_like_numpy():
 
 
 def test_score_averages_per_system_and_per_category():
-    questions = [Question("q1", "?", frozenset({"a", "b"}), "2hop"),
-                 Question("q2", "?", frozenset({"c"}), "1hop"),
-                 Question("q3", "?", frozenset(), "1hop")]  # no gold: left out of the means
-    rankings = {"x": [["a", "z", "b"], ["z", "c"], ["c"]],
-                "y": [["z", "z", "z"], ["c"], []]}
+    questions = [
+        Question("q1", "?", frozenset({"a", "b"}), "2hop"),
+        Question("q2", "?", frozenset({"c"}), "1hop"),
+        Question("q3", "?", frozenset(), "1hop"),  # no gold: left out of the means
+    ]
+    rankings = {"x": [["a", "z", "b"], ["z", "c"], ["c"]], "y": [["z", "z", "z"], ["c"], []]}
     latencies = {"x": [1.0, 3.0, 2.0], "y": [5.0, 5.0, 5.0]}
     records, summary, by_category = score(questions, rankings, latencies, ks=(1, 2, 3))
     # x: q1 -> R@1 1/2, R@2 1/2, R@3 1 ; q2 -> R@1 0, R@2 1, R@3 1

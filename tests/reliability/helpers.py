@@ -23,8 +23,13 @@ UNORDERED = {"aliases", "episodes"}
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               GRAPHMEM_BATCH_SIZE="4")  # several write batches even on a small corpus
+    env.update(
+        PYTHONPATH=str(REPO),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        GRAPHMEM_BATCH_SIZE="4",  # several write batches even on a small corpus
+    )
     env.update(extra)
     return env
 
@@ -65,16 +70,23 @@ def fingerprint(home: Path) -> dict:
         if record["label"] == "GraphMeta":
             continue
         # scores computed from vectors (synonym edges) carry the same float noise as the vectors
-        props = {k: (sorted(v) if k in UNORDERED and isinstance(v, list) else round(v, 5) if isinstance(v, float) else v)
-                 for k, v in record["properties"].items() if k not in VOLATILE}
+        props = {
+            k: (sorted(v) if k in UNORDERED and isinstance(v, list) else round(v, 5) if isinstance(v, float) else v)
+            for k, v in record["properties"].items()
+            if k not in VOLATILE
+        }
         key = f"{record['label']}:{record['key']}"
-        canonical.setdefault(record["label"], []).append(json.dumps([key, props, "embedding" in record], sort_keys=True))
+        canonical.setdefault(record["label"], []).append(
+            json.dumps([key, props, "embedding" in record], sort_keys=True)
+        )
         if "embedding" in record:
             embeddings[key] = record["embedding"]
     return {
         "counts": {label: len(rows) for label, rows in sorted(canonical.items())},
-        "hashes": {label: hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()[:16]
-                   for label, rows in sorted(canonical.items())},
+        "hashes": {
+            label: hashlib.sha256("\n".join(sorted(rows)).encode()).hexdigest()[:16]
+            for label, rows in sorted(canonical.items())
+        },
         "rows": {label: sorted(rows) for label, rows in canonical.items()},
         "embeddings": embeddings,
     }

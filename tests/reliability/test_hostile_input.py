@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from graphmem.cli import main
 from graphmem.errors import InputError
@@ -20,12 +21,36 @@ from graphmem.ingest.readers import read_documents
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 SLOW = settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 
-CYPHER = ["'", '"', "\\", "`", "\\'", "$group_id", "}) DETACH DELETE n //", "MATCH (n) DETACH DELETE n",
-          "' OR 1=1 --", "\\u0027", "CALL db.labels()", "{rows}", "\n", "\t", "\r\n", "\u2028", "é", "😀"]
+CYPHER = [
+    "'",
+    '"',
+    "\\",
+    "`",
+    "\\'",
+    "$group_id",
+    "}) DETACH DELETE n //",
+    "MATCH (n) DETACH DELETE n",
+    "' OR 1=1 --",
+    "\\u0027",
+    "CALL db.labels()",
+    "{rows}",
+    "\n",
+    "\t",
+    "\r\n",
+    "\u2028",
+    "é",
+    "😀",
+]
 
-nasty_text = st.lists(st.one_of(st.sampled_from(CYPHER), st.text(min_size=1, max_size=30),
-                                st.characters(min_codepoint=1, max_codepoint=31).map(str)),
-                      min_size=1, max_size=40).map("".join)
+nasty_text = st.lists(
+    st.one_of(
+        st.sampled_from(CYPHER),
+        st.text(min_size=1, max_size=30),
+        st.characters(min_codepoint=1, max_codepoint=31).map(str),
+    ),
+    min_size=1,
+    max_size=40,
+).map("".join)
 
 
 def _deep(depth: int) -> str:
@@ -37,8 +62,12 @@ json_lines = st.one_of(
     st.integers(1, 100_000).map(_deep),
     st.builds(lambda t: json.dumps({"text": t}), nasty_text),
     st.builds(lambda t, ti: json.dumps({"text": t, "title": ti, "id": 1}), st.text(max_size=50), st.text(max_size=50)),
-    st.just('{"text": ""}'), st.just('{"text": null}'), st.just('{"text": "x", "date": "yesterday"}'),
-    st.just('{"text": "x", "id": [1]}'), st.just('{"text": "a\\u0000b"}'), st.just("[]"),
+    st.just('{"text": ""}'),
+    st.just('{"text": null}'),
+    st.just('{"text": "x", "date": "yesterday"}'),
+    st.just('{"text": "x", "id": [1]}'),
+    st.just('{"text": "a\\u0000b"}'),
+    st.just("[]"),
 )
 
 
@@ -129,8 +158,10 @@ def test_cli_ingest_of_hostile_jsonl_is_a_clean_ingest_or_a_one_line_error(home,
 def test_cypher_looking_text_is_stored_byte_for_byte(home, tmp_path):
     from graphmem import Memory
 
-    text = ("O'Brien said \"MATCH (n) DETACH DELETE n\" and then \\'}) RETURN 1 // to `Bob`; "
-            "$group_id {rows} \\\\ ' OR '1'='1 CREATE (:Evil) MERGE SET n.x = 'y' UNWIND [1] AS r \u2028 😀 é\t end.")
+    text = (
+        "O'Brien said \"MATCH (n) DETACH DELETE n\" and then \\'}) RETURN 1 // to `Bob`; "
+        "$group_id {rows} \\\\ ' OR '1'='1 CREATE (:Evil) MERGE SET n.x = 'y' UNWIND [1] AS r \u2028 😀 é\t end."
+    )
     doc = tmp_path / "evil.txt"
     doc.write_text(text, encoding="utf-8")
     jsonl = tmp_path / "evil.jsonl"
@@ -150,8 +181,16 @@ def test_cypher_looking_text_is_stored_byte_for_byte(home, tmp_path):
 
 def test_max_errors_skips_and_reports_bad_records(home, tmp_path):
     path = tmp_path / "dirty.jsonl"
-    path.write_text("\n".join([json.dumps({"text": "Ada Lovelace wrote the first program."}), "{not json",
-                               json.dumps({"text": ""}), json.dumps({"text": "Mira Osk founded the Tallow Press."})]))
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"text": "Ada Lovelace wrote the first program."}),
+                "{not json",
+                json.dumps({"text": ""}),
+                json.dumps({"text": "Mira Osk founded the Tallow Press."}),
+            ]
+        )
+    )
     strict = _ingest(home, str(path))
     _one_line_error(strict)
     assert ":2:" in strict.output

@@ -28,7 +28,7 @@ def exact_top(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def recall_at(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth)]))
+    return float(np.mean([len(set(f.tolist()) & set(t.tolist())) / len(t) for f, t in zip(found, truth, strict=True)]))
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,7 @@ def test_save_load_round_trip(tmp_path, vectors, queries, exact_below, dtype):
     assert path.read_bytes()[:2] != b"\x80\x04"  # not a pickle
     loaded = VectorIndex.load(path)
     assert len(loaded) == 3000 and loaded.exact == index.exact
-    for a, b in zip(index.search_many(queries, 10), loaded.search_many(queries, 10)):
+    for a, b in zip(index.search_many(queries, 10), loaded.search_many(queries, 10), strict=True):
         assert np.array_equal(a, b)
     # a mapped file is read-only: adding reads it into memory first, the file stays as saved
     loaded.add(vectors[3000:])

@@ -3,7 +3,7 @@ chain that dense search alone ranks outside the top 5."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import itertools
 
 from ..conftest import example_doc_name
 
@@ -13,7 +13,7 @@ K = 5
 def _ranks(memory, questions, mode):
     results = memory.search_many([q["question"] for q in questions], 10, mode=mode)
     out = []
-    for q, hits in zip(questions, results):
+    for q, hits in zip(questions, results, strict=True):
         names = [example_doc_name(h.source) for h in hits]
         out.append([names.index(s) + 1 if s in names else None for s in q["supporting"]])
     return out
@@ -38,7 +38,7 @@ def test_graph_finds_second_hops_dense_misses(sample_memory, sample_questions):
 def test_demo_questions_are_answered(sample_memory, sample_questions):
     demo = [q for q in sample_questions if q.get("demo")]
     assert len(demo) == 3
-    for q, ranks in zip(demo, _ranks(sample_memory, demo, "graph")):
+    for q, ranks in zip(demo, _ranks(sample_memory, demo, "graph"), strict=True):
         assert all(r is not None and r <= 5 for r in ranks), (q["id"], ranks)
 
 
@@ -46,7 +46,7 @@ def test_results_carry_provenance_and_metadata(sample_memory, sample_questions):
     q = next(q for q in sample_questions if q["id"] == "q1")
     hits = sample_memory.search(q["question"], k=5)
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
     top = hits[0]
     assert top.content and top.source.endswith("kessary_bridge.md") and top.title == "Kessary Bridge"
     assert "Kessary Bridge" in top.entities
@@ -59,7 +59,7 @@ def test_results_carry_provenance_and_metadata(sample_memory, sample_questions):
 def test_batch_search_equals_single_searches(sample_memory, sample_questions):
     queries = [q["question"] for q in sample_questions[:4]]
     batch = sample_memory.search_many(queries, 5)
-    for query, hits in zip(queries, batch):
+    for query, hits in zip(queries, batch, strict=True):
         assert [h.uuid for h in sample_memory.search(query, 5)] == [h.uuid for h in hits]
 
 
@@ -82,7 +82,9 @@ def test_projection_is_extended_in_place_and_matches_a_full_reload(sample_memory
 
     sample_memory.search("warm up", k=1)
     projection = sample_memory.retriever.projection
-    sample_memory.ingest_text("Quill Harbour lies north of the Kessary Bridge; Dana Orm runs its ferry.", name="delta-1")
+    sample_memory.ingest_text(
+        "Quill Harbour lies north of the Kessary Bridge; Dana Orm runs its ferry.", name="delta-1"
+    )
     assert sample_memory.retriever.projection is projection  # extended, not reloaded
     fresh = load_projection(sample_memory._graph, cache_dir=None)
     assert sorted(projection.episode_ids) == sorted(fresh.episode_ids)

@@ -3,8 +3,18 @@
 from graphmem.model import entity_key
 from graphmem.retrieve.names import named_entities
 
-NAMES = ["New York", "New York City", "York", "Bank of England", "Ada Lovelace", "film", "Kessary Bridge",
-         "Halvane Steelworks", "U.S.", "Who"]
+NAMES = [
+    "New York",
+    "New York City",
+    "York",
+    "Bank of England",
+    "Ada Lovelace",
+    "film",
+    "Kessary Bridge",
+    "Halvane Steelworks",
+    "U.S.",
+    "Who",
+]
 KEYS = {entity_key(name): index for index, name in enumerate(NAMES)}
 
 

@@ -58,7 +58,8 @@ def test_row_blocks_on_threads_give_the_same_scores():
     reset[[5, 80], 0] = 1.0
     reset[[200, 300], 1] = [0.3, 0.7]
     expected = personalized_pagerank(transition, reset, damping=0.5, iterations=100, tolerance=1e-9)
-    assert np.allclose(personalized_pagerank(blocks, reset, damping=0.5, iterations=100, tolerance=1e-9), expected,
-                       atol=1e-7)
+    assert np.allclose(
+        personalized_pagerank(blocks, reset, damping=0.5, iterations=100, tolerance=1e-9), expected, atol=1e-7
+    )
     single = personalized_pagerank(blocks, reset[:, 1], damping=0.5, iterations=100, tolerance=1e-9)
     assert single.shape == (graph.vcount(),) and np.allclose(single, expected[:, 1], atol=1e-7)

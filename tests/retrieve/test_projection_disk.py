@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,16 @@ import scipy.sparse as sp
 from graphmem.config import RetrievalSettings
 from graphmem.retrieve.bm25 import tokenize
 from graphmem.retrieve.ppr import transition_matrix
-from graphmem.retrieve.projection import (MANIFEST, Projection, group_dir_of, load_projection, open_projection)
+from graphmem.retrieve.projection import MANIFEST, Projection, group_dir_of, load_projection, open_projection
 from graphmem.retrieve.retriever import Retriever
 
 REPO = Path(__file__).resolve().parents[2]
-QUERIES = ["Who designed the Kessary Bridge?", "Which river does the bridge cross?",
-           "What did the Dorrow Gazette report about the looms?", "Caskmere art gallery founder"]
+QUERIES = [
+    "Who designed the Kessary Bridge?",
+    "Which river does the bridge cross?",
+    "What did the Dorrow Gazette report about the looms?",
+    "Caskmere art gallery founder",
+]
 
 
 def _cache(memory) -> Path:
@@ -39,12 +44,12 @@ def _results(projection: Projection, vectors: np.ndarray, mode: str = "graph") -
 def _same_results(a, b) -> None:
     """Equal rankings: the same passages with the same scores (to float rounding: rows in
     another order sum in another order), in the same order except among exact ties."""
-    for row_a, row_b in zip(a, b):
+    for row_a, row_b in zip(a, b, strict=True):
         assert len(row_a) == len(row_b)
         np.testing.assert_allclose([s for _, s in row_a], [s for _, s in row_b], rtol=1e-5, atol=1e-7)
         by_score_a: dict[float, set] = {}
         by_score_b: dict[float, set] = {}
-        for (ua, sa), (ub, sb) in zip(row_a, row_b):
+        for (ua, sa), (ub, _) in zip(row_a, row_b, strict=True):
             by_score_a.setdefault(round(sa, 6), set()).add(ua)
             by_score_b.setdefault(round(sa, 6), set()).add(ub)
         last = round(row_a[-1][1], 6) if row_a else None
@@ -62,24 +67,32 @@ def _same_graph(p: Projection, q: Projection) -> None:
     def edges(x: Projection):
         ent, epi = list(x.entity_ids), list(x.episode_ids)
         return {
-            "mentions": sorted((epi[a], ent[b], bool(s)) for (a, b), s in zip(x.mention_pairs.tolist(), x.mention_speaker)),
-            "facts": sorted((f, ent[a], ent[b], tuple(v), tuple(sorted(x.fact_episodes[i])), x.fact_texts[i])
-                            for i, (f, (a, b), v) in enumerate(zip(x.fact_ids, x.fact_ends.tolist(),
-                                                                   x.fact_validity().tolist()))),
-            "synonyms": sorted((ent[a], ent[b], round(float(s), 6)) for (a, b), s in zip(x.synonym_pairs.tolist(), x.synonym_scores)),
+            "mentions": sorted(
+                (epi[a], ent[b], bool(s)) for (a, b), s in zip(x.mention_pairs.tolist(), x.mention_speaker, strict=True)
+            ),
+            "facts": sorted(
+                (f, ent[a], ent[b], tuple(v), tuple(sorted(x.fact_episodes[i])), x.fact_texts[i])
+                for i, (f, (a, b), v) in enumerate(
+                    zip(x.fact_ids, x.fact_ends.tolist(), x.fact_validity().tolist(), strict=True)
+                )
+            ),
+            "synonyms": sorted(
+                (ent[a], ent[b], round(float(s), 6))
+                for (a, b), s in zip(x.synonym_pairs.tolist(), x.synonym_scores, strict=True)
+            ),
             "next": sorted((epi[a], epi[b]) for a, b in x.next_pairs.tolist()),
-            "names": sorted(zip(ent, x.entity_names)),
-            "episodes": sorted(zip(epi, x.episode_times.tolist(), x.episode_questions.tolist())),
+            "names": sorted(zip(ent, x.entity_names, strict=True)),
+            "episodes": sorted(zip(epi, x.episode_times.tolist(), x.episode_questions.tolist(), strict=True)),
         }
 
     assert edges(p) == edges(q)
     # (an extension appends the vectors ingestion computed; the store gives them back rounded
     # in the last digits)
-    vectors_p = dict(zip(p.episode_ids, p.episode_vectors))
-    for uuid, vector in zip(q.episode_ids, q.episode_vectors):
+    vectors_p = dict(zip(p.episode_ids, p.episode_vectors, strict=True))
+    for uuid, vector in zip(q.episode_ids, q.episode_vectors, strict=True):
         np.testing.assert_allclose(vectors_p[uuid], vector, atol=1e-6)
-    vectors_p = dict(zip(p.fact_ids, p.fact_vectors))
-    for uuid, vector in zip(q.fact_ids, q.fact_vectors):
+    vectors_p = dict(zip(p.fact_ids, p.fact_vectors, strict=True))
+    for uuid, vector in zip(q.fact_ids, q.fact_vectors, strict=True):
         np.testing.assert_allclose(vectors_p[uuid], vector, atol=1e-6)
 
 
@@ -117,15 +130,19 @@ def test_bm25_scores_equal_bm25s_over_the_stored_texts(sample_memory):
     assert tokenize(ordered) == bm25s.tokenize(ordered, stopwords="en", show_progress=False, return_ids=False)
     for query in QUERIES + ["the of and", "bridge bridge river"]:
         tokens = tokenize([query])[0]
-        expected = np.asarray(reference.get_scores(tokens), np.float32) if tokens else np.zeros(len(ordered), np.float32)
+        expected = (
+            np.asarray(reference.get_scores(tokens), np.float32) if tokens else np.zeros(len(ordered), np.float32)
+        )
         np.testing.assert_allclose(projection.bm25.scores(query), expected, rtol=1e-6, atol=0, err_msg=query)
 
 
 # new entities and facts, a question, and a paragraph of the sample corpus again (its facts are
 # stored already: they gain this document's passage as another supporting episode)
-SECOND = ((REPO / "examples/docs/lantern_tide_festival.md").read_text(encoding="utf-8") + "\n\n"
-          "Quill Harbour lies north of the Kessary Bridge; Dana Orm runs its ferry. "
-          "The harbour master Ilse Varn says it runs daily. Is the ferry still running?")
+SECOND = (
+    (REPO / "examples/docs/lantern_tide_festival.md").read_text(encoding="utf-8") + "\n\n"
+    "Quill Harbour lies north of the Kessary Bridge; Dana Orm runs its ferry. "
+    "The harbour master Ilse Varn says it runs daily. Is the ferry still running?"
+)
 
 
 def test_extension_in_place_equals_a_full_rebuild(sample_memory, vectors):
@@ -141,8 +158,10 @@ def test_extension_in_place_equals_a_full_rebuild(sample_memory, vectors):
     fresh = transition_matrix(projection.adjacency(projection.facts_valid_at(None)))
     np.testing.assert_allclose(projection.transition().toarray(), fresh.toarray(), rtol=1e-6, atol=1e-9)
     m = projection.mention_pairs
-    assert (projection.episode_entities().toarray() == sp.csr_matrix(
-        (np.ones(len(m)), (m[:, 0], m[:, 1])), shape=projection.episode_entities().shape).toarray()).all()
+    assert (
+        projection.episode_entities().toarray()
+        == sp.csr_matrix((np.ones(len(m)), (m[:, 0], m[:, 1])), shape=projection.episode_entities().shape).toarray()
+    ).all()
     assert np.array_equal(projection.entity_passage_counts(), np.bincount(m[:, 1], minlength=projection.n_entities))
     assert sample_memory.retriever.projection is projection  # moved along in place
     assert not before_dir.exists() and projection.cache_dir.exists()  # the old revision's files are gone
@@ -210,9 +229,14 @@ def test_a_second_process_maps_the_same_files(sample_memory, vectors, tmp_path):
     projection = load_projection(sample_memory._graph, cache)
     group = group_dir_of(cache, sample_memory._graph.group_id)
     np.save(tmp_path / "vectors.npy", vectors)
-    child = subprocess.run([sys.executable, "-c", CHILD, str(group), json.dumps(QUERIES), str(tmp_path / "vectors.npy")],
-                           capture_output=True, text=True, cwd=REPO, timeout=300,
-                           env={**os.environ, "PYTHONPATH": str(REPO)})
+    child = subprocess.run(
+        [sys.executable, "-c", CHILD, str(group), json.dumps(QUERIES), str(tmp_path / "vectors.npy")],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert child.returncode == 0, child.stderr
     out = json.loads(child.stdout.strip().splitlines()[-1])
     assert out["build"] == projection._disk.manifest["build"]
@@ -279,9 +303,15 @@ def test_no_pickle_and_no_passage_texts(sample_memory):
     def holds_texts(value) -> bool:
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], str):
             return bool(texts & set(value))
-        if hasattr(value, "__len__") and hasattr(value, "__getitem__") and not isinstance(value, (str, bytes, np.ndarray, dict)):
+        if (
+            hasattr(value, "__len__")
+            and hasattr(value, "__getitem__")
+            and not isinstance(value, (str, bytes, np.ndarray, dict))
+        ):
             try:
-                return len(value) > 0 and isinstance(value[0], str) and any(value[i] in texts for i in range(len(value)))
+                return (
+                    len(value) > 0 and isinstance(value[0], str) and any(value[i] in texts for i in range(len(value)))
+                )
             except Exception:
                 return False
         return False
@@ -295,24 +325,26 @@ def test_an_ingestion_that_ends_a_stored_fact_still_extends_in_place(memory):
     """A newer value of a single-valued fact ends the stored one: the extension records the
     stored fact's new validity (and takes its edge out of the saved adjacency) instead of
     leaving the next search to rebuild everything from the store."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    memory.ingest_text("Ana Vell lives in Lisbon. She works at Orvalis Robotics.", name="ana-1",
-                       date=datetime(2021, 3, 1, tzinfo=timezone.utc))
+    memory.ingest_text(
+        "Ana Vell lives in Lisbon. She works at Orvalis Robotics.",
+        name="ana-1",
+        date=datetime(2021, 3, 1, tzinfo=UTC),
+    )
     memory.search("warm up", k=1)
     projection = memory.retriever.projection
     build = projection._disk.manifest["build"]
     projection.transition()
     lisbon = [i for i, t in enumerate(projection.fact_texts) if "Lisbon" in t]
     assert lisbon and projection.facts_valid_at(None)[lisbon].all()
-    memory.ingest_text("Ana Vell lives in Berlin.", name="ana-2", date=datetime(2023, 6, 15, tzinfo=timezone.utc))
+    memory.ingest_text("Ana Vell lives in Berlin.", name="ana-2", date=datetime(2023, 6, 15, tzinfo=UTC))
     assert memory.retriever.projection is projection and projection._disk.manifest["build"] == build
     assert projection._disk.manifest["counts"]["fact_valid_updates"] >= 1
     assert not projection.facts_valid_at(None)[lisbon].any()  # ended now ...
-    assert projection.facts_valid_at(int(datetime(2022, 1, 1, tzinfo=timezone.utc).timestamp() * 1000))[lisbon].all()
+    assert projection.facts_valid_at(int(datetime(2022, 1, 1, tzinfo=UTC).timestamp() * 1000))[lisbon].all()
     rebuilt = load_projection(memory._graph, cache_dir=None)  # ... as the store says
     _same_graph(projection, rebuilt)
     fresh = transition_matrix(projection.adjacency(projection.facts_valid_at(None)))
     np.testing.assert_allclose(projection.transition().toarray(), fresh.toarray(), rtol=1e-6, atol=1e-9)
     assert projection.transition().nnz == fresh.nnz  # the ended fact's edge is gone, not left at 0
-

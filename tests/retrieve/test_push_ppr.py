@@ -71,8 +71,10 @@ def test_work_stays_in_the_seeds_component_of_a_big_graph():
     big = _communities(400, 500, seed=2)
     n = big.shape[0] + 10
     small_rows = np.arange(n - 10, n - 1)
-    adjacency = sp.csr_matrix(sp.block_diag([big, _symmetric(small_rows - (n - 10), small_rows - (n - 10) + 1,
-                                                             np.ones(9), 10)]), dtype=np.float32)
+    adjacency = sp.csr_matrix(
+        sp.block_diag([big, _symmetric(small_rows - (n - 10), small_rows - (n - 10) + 1, np.ones(9), 10)]),
+        dtype=np.float32,
+    )
     operator = push_operator(transition_matrix(adjacency))
     reset = np.zeros(n)
     reset[n - 5] = 1.0
@@ -105,14 +107,17 @@ def test_push_agrees_with_power_on_the_sample_memory(sample_memory, sample_quest
     base = sample_memory.retriever
     questions = [q["question"] for q in sample_questions]
     vectors = sample_memory.embedder.embed(questions)
-    flat = Retriever(base.projection, base.embedder,
-                     RetrievalSettings(vector_index="ann", ppr="push", ann_candidates=30))
+    flat = Retriever(
+        base.projection, base.embedder, RetrievalSettings(vector_index="ann", ppr="push", ann_candidates=30)
+    )
     exact = Retriever(base.projection, base.embedder, RetrievalSettings(vector_index="exact", ppr="power"))
     assert flat.uses_push() and flat.vector_index("episodes") is not None
     assert not exact.uses_push() and exact.vector_index("episodes") is None
     got = flat.search_many(questions, 5, query_vectors=vectors)
     want = exact.search_many(questions, 5, query_vectors=vectors)
-    overlap = np.mean([len({h.uuid for h in a} & {h.uuid for h in b}) / max(1, len(b)) for a, b in zip(got, want)])
+    overlap = np.mean(
+        [len({h.uuid for h in a} & {h.uuid for h in b}) / max(1, len(b)) for a, b in zip(got, want, strict=True)]
+    )
     assert overlap >= 0.9
     # the PPR scores themselves: push from the same reset, compared on the whole graph
     projection = base.projection

@@ -32,8 +32,9 @@ def mode(path: Path) -> int:
 
 
 def other_user_reads(path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["cat", str(path)], user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True,
-                          text=True, timeout=30)
+    return subprocess.run(
+        ["cat", str(path)], user=NOBODY, group=NOBODY, extra_groups=[], capture_output=True, text=True, timeout=30
+    )
 
 
 @pytest.fixture
@@ -162,13 +163,17 @@ def _plant_file(folder: Path) -> None:
     folder.write_text("")
 
 
-@pytest.mark.parametrize("plant,reason", [
-    pytest.param(_plant_foreign, "belongs to uid 65534",
-                 marks=pytest.mark.skipif(not AS_ROOT, reason="needs root to chown")),
-    (_plant_open, "mode is 0777"),
-    (_plant_symlink, "symlink"),
-    (_plant_file, "not a directory"),
-])
+@pytest.mark.parametrize(
+    "plant,reason",
+    [
+        pytest.param(
+            _plant_foreign, "belongs to uid 65534", marks=pytest.mark.skipif(not AS_ROOT, reason="needs root to chown")
+        ),
+        (_plant_open, "mode is 0777"),
+        (_plant_symlink, "symlink"),
+        (_plant_file, "not a directory"),
+    ],
+)
 def test_a_planted_socket_directory_is_refused(tmp_path, socket_tmp, plant, reason):
     plant(socket_tmp / f"graphmem-{os.geteuid()}")
     with pytest.raises(StoreError, match=reason):

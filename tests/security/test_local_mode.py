@@ -37,8 +37,17 @@ def problem(response: httpx.Response, status: int) -> str:
     return response.json()["detail"]
 
 
-@pytest.mark.parametrize("host", ["attacker.example:8733", "attacker.example", "localhost.attacker.example",
-                                  "127.0.0.1.nip.io:8000", "localhost:80@attacker.example", "127.0.0.1:x"])
+@pytest.mark.parametrize(
+    "host",
+    [
+        "attacker.example:8733",
+        "attacker.example",
+        "localhost.attacker.example",
+        "127.0.0.1.nip.io:8000",
+        "localhost:80@attacker.example",
+        "127.0.0.1:x",
+    ],
+)
 def test_a_foreign_host_is_refused_in_local_mode(local, host):
     app, keys, client, _ = local
     headers = {"Host": host, "X-Graphmem-Local-Token": app.state.local_token}
@@ -63,20 +72,35 @@ def test_creating_a_key_in_local_mode_needs_the_start_token(local, tmp_path):
 
     detail = problem(client.post("/v1/admin/keys", json={"groups": ["default"]}), 403)
     assert str(token_file) in detail and "X-Graphmem-Local-Token" in detail
-    problem(client.post("/v1/admin/keys", json={"groups": ["default"]}, headers={"X-Graphmem-Local-Token": "guess"}), 403)
-    problem(client.post("/v1/admin/keys", json={"groups": ["default"]},
-                        headers={"X-Graphmem-Local-Token": (app.state.local_token[:-1] + "é").encode("latin-1")}), 403)
+    problem(
+        client.post("/v1/admin/keys", json={"groups": ["default"]}, headers={"X-Graphmem-Local-Token": "guess"}), 403
+    )
+    problem(
+        client.post(
+            "/v1/admin/keys",
+            json={"groups": ["default"]},
+            headers={"X-Graphmem-Local-Token": (app.state.local_token[:-1] + "é").encode("latin-1")},
+        ),
+        403,
+    )
     assert not keys.configured
 
-    made = client.post("/v1/admin/keys", json={"admin": True, "name": "first"},
-                       headers={"X-Graphmem-Local-Token": app.state.local_token})
+    made = client.post(
+        "/v1/admin/keys",
+        json={"admin": True, "name": "first"},
+        headers={"X-Graphmem-Local-Token": app.state.local_token},
+    )
     assert made.status_code == 201, made.text
     admin = made.json()["key"]
     assert stat.S_IMODE(os.stat(tmp_path / "keys.json").st_mode) == 0o600
     # local mode is over: a key is needed, and then any Host is served
     problem(client.get("/v1/admin/keys"), 401)
-    problem(client.post("/v1/admin/keys", json={"groups": ["default"]},
-                        headers={"X-Graphmem-Local-Token": app.state.local_token}), 401)
+    problem(
+        client.post(
+            "/v1/admin/keys", json={"groups": ["default"]}, headers={"X-Graphmem-Local-Token": app.state.local_token}
+        ),
+        401,
+    )
     auth = {"Authorization": f"Bearer {admin}"}
     assert client.get("/v1/admin/keys", headers={**auth, "Host": "graphmem.internal:8000"}).status_code == 200
     # revoking every key does not bring local mode back
@@ -84,8 +108,12 @@ def test_creating_a_key_in_local_mode_needs_the_start_token(local, tmp_path):
     assert client.delete(f"/v1/admin/keys/{key_id}", headers=auth).status_code == 200
     assert not keys.configured
     problem(client.get("/v1/admin/keys"), 401)
-    problem(client.post("/v1/admin/keys", json={"groups": ["default"]},
-                        headers={"X-Graphmem-Local-Token": app.state.local_token}), 401)
+    problem(
+        client.post(
+            "/v1/admin/keys", json={"groups": ["default"]}, headers={"X-Graphmem-Local-Token": app.state.local_token}
+        ),
+        401,
+    )
 
 
 def test_a_server_with_keys_has_no_local_token(tmp_path):
@@ -114,18 +142,32 @@ def test_serve_prints_the_local_token(tmp_path, monkeypatch, capsys):
 def test_host_header_values():
     for good in ("127.0.0.1", "127.0.0.1:8733", "localhost", "localhost:1", "[::1]", "[::1]:8733", "127.0.0.2"):
         assert loopback_host_header(good), good
-    for bad in ("", "attacker.example", "localhost.", "::1", "[::1]x", "[::1]:", "[::2]", "127.0.0.1:99999999",
-                "0.0.0.0", "10.0.0.1:80", "localhost:8733:1"):
+    for bad in (
+        "",
+        "attacker.example",
+        "localhost.",
+        "::1",
+        "[::1]x",
+        "[::1]:",
+        "[::2]",
+        "127.0.0.1:99999999",
+        "0.0.0.0",
+        "10.0.0.1:80",
+        "localhost:8733:1",
+    ):
         assert not loopback_host_header(bad), bad
 
 
 # -- key strength before binding beyond loopback ------------------------------------------------
-@pytest.mark.parametrize("env,where,why", [
-    ({"GRAPHMEM_API_KEYS": "k=default"}, "GRAPHMEM_API_KEYS entry 1", "1 characters"),
-    ({"GRAPHMEM_API_KEYS": f"{STRONG}=a;{'ab' * 20}=b"}, "GRAPHMEM_API_KEYS entry 2", "only 2 distinct"),
-    ({"GRAPHMEM_API_KEY": "hunter2-hunter2"}, "GRAPHMEM_API_KEY", "15 characters"),
-    ({"GRAPHMEM_API_KEY": STRONG, "GRAPHMEM_ADMIN_KEY": "admin"}, "GRAPHMEM_ADMIN_KEY", "5 characters"),
-])
+@pytest.mark.parametrize(
+    "env,where,why",
+    [
+        ({"GRAPHMEM_API_KEYS": "k=default"}, "GRAPHMEM_API_KEYS entry 1", "1 characters"),
+        ({"GRAPHMEM_API_KEYS": f"{STRONG}=a;{'ab' * 20}=b"}, "GRAPHMEM_API_KEYS entry 2", "only 2 distinct"),
+        ({"GRAPHMEM_API_KEY": "hunter2-hunter2"}, "GRAPHMEM_API_KEY", "15 characters"),
+        ({"GRAPHMEM_API_KEY": STRONG, "GRAPHMEM_ADMIN_KEY": "admin"}, "GRAPHMEM_ADMIN_KEY", "5 characters"),
+    ],
+)
 def test_weak_keys_bind_loopback_only(env, where, why, caplog):
     keys = KeyStore(None, env=env)
     for host in ("0.0.0.0", "10.1.2.3", "::"):
@@ -134,8 +176,10 @@ def test_weak_keys_bind_loopback_only(env, where, why, caplog):
         message = str(refused.value)
         assert message.startswith(f"{where} is a weak key ({why}") and "graphmem keys add" in message
         assert "\n" not in message
-        plain = [e.rpartition("=")[0] for e in env.get("GRAPHMEM_API_KEYS", "").split(";")] + \
-            [env.get("GRAPHMEM_API_KEY", ""), env.get("GRAPHMEM_ADMIN_KEY", "")]
+        plain = [e.rpartition("=")[0] for e in env.get("GRAPHMEM_API_KEYS", "").split(";")] + [
+            env.get("GRAPHMEM_API_KEY", ""),
+            env.get("GRAPHMEM_ADMIN_KEY", ""),
+        ]
         assert not [k for k in plain if len(k) > 2 and k in message]  # never the key itself
     for host in ("127.0.0.1", "localhost", "::1"):
         check_bind(host, keys)
@@ -143,8 +187,11 @@ def test_weak_keys_bind_loopback_only(env, where, why, caplog):
 
 
 def test_strong_and_hashed_keys_bind_anywhere():
-    env = {"GRAPHMEM_API_KEYS": f"{new_key()}=a;{hash_key('x')}=b", "GRAPHMEM_API_KEY": STRONG,
-           "GRAPHMEM_ADMIN_KEY": hash_key("short")}
+    env = {
+        "GRAPHMEM_API_KEYS": f"{new_key()}=a;{hash_key('x')}=b",
+        "GRAPHMEM_API_KEY": STRONG,
+        "GRAPHMEM_ADMIN_KEY": hash_key("short"),
+    }
     keys = KeyStore(None, env=env)
     assert keys.weak == []
     check_bind("0.0.0.0", keys)

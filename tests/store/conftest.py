@@ -35,11 +35,14 @@ BOLT_LIMITS = {
     "timeout": "FalkorDB's Bolt endpoint ignores transaction timeouts (BEGIN metadata is not read)",
     "error_text": "FalkorDB's Bolt endpoint reports every error as 'An unknown error occurred'",
     "float_precision": "FalkorDB's Bolt endpoint returns floats with six decimals (3.1e-7 comes back as 0.0)",
-    "schema_twice": "FalkorDB's Bolt endpoint reports 'index exists' as an unknown error, so ensure_schema cannot run twice",
+    "schema_twice": "FalkorDB's Bolt endpoint reports 'index exists' as an unknown error, "
+    "so ensure_schema cannot run twice",
 }
-NEO4J_HOW = ("set NEO4J_URI=neo4j://user:password@host:7687/dbname (or NEO4J_USERNAME / NEO4J_PASSWORD) "
-             "to run the contract suite against a real Neo4j 5 (e.g. `docker run -p 7687:7687 "
-             "-e NEO4J_AUTH=neo4j/password neo4j:5.26-community`)")
+NEO4J_HOW = (
+    "set NEO4J_URI=neo4j://user:password@host:7687/dbname (or NEO4J_USERNAME / NEO4J_PASSWORD) "
+    "to run the contract suite against a real Neo4j 5 (e.g. `docker run -p 7687:7687 "
+    "-e NEO4J_AUTH=neo4j/password neo4j:5.26-community`)"
+)
 
 
 @dataclass

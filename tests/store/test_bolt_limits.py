@@ -27,8 +27,9 @@ def test_read_access_mode_is_ignored(bolt):
 
 
 def test_transaction_timeout_is_ignored(bolt):
-    _, rows = bolt.cypher("UNWIND range(1, 2000) AS x UNWIND range(1, 2000) AS y RETURN count(*)", group_id="t",
-                          timeout_ms=1)
+    _, rows = bolt.cypher(
+        "UNWIND range(1, 2000) AS x UNWIND range(1, 2000) AS y RETURN count(*)", group_id="t", timeout_ms=1
+    )
     assert rows == [[4_000_000]]
 
 

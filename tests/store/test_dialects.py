@@ -6,8 +6,14 @@ from graphmem.store.queries import cypher_dir, load_queries, parse_blocks
 
 #: Neo4j only: waiting for new indexes, and the databases of database_per_group
 NEO4J_ONLY = {"indexes_await", "database_create", "database_drop", "databases_list"}
-DIALECT_SPECIFIC = {"entity_embeddings_set", "episode_embeddings_set", "fact_embeddings_set",
-                    "episodes_vector_search", "facts_vector_search", "episodes_fulltext_search"}
+DIALECT_SPECIFIC = {
+    "entity_embeddings_set",
+    "episode_embeddings_set",
+    "fact_embeddings_set",
+    "episodes_vector_search",
+    "facts_vector_search",
+    "episodes_fulltext_search",
+}
 
 
 def own_queries(dialect: str) -> set[str]:

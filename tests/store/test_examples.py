@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -16,7 +15,7 @@ DAY = 86_400_000
 def run_example(case, example: str, /, **params):
     text = (cypher_dir() / "examples" / f"{example}.cypher").read_text(encoding="utf-8")
     columns, rows = case.store.cypher(text, {"group_id": case.group, **params}, group_id=case.group)
-    return [dict(zip(columns, row)) for row in rows]
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 @pytest.fixture
@@ -33,17 +32,24 @@ def test_neighbourhood(case, data):
 
 
 def test_timeline_shows_past_facts(case, data):
-    case.store.run("fact_invalidate", uuid=data.id("f4"), group_id=case.group, invalid_at=T0 + 3 * DAY, expired_at=T0 + 3 * DAY)
+    case.store.run(
+        "fact_invalidate", uuid=data.id("f4"), group_id=case.group, invalid_at=T0 + 3 * DAY, expired_at=T0 + 3 * DAY
+    )
     rows = run_example(case, "timeline", name="carl sagan")
     assert [(r["since"], r["subject"], r["predicate"], r["object"], r["status"], r["valid_until"]) for r in rows] == [
         (T0, "Carl Sagan", "lives_in", "Oslo", "past", T0 + 3 * DAY),
-        (T0 + DAY, "Ada Lovelace", "works_with", "Carl Sagan", "current", None)]
+        (T0 + DAY, "Ada Lovelace", "works_with", "Carl Sagan", "current", None),
+    ]
 
 
 def test_most_connected(case, data):
     rows = run_example(case, "most_connected")
     assert [(r["entity"], r["facts"], r["passages"]) for r in rows] == [
-        ("Ada Lovelace", 3, 3), ("Oslo", 2, 2), ("Carl Sagan", 2, 1), ("Bob Marley", 1, 1)]
+        ("Ada Lovelace", 3, 3),
+        ("Oslo", 2, 2),
+        ("Carl Sagan", 2, 1),
+        ("Bob Marley", 1, 1),
+    ]
 
 
 def test_path(case, data):
@@ -82,16 +88,37 @@ def test_cli_runs_an_example_file_with_the_group_filled_in(tmp_path):
 
 def _cli_checks(runner, main, tmp_path) -> None:
     path = str(cypher_dir() / "examples" / "co_mentions.cypher")
-    result = runner.invoke(main, ["--home", str(tmp_path), "cypher", "--file", path, "--param", "a=Ada Lovelace",
-                                  "-p", "b=oslo", "--json"])
+    result = runner.invoke(
+        main, ["--home", str(tmp_path), "cypher", "--file", path, "--param", "a=Ada Lovelace", "-p", "b=oslo", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert [r["title"] for r in json.loads(result.output)] == ["a.txt", "b.txt"]
-    result = runner.invoke(main, ["--home", str(tmp_path), "cypher", "--file", str(cypher_dir() / "examples" / "most_connected.cypher"),
-                                  "--limit", "2"], env={"COLUMNS": "200"})
+    result = runner.invoke(
+        main,
+        [
+            "--home",
+            str(tmp_path),
+            "cypher",
+            "--file",
+            str(cypher_dir() / "examples" / "most_connected.cypher"),
+            "--limit",
+            "2",
+        ],
+        env={"COLUMNS": "200"},
+    )
     assert result.exit_code == 0 and "Ada Lovelace" in result.output and "Bob Marley" not in result.output
     assert "2 row(s) (truncated; raise --limit)" in result.output
     result = runner.invoke(main, ["--home", str(tmp_path), "cypher", "MATCH (e:Entity) SET e.x = 1"])
     assert result.exit_code == 1 and "pass --write" in result.output
-    result = runner.invoke(main, ["--home", str(tmp_path), "cypher", "--timeout", "1",
-                                  "UNWIND range(1, 40000) AS x UNWIND range(1, 40000) AS y RETURN count(*)"])
+    result = runner.invoke(
+        main,
+        [
+            "--home",
+            str(tmp_path),
+            "cypher",
+            "--timeout",
+            "1",
+            "UNWIND range(1, 40000) AS x UNWIND range(1, 40000) AS y RETURN count(*)",
+        ],
+    )
     assert result.exit_code == 1 and "timeout of 1 s" in result.output

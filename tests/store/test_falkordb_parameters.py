@@ -11,11 +11,17 @@ from hypothesis import strategies as st
 from graphmem.store.falkordb import FalkorDBStore, _json_literal
 
 keys = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True)
-scalars = (st.none() | st.booleans() | st.integers(-2**63, 2**63 - 1)
-           | st.floats(-1e300, 1e300)  # FalkorDB reads the largest doubles as infinity
-           | st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=20))  # NUL ends FalkorDB's query text; lone surrogates are not UTF-8
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
-                      max_leaves=12)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(-1e300, 1e300)  # FalkorDB reads the largest doubles as infinity
+    # NUL ends FalkorDB's query text; lone surrogates are not UTF-8
+    | st.text(st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=20)
+)
+values = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4), max_leaves=12
+)
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +52,10 @@ def _same(got, want) -> bool:
 
 def test_the_fast_path_is_taken_for_plain_rows_and_left_for_what_json_writes_otherwise():
     rows = [{"uuid": "a", "name": 'Ada "the Countess"\\n', "count": 2, "aliases": ["Ada", "A. L."], "valid_at": None}]
-    assert _json_literal(rows) == '[{`uuid`:"a",`name`:"Ada \\"the Countess\\"\\\\n",`count`:2,' \
-                                  '`aliases`:["Ada","A. L."],`valid_at`:null}]'
+    assert (
+        _json_literal(rows) == '[{`uuid`:"a",`name`:"Ada \\"the Countess\\"\\\\n",`count`:2,'
+        '`aliases`:["Ada","A. L."],`valid_at`:null}]'
+    )
     assert _json_literal({"bell": "\x07"}) is None  # json writes \u0007, which FalkorDB does not read
     assert _json_literal({"a-b": 1}) is None  # not an identifier: the slow path backticks it
     assert _json_literal(float("nan")) is None
@@ -61,11 +69,13 @@ def test_rows_with_packed_vectors_arrive_unchanged(store):
 
     rng = np.random.default_rng(3)
     vectors = rng.standard_normal((5, 384)).astype(np.float32)
-    rows = [{"uuid": f"u{i}", "name": 'say "hi",{"embedding":0,', "embedding": pack_vector(v), "n": i}
-            for i, v in enumerate(vectors)]
+    rows = [
+        {"uuid": f"u{i}", "name": 'say "hi",{"embedding":0,', "embedding": pack_vector(v), "n": i}
+        for i, v in enumerate(vectors)
+    ]
     _, got = store.cypher("UNWIND $rows AS r RETURN r.uuid, r.name, r.embedding, r.n", {"rows": rows}, group_id="t")
     assert [g[0] for g in got] == [r["uuid"] for r in rows] and all(g[1] == rows[0]["name"] for g in got)
-    assert all(np.array_equal(unpack_vector(g[2]), v) for g, v in zip(got, vectors))
+    assert all(np.array_equal(unpack_vector(g[2]), v) for g, v in zip(got, vectors, strict=True))
     assert [g[3] for g in got] == list(range(5))
     only = [{"embedding": pack_vector(v)} for v in vectors[:2]]  # rows with nothing else: the slow path
     _, got = store.cypher("UNWIND $rows AS r RETURN r.embedding", {"rows": only}, group_id="t")

@@ -41,8 +41,9 @@ def test_each_group_is_its_own_graph(tmp_path):
 def test_reading_a_group_that_was_never_written_creates_nothing(tmp_path):
     store = FalkorDBStore(tmp_path, "g")
     try:
-        assert Graph(store, "ghost").stats() == dict.fromkeys(("sources", "episodes", "entities", "facts",
-                                                              "mentions", "synonyms"), 0)
+        assert Graph(store, "ghost").stats() == dict.fromkeys(
+            ("sources", "episodes", "entities", "facts", "mentions", "synonyms"), 0
+        )
         assert Graph(store, "ghost").revision() == 0
         assert store.groups() == []
     finally:
@@ -68,14 +69,24 @@ def test_a_one_graph_store_is_split_per_group_with_counts_checked(tmp_path):
     for group in groups:  # write the old layout through the same queries older versions ran
         data = build(group)
         claim = {"group_id": group, "owner": "old", "now": 1}
-        old.run("sources_claim", rows=[{k: v for k, v in s.items() if k != "group_id"} for s in data.sources],
-                dead=[], **claim)
-        for query, rows in [("entities_upsert", data.entities), ("episodes_upsert", data.episodes),
-                            ("next_upsert", data.nexts), ("mentions_upsert", data.mentions),
-                            ("facts_upsert", data.facts), ("synonyms_upsert", data.synonyms)]:
+        old.run(
+            "sources_claim",
+            rows=[{k: v for k, v in s.items() if k != "group_id"} for s in data.sources],
+            dead=[],
+            **claim,
+        )
+        for query, rows in [
+            ("entities_upsert", data.entities),
+            ("episodes_upsert", data.episodes),
+            ("next_upsert", data.nexts),
+            ("mentions_upsert", data.mentions),
+            ("facts_upsert", data.facts),
+            ("synonyms_upsert", data.synonyms),
+        ]:
             old.run_rows(query, rows)
-        old.run_rows("episode_embeddings_set", [{"uuid": e["uuid"], "embedding": data.vectors[e["uuid"]]}
-                                                for e in data.episodes])
+        old.run_rows(
+            "episode_embeddings_set", [{"uuid": e["uuid"], "embedding": data.vectors[e["uuid"]]} for e in data.episodes]
+        )
         old.run("sources_complete_owned", uuids=[s["uuid"] for s in data.sources], **claim)
         old.run("revision_bump", group_id=group, first=1)
     before = {group: transfer.counts(old, group) for group in groups}
@@ -145,8 +156,10 @@ def test_one_query_cannot_take_the_hosts_memory(tmp_path, monkeypatch):
     store = FalkorDBStore(tmp_path)
     try:
         with pytest.raises(StoreError, match="mem"):
-            store.cypher("UNWIND range(1, 1000000) AS x UNWIND range(1, 9) AS y WITH collect(x) AS l "
-                         "RETURN size(l)", group_id="g")
+            store.cypher(
+                "UNWIND range(1, 1000000) AS x UNWIND range(1, 9) AS y WITH collect(x) AS l RETURN size(l)",
+                group_id="g",
+            )
         _, rows = store.cypher("UNWIND range(1, 1000) AS x RETURN sum(x)", group_id="g")
         assert rows == [[500500]]
     finally:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from click.testing import CliRunner
 
@@ -34,8 +32,9 @@ def test_bad_uris_are_config_errors(uri):
 
 def test_unreachable_neo4j_is_one_line_error(tmp_path):
     port = 1  # nothing listens there
-    result = CliRunner().invoke(main, ["--home", str(tmp_path), "--store", f"neo4j://neo4j:secret@127.0.0.1:{port}",
-                                       "stats"])
+    result = CliRunner().invoke(
+        main, ["--home", str(tmp_path), "--store", f"neo4j://neo4j:secret@127.0.0.1:{port}", "stats"]
+    )
     assert result.exit_code == 1
     assert result.output.startswith("error: cannot connect to Neo4j at neo4j://neo4j@127.0.0.1:1")
     assert "secret" not in result.output and "Traceback" not in result.output

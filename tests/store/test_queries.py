@@ -44,7 +44,9 @@ def test_no_cypher_strings_in_python_outside_tests():
     offenders = []
     for path in (Path(__file__).resolve().parents[2] / "graphmem").rglob("*.py"):
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if "graphmem cypher" not in line and re.search(r"[\"'](MATCH|MERGE|CREATE|UNWIND)\s*\(|[\"']\s*(MATCH|MERGE|UNWIND) \(", line):
+            if "graphmem cypher" not in line and re.search(
+                r"[\"'](MATCH|MERGE|CREATE|UNWIND)\s*\(|[\"']\s*(MATCH|MERGE|UNWIND) \(", line
+            ):
                 offenders.append(f"{path.name}:{number}")
     assert not offenders, offenders
     assert cypher_dir().is_dir()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from pathlib import Path
 
 import networkx as nx
 import pytest
@@ -60,7 +59,8 @@ def test_jsonl_round_trip_restores_the_group(case, tmp_path):
     loaded = transfer.import_jsonl(case.store, path, batch_size=case.batch_size, schema=schema_ok(case))
     assert loaded == written
     assert snapshot(case.store, case.group) == before
-    transfer.import_jsonl(case.store, path, batch_size=case.batch_size, schema=schema_ok(case))  # again: nothing changes
+    # again: nothing changes
+    transfer.import_jsonl(case.store, path, batch_size=case.batch_size, schema=schema_ok(case))
     assert snapshot(case.store, case.group) == before
     assert Graph(case.store, case.group).revision() >= 2  # bumped so cached projections reload
 
@@ -76,13 +76,29 @@ def test_migrate_copies_everything_and_resumes(case, source, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        transfer.migrate(src, case.store, checkpoint=checkpoint, target_name="t", batch_size=case.batch_size, schema=schema_ok(case),
-                         page=2, progress=interrupt)
+        transfer.migrate(
+            src,
+            case.store,
+            checkpoint=checkpoint,
+            target_name="t",
+            batch_size=case.batch_size,
+            schema=schema_ok(case),
+            page=2,
+            progress=interrupt,
+        )
     state = json.loads(checkpoint.read_text())
     assert state["done"] and state["after"]  # stopped part-way, with a place to resume from
     totals = []
-    result = transfer.migrate(src, case.store, checkpoint=checkpoint, target_name="t", batch_size=case.batch_size, schema=schema_ok(case),
-                              page=2, on_total=lambda total, done: totals.append((total, done)))
+    result = transfer.migrate(
+        src,
+        case.store,
+        checkpoint=checkpoint,
+        target_name="t",
+        batch_size=case.batch_size,
+        schema=schema_ok(case),
+        page=2,
+        on_total=lambda total, done: totals.append((total, done)),
+    )
     assert result.resumed and not result.mismatches and not checkpoint.exists()
     assert totals[0][0] == sum(result.source.values()) and 0 < totals[0][1] < totals[0][0]
     for group in groups:
@@ -97,8 +113,14 @@ def test_migrate_reports_differing_counts(case, source, tmp_path):
     extra = dict(build(groups[0]).entities[0], uuid=f"x-{uuid.uuid4().hex}", name="Extra", name_key="extra")
     case.store.run_rows("entities_upsert", [extra], case.batch_size, group_id=groups[0])
     with pytest.raises(Exception, match="counts differ"):
-        transfer.migrate(src, case.store, checkpoint=tmp_path / "c.json", target_name="t", batch_size=case.batch_size,
-                         schema=schema_ok(case))
+        transfer.migrate(
+            src,
+            case.store,
+            checkpoint=tmp_path / "c.json",
+            target_name="t",
+            batch_size=case.batch_size,
+            schema=schema_ok(case),
+        )
     assert (tmp_path / "c.json").exists()
     if case.name == "neo4j":
         for group in groups:
@@ -128,7 +150,7 @@ def test_bad_import_names_line_and_field_and_writes_nothing(falkordb_home, tmp_p
             assert (info.value.line, info.value.field) == (line, field)
             assert f"bad-{line}.jsonl:{line}" in str(info.value)
         # a relationship whose node is missing, and a file that is not an export
-        rel = next(i for i, l in enumerate(lines) if '"relationship"' in l)
+        rel = next(i for i, text in enumerate(lines) if '"relationship"' in text)
         dangling = lines[:1] + lines[rel:]
         (tmp_path / "dangling.jsonl").write_text("\n".join(dangling) + "\n")
         with pytest.raises(InputError, match="no earlier line defines"):
@@ -165,10 +187,8 @@ def test_graphml_export_loads_in_networkx(falkordb_home, tmp_path):
 
 def test_migrate_cli_copies_an_embedded_graph(tmp_path, falkordb_home):
     """`graphmem migrate` end to end, between two data directories."""
-    from click.testing import CliRunner
 
     from graphmem.cli import main
-
     from graphmem.store.falkordb_server import EmbeddedServer
 
     home_a, home_b = tmp_path / "a", tmp_path / "b"
