@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
+# imported after the skip above (E402): without schemathesis the module is skipped, not broken
 from hypothesis import HealthCheck, settings  # noqa: E402
 
 

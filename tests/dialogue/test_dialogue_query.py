@@ -52,7 +52,10 @@ def _projection(speakers: list[int] | None = None) -> Projection:
 
 def test_speaker_names_are_found_as_whole_words_only():
     pattern = speaker_pattern(_projection())
-    names = lambda q: sorted(m.group("name") for m in pattern.finditer(q))  # noqa: E731
+
+    def names(q: str) -> list[str]:
+        return sorted(m.group("name") for m in pattern.finditer(q))
+
     assert names("Where does Ben walk Ana's dogs?") == ["Ana", "Ben"]
     assert names("what did ANA eat?") == ["ANA"]
     assert names("Where is the banana bench?") == [] and names("Where is Benjamin?") == []

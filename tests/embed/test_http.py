@@ -12,6 +12,7 @@ pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+# imported after the skips above (E402): without the server packages the module is skipped, not broken
 from graphmem.embed import get_embedder  # noqa: E402
 from graphmem.embed.http import EmbeddingServiceError, HTTPEmbedder  # noqa: E402
 from graphmem.embed.runner import ModelEncoder  # noqa: E402

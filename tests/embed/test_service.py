@@ -18,6 +18,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 
+# imported after the skips above (E402): without the server packages the module is skipped, not broken
 from graphmem.embed.runner import ModelEncoder  # noqa: E402
 from graphmem.embed.service import ServiceConfig, create_app  # noqa: E402
 from tests.embed.helpers import DEADLINE_S, GatedEncoder, Server, passage, post, vectors_of, wait_for  # noqa: E402
