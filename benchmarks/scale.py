@@ -110,8 +110,12 @@ def pin(cores: int) -> list[int]:
 def rss() -> dict:
     """This process's memory (MiB): resident, of it anonymous (private) and file-backed
     (mapped files, shared through the page cache), and the peak resident."""
-    status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
-    mib = lambda key: round(int(status[key].split()[0]) / 1024, 1)  # noqa: E731
+    lines = Path("/proc/self/status").read_text().splitlines()
+    status = dict(line.split(":", 1) for line in lines if ":" in line)
+
+    def mib(key: str) -> float:
+        return round(int(status[key].split()[0]) / 1024, 1)
+
     return {"rss_mib": mib("VmRSS"), "anon_mib": mib("RssAnon"), "file_mib": mib("RssFile"), "peak_mib": mib("VmHWM")}
 
 
@@ -153,8 +157,11 @@ def resident_mib(path: Path) -> float | None:
     total = 0
     for start in range(0, len(files), 200):
         try:
-            result = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", *files[start:start + 200]],
-                                    capture_output=True, text=True)
+            result = subprocess.run(
+                ["fincore", "--bytes", "--noheadings", "--output", "RES", *files[start : start + 200]],
+                capture_output=True,
+                text=True,
+            )
         except OSError:
             return None
         total += sum(int(x) for x in result.stdout.split() if x.isdigit())
@@ -181,8 +188,10 @@ def percentile(values, q):
 def load_sets(config: dict):
     from graphmem.eval import load_dataset
 
-    return [load_dataset(name, data_dir=config["data_dir"], limit=config["limit"], corpus_limit=config["corpus_limit"])
-            for name in config["datasets"]]
+    return [
+        load_dataset(name, data_dir=config["data_dir"], limit=config["limit"], corpus_limit=config["corpus_limit"])
+        for name in config["datasets"]
+    ]
 
 
 def distractors(config: dict) -> list:
@@ -196,8 +205,14 @@ def distractors(config: dict) -> list:
             if config["passages"] is not None and len(documents) >= config["passages"]:
                 break
             record = json.loads(line)
-            documents.append(Document(name=f"scale#{record['id']}", text=record["text"], title=record.get("title", ""),
-                                      metadata={"id": record["id"]}))
+            documents.append(
+                Document(
+                    name=f"scale#{record['id']}",
+                    text=record["text"],
+                    title=record.get("title", ""),
+                    metadata={"id": record["id"]},
+                )
+            )
     return documents
 
 
@@ -210,8 +225,8 @@ def build_lists(config: dict):
     if tail > len(extra):
         raise SystemExit(f"--warmup + --heldout ({tail}) is more than the {len(extra)} distractors")
     main = [d for ds in sets for d in ds.documents()] + extra[: len(extra) - tail]
-    warm = extra[len(extra) - tail: len(extra) - config["heldout"]]
-    held = extra[len(extra) - config["heldout"]:]
+    warm = extra[len(extra) - tail : len(extra) - config["heldout"]]
+    held = extra[len(extra) - config["heldout"] :]
     return main, warm, held
 
 
@@ -225,19 +240,32 @@ def store_settings(home: Path, embedder: str | None, **overrides):
 def cmd_build(args) -> None:
     home = Path(args.home)
     home.mkdir(parents=True, exist_ok=True)
-    config = {"datasets": args.datasets.split(","), "data_dir": args.data_dir, "limit": args.limit,
-              "corpus_limit": args.corpus_limit, "scale": str(args.scale), "passages": args.passages,
-              "heldout": args.heldout, "warmup": args.warmup}
+    config = {
+        "datasets": args.datasets.split(","),
+        "data_dir": args.data_dir,
+        "limit": args.limit,
+        "corpus_limit": args.corpus_limit,
+        "scale": str(args.scale),
+        "passages": args.passages,
+        "heldout": args.heldout,
+        "warmup": args.warmup,
+    }
     state_path = home / STATE
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"config": config, "ingested": 0, "chunks": []}
+    state = (
+        json.loads(state_path.read_text()) if state_path.exists() else {"config": config, "ingested": 0, "chunks": []}
+    )
     if state["config"] != config:
-        raise SystemExit(f"{home} was built from another selection: {state['config']} (this run: {config}); "
-                         f"use another --home")
+        raise SystemExit(
+            f"{home} was built from another selection: {state['config']} (this run: {config}); use another --home"
+        )
     started = time.monotonic()
     main, warm, held = build_lists(config)
     stop = min(len(main), args.stop_at or len(main))
-    print(f"build list: {len(main):,} passages ({state['ingested']:,} in the store); rate test: "
-          f"{len(warm)} warm-up + {len(held)} held-out distractors", flush=True)
+    print(
+        f"build list: {len(main):,} passages ({state['ingested']:,} in the store); rate test: "
+        f"{len(warm)} warm-up + {len(held)} held-out distractors",
+        flush=True,
+    )
     from graphmem import Memory
 
     settings = store_settings(home, args.embedder)
@@ -258,19 +286,33 @@ def cmd_build(args) -> None:
             if lo == 0:
                 memory.retriever  # noqa: B018
             state["ingested"] = hi
-            state["chunks"].append({"from": lo, "to": hi, "seconds": round(ingest_s, 2),
-                                    "passages_per_s": round((hi - lo) / ingest_s, 1),
-                                    "append_only": report.delta is not None,
-                                    "report": report.summary(), "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+            state["chunks"].append(
+                {
+                    "from": lo,
+                    "to": hi,
+                    "seconds": round(ingest_s, 2),
+                    "passages_per_s": round((hi - lo) / ingest_s, 1),
+                    "append_only": report.delta is not None,
+                    "report": report.summary(),
+                    "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                }
+            )
             write_json(state_path, state)
-            print(f"  {hi:,} / {len(main):,}: {(hi - lo) / ingest_s:.1f} passages/s "
-                  f"{'' if report.delta is not None else '(no append-only delta: the projection needs a rebuild) '}"
-                  f"[{time.monotonic() - started:.0f} s]", flush=True)
+            print(
+                f"  {hi:,} / {len(main):,}: {(hi - lo) / ingest_s:.1f} passages/s "
+                f"{'' if report.delta is not None else '(no append-only delta: the projection needs a rebuild) '}"
+                f"[{time.monotonic() - started:.0f} s]",
+                flush=True,
+            )
         state["stats_after_build"] = memory.stats()
         write_json(state_path, state)
         done = state["ingested"] >= len(main)
-        if done and "rate" not in state and config["heldout"] and not (
-                args.deadline and time.monotonic() - started > args.deadline - args.rate_reserve):
+        if (
+            done
+            and "rate" not in state
+            and config["heldout"]
+            and not (args.deadline and time.monotonic() - started > args.deadline - args.rate_reserve)
+        ):
             state["rate"] = rate_test(home, memory, warm, held, args.embedder)
             write_json(state_path, state)
         elif done and "rate" not in state and config["heldout"]:
@@ -288,8 +330,10 @@ def cmd_build(args) -> None:
         with Memory(quiet) as memory:
             state["stats_final"] = memory.stats()
     write_json(state_path, state)
-    print(f"{'complete' if complete else 'not complete'}: {state.get('stats_final') or state.get('stats_after_build')}",
-          flush=True)
+    print(
+        f"{'complete' if complete else 'not complete'}: {state.get('stats_final') or state.get('stats_after_build')}",
+        flush=True,
+    )
 
 
 def rate_test(home: Path, full, warm: list, held: list, embedder: str | None) -> dict:
@@ -315,11 +359,19 @@ def rate_test(home: Path, full, warm: list, held: list, embedder: str | None) ->
         t = time.perf_counter()
         report = memory.ingest_documents(held)
         seconds = time.perf_counter() - t
-        result[label] = {"passages": len(held), "seconds": round(seconds, 2),
-                         "passages_per_s": round(len(held) / seconds, 1), "warmup_s": round(warm_s, 2),
-                         "store_before": before, "report": report.summary()}
-        print(f"  rate into the {label} store ({before.get('episodes', 0):,} passages before): "
-              f"{len(held) / seconds:.1f} passages/s (warm-up {warm_s:.1f} s)", flush=True)
+        result[label] = {
+            "passages": len(held),
+            "seconds": round(seconds, 2),
+            "passages_per_s": round(len(held) / seconds, 1),
+            "warmup_s": round(warm_s, 2),
+            "store_before": before,
+            "report": report.summary(),
+        }
+        print(
+            f"  rate into the {label} store ({before.get('episodes', 0):,} passages before): "
+            f"{len(held) / seconds:.1f} passages/s (warm-up {warm_s:.1f} s)",
+            flush=True,
+        )
 
     with Memory(store_settings(empty, embedder)) as memory:
         timed("empty", memory)
@@ -338,8 +390,11 @@ def warm_indexes(settings) -> dict:
         retriever = memory.retriever
         open_s = time.perf_counter() - t
         retriever.settings = retriever.settings.model_copy(update=PATHS["flat"])
-        out = {"projection_open_or_build_s": round(open_s, 2), "episodes": len(retriever.projection.episode_ids),
-               "facts": len(retriever.projection.fact_ids)}
+        out = {
+            "projection_open_or_build_s": round(open_s, 2),
+            "episodes": len(retriever.projection.episode_ids),
+            "facts": len(retriever.projection.fact_ids),
+        }
         for name in ("episodes", "facts"):
             t = time.perf_counter()
             retriever.vector_index(name)
@@ -374,6 +429,7 @@ def install_step_timers() -> dict:
                 return original(*a, **k)
             finally:
                 current[label] = current.get(label, 0.0) + time.perf_counter() - t
+
         timed._scale_timed = True
         setattr(owner, name, timed)
 
@@ -401,7 +457,7 @@ def time_queries(retriever, texts, vectors, mode: str, steps: dict, fetch=None) 
     for i in range(len(texts)):
         steps.clear()
         t = time.perf_counter()
-        hits = retriever.search_many([texts[i]], 10, mode=mode, query_vectors=vectors[i:i + 1])
+        hits = retriever.search_many([texts[i]], 10, mode=mode, query_vectors=vectors[i : i + 1])
         total = time.perf_counter() - t
         totals.append(total * 1000)
         if mode == "graph":
@@ -412,9 +468,13 @@ def time_queries(retriever, texts, vectors, mode: str, steps: dict, fetch=None) 
             t = time.perf_counter()
             fetch(sorted({h.uuid for h in hits[0]}))
             fetches.append((time.perf_counter() - t) * 1000)
-    out = {"queries": len(texts), "p50_ms": percentile(totals, 50), "p95_ms": percentile(totals, 95),
-           "mean_ms": round(statistics.fmean(totals), 3) if totals else None,
-           "max_ms": round(max(totals), 3) if totals else None}
+    out = {
+        "queries": len(texts),
+        "p50_ms": percentile(totals, 50),
+        "p95_ms": percentile(totals, 95),
+        "mean_ms": round(statistics.fmean(totals), 3) if totals else None,
+        "max_ms": round(max(totals), 3) if totals else None,
+    }
     if mode == "graph":
         out["steps_mean_ms"] = {k: round(float(np.mean(v)), 3) for k, v in per_step.items() if v}
         out["steps_p50_ms"] = {k: percentile(v, 50) for k, v in per_step.items() if v}
@@ -429,8 +489,21 @@ def run_probe(group_dir: Path, queries: Path, path: str, n: int, cold: str, core
     cache of ``group_dir`` if ``cold`` is not ``none``."""
     done = evict(group_dir, cold)
     resident = resident_mib(group_dir)
-    command = [sys.executable, str(Path(__file__).resolve()), "probe", "--group-dir", str(group_dir),
-               "--queries", str(queries), "--path", path, "--n", str(n), "--cores", str(cores)]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "probe",
+        "--group-dir",
+        str(group_dir),
+        "--queries",
+        str(queries),
+        "--path",
+        path,
+        "--n",
+        str(n),
+        "--cores",
+        str(cores),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"probe failed:\n{result.stderr[-4000:]}")
@@ -466,7 +539,7 @@ def cmd_probe(args) -> None:
     out["first_query_steps_s"] = {k: round(v, 4) for k, v in steps.items()}
     out["after_first_query"] = rss()
     n = min(args.n, len(texts) - 1)
-    out["queries"] = time_queries(retriever, texts[1:n + 1], vectors[1:n + 1], "graph", steps)
+    out["queries"] = time_queries(retriever, texts[1 : n + 1], vectors[1 : n + 1], "graph", steps)
     out["after_queries"] = rss()
     print(json.dumps(out))
 
@@ -497,9 +570,15 @@ def cmd_measure(args) -> None:
     sets = load_sets(config)
     # spaCy in-process: a search needs no worker pool (query entities are looked up by name)
     settings = store_settings(home, args.embedder, extract_processes=1)
-    result: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": chosen,
-                    "cpu": _cpu_name(), "build": {k: state.get(k) for k in ("config", "ingested", "complete", "rate", "indexes",
-                                                                           "stats_after_build", "stats_final")}}
+    result: dict = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cores": chosen,
+        "cpu": _cpu_name(),
+        "build": {
+            k: state.get(k)
+            for k in ("config", "ingested", "complete", "rate", "indexes", "stats_after_build", "stats_final")
+        },
+    }
     with Memory(settings) as memory:
         try:
             import torch
@@ -524,18 +603,26 @@ def cmd_measure(args) -> None:
         memory._retriever = None  # and unmapped again: mapped pages would stay in the page cache
         gc.collect()
         result["projection_files_mib"] = size_mib(group_dir)
-        print(f"store: {stats}; projection files {result['projection_files_mib']:,} MiB; pinned to cores {chosen}",
-              flush=True)
+        print(
+            f"store: {stats}; projection files {result['projection_files_mib']:,} MiB; pinned to cores {chosen}",
+            flush=True,
+        )
 
         # fresh processes: open time (cold, then warm) and memory of a search process
         result["probes"] = {}
-        for label, path, cold in (() if args.no_probes else (("flat, cold", "flat", args.cold), ("flat, warm", "flat", "none"),
-                                                            ("exact, warm", "exact", "none"))):
+        for label, path, cold in (
+            ()
+            if args.no_probes
+            else (("flat, cold", "flat", args.cold), ("flat, warm", "flat", "none"), ("exact, warm", "exact", "none"))
+        ):
             n = args.probe_queries if path == "flat" else min(args.probe_queries, args.exact_queries)
             result["probes"][label] = probe = run_probe(group_dir, queries_file, path, n, cold, args.cores)
-            print(f"  probe {label}: open {probe['open_s'] * 1000:.1f} ms, first query {probe['first_query_s']:.2f} s, "
-                  f"RSS {probe['after_queries']['rss_mib']:.0f} MiB (anon {probe['after_queries']['anon_mib']:.0f}), "
-                  f"p50 {probe['queries']['p50_ms']} ms", flush=True)
+            print(
+                f"  probe {label}: open {probe['open_s'] * 1000:.1f} ms, first query {probe['first_query_s']:.2f} s, "
+                f"RSS {probe['after_queries']['rss_mib']:.0f} MiB (anon {probe['after_queries']['anon_mib']:.0f}), "
+                f"p50 {probe['queries']['p50_ms']} ms",
+                flush=True,
+            )
 
         # in this process: latency per step, and recall, with the projection in the page cache
         result["warmed_mib"] = warm_files(group_dir)
@@ -546,8 +633,12 @@ def cmd_measure(args) -> None:
         steps = install_step_timers()
         fetch = memory.episodes
         result["latency"], result["recall"], result["first_query_s"] = {}, {}, {}
-        systems = [("graph, flat", "flat", "graph"), ("graph, exact", "exact", "graph"),
-                   ("dense (ann)", "flat", "dense"), ("dense (exact)", "exact", "dense")]
+        systems = [
+            ("graph, flat", "flat", "graph"),
+            ("graph, exact", "exact", "graph"),
+            ("dense (ann)", "flat", "dense"),
+            ("dense (exact)", "exact", "dense"),
+        ]
         for label, path, mode in systems:
             retriever.settings = base.model_copy(update=PATHS[path])
             t = time.perf_counter()
@@ -556,8 +647,11 @@ def cmd_measure(args) -> None:
             n = len(q_texts) if path == "flat" or mode == "dense" else min(len(q_texts), args.exact_queries)
             row = time_queries(retriever, q_texts[:n], q_vectors[:n], mode, steps, fetch)
             result["latency"][label] = row
-            print(f"  {label:<14} p50 {row['p50_ms']:8.2f} ms  p95 {row['p95_ms']:8.2f} ms  "
-                  f"fetch p50 {row.get('fetch_p50_ms')} ms  ({row['queries']} queries)", flush=True)
+            print(
+                f"  {label:<14} p50 {row['p50_ms']:8.2f} ms  p95 {row['p95_ms']:8.2f} ms  "
+                f"fetch p50 {row.get('fetch_p50_ms')} ms  ({row['queries']} queries)",
+                flush=True,
+            )
             if args.no_recall:
                 continue
             started = time.perf_counter()
@@ -570,12 +664,19 @@ def cmd_measure(args) -> None:
                     rows += [[ds.passage_id(h) for h in row] for row in hits]
                 _, summary, _ = score(ds.questions, {label: rows}, {}, KS)
                 result["recall"].setdefault(ds.name, {})[label] = {
-                    k: v for k, v in summary[label].items() if k.startswith("recall") or k == "questions"}
-            print(f"    recall@5: " + ", ".join(f"{ds.name} {result['recall'][ds.name][label]['recall@5']:.3f}"
-                                                for ds in sets) + f" ({time.perf_counter() - started:.0f} s)", flush=True)
+                    k: v for k, v in summary[label].items() if k.startswith("recall") or k == "questions"
+                }
+            print(
+                "    recall@5: "
+                + ", ".join(f"{ds.name} {result['recall'][ds.name][label]['recall@5']:.3f}" for ds in sets)
+                + f" ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
         retriever.settings = base
         result["measuring_process"] = rss()
-        result["measuring_process_note"] = "holds the embedder (torch) and the store client too; see probes for a search process"
+        result["measuring_process_note"] = (
+            "holds the embedder (torch) and the store client too; see probes for a search process"
+        )
     summarize(result)
     if args.out:
         write_json(Path(args.out), result)
@@ -583,9 +684,10 @@ def cmd_measure(args) -> None:
 
 def _cpu_name() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return ""
@@ -597,8 +699,10 @@ def summarize(result: dict) -> None:
         flat, exact = latency.get("graph, flat"), latency.get("graph, exact")
         print(f"\n{'system':<16} {'p50 ms':>9} {'p95 ms':>9} {'mean ms':>9} {'fetch p50':>10}")
         for label, row in latency.items():
-            print(f"{label:<16} {row['p50_ms']:>9.2f} {row['p95_ms']:>9.2f} {row['mean_ms']:>9.2f} "
-                  f"{row.get('fetch_p50_ms') or 0:>10.2f}")
+            print(
+                f"{label:<16} {row['p50_ms']:>9.2f} {row['p95_ms']:>9.2f} {row['mean_ms']:>9.2f} "
+                f"{row.get('fetch_p50_ms') or 0:>10.2f}"
+            )
         if flat and exact:
             print(f"exact / flat p50: {exact['p50_ms'] / flat['p50_ms']:.1f}x")
             print(f"\n{'step (mean ms)':<18} {'flat':>9} {'exact':>9} {'exact/flat':>11}")
@@ -606,9 +710,11 @@ def summarize(result: dict) -> None:
                 f, e = flat["steps_mean_ms"].get(name, 0.0), exact["steps_mean_ms"].get(name, 0.0)
                 print(f"{name:<18} {f:>9.2f} {e:>9.2f} {(e / f if f else float('nan')):>10.1f}x")
     for label, probe in (result.get("probes") or {}).items():
-        print(f"probe {label:<12} open {probe['open_s']:.3f} s  first query {probe['first_query_s']:.3f} s  "
-              f"RSS {probe['after_queries']['rss_mib']:.0f} MiB (peak {probe['after_queries']['peak_mib']:.0f}, "
-              f"anon {probe['after_queries']['anon_mib']:.0f})  p50 {probe['queries']['p50_ms']} ms  [{probe['cache']}]")
+        print(
+            f"probe {label:<12} open {probe['open_s']:.3f} s  first query {probe['first_query_s']:.3f} s  "
+            f"RSS {probe['after_queries']['rss_mib']:.0f} MiB (peak {probe['after_queries']['peak_mib']:.0f}, "
+            f"anon {probe['after_queries']['anon_mib']:.0f})  p50 {probe['queries']['p50_ms']} ms  [{probe['cache']}]"
+        )
     recall = result.get("recall") or {}
     if recall:
         systems = list(next(iter(recall.values())))
@@ -625,12 +731,16 @@ def cmd_synthetic(args) -> None:
     try:
         import projection_open  # helper's generator: benchmarks/projection_open.py
     except ImportError as error:
-        raise SystemExit(f"benchmarks/projection_open.py (the synthetic generator) does not import: {error}")
+        raise SystemExit(f"benchmarks/projection_open.py (the synthetic generator) does not import: {error}") from error
     from graphmem.retrieve.projection import group_dir_of
 
     group_dir = group_dir_of(directory / "cache", projection_open.GROUP)
-    result: dict = {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": _cpu_name(),
-                    "passages": args.passages, "generator": "benchmarks/projection_open.py generate(seed=7)"}
+    result: dict = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu": _cpu_name(),
+        "passages": args.passages,
+        "generator": "benchmarks/projection_open.py generate(seed=7)",
+    }
     if not (group_dir / "manifest.json").exists():
         t = time.perf_counter()
         projection_open.generate(directory, args.passages)
@@ -638,15 +748,30 @@ def cmd_synthetic(args) -> None:
     # indexes with every core (saved beside the projection), then queries drawn from the passages
     t = time.perf_counter()
     paths = args.paths.split(",")
-    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), "_synthetic_prepare", "--dir", str(directory),
-                          "--group-dir", str(group_dir), "--n", str(args.queries),
-                          *(["--indexes"] if "flat" in paths else [])], capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "_synthetic_prepare",
+            "--dir",
+            str(directory),
+            "--group-dir",
+            str(group_dir),
+            "--n",
+            str(args.queries),
+            *(["--indexes"] if "flat" in paths else []),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if out.returncode != 0:
         raise SystemExit(f"preparing the synthetic projection failed:\n{out.stderr[-4000:]}")
     result["prepare"] = json.loads(out.stdout.strip().splitlines()[-1])
     result["prepare_s"] = round(time.perf_counter() - t, 1)
     result["projection_files_mib"] = size_mib(group_dir)
-    print(f"synthetic {args.passages:,} passages: {result['prepare']}; {result['projection_files_mib']:,} MiB", flush=True)
+    print(
+        f"synthetic {args.passages:,} passages: {result['prepare']}; {result['projection_files_mib']:,} MiB", flush=True
+    )
     queries = directory / QUERIES
     pin(args.cores)  # the probes inherit it
     result["cores"] = sorted(os.sched_getaffinity(0))
@@ -655,9 +780,12 @@ def cmd_synthetic(args) -> None:
     for label, path, cold in runs:
         n = args.queries if path == "flat" else args.exact_queries
         result["probes"][label] = probe = run_probe(group_dir, queries, path, n, cold, args.cores)
-        print(f"  probe {label}: open {probe['open_s'] * 1000:.1f} ms, first query {probe['first_query_s']:.2f} s, "
-              f"RSS {probe['after_queries']['rss_mib']:.0f} MiB, p50 {probe['queries']['p50_ms']} ms, "
-              f"steps {probe['queries']['steps_mean_ms']}", flush=True)
+        print(
+            f"  probe {label}: open {probe['open_s'] * 1000:.1f} ms, first query {probe['first_query_s']:.2f} s, "
+            f"RSS {probe['after_queries']['rss_mib']:.0f} MiB, p50 {probe['queries']['p50_ms']} ms, "
+            f"steps {probe['queries']['steps_mean_ms']}",
+            flush=True,
+        )
     summarize(result)
     if args.out:
         write_json(Path(args.out), result)
@@ -676,8 +804,12 @@ def cmd_synthetic_prepare(args) -> None:
 
     projection = open_projection(Path(args.group_dir))
     retriever = Retriever(projection, None, RetrievalSettings(**PATHS["flat"]))  # type: ignore[arg-type]
-    out = {"episodes": len(projection.episode_ids), "facts": len(projection.fact_ids), "entities": projection.n_entities}
-    for name in (("episodes", "facts") if args.indexes else ()):
+    out = {
+        "episodes": len(projection.episode_ids),
+        "facts": len(projection.fact_ids),
+        "entities": projection.n_entities,
+    }
+    for name in ("episodes", "facts") if args.indexes else ():
         t = time.perf_counter()
         retriever.vector_index(name)
         out[f"{name}_index_s"] = round(time.perf_counter() - t, 1)
@@ -701,8 +833,11 @@ def cmd_synthetic_prepare(args) -> None:
         v = v + rng.standard_normal(len(v)).astype(np.float32) * 0.05
         vectors.append(v / np.linalg.norm(v))
     order = rng.permutation(len(texts))
-    np.savez(Path(args.dir) / QUERIES, texts=np.array([texts[i] for i in order]),
-             vectors=np.stack([vectors[i] for i in order]))
+    np.savez(
+        Path(args.dir) / QUERIES,
+        texts=np.array([texts[i] for i in order]),
+        vectors=np.stack([vectors[i] for i in order]),
+    )
     print(json.dumps(out))
 
 
@@ -735,8 +870,12 @@ def main() -> None:
     m.add_argument("--exact-queries", type=int, default=200, help="at most this many for the exact path")
     m.add_argument("--probe-queries", type=int, default=50, help="queries in each fresh-process probe")
     m.add_argument("--cores", type=int, default=2)
-    m.add_argument("--cold", choices=("drop", "fadvise", "none"), default="fadvise",
-                   help="how the first probe empties the page cache (drop: every file, needs root)")
+    m.add_argument(
+        "--cold",
+        choices=("drop", "fadvise", "none"),
+        default="fadvise",
+        help="how the first probe empties the page cache (drop: every file, needs root)",
+    )
     m.add_argument("--batch", type=int, default=32, help="questions per batched search for recall")
     m.add_argument("--no-recall", action="store_true")
     m.add_argument("--no-probes", action="store_true", help="skip the fresh-process open/memory probes")
@@ -750,8 +889,11 @@ def main() -> None:
     s.add_argument("--exact-queries", type=int, default=10)
     s.add_argument("--cores", type=int, default=2)
     s.add_argument("--cold", choices=("drop", "fadvise", "none"), default="fadvise")
-    s.add_argument("--paths", default="flat,exact", help="paths to probe (the first also cold); 'exact' alone "
-                   "skips building the ANN indexes")
+    s.add_argument(
+        "--paths",
+        default="flat,exact",
+        help="paths to probe (the first also cold); 'exact' alone skips building the ANN indexes",
+    )
     s.add_argument("--out", default=None)
 
     p = sub.add_parser("probe", help="(internal) open a projection in a fresh process and query it")
