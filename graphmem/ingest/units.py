@@ -281,9 +281,10 @@ class ConversationSource:
         return len(self.conversation.turns)
 
     def resume_at(self, stored: SourceState | None) -> int:
-        c = self.conversation
-        n = stored.turn_count if stored is not None else 0
-        return n if 0 < n < len(c.turns) and c.prefix_hash(n) == stored.content_hash else 0  # type: ignore[union-attr]
+        if stored is None:
+            return 0
+        c, n = self.conversation, stored.turn_count
+        return n if 0 < n < len(c.turns) and c.prefix_hash(n) == stored.content_hash else 0
 
     def expected(self, settings: Settings, start: int) -> int:
         return len(self.conversation.turns) - start

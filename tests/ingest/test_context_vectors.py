@@ -15,11 +15,16 @@ def test_extraction_offsets_map_back_to_the_content():
     content = "# Anselm Vey\n\nAnselm Vey was born.\n## Early life.\nHe moved."
     text, text_map = extraction_text_and_map(content)
     assert text == "Anselm Vey.\n\nAnselm Vey was born.\nEarly life.\nHe moved."
-    for word, start in [("Anselm Vey", 0), ("Anselm Vey", 13), ("born", text.index("born")),
-                        ("Early life", text.index("Early")), ("moved", text.index("moved"))]:
-        assert content[text_map(start):text_map(start + len(word))] == word
+    for word, start in [
+        ("Anselm Vey", 0),
+        ("Anselm Vey", 13),
+        ("born", text.index("born")),
+        ("Early life", text.index("Early")),
+        ("moved", text.index("moved")),
+    ]:
+        assert content[text_map(start) : text_map(start + len(word))] == word
     # the "." the heading gained maps to the end of the heading's name
-    assert content[text_map(0):text_map(len("Anselm Vey."))] == "Anselm Vey"
+    assert content[text_map(0) : text_map(len("Anselm Vey."))] == "Anselm Vey"
     text_map.prefix = 6  # a title line put before the content
     assert text_map(0) == 6 + content.index("Anselm")
 

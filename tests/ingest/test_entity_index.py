@@ -30,8 +30,10 @@ def test_resolve_exact_fuzzy_new_and_synonyms():
     near = bridge + 0.01 * _unit(rng)
     near /= np.linalg.norm(near)
     other = _unit(rng)
-    result = index.resolve({"the Kessary Bridge": "FAC", "Kessary Bridges": "FAC", "Marwick": "PERSON"},
-                           {"Kessary Bridges": near, "Marwick": other, "the Kessary Bridge": bridge})
+    result = index.resolve(
+        {"the Kessary Bridge": "FAC", "Kessary Bridges": "FAC", "Marwick": "PERSON"},
+        {"Kessary Bridges": near, "Marwick": other, "the Kessary Bridge": bridge},
+    )
     # same key after normalisation, and a one-letter variant with a close vector: the same entity
     assert result.uuid_of["the Kessary Bridge"] == "bridge"
     assert result.uuid_of["Kessary Bridges"] == "bridge"

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from graphmem.extract.dates import parse_date
 
 
 def test_entities_and_subject_predicate_object_facts(extractor):
-    [ex] = extractor.extract(["The Halvard Library was designed by Mirela Toskova in 1987. "
-                              "She later moved to Porto, where she founded Toskova Studio."])
+    [ex] = extractor.extract(
+        [
+            "The Halvard Library was designed by Mirela Toskova in 1987. "
+            "She later moved to Porto, where she founded Toskova Studio."
+        ]
+    )
     names = {m.name for m in ex.mentions}
     assert {"Mirela Toskova", "Porto", "Toskova Studio"} <= names
     facts = {(t.subject, t.predicate, t.object) for t in ex.triples}
     assert ("Mirela Toskova", "move to", "Porto") in facts  # "She" resolved to the person
     assert ("Mirela Toskova", "found", "Toskova Studio") in facts
     designed = next(t for t in ex.triples if t.predicate == "design by")
-    assert designed.valid_at == datetime(1987, 1, 1, tzinfo=timezone.utc)
+    assert designed.valid_at == datetime(1987, 1, 1, tzinfo=UTC)
 
 
 def test_definite_noun_phrase_refers_back_to_the_named_entity(extractor):
@@ -36,8 +40,8 @@ def test_first_person_is_the_speaker(extractor):
 
 
 def test_dates_absolute_and_relative():
-    assert parse_date("in 2019") == datetime(2019, 1, 1, tzinfo=timezone.utc)
-    ref = datetime(2023, 5, 10, tzinfo=timezone.utc)
+    assert parse_date("in 2019") == datetime(2019, 1, 1, tzinfo=UTC)
+    ref = datetime(2023, 5, 10, tzinfo=UTC)
     assert parse_date("two weeks ago", ref).date().isoformat() == "2023-04-26"
     assert parse_date("last year", None) is None  # relative with no anchor: unknown, not "now"
     assert parse_date("not a date at all", ref) is None

@@ -3,8 +3,6 @@ replacement of changed files, and bad input that leaves the store untouched."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from graphmem.errors import InputError
@@ -17,11 +15,13 @@ def test_sample_corpus_builds_a_graph(sample_memory):
     assert stats["sources"] == 45 and stats["episodes"] == 45
     assert stats["entities"] > 100 and stats["facts"] > 100 and stats["mentions"] >= stats["episodes"]
     _, rows = sample_memory.cypher(
-        "MATCH (a:Entity {name: 'Halvane Steelworks'})-[f:FACT]->(b:Entity {name: 'Kessary Bridge'}) RETURN f.text")
+        "MATCH (a:Entity {name: 'Halvane Steelworks'})-[f:FACT]->(b:Entity {name: 'Kessary Bridge'}) RETURN f.text"
+    )
     assert rows, "the bridge-builder fact should connect the two named entities"
     # every passage is stored exactly as received and linked to its source
-    _, rows = sample_memory.cypher("MATCH (s:Source)-[:HAS_EPISODE]->(e:Episode) "
-                                   "WHERE s.name ENDS WITH 'kessary_bridge.md' RETURN e.content")
+    _, rows = sample_memory.cypher(
+        "MATCH (s:Source)-[:HAS_EPISODE]->(e:Episode) WHERE s.name ENDS WITH 'kessary_bridge.md' RETURN e.content"
+    )
     assert rows[0][0] == (EXAMPLES / "docs" / "kessary_bridge.md").read_text().strip()  # one passage: the whole text
 
 
@@ -45,7 +45,9 @@ def test_a_changed_file_replaces_only_its_own_episodes(sample_memory, tmp_path):
     a.write_text("# Quorra Vell\n\nQuorra Vell sold the Tessaly Observatory to Harl Denn in 1950.")
     report = sample_memory.ingest([docs])
     assert report.replaced == 1 and report.skipped == 1
-    _, rows = sample_memory.cypher("MATCH (s:Source)-[:HAS_EPISODE]->(e) WHERE s.name ENDS WITH 'a.md' RETURN e.content")
+    _, rows = sample_memory.cypher(
+        "MATCH (s:Source)-[:HAS_EPISODE]->(e) WHERE s.name ENDS WITH 'a.md' RETURN e.content"
+    )
     assert [r[0] for r in rows] == [a.read_text()]
     _, new_b = sample_memory.cypher("MATCH (s:Source)-[:HAS_EPISODE]->(e) WHERE s.name ENDS WITH 'b.md' RETURN e.uuid")
     assert new_b == old_b  # untouched
@@ -75,13 +77,16 @@ def test_a_source_left_half_written_is_rewritten(sample_memory, tmp_path):
     report = sample_memory.ingest([path])
     assert report.skipped == 0 and report.passages == 1
     _, rows = sample_memory.cypher(
-        "MATCH (s:Source)-[:HAS_EPISODE]->(e) WHERE s.name ENDS WITH 'crash.md' RETURN s.state, count(e)")
+        "MATCH (s:Source)-[:HAS_EPISODE]->(e) WHERE s.name ENDS WITH 'crash.md' RETURN s.state, count(e)"
+    )
     assert rows == [["complete", 1]]
 
 
 def test_text_with_quotes_and_cypher_round_trips(memory):
-    text = ("O'Brien said \"MATCH (n) DETACH DELETE n\" \\ backslash; '); DROP GRAPH x; // "
-            "and {curly: $param} with unicode: café ✓")
+    text = (
+        "O'Brien said \"MATCH (n) DETACH DELETE n\" \\ backslash; '); DROP GRAPH x; // "
+        "and {curly: $param} with unicode: café ✓"
+    )
     memory.ingest_text(text, name="tricky")
     _, rows = memory.cypher("MATCH (e:Episode) RETURN e.content")
     assert rows == [[text]]

@@ -17,8 +17,11 @@ def test_reads_txt_md_jsonl_from_a_directory_recursively(tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.md").write_text("# Beta Title\n\nBeta body.")
     (tmp_path / "sub" / "c.jsonl").write_text(
-        json.dumps({"id": "r1", "title": "Gamma", "text": "Gamma body.", "date": "2021-03-04"}) + "\n"
-        + json.dumps({"text": "No id here."}) + "\n")
+        json.dumps({"id": "r1", "title": "Gamma", "text": "Gamma body.", "date": "2021-03-04"})
+        + "\n"
+        + json.dumps({"text": "No id here."})
+        + "\n"
+    )
     (tmp_path / "ignored.bin").write_bytes(b"\x00\x01")
     docs = read_documents([tmp_path])
     by_title = {d.title: d for d in docs}
