@@ -337,8 +337,6 @@ def main_grow(args: argparse.Namespace) -> None:
 
 # -- one run -------------------------------------------------------------------------------
 def main_once(args: argparse.Namespace) -> None:
-    from embed_service import StageTimer, timed_ingestion
-
     from graphmem.eval import load_dataset
     from graphmem.extract.spacy_extractor import SpacyExtractor
     from graphmem.ingest.pipeline import extraction_text
@@ -357,7 +355,11 @@ def main_once(args: argparse.Namespace) -> None:
         memory = new_memory(home, args.batch_size, extractor)
         fill_cache(memory, docs, extractor)
         memory.ingest_documents(docs[:1])
-        report, seconds, queries = timed_ingestion(memory, docs[1:], StageTimer())
+        timers = Timers(memory)
+        t0 = time.perf_counter()
+        report = memory.ingest_documents(docs[1:])
+        seconds = time.perf_counter() - t0
+        times = timers.snapshot()
         memory.close()
 
     n = report.passages
@@ -370,12 +372,11 @@ def main_once(args: argparse.Namespace) -> None:
         f"| ingestion without models, end to end | {seconds:.1f} | {seconds / n * 1000:.2f} | {rate:.0f} | "
         f"{rate / baseline:.1f}x |"
     )
-    for query, (wall, calls, server) in queries.table().items():
-        if wall >= 0.01 * seconds:
-            print(
-                f"| query: {query} ({calls} calls; server {server / n * 1000:.2f} ms/passage) | {wall:.1f} | "
-                f"{wall / n * 1000:.2f} | | |"
-            )
+    for name, value in sorted(times.items(), key=lambda kv: -kv[1]):
+        if value >= 0.01 * seconds and not name.startswith("server: "):
+            server = times.get(name.replace("query: ", "server: ", 1), 0.0) if name.startswith("query: ") else None
+            note = f" (server {server / n * 1000:.2f} ms/passage)" if server is not None else ""
+            print(f"| {name}{note} | {value:.1f} | {value / n * 1000:.2f} | | |")
 
 
 def parse_args() -> argparse.Namespace:
