@@ -8,11 +8,6 @@ RETURN e.uuid AS uuid, e.content AS content, e.title AS title, e.source AS sourc
        e.source_id AS source_id, e.position AS position, e.speaker AS speaker, e.turn_id AS turn_id,
        e.occurred_at AS occurred_at, e.ingested_at AS ingested_at, s.name AS source_name
 
-// name: entities_by_key
-UNWIND $keys AS k
-MATCH (n:Entity {group_id: $group_id, name_key: k})
-RETURN n.uuid AS uuid, n.name AS name, n.name_key AS name_key
-
 // name: entities_all
 MATCH (n:Entity {group_id: $group_id})
 RETURN n.uuid AS uuid, n.name AS name, n.name_key AS name_key, n.aliases AS aliases, n.type AS type

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from graphmem.store.graph import Graph
 from graphmem.store.queries import cypher_dir
 from tests.store.synthetic import T0, build, write
 
@@ -32,8 +33,9 @@ def test_neighbourhood(case, data):
 
 
 def test_timeline_shows_past_facts(case, data):
-    case.store.run(
-        "fact_invalidate", uuid=data.id("f4"), group_id=case.group, invalid_at=T0 + 3 * DAY, expired_at=T0 + 3 * DAY
+    ended = {"uuid": data.id("f4"), "subject": data.id("carl"), "valid_at": None}
+    Graph(case.store, case.group).write(
+        "facts_set_validity", [{**ended, "invalid_at": T0 + 3 * DAY, "expired_at": T0 + 3 * DAY}]
     )
     rows = run_example(case, "timeline", name="carl sagan")
     assert [(r["since"], r["subject"], r["predicate"], r["object"], r["status"], r["valid_until"]) for r in rows] == [

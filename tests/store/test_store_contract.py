@@ -27,12 +27,11 @@ def data(case):
 def _indexed_reads(case, data) -> tuple:
     """What the schema's indexes serve: lookups by key, vector and full-text search, the counts."""
     query = (np.array(unit(1)) + 0.1 * np.array(unit(2))).tolist()
-    by_key = sorted(
-        r["name"] for r in case.store.run("entities_by_key", keys=["oslo", "ada lovelace"], group_id=case.group)
-    )
+    graph = Graph(case.store, case.group)
+    by_key = sorted(row["name"] for key in ("oslo", "ada lovelace") if (row := graph.find_entity(key, key)))
     vector = [r["uuid"] for r in case.store.run("episodes_vector_search", k=3, vector=query, group_id=case.group)]
     words = [r["uuid"] for r in case.store.run("episodes_fulltext_search", text="fjord", k=5, group_id=case.group)]
-    return Graph(case.store, case.group).stats(), by_key, vector, words
+    return graph.stats(), by_key, vector, words
 
 
 def test_schema_can_be_ensured_again(case, data):
@@ -64,8 +63,8 @@ def test_writes_are_read_back_with_their_types(case, data):
     assert e1["content"] == "Ada Lovelace lives in Oslo near the fjord."
     assert e1["occurred_at"] == T0 and isinstance(e1["occurred_at"], int)
     assert e1["position"] == 0 and e1["speaker"] is None and e1["source_name"] == "a.txt"
-    found = case.store.run("entities_by_key", keys=["oslo", "carl sagan", "nobody"], group_id=case.group)
-    assert sorted(r["name"] for r in found) == ["Carl Sagan", "Oslo"]
+    found = [graph.find_entity(key, key) for key in ("oslo", "carl sagan", "nobody")]
+    assert [r and r["name"] for r in found] == ["Oslo", "Carl Sagan", None]
     sources = graph.sources()
     assert [(s["name"], s["state"], s["episodes"]) for s in sources] == [
         ("a.txt", "complete", 2),
@@ -118,41 +117,29 @@ def test_batched_writes_cover_every_row(case):
     assert Graph(case.store, case.group).stats()["entities"] == 23
 
 
+def _end(case, fact: str, subject: str, valid_at: int | None, invalid_at: int) -> None:
+    """End a fact as ingestion's temporal step does (facts_set_validity)."""
+    row = {"uuid": fact, "subject": subject, "valid_at": valid_at, "invalid_at": invalid_at, "expired_at": invalid_at}
+    Graph(case.store, case.group).write("facts_set_validity", [row])
+
+
 def test_temporal_invalidation_keeps_history(case, data):
     graph = Graph(case.store, case.group)
-    f1 = data.id("f1")
+    f1, ada = data.id("f1"), data.id("ada")
     at = T0 + 5 * DAY
-    assert (
-        case.store.run("fact_invalidate", uuid=f1, group_id=case.group, invalid_at=at, expired_at=at + 1)[0][
-            "invalidated"
-        ]
-        == 1
-    )
-    # a second invalidation changes nothing: the first end date stands
-    assert (
-        case.store.run("fact_invalidate", uuid=f1, group_id=case.group, invalid_at=at + DAY, expired_at=at + DAY)[0][
-            "invalidated"
-        ]
-        == 0
-    )
+    _end(case, f1, ada, T0, at)
     assert graph.stats()["facts"] == 4  # never deleted
 
-    def valid(when: int) -> set[str]:
-        return {r["uuid"] for r in case.store.run("facts_valid_at", group_id=case.group, at=when)}
-
-    assert f1 in valid(T0 + DAY) and f1 not in valid(at) and f1 not in valid(at + 10 * DAY)
-    assert data.id("f3") not in valid(T0)  # not yet valid then
-    row = [r for r in case.store.run("facts_valid_at", group_id=case.group, at=T0) if r["uuid"] == f1][0]
-    assert (row["subject"], row["predicate"], row["object"], row["invalid_at"]) == (
-        "Ada Lovelace",
-        "lives_in",
-        "Oslo",
-        at,
-    )
+    facts = {r["uuid"]: r for r in graph.entity_facts(ada)}
+    row = facts[f1]
+    assert (row["subject"], row["predicate"], row["object"]) == ("Ada Lovelace", "lives_in", "Oslo")
+    assert (row["valid_at"], row["invalid_at"], row["expired_at"]) == (T0, at, at)
+    assert data.id("f3") in facts and facts[data.id("f3")]["invalid_at"] is None  # the others untouched
     projection = load_projection(graph)
     index = projection.fact_ids.index(f1)
     assert not projection.facts_valid_at(None)[index]
     assert projection.facts_valid_at(T0 + DAY)[index] and not projection.facts_valid_at(at)[index]
+    assert not projection.facts_valid_at(at + 10 * DAY)[index]
 
 
 def test_vector_search_ranks_by_cosine(case, data):
