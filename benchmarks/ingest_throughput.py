@@ -1,6 +1,6 @@
 """Ingestion throughput against its own baseline: embedding the same passages alone.
 
-Issue 4's target: end-to-end ingestion (extraction, embedding, store writes) at
+The target: end-to-end ingestion (extraction, embedding, store writes) at
 >= 70% of the throughput of embedding the passages alone, same model, same
 machine, same run. This script measures, on the first N passages of a
 development corpus (or the bundled sample):

@@ -1,6 +1,6 @@
 """Query latency at a given store size, graph search against its own baselines.
 
-Issue 4's target: on CPU, after the embedding of the query, graph search takes
+The target: on CPU, after the embedding of the query, graph search takes
 p50 < 30 ms on a corpus of 10,000 passages. This script fills a store (or tops
 up an existing one, e.g. a `graphmem eval --home` store) with passages of one
 or more development corpora until it holds ``--passages``, then times

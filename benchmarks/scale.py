@@ -23,7 +23,7 @@ validity has no append-only delta) and the ANN indexes of the flat path are buil
 extended) with every core and saved next to it, so the measurement below, pinned to 2 cores,
 loads them instead of building them.
 
-``measure``: on that store, pinned to ``--cores`` cores (2: the issue's target machine), with
+``measure``: on that store, pinned to ``--cores`` cores (2: the target machine), with
 the questions' vectors embedded beforehand:
 
 * projection open time and search-process memory, each in a fresh process with no store,

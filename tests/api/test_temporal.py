@@ -1,6 +1,6 @@
 """Dialogue turns, fact timelines (as_of), and forgetting through HTTP and graphmem.Client.
 
-Needs Memory.facts / Memory.forget / dialogue ingestion (merged from issue 5)."""
+They go through Memory.facts, Memory.forget and dialogue ingestion."""
 
 from __future__ import annotations
 
