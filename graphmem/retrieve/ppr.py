@@ -11,6 +11,7 @@ result sums to 1.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -106,23 +107,36 @@ def parallel_operator(transition: sp.csr_matrix) -> sp.csr_matrix | RowBlocks:
 class PushOperator:
     """The transition structure as forward push walks it: for each node, its out-edges
     (row ``u`` of ``T.T``: the probability of stepping from ``u`` to each neighbour) and
-    its push threshold's degree (neighbour count, at least 1)."""
+    its push threshold's degree (neighbour count, at least 1). Its arrays can be saved
+    and mapped (:meth:`arrays`, :meth:`from_arrays`), so search processes share one copy."""
 
-    def __init__(self, transition: sp.csr_matrix) -> None:
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, degree: np.ndarray) -> None:
+        n = len(indptr) - 1
+        self.shape = (n, n)
+        self.indptr, self.indices, self.data, self.degree = indptr, indices, data, degree
+        self.dangling = np.diff(indptr) == 0
+
+    @classmethod
+    def of_transition(cls, transition: sp.csr_matrix) -> PushOperator:
         out = sp.csr_matrix(sp.csr_matrix(transition).T, dtype=np.float64)
         out.sort_indices()
-        self.shape = out.shape
-        self.indptr = out.indptr.astype(np.int64)
-        self.indices = out.indices.astype(np.int64)
-        self.data = out.data
-        counts = np.diff(self.indptr)
-        self.degree = np.maximum(counts, 1).astype(np.float64)
-        self.dangling = counts == 0
+        indptr = out.indptr.astype(np.int64)
+        # node ids fit 32 bits: half the memory of the edge targets, which numpy indexes with as well
+        indices = out.indices.astype(np.int32 if out.shape[0] < 2**31 else np.int64)
+        degree = np.maximum(np.diff(indptr), 1).astype(np.float64)
+        return cls(indptr, indices, out.data, degree)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"indptr": self.indptr, "indices": self.indices, "data": self.data, "degree": self.degree}
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> PushOperator:
+        return cls(arrays["indptr"], arrays["indices"], arrays["data"], arrays["degree"])
 
 
 def push_operator(transition: sp.csr_matrix) -> PushOperator:
     """:class:`PushOperator` of a column-stochastic ``transition`` (:func:`transition_matrix`)."""
-    return PushOperator(transition)
+    return PushOperator.of_transition(transition)
 
 
 def push_pagerank(

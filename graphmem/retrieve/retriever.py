@@ -119,9 +119,17 @@ class Retriever:
         s = self.settings
         key = f"push:{as_of_ms}:{s.next_weight}:{s.speaker_weight}"
         if key not in self._derived.push:
-            self._derived.push[key] = push_operator(
-                self.projection.transition(as_of_ms, s.next_weight, s.speaker_weight)
-            )
+            if as_of_ms is None:  # the current graph: saved with the projection, mapped by every process
+                name = f"push_{s.next_weight:g}_{s.speaker_weight:g}"
+                arrays = self.projection.derived_arrays(
+                    name,
+                    lambda: push_operator(self.projection.transition(None, s.next_weight, s.speaker_weight)).arrays(),
+                )
+                self._derived.push[key] = PushOperator.from_arrays(arrays)
+            else:
+                self._derived.push[key] = push_operator(
+                    self.projection.transition(as_of_ms, s.next_weight, s.speaker_weight)
+                )
         return self._derived.push[key]
 
     @property

@@ -348,3 +348,25 @@ def test_an_ingestion_that_ends_a_stored_fact_still_extends_in_place(memory):
     fresh = transition_matrix(projection.adjacency(projection.facts_valid_at(None)))
     np.testing.assert_allclose(projection.transition().toarray(), fresh.toarray(), rtol=1e-6, atol=1e-9)
     assert projection.transition().nnz == fresh.nnz  # the ended fact's edge is gone, not left at 0
+
+
+def test_the_push_operator_is_saved_with_the_projection_and_mapped(sample_memory, vectors):
+    """Forward push's operator for the current graph is built once, saved beside the projection
+    and mapped by later processes; it ranks exactly as one built from the transition matrix."""
+    from graphmem.retrieve.ppr import push_operator
+
+    cache = _cache(sample_memory)
+    settings = RetrievalSettings(ppr="push")
+    first = Retriever(load_projection(sample_memory._graph, cache), embedder=None, settings=settings)  # type: ignore[arg-type]
+    hits = first.search_many(QUERIES, 8, query_vectors=vectors)
+    saved = first.projection.cache_dir / "push_0_1"
+    assert {p.name for p in saved.glob("*.npy")} == {"indptr.npy", "indices.npy", "data.npy", "degree.npy"}
+
+    reopened = Retriever(load_projection(sample_memory._graph, cache), embedder=None, settings=settings)  # type: ignore[arg-type]
+    operator = reopened.push_operator(None)
+    assert isinstance(operator.data, np.memmap) or isinstance(getattr(operator.data, "base", None), np.memmap)
+    built = push_operator(reopened.projection.transition(None, 0.0, 1.0))
+    for name, array in built.arrays().items():
+        assert np.array_equal(np.asarray(operator.arrays()[name]), array), name
+    again = reopened.search_many(QUERIES, 8, query_vectors=vectors)
+    assert [[(h.uuid, h.score) for h in row] for row in again] == [[(h.uuid, h.score) for h in row] for row in hits]
