@@ -1,4 +1,4 @@
-# graphmem: `make demo` runs the main job end to end; `make test` runs the tests; `make lint` runs ruff and mypy.
+# graphmem: `make demo` runs the main job end to end; `make test` runs ruff, mypy and the tests (`make lint`: ruff and mypy alone).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,7 +22,7 @@ demo: install
 	$(BIN)/graphmem --home $(DEMO_HOME) ingest examples/docs
 	$(BIN)/graphmem --home $(DEMO_HOME) search --file examples/demo_questions.jsonl -k 5
 
-test: install
+test: lint
 	$(BIN)/python -m pytest -q
 
 lint: install
