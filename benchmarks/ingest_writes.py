@@ -23,10 +23,12 @@ Two modes:
   as a rising column. ``--code DIR`` (repeatable) runs the same growth once per
   graphmem source tree (e.g. a checkout of the previous commit, made with
   ``git archive``), each in a fresh process and store, so two code paths compare in
-  one run on one machine::
+  one run on one machine (``--together``: at the same time, so on a machine shared
+  with other work both see the same load)::
 
-      python benchmarks/ingest_writes.py --grow --passages 30000 --chunk 3000 \\
-          --processes 14 --code .bench/base --code .
+      mkdir -p .bench/base && git archive COMMIT graphmem cypher | tar -x -C .bench/base
+      python benchmarks/ingest_writes.py --grow --passages 16000 --chunk 2000 \\
+          --code .bench/base --code . --together --fingerprint
 """
 
 from __future__ import annotations
@@ -310,14 +312,23 @@ def print_grow(label: str, result: dict[str, Any], top: int) -> None:
         print(f"graph fingerprint: {result['fingerprint']}")
 
 
-def run_grow_code(args: argparse.Namespace, code: Path) -> dict[str, Any]:
-    """The growth run in a fresh process importing graphmem from ``code``."""
-    with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        command = [sys.executable, __file__, "--grow", "--child", "--json", out.name, *args.forward]
-        env = {**os.environ, "GRAPHMEM_BENCH_CODE": str(code)}
-        print(f"-- code: {code}", flush=True)
-        subprocess.run(command, check=True, env=env)
-        return json.loads(Path(out.name).read_text())
+def run_grow_codes(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The growth run once per code tree, each in a fresh process importing graphmem from it:
+    one after another, or with ``--together`` all at once (on a machine shared with other
+    work, both then see the same load at the same store size)."""
+    with tempfile.TemporaryDirectory() as folder:
+        outs = {str(code): Path(folder) / f"{i}.json" for i, code in enumerate(args.code)}
+        running = []
+        for code, out in outs.items():
+            command = [sys.executable, __file__, "--grow", "--child", "--json", str(out), *args.forward]
+            print(f"-- code: {code}", flush=True)
+            child = subprocess.Popen(command, env={**os.environ, "GRAPHMEM_BENCH_CODE": code})
+            if not args.together:
+                child.wait()
+            running.append(child)
+        if any(child.wait() for child in running):
+            raise SystemExit("a growth run failed")
+        return {code: json.loads(out.read_text()) for code, out in outs.items()}
 
 
 def main_grow(args: argparse.Namespace) -> None:
@@ -328,7 +339,7 @@ def main_grow(args: argparse.Namespace) -> None:
         if not args.child:
             print_grow("this checkout", result, args.top)
         return
-    results = {str(code): run_grow_code(args, code) for code in args.code}
+    results = run_grow_codes(args)
     if args.json:
         Path(args.json).write_text(json.dumps(results))
     for code, result in results.items():
@@ -393,6 +404,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--processes", type=int, default=1, help="spaCy processes for filling the cache")
     parser.add_argument("--parse-only", action="store_true", help="--grow: fill the cache and stop")
     parser.add_argument("--code", type=Path, action="append", default=[], help="--grow: graphmem tree(s) to compare")
+    parser.add_argument("--together", action="store_true", help="--grow: run the --code trees at the same time")
     parser.add_argument("--top", type=int, default=12, help="--grow: columns shown (the costliest)")
     parser.add_argument("--vectors", choices=sorted(EMBEDDERS), default="ngram", help="--grow: the stand-in embedder")
     parser.add_argument("--fingerprint", action="store_true", help="--grow: hash the final graph (slow)")
