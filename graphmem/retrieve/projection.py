@@ -793,8 +793,6 @@ def _embedding_dim(rows: Iterable[dict]) -> int | None:
 
 def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int | None = None) -> dict:
     """Stream ``graph``'s projection queries into a new build directory; returns its manifest."""
-    from graphmem.model import entity_key
-
     build.mkdir(parents=True)
     episodes_pages = graph.pages("projection_episodes")
     first_episodes = next(_chunks(episodes_pages), [])
@@ -817,42 +815,65 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
     out = ColumnWriter(build, manifest)
     for name in (*STRINGS, *OFFSETS):  # offsets start with a 0, even for a table left empty
         out.csr(name, [])
+    entity_ids = _build_entities(graph, out)
+    entities = _Rows(entity_ids, order_of(entity_ids))
+    bm25 = BM25Builder()
+    episode_ids = _build_episodes(_with_first(first_episodes, _chunks(episodes_pages)), out, dim, bm25)
+    episodes = _Rows(episode_ids, order_of(episode_ids))
+    _build_mentions(graph, out, entities, episodes)
+    fact_ids = _build_facts(_with_first(first_facts, _chunks(facts_pages)), out, dim, entities, episodes)
+    _build_edges(graph, out, entities, episodes)
+    _finish_build(build, revision, manifest, out, bm25, entity_ids, episodes, fact_ids)
+    return manifest
 
-    def id_array(chunks: list[np.ndarray]) -> np.ndarray:
-        width = max((c.dtype.itemsize for c in chunks), default=1)
-        return np.concatenate([c.astype(f"S{width}") for c in chunks]) if chunks else np.zeros(0, f"S{width}")
 
-    # entities
+def _id_array(chunks: list[np.ndarray]) -> np.ndarray:
+    """Pages of encoded ids as one column, as wide as the widest."""
+    width = max((c.dtype.itemsize for c in chunks), default=1)
+    return np.concatenate([c.astype(f"S{width}") for c in chunks]) if chunks else np.zeros(0, f"S{width}")
+
+
+def _build_entities(graph: Graph, out: ColumnWriter) -> np.ndarray:
+    """The entity columns; returns the entity ids."""
+    from graphmem.model import entity_key
+
     chunks = []
     for page in _chunks(graph.pages("projection_entities")):
         chunks.append(encode_ids([r["uuid"] for r in page]))
         names = [r["name"] or "" for r in page]
         out.strings("entity_names", names)
         out.array("entity_key_hash", key_hashes(entity_key(n) for n in names))
-    entity_ids = id_array(chunks)
-    entities = _Rows(entity_ids, order_of(entity_ids))
+    return _id_array(chunks)
 
-    # episodes, with their BM25 postings (texts are read here, page by page, and not kept)
-    bm25 = BM25Builder()
+
+def _build_episodes(pages: Iterator[list[dict]], out: ColumnWriter, dim: int, bm25: BM25Builder) -> np.ndarray:
+    """The episode columns, with their BM25 postings added to ``bm25`` (texts are read here,
+    page by page, and not kept); returns the episode ids."""
     chunks = []
-    for page in _with_first(first_episodes, _chunks(episodes_pages)):
+    for page in pages:
         chunks.append(encode_ids([r["uuid"] for r in page]))
         texts = [r["content"] or "" for r in page]
         out.array("episode_times", [r["occurred_at"] if r["occurred_at"] is not None else -1 for r in page])
         out.array("episode_vectors", _vectors(page, dim))
         out.array("episode_questions", [ends_with_question(t) for t in texts])
         out.array("episode_doc_len", bm25.add(texts))
-    episode_ids = id_array(chunks)
-    episodes = _Rows(episode_ids, order_of(episode_ids))
+    return _id_array(chunks)
 
+
+def _build_mentions(graph: Graph, out: ColumnWriter, entities: _Rows, episodes: _Rows) -> None:
     for page in _chunks(graph.pages("projection_mentions")):
         pairs = np.stack([episodes.find([m["episode"] for m in page]), entities.find([m["entity"] for m in page])], 1)
         keep = (pairs >= 0).all(axis=1)
         out.array("mention_pairs", pairs[keep])
         out.array("mention_speaker", np.array([m.get("role") == "speaker" for m in page], dtype=bool)[keep])
 
+
+def _build_facts(
+    pages: Iterator[list[dict]], out: ColumnWriter, dim: int, entities: _Rows, episodes: _Rows
+) -> np.ndarray:
+    """The fact columns (those whose ends and episodes are in the projection); returns the fact ids."""
     chunks = []
-    for page in _with_first(first_facts, _chunks(facts_pages)):
+    for page in pages:
         ends = np.stack([entities.find([f["subject"] for f in page]), entities.find([f["object"] for f in page])], 1)
         lists = [list(f["episodes"] or []) for f in page]
         flat = episodes.find([e for episodes_of in lists for e in episodes_of])
@@ -872,8 +893,11 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
         out.array("fact_vectors", _vectors(kept, dim))
         out.csr("fact_episode_offsets", [len(r) for r in rows])
         out.array("fact_episode_rows", np.concatenate(rows) if rows else np.zeros(0, np.int32))
-    fact_ids = id_array(chunks)
+    return _id_array(chunks)
 
+
+def _build_edges(graph: Graph, out: ColumnWriter, entities: _Rows, episodes: _Rows) -> None:
+    """The SYNONYM edges between entities and the NEXT edges between episodes."""
     for page in _chunks(graph.pages("projection_synonyms")):
         pairs = np.stack([entities.find([s["a"] for s in page]), entities.find([s["b"] for s in page])], 1)
         keep = (pairs >= 0).all(axis=1)
@@ -883,6 +907,20 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
         pairs = np.stack([episodes.find([x["a"] for x in page]), episodes.find([x["b"] for x in page])], 1)
         out.array("next_pairs", pairs[(pairs >= 0).all(axis=1)])
 
+
+def _finish_build(
+    build: Path,
+    revision: int,
+    manifest: dict,
+    out: ColumnWriter,
+    bm25: BM25Builder,
+    entity_ids: np.ndarray,
+    episodes: _Rows,
+    fact_ids: np.ndarray,
+) -> None:
+    """The id columns, the BM25 terms and segment, the row counts in ``manifest``, and the
+    sorted orders of the revision."""
+    episode_ids = episodes.ids
     for name, values in (("entity_ids", entity_ids), ("episode_ids", episode_ids), ("fact_ids", fact_ids)):
         out.ids(name, values)
     manifest["id_width"] = {
@@ -903,7 +941,6 @@ def _build(graph: Graph, build: Path, revision: int, vector_dtype: str, dim: int
             "term_hash": order_of(key_hashes(bm25.new_terms)),
         },
     )
-    return manifest
 
 
 def _with_first(first: list[dict], rest: Iterator[list[dict]]) -> Iterator[list[dict]]:
@@ -1012,189 +1049,244 @@ def _id_bytes(column: Sequence[str]) -> np.ndarray:
 def _append(p: Projection, manifest: dict, delta: Delta, revision: int) -> dict:
     """Append the delta's rows to the columns of ``p`` (opened from ``manifest``); returns the
     manifest that commits them (not yet written)."""
-    from graphmem.model import entity_key
+    return _Appender(p, manifest, delta).run(revision)
 
-    disk = p._disk
-    assert disk is not None
-    build = disk.build_dir
-    new = {**manifest, "revision": revision, "counts": dict(manifest["counts"]), "bm25": list(manifest["bm25"])}
-    out = ColumnWriter(build, manifest)
-    widths = manifest["id_width"]
-    dim, counts = manifest["dim"], manifest["counts"]
 
-    def encode(name: str, values: list[str]) -> np.ndarray:
+@dataclass
+class _NewFacts:
+    """The facts of a delta sorted out against the columns: new ones (rows, vectors, their
+    episode rows) and (fact, episode) support added to facts already stored."""
+
+    rows: list[Mapping[str, Any]] = field(default_factory=list)
+    vectors: list[np.ndarray] = field(default_factory=list)
+    episode_rows: list[list[int]] = field(default_factory=list)
+    extra: list[tuple[int, int]] = field(default_factory=list)
+
+
+class _Appender:
+    """One extension of a projection on disk: the delta's rows appended table by table (in
+    the order and form a full build writes them), then the BM25 segments and the sorted orders
+    of the new revision, and the derived arrays carried forward."""
+
+    def __init__(self, p: Projection, manifest: dict, delta: Delta) -> None:
+        disk = p._disk
+        assert disk is not None
+        self.p, self.manifest, self.delta, self.disk = p, manifest, delta, disk
+        self.build = disk.build_dir
+        self.out = ColumnWriter(self.build, manifest)
+        self.widths = manifest["id_width"]
+        self.dim, self.counts = manifest["dim"], manifest["counts"]
+        self.entities = _Rows(_id_bytes(p.entity_ids), disk.orders["entity_ids"])
+        self.episodes = _Rows(_id_bytes(p.episode_ids), disk.orders["episode_ids"])
+        self.facts = _Rows(_id_bytes(p.fact_ids), disk.orders["fact_ids"])
+        #: the edges appended, for carrying the derived arrays forward
+        self.new_edges: dict[str, np.ndarray] = {}
+
+    def run(self, revision: int) -> dict:
+        manifest = self.manifest
+        new = {**manifest, "revision": revision, "counts": dict(manifest["counts"]), "bm25": list(manifest["bm25"])}
+        self.append_entities()
+        bm25 = self.append_episodes()
+        self.append_mentions()
+        self.append_nexts()
+        self.append_facts(self.sort_facts())
+        self.append_synonyms()
+        new["counts"] = self.out.counts()
+        new["bm25"] = self.bm25_segments(bm25)
+        self.merge_orders(revision, new["counts"])
+        _carry_forward(self.disk.revision_dir, self.build / f"r{revision}", self.counts, new["counts"], self.new_edges)
+        return new
+
+    def encode(self, name: str, values: list[str]) -> np.ndarray:
         try:
-            return encode_ids(values, widths[name])
+            return encode_ids(values, self.widths[name])
         except ValueError as error:
             raise NeedsRebuild(str(error)) from error
 
-    entities = _Rows(_id_bytes(p.entity_ids), disk.orders["entity_ids"])
-    episodes = _Rows(_id_bytes(p.episode_ids), disk.orders["episode_ids"])
-    facts = _Rows(_id_bytes(p.fact_ids), disk.orders["fact_ids"])
+    def pairs(self, rows: _Rows, a: list[str], b: list[str], others: _Rows | None = None) -> np.ndarray:
+        """Row pairs of the ids ``a`` (in ``rows``) and ``b`` (in ``others``, else ``rows``); -1 where unknown."""
+        return np.stack([rows.find(a), (others if others is not None else rows).find(b)], 1).reshape(-1, 2)
 
-    # entities
-    found = entities.find([row["uuid"] for row in delta.entities])
-    fresh_entities: list[Mapping[str, Any]] = []
-    for row, at in zip(delta.entities, found, strict=True):
-        if at < 0 and row["uuid"] not in entities.added:
-            entities.added[row["uuid"]] = counts["entities"] + len(fresh_entities)
-            fresh_entities.append(row)
-    names = [row["name"] or "" for row in fresh_entities]
-    out.ids("entity_ids", encode("entity_ids", [row["uuid"] for row in fresh_entities]))
-    out.strings("entity_names", names)
-    out.array("entity_key_hash", key_hashes(entity_key(n) for n in names))
+    def append_entities(self) -> None:
+        from graphmem.model import entity_key
 
-    # episodes, and their postings as a new BM25 segment
-    found = episodes.find([row["uuid"] for row in delta.episodes])
-    fresh: list[int] = []
-    for i, (row, at) in enumerate(zip(delta.episodes, found, strict=True)):
-        if at < 0 and row["uuid"] not in episodes.added:
-            episodes.added[row["uuid"]] = counts["episodes"] + len(fresh)
-            fresh.append(i)
-    fresh_rows = [delta.episodes[i] for i in fresh]
-    texts = [row.get("search_text") or row.get("content") or "" for row in fresh_rows]
-    vocabulary = p.bm25.vocabulary if p.bm25 is not None else {}
-    bm25 = BM25Builder(vocabulary.get, counts["terms"], counts["episodes"])
-    out.ids("episode_ids", encode("episode_ids", [row["uuid"] for row in fresh_rows]))
-    out.array("episode_times", [row["occurred_at"] if row.get("occurred_at") is not None else -1 for row in fresh_rows])
-    vectors = (
-        np.vstack([np.asarray(delta.episode_vectors[i], dtype=np.float32).reshape(-1) for i in fresh])
-        if fresh
-        else np.zeros((0, dim), np.float32)
-    )
-    if fresh and vectors.shape[1] != dim:
-        raise NeedsRebuild(f"passage vectors of {vectors.shape[1]} floats, the projection holds {dim}")
-    out.array("episode_vectors", vectors)
-    out.array("episode_questions", [ends_with_question(t) for t in texts])
-    out.array("episode_doc_len", bm25.add(texts))
-    out.strings("terms", bm25.new_terms)
-    out.array("term_hash", key_hashes(bm25.new_terms))
+        delta, entities, out = self.delta, self.entities, self.out
+        found = entities.find([row["uuid"] for row in delta.entities])
+        fresh: list[Mapping[str, Any]] = []
+        for row, at in zip(delta.entities, found, strict=True):
+            if at < 0 and row["uuid"] not in entities.added:
+                entities.added[row["uuid"]] = self.counts["entities"] + len(fresh)
+                fresh.append(row)
+        names = [row["name"] or "" for row in fresh]
+        out.ids("entity_ids", self.encode("entity_ids", [row["uuid"] for row in fresh]))
+        out.strings("entity_names", names)
+        out.array("entity_key_hash", key_hashes(entity_key(n) for n in names))
 
-    # mentions of the new episodes (in episode order, as a full build lists them)
-    first_new = counts["episodes"]
-    pairs = np.stack(
-        [episodes.find([m["episode"] for m in delta.mentions]), entities.find([m["entity"] for m in delta.mentions])], 1
-    ).reshape(-1, 2)
-    keep = (pairs >= 0).all(axis=1) & (pairs[:, 0] >= first_new)
-    speaker = np.array([m.get("role") == "speaker" for m in delta.mentions], dtype=bool)[keep]
-    pairs = pairs[keep]
-    order = np.lexsort((pairs[:, 1], pairs[:, 0]))  # by episode, then entity: as a full build lists them
-    new_edges = {"mentions": pairs[order], "speaker": speaker[order]}
-    out.array("mention_pairs", new_edges["mentions"])
-    out.array("mention_speaker", new_edges["speaker"])
-    nexts = getattr(delta, "nexts", [])
-    pairs = np.stack([episodes.find([x["from"] for x in nexts]), episodes.find([x["to"] for x in nexts])], 1).reshape(
-        -1, 2
-    )
-    new_edges["nexts"] = pairs[(pairs >= 0).all(axis=1)]
-    out.array("next_pairs", new_edges["nexts"])
+    def append_episodes(self) -> BM25Builder:
+        """The new episodes, and their postings (returned, to become a new BM25 segment)."""
+        delta, episodes, out, dim, counts = self.delta, self.episodes, self.out, self.dim, self.counts
+        found = episodes.find([row["uuid"] for row in delta.episodes])
+        fresh: list[int] = []
+        for i, (row, at) in enumerate(zip(delta.episodes, found, strict=True)):
+            if at < 0 and row["uuid"] not in episodes.added:
+                episodes.added[row["uuid"]] = counts["episodes"] + len(fresh)
+                fresh.append(i)
+        fresh_rows = [delta.episodes[i] for i in fresh]
+        texts = [row.get("search_text") or row.get("content") or "" for row in fresh_rows]
+        vocabulary = self.p.bm25.vocabulary if self.p.bm25 is not None else {}
+        bm25 = BM25Builder(vocabulary.get, counts["terms"], counts["episodes"])
+        out.ids("episode_ids", self.encode("episode_ids", [row["uuid"] for row in fresh_rows]))
+        out.array(
+            "episode_times", [row["occurred_at"] if row.get("occurred_at") is not None else -1 for row in fresh_rows]
+        )
+        vectors = (
+            np.vstack([np.asarray(delta.episode_vectors[i], dtype=np.float32).reshape(-1) for i in fresh])
+            if fresh
+            else np.zeros((0, dim), np.float32)
+        )
+        if fresh and vectors.shape[1] != dim:
+            raise NeedsRebuild(f"passage vectors of {vectors.shape[1]} floats, the projection holds {dim}")
+        out.array("episode_vectors", vectors)
+        out.array("episode_questions", [ends_with_question(t) for t in texts])
+        out.array("episode_doc_len", bm25.add(texts))
+        out.strings("terms", bm25.new_terms)
+        out.array("term_hash", key_hashes(bm25.new_terms))
+        return bm25
 
-    # facts: new ones appended; known ones gain the new episodes that assert them
-    found = facts.find([row["uuid"] for row in delta.facts])
-    new_facts: list[Mapping[str, Any]] = []
-    new_vectors: list[np.ndarray] = []
-    new_rows: list[list[int]] = []
-    extra: list[tuple[int, int]] = []
-    for row, vector, at in zip(delta.facts, delta.fact_vectors, found, strict=True):
-        supporting = [int(e) for e in episodes.find(list(row.get("episodes") or [])) if e >= 0]
-        if at >= 0:
-            known = set(p.fact_episode_rows(int(at)).tolist()) | {e for f, e in extra if f == at}
-            extra += [(int(at), e) for e in dict.fromkeys(supporting) if e not in known]
-        elif row["uuid"] in facts.added:
-            listed = new_rows[facts.added[row["uuid"]] - counts["facts"]]
-            listed += [e for e in dict.fromkeys(supporting) if e not in listed]
-        else:
-            ends = entities.find([row["subject"], row["object"]])
-            if (ends < 0).any() or (row.get("episodes") and not supporting):
-                continue
-            facts.added[row["uuid"]] = counts["facts"] + len(new_facts)
-            new_facts.append(row)
-            new_vectors.append(np.asarray(vector, dtype=np.float32).reshape(-1))
-            new_rows.append(list(dict.fromkeys(supporting)))
-    ends = entities.find([x for f in new_facts for x in (f["subject"], f["object"])]).reshape(-1, 2)
-    if new_vectors and any(len(v) != dim for v in new_vectors):
-        raise NeedsRebuild(f"fact vectors of another width than the projection's {dim}")
-    out.ids("fact_ids", encode("fact_ids", [f["uuid"] for f in new_facts]))
-    out.strings("fact_texts", [f["text"] or "" for f in new_facts])
-    valid = np.array([_valid(f) for f in new_facts], dtype=np.int64).reshape(-1, 2)
-    # the validity the run recomputed (a newer value of a single-valued fact ends the stored one),
-    # in write order: new facts take it before they are written, stored ones get an update row
-    validity = getattr(delta, "validity", [])
-    changed: dict[int, tuple[int, int]] = {}
-    for v, row in zip(validity, facts.find([v["uuid"] for v in validity]), strict=True):
-        if row >= counts["facts"]:
-            valid[row - counts["facts"]] = _valid(v)
-        elif row >= 0:
-            changed[int(row)] = _valid(v)
-    updated = np.array(sorted(changed), dtype=np.int64)
-    after = np.array([changed[r] for r in updated.tolist()], dtype=np.int64).reshape(-1, 2)
-    before = np.array(p.fact_valid[updated], dtype=np.int64).reshape(-1, 2)
-    known_rows, known_values = p._valid_updates()
-    if len(known_rows) and len(updated):
-        where = {int(r): i for i, r in enumerate(known_rows.tolist())}
-        for i, r in enumerate(updated.tolist()):
-            if r in where:
-                before[i] = known_values[where[r]]
-    differs = (before != after).any(axis=1)
-    out.array("fact_valid_updates", np.column_stack([updated[differs], after[differs]]).reshape(-1, 3))
-    was_now, is_now = before[:, 1] == FAR_FUTURE, after[:, 1] == FAR_FUTURE
-    old_ends = np.asarray(p.fact_ends[updated], dtype=np.int64).reshape(-1, 2)
-    # the adjacency of the present holds the current facts: new ones, and stored ones that became current
-    new_edges["facts"] = np.concatenate([ends[valid[:, 1] == FAR_FUTURE], old_ends[~was_now & is_now]])
-    new_edges["facts_ended"] = old_ends[was_now & ~is_now]
-    out.array("fact_ends", ends)
-    out.array("fact_valid", valid)
-    out.array("fact_vectors", np.vstack(new_vectors) if new_vectors else np.zeros((0, dim), np.float32))
-    out.csr("fact_episode_offsets", [len(r) for r in new_rows])
-    out.array("fact_episode_rows", np.array([e for r in new_rows for e in r], dtype=np.int32))
-    out.array("fact_episode_extra", np.array(extra, dtype=np.int32).reshape(-1, 2))
+    def append_mentions(self) -> None:
+        """Mentions of the new episodes (in episode order, as a full build lists them)."""
+        mentions = self.delta.mentions
+        pairs = self.pairs(
+            self.episodes, [m["episode"] for m in mentions], [m["entity"] for m in mentions], self.entities
+        )
+        keep = (pairs >= 0).all(axis=1) & (pairs[:, 0] >= self.counts["episodes"])
+        speaker = np.array([m.get("role") == "speaker" for m in mentions], dtype=bool)[keep]
+        pairs = pairs[keep]
+        order = np.lexsort((pairs[:, 1], pairs[:, 0]))  # by episode, then entity: as a full build lists them
+        self.new_edges["mentions"], self.new_edges["speaker"] = pairs[order], speaker[order]
+        self.out.array("mention_pairs", self.new_edges["mentions"])
+        self.out.array("mention_speaker", self.new_edges["speaker"])
 
-    synonyms = delta.synonyms
-    pairs = np.stack([entities.find([s["a"] for s in synonyms]), entities.find([s["b"] for s in synonyms])], 1).reshape(
-        -1, 2
-    )
-    keep = (pairs >= 0).all(axis=1)
-    new_edges["synonyms"] = pairs[keep]
-    new_edges["synonym_scores"] = np.array([s["score"] for s in synonyms], dtype=np.float32)[keep]
-    out.array("synonym_pairs", new_edges["synonyms"])
-    out.array("synonym_scores", new_edges["synonym_scores"])
+    def append_nexts(self) -> None:
+        nexts = getattr(self.delta, "nexts", [])
+        pairs = self.pairs(self.episodes, [x["from"] for x in nexts], [x["to"] for x in nexts])
+        self.new_edges["nexts"] = pairs[(pairs >= 0).all(axis=1)]
+        self.out.array("next_pairs", self.new_edges["nexts"])
 
-    new["counts"] = out.counts()
-    # the BM25 segments: the new one appended, merged into its predecessor while nearly as large
-    segments = [Segment.open(build / meta["dir"], meta) for meta in manifest["bm25"]]
-    merged, kept = add_segment(segments, bm25.segment())
-    taken = {m["dir"] for m in manifest["bm25"]}
-    metas = list(manifest["bm25"][:kept])
-    serial = max((int(d.split("-")[1]) for d in taken), default=-1) + 1
-    for segment in merged[kept:]:
-        while f"bm25-{serial}" in taken:
-            serial += 1
-        metas.append(segment.save(build / f"bm25-{serial}"))
-        taken.add(f"bm25-{serial}")
-    new["bm25"] = metas
+    def sort_facts(self) -> _NewFacts:
+        """New facts are appended; known ones gain the new episodes that assert them."""
+        facts, counts, sorted_out = self.facts, self.counts, _NewFacts()
+        extra, new_rows = sorted_out.extra, sorted_out.episode_rows
+        found = facts.find([row["uuid"] for row in self.delta.facts])
+        for row, vector, at in zip(self.delta.facts, self.delta.fact_vectors, found, strict=True):
+            supporting = [int(e) for e in self.episodes.find(list(row.get("episodes") or [])) if e >= 0]
+            if at >= 0:
+                known = set(self.p.fact_episode_rows(int(at)).tolist()) | {e for f, e in extra if f == at}
+                extra += [(int(at), e) for e in dict.fromkeys(supporting) if e not in known]
+            elif row["uuid"] in facts.added:
+                listed = new_rows[facts.added[row["uuid"]] - counts["facts"]]
+                listed += [e for e in dict.fromkeys(supporting) if e not in listed]
+            else:
+                ends = self.entities.find([row["subject"], row["object"]])
+                if (ends < 0).any() or (row.get("episodes") and not supporting):
+                    continue
+                facts.added[row["uuid"]] = counts["facts"] + len(sorted_out.rows)
+                sorted_out.rows.append(row)
+                sorted_out.vectors.append(np.asarray(vector, dtype=np.float32).reshape(-1))
+                new_rows.append(list(dict.fromkeys(supporting)))
+        return sorted_out
 
-    # the sorted orders of this revision: the old ones with the new rows merged in
-    new_counts = new["counts"]
-    ids = {
-        name: mmap_array(build / f"{name}.bin", f"S{widths[name]}", new_counts[table]) for name, table in IDS.items()
-    }
-    hashes = {
-        name: mmap_array(build / f"{name}.bin", np.uint64, new_counts[ARRAYS[name][0]])
-        for name in ("entity_key_hash", "term_hash")
-    }
-    old = {
-        "entity_ids": counts["entities"],
-        "episode_ids": counts["episodes"],
-        "fact_ids": counts["facts"],
-        "entity_key_hash": counts["entities"],
-        "term_hash": counts["terms"],
-    }
-    write_orders(
-        build / f"r{revision}",
-        {name: merged_order({**ids, **hashes}[name], disk.orders[name], old[name]) for name in ORDERED},
-    )
-    _carry_forward(disk.revision_dir, build / f"r{revision}", counts, new_counts, new_edges)
-    return new
+    def append_facts(self, new: _NewFacts) -> None:
+        out, dim = self.out, self.dim
+        ends = self.entities.find([x for f in new.rows for x in (f["subject"], f["object"])]).reshape(-1, 2)
+        if new.vectors and any(len(v) != dim for v in new.vectors):
+            raise NeedsRebuild(f"fact vectors of another width than the projection's {dim}")
+        out.ids("fact_ids", self.encode("fact_ids", [f["uuid"] for f in new.rows]))
+        out.strings("fact_texts", [f["text"] or "" for f in new.rows])
+        valid = np.array([_valid(f) for f in new.rows], dtype=np.int64).reshape(-1, 2)
+        self.append_validity(valid, ends)
+        out.array("fact_ends", ends)
+        out.array("fact_valid", valid)
+        out.array("fact_vectors", np.vstack(new.vectors) if new.vectors else np.zeros((0, dim), np.float32))
+        out.csr("fact_episode_offsets", [len(r) for r in new.episode_rows])
+        out.array("fact_episode_rows", np.array([e for r in new.episode_rows for e in r], dtype=np.int32))
+        out.array("fact_episode_extra", np.array(new.extra, dtype=np.int32).reshape(-1, 2))
+
+    def append_validity(self, valid: np.ndarray, ends: np.ndarray) -> None:
+        """The validity the run recomputed (a newer value of a single-valued fact ends the stored
+        one), in write order: new facts take it into ``valid`` before they are written, stored ones
+        get an update row. Sets the fact edges of the present: new current facts, and stored ones
+        that became current (``facts``) or ended (``facts_ended``)."""
+        p, first_new = self.p, self.counts["facts"]
+        validity = getattr(self.delta, "validity", [])
+        changed: dict[int, tuple[int, int]] = {}
+        for v, row in zip(validity, self.facts.find([v["uuid"] for v in validity]), strict=True):
+            if row >= first_new:
+                valid[row - first_new] = _valid(v)
+            elif row >= 0:
+                changed[int(row)] = _valid(v)
+        updated = np.array(sorted(changed), dtype=np.int64)
+        after = np.array([changed[r] for r in updated.tolist()], dtype=np.int64).reshape(-1, 2)
+        before = np.array(p.fact_valid[updated], dtype=np.int64).reshape(-1, 2)
+        known_rows, known_values = p._valid_updates()
+        if len(known_rows) and len(updated):
+            where = {int(r): i for i, r in enumerate(known_rows.tolist())}
+            for i, r in enumerate(updated.tolist()):
+                if r in where:
+                    before[i] = known_values[where[r]]
+        differs = (before != after).any(axis=1)
+        self.out.array("fact_valid_updates", np.column_stack([updated[differs], after[differs]]).reshape(-1, 3))
+        was_now, is_now = before[:, 1] == FAR_FUTURE, after[:, 1] == FAR_FUTURE
+        old_ends = np.asarray(p.fact_ends[updated], dtype=np.int64).reshape(-1, 2)
+        self.new_edges["facts"] = np.concatenate([ends[valid[:, 1] == FAR_FUTURE], old_ends[~was_now & is_now]])
+        self.new_edges["facts_ended"] = old_ends[was_now & ~is_now]
+
+    def append_synonyms(self) -> None:
+        synonyms = self.delta.synonyms
+        pairs = self.pairs(self.entities, [s["a"] for s in synonyms], [s["b"] for s in synonyms])
+        keep = (pairs >= 0).all(axis=1)
+        self.new_edges["synonyms"] = pairs[keep]
+        self.new_edges["synonym_scores"] = np.array([s["score"] for s in synonyms], dtype=np.float32)[keep]
+        self.out.array("synonym_pairs", self.new_edges["synonyms"])
+        self.out.array("synonym_scores", self.new_edges["synonym_scores"])
+
+    def bm25_segments(self, bm25: BM25Builder) -> list[dict]:
+        """The BM25 segments: the new one appended, merged into its predecessor while nearly as large."""
+        manifest, build = self.manifest, self.build
+        segments = [Segment.open(build / meta["dir"], meta) for meta in manifest["bm25"]]
+        merged, kept = add_segment(segments, bm25.segment())
+        taken = {m["dir"] for m in manifest["bm25"]}
+        metas = list(manifest["bm25"][:kept])
+        serial = max((int(d.split("-")[1]) for d in taken), default=-1) + 1
+        for segment in merged[kept:]:
+            while f"bm25-{serial}" in taken:
+                serial += 1
+            metas.append(segment.save(build / f"bm25-{serial}"))
+            taken.add(f"bm25-{serial}")
+        return metas
+
+    def merge_orders(self, revision: int, new_counts: dict) -> None:
+        """The sorted orders of this revision: the old ones with the new rows merged in."""
+        build, counts = self.build, self.counts
+        ids = {
+            name: mmap_array(build / f"{name}.bin", f"S{self.widths[name]}", new_counts[table])
+            for name, table in IDS.items()
+        }
+        hashes = {
+            name: mmap_array(build / f"{name}.bin", np.uint64, new_counts[ARRAYS[name][0]])
+            for name in ("entity_key_hash", "term_hash")
+        }
+        old = {
+            "entity_ids": counts["entities"],
+            "episode_ids": counts["episodes"],
+            "fact_ids": counts["facts"],
+            "entity_key_hash": counts["entities"],
+            "term_hash": counts["terms"],
+        }
+        write_orders(
+            build / f"r{revision}",
+            {name: merged_order({**ids, **hashes}[name], self.disk.orders[name], old[name]) for name in ORDERED},
+        )
 
 
 def _carry_forward(old_dir: Path, new_dir: Path, old: dict, new: dict, edges: dict) -> None:
