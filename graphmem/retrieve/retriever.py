@@ -64,6 +64,23 @@ class _Derived:
         self.floor_sample = self.entity_passages = None
 
 
+#: a passage's (hybrid, dense, bm25) scores, as Retriever.passage_scores gives them
+Scores = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass
+class _Batch:
+    """The queries of one graph-mode search and what is worked out for them, query by query."""
+
+    queries: Sequence[str]
+    vectors: np.ndarray
+    scored: list[Scores]
+    known: np.ndarray | None  # the episodes that had happened by as_of (None: all)
+    as_of_ms: int | None
+    named: list[list[int]] = field(default_factory=list)  # entities named in each query
+    speaker_turns: list[np.ndarray | None] = field(default_factory=list)  # turns of the speaker named, if any
+
+
 class Retriever:
     """Ranks the passages of one :class:`Projection` for natural-language queries."""
 
@@ -239,71 +256,74 @@ class Retriever:
             return [self._rank(s[1], k) for s in scored]
         if mode == "bm25":
             return [self._rank(s[2], k) for s in scored]
+        return self._graph_search(_Batch(queries, vectors, scored, known, as_of_ms), k)
 
-        mask = self.projection.facts_valid_at(as_of_ms)
-        named = [self.entities_in(q) for q in queries]
+    def _graph_search(self, batch: _Batch, k: int) -> list[list[Hit]]:
+        """Graph mode: seed each query, one PPR walk for all, then fuse and bridge per query."""
+        mask = self.projection.facts_valid_at(batch.as_of_ms)
+        batch.named = [self.entities_in(q) for q in batch.queries]
         boost = self.settings.speaker_boost
-        speaker_turns = [named_speaker_turns(self.projection, n) if boost > 0 else None for n in named]
-        scored = [
+        batch.speaker_turns = [named_speaker_turns(self.projection, n) if boost > 0 else None for n in batch.named]
+        batch.scored = [
             (apply_speaker_prior(s[0], None, t, boost)[0], s[1], s[2])
-            for s, t in zip(scored, speaker_turns, strict=True)
+            for s, t in zip(batch.scored, batch.speaker_turns, strict=True)
         ]
         fact_index = self.vector_index("facts")
         seeds = [
             build_seeds(self.projection, v, s[0], n, self.settings, mask, fact_index)
-            for n, v, s in zip(named, vectors, scored, strict=True)
+            for n, v, s in zip(batch.named, batch.vectors, batch.scored, strict=True)
         ]
         for seed in seeds:
             add_fact_episode_seeds(self.projection, seed, self.settings.fact_episode_weight)
-        reset = np.stack([s.reset for s in seeds], axis=1)
         push = self.uses_push()
+        ppr = self._pagerank(np.stack([s.reset for s in seeds], axis=1), batch.as_of_ms, push)
+        local = self.vector_index("episodes") is not None
+        depth = FUSION_DEPTH if push else None
+        return [self._rank(self._final_scores(batch, c, ppr, depth, local), k, seed) for c, seed in enumerate(seeds)]
+
+    def _pagerank(self, reset: np.ndarray, as_of_ms: int | None, push: bool) -> np.ndarray:
+        """Personalised PageRank of every reset column (forward push or power iteration)."""
         if push:
-            ppr = push_pagerank(self.push_operator(as_of_ms), reset, self.settings.damping, self.settings.push_epsilon)
-        else:
-            transition = self.projection.walk_operator(
-                as_of_ms, self.settings.next_weight, self.settings.speaker_weight
-            )
-            ppr = personalized_pagerank(
-                transition, reset, self.settings.damping, self.settings.ppr_iterations, self.settings.ppr_tolerance
-            )
-        sparse_dense = self.vector_index("episodes") is not None
-        E = self.projection.n_entities
-        results = []
+            return push_pagerank(self.push_operator(as_of_ms), reset, self.settings.damping, self.settings.push_epsilon)
+        transition = self.projection.walk_operator(as_of_ms, self.settings.next_weight, self.settings.speaker_weight)
+        return personalized_pagerank(
+            transition, reset, self.settings.damping, self.settings.ppr_iterations, self.settings.ppr_tolerance
+        )
+
+    def _final_scores(self, batch: _Batch, column: int, ppr: np.ndarray, depth: int | None, local: bool) -> np.ndarray:
+        """One query's passage scores: its PPR column (with the speaker prior) fused with its
+        hybrid scores (to ``depth``), unknown episodes left out, then the bridge step (``local``:
+        over the anchors' neighbourhood, as with an ANN index over the passages)."""
+        hybrid, dense, _ = batch.scored[column]
+        passage_ppr = ppr[self.projection.n_entities :, column]
+        _, boosted = apply_speaker_prior(hybrid, passage_ppr, batch.speaker_turns[column], self.settings.speaker_boost)
+        passage_ppr = passage_ppr if boosted is None else boosted
+        final = self._fuse(passage_ppr, hybrid, depth)
+        if batch.known is not None:
+            final = np.where(batch.known, final, -np.inf)
         s = self.settings
-        for column, (hybrid, dense, _), seed, turns in zip(
-            range(len(queries)), scored, seeds, speaker_turns, strict=True
-        ):
-            passage_ppr = ppr[E:, column]
-            _, boosted = apply_speaker_prior(hybrid, passage_ppr, turns, boost)
-            passage_ppr = passage_ppr if boosted is None else boosted
-            final = self._fuse(passage_ppr, hybrid, FUSION_DEPTH if push else None)
-            if known is not None:
-                final = np.where(known, final, -np.inf)
-            if sparse_dense:  # cost bounded by the anchors' neighbourhood, hubs left out
-                final = apply_bridge_local(
-                    self.projection,
-                    self._entity_passages(),
-                    final,
-                    dense,
-                    partial(self._dense_of, query_vector=vectors[column]),
-                    queries[column],
-                    named[column],
-                    BridgeSettings(s.bridge_anchors, s.bridge_weight, s.bridge_temperature, s.rrf_k, BRIDGE_HUB),
-                )
-            else:
-                final = apply_bridge(
-                    self.projection,
-                    final,
-                    dense,
-                    queries[column],
-                    named[column],
-                    s.bridge_anchors,
-                    s.bridge_weight,
-                    s.bridge_temperature,
-                    s.rrf_k,
-                )
-            results.append(self._rank(final, k, seed))
-        return results
+        if local:  # cost bounded by the anchors' neighbourhood, hubs left out
+            return apply_bridge_local(
+                self.projection,
+                self._entity_passages(),
+                final,
+                dense,
+                partial(self._dense_of, query_vector=batch.vectors[column]),
+                batch.queries[column],
+                batch.named[column],
+                BridgeSettings(s.bridge_anchors, s.bridge_weight, s.bridge_temperature, s.rrf_k, BRIDGE_HUB),
+            )
+        return apply_bridge(
+            self.projection,
+            final,
+            dense,
+            batch.queries[column],
+            batch.named[column],
+            s.bridge_anchors,
+            s.bridge_weight,
+            s.bridge_temperature,
+            s.rrf_k,
+        )
 
     def _fuse(self, ppr: np.ndarray, hybrid: np.ndarray, depth: int | None = None) -> np.ndarray:
         """Reciprocal-rank fusion of the PPR ranking with the hybrid passage ranking.
