@@ -43,6 +43,7 @@ from graphmem.eval.metrics import dedupe, mean, percentile, recall_at_k
 from graphmem.recipe import pinned
 
 if TYPE_CHECKING:
+    from graphmem.eval.locomo import Partition
     from graphmem.ingest.dialogue import Conversation
     from graphmem.ingest.readers import Document
     from graphmem.memory import Memory, SearchMode
@@ -186,6 +187,11 @@ def _run_systems(
     return rankings, latencies, batch_seconds
 
 
+#: one memory of a run: its settings, the documents or conversations ingested into it, and the
+#: questions (indices) asked of it
+_Step = tuple[Settings, list["Document"], list["Conversation"], list[int]]
+
+
 def evaluate(
     dataset: Dataset,
     settings: Settings | None = None,
@@ -206,8 +212,33 @@ def evaluate(
     retrieval settings skip the slow ingestion), but it must not hold sources
     outside this dataset, which would pollute the rankings.
     """
-    from graphmem.memory import Memory
+    ks, settings, questions, documents = _checked(dataset, settings, systems, limit, ks)
+    temporary = home is None
+    home_path = Path(tempfile.mkdtemp(prefix="graphmem-eval-")) if home is None else Path(home)
+    settings = settings.model_copy(update={"home": home_path})
+    # A dataset may split into partitions (LoCoMo: one memory per conversation): each is
+    # ingested into its own group and asked only its own questions.
+    partitions = dataset.partitions() if hasattr(dataset, "partitions") else None
+    plan = _plan(settings, documents, len(questions), partitions)
+    run = _Run(dataset, questions, systems, ks[-1], batch_size, progress or _no_progress, home_path)
+    try:
+        for step in plan:
+            run.step(step)
+    finally:
+        if temporary and not keep:
+            shutil.rmtree(home_path, ignore_errors=True)
+    if partitions is not None:  # questions of conversations not run (limit) keep empty rankings
+        run.keep_asked({i for step in plan for i in step[3]})
+    return run.report(
+        settings, ks, conversations=partitions is not None, home=None if temporary and not keep else home_path
+    )
 
+
+def _checked(
+    dataset: Dataset, settings: Settings | None, systems: Sequence[str], limit: int | None, ks: Sequence[int]
+) -> tuple[tuple[int, ...], Settings, list[Question], list[Document]]:
+    """The arguments of :func:`evaluate` checked: the sorted ks, the settings pinned, the
+    questions asked and the dataset's documents."""
     unknown = [s for s in systems if s not in SYSTEMS]
     if unknown or not systems:
         raise ConfigError(f"unknown system(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(SYSTEMS)}")
@@ -217,7 +248,6 @@ def evaluate(
     if limit is not None and limit < 1:
         raise ConfigError("limit must be at least 1")
     settings = pinned(settings or Settings.from_env())
-    progress = progress or _no_progress
     questions = list(dataset.questions[:limit] if limit else dataset.questions)
     if not questions:
         raise ConfigError(f"dataset {dataset.name!r} has no questions")
@@ -229,118 +259,148 @@ def evaluate(
             f"chunk_words={settings.chunk_words} would split passages of up to {longest} words; "
             f"use the dataset's pipeline spec (chunker words: 10000) or raise chunk_words"
         )
+    return ks, settings, questions, documents
 
-    temporary = home is None
-    home_path = Path(tempfile.mkdtemp(prefix="graphmem-eval-")) if home is None else Path(home)
-    settings = settings.model_copy(update={"home": home_path})
-    k_max = ks[-1]
-    # A dataset may split into partitions (LoCoMo: one memory per conversation): each is
-    # ingested into its own group and asked only its own questions.
-    partitions = dataset.partitions() if hasattr(dataset, "partitions") else None
-    plan: list[tuple[Settings, list[Document], list[Conversation], list[int]]]
+
+def _plan(
+    settings: Settings, documents: list[Document], n_questions: int, partitions: list[Partition] | None
+) -> list[_Step]:
+    """The memories to ingest and ask: one holding every document, or one per partition
+    (its own group) that has questions among the first ``n_questions``."""
     if partitions is None:
-        plan = [(settings, documents, [], list(range(len(questions))))]
-    else:
-        asked = set(range(len(questions)))
-        plan = [
-            (
-                settings.model_copy(update={"group_id": f"{settings.group_id}-{p.key}"}),
-                [],
-                p.conversations,
-                [i for i in p.questions if i in asked],
-            )
-            for p in partitions
-        ]
-        plan = [step for step in plan if step[3]]
-    rankings: dict[str, list[list[str | None]]] = {name: [[] for _ in questions] for name in systems}
-    latencies: dict[str, list[float]] = {name: [0.0] * len(questions) for name in systems}
-    batch_total: dict[str, float] = {name: 0.0 for name in systems}
-    totals = {
-        "documents": 0,
-        "conversations": 0,
-        "passages": 0,
-        "skipped": 0,
-        "entities": 0,
-        "facts": 0,
-        "seconds": 0.0,
-    }
-    stats: dict[str, int] = {}
-    embed_total = 0.0
-    try:
-        for part_settings, part_documents, part_conversations, indices in plan:
-            with Memory(part_settings, update_recipe=True) as memory:  # the group's recipe: what was measured
-                wanted = {d.name for d in part_documents} | {c.name for c in part_conversations}
-                extra = [row["name"] for row in memory.sources() if row.get("name") not in wanted]
-                if extra:
-                    raise ConfigError(
-                        f"{home_path} already holds {len(extra)} source(s) outside this dataset "
-                        f"(e.g. {extra[0]!r}); use a fresh --home"
-                    )
-                if part_conversations:
-                    turns = sum(len(c.turns) for c in part_conversations)
-                    with progress(f"ingesting {part_settings.group_id}", turns) as advance:
-                        ingested = memory.ingest_conversations(part_conversations, progress=advance)
-                    totals["conversations"] += len(part_conversations)
-                else:
-                    with progress("ingesting", len(part_documents)) as advance:
-                        ingested = memory.ingest_documents(part_documents, progress=advance)
-                    totals["documents"] += len(part_documents)
-                for key in ("passages", "skipped", "entities", "facts"):
-                    totals[key] += getattr(ingested, key)
-                totals["seconds"] += ingested.seconds
-                for key, value in memory.stats().items():
-                    stats[key] = stats.get(key, 0) + value
+        return [(settings, documents, [], list(range(n_questions)))]
+    asked = set(range(n_questions))
+    plan: list[_Step] = [
+        (
+            settings.model_copy(update={"group_id": f"{settings.group_id}-{p.key}"}),
+            [],
+            p.conversations,
+            [i for i in p.questions if i in asked],
+        )
+        for p in partitions
+    ]
+    return [step for step in plan if step[3]]
 
-                texts = [questions[i].text for i in indices]
-                started = time.perf_counter()
-                vectors = np.asarray(memory.embedder.embed(texts), dtype=np.float32)
-                embed_total += time.perf_counter() - started
-                part_rankings, part_latencies, part_batch = _run_systems(
-                    memory, dataset, texts, vectors, systems, k_max, batch_size, progress
-                )
-                for name in systems:
-                    for j, i in enumerate(indices):
-                        rankings[name][i] = part_rankings[name][j]
-                        latencies[name][i] = part_latencies[name][j]
-                    batch_total[name] += part_batch[name]
-    finally:
-        if temporary and not keep:
-            shutil.rmtree(home_path, ignore_errors=True)
-    if partitions is not None:  # questions of conversations not run (limit) keep empty rankings
-        asked_any = {i for step in plan for i in step[3]}
-        questions_run = [q for i, q in enumerate(questions) if i in asked_any]
-        rankings = {name: [r for i, r in enumerate(rows) if i in asked_any] for name, rows in rankings.items()}
-        latencies = {name: [t for i, t in enumerate(rows) if i in asked_any] for name, rows in latencies.items()}
-        questions = questions_run
-    ingest = {
-        **{k: v for k, v in totals.items() if not (k == "conversations" and partitions is None)},
-        "seconds": round(totals["seconds"], 3),
-        "passages_per_s": round(totals["passages"] / totals["seconds"], 3)
-        if totals["seconds"] and totals["passages"]
-        else None,
-        "stats": stats,
-    }
-    embed_ms = embed_total * 1000 / max(1, len(questions))
-    batch_ms = {name: batch_total[name] * 1000 / max(1, len(questions)) for name in systems}
 
-    records, summary, by_category = score(questions, rankings, latencies, ks)
-    for name in summary:
-        summary[name]["batch_ms_per_query"] = round(batch_ms[name], 3)
-        for key in ("p50_ms", "p95_ms"):
-            if summary[name][key] is not None:
-                summary[name][key] = round(summary[name][key], 3)
-    described = dataset.describe()
-    described["questions_run"] = len(questions)
-    return EvalReport(
-        dataset=described,
-        settings=_public_settings(settings),
-        date=datetime.now(UTC).isoformat(timespec="seconds"),
-        systems={name: SYSTEMS[name] for name in systems},
-        ks=ks,
-        ingest=ingest,
-        query_embedding={"ms_per_query": round(embed_ms, 3), "batched": True, "embedder": settings.embedder},
-        summary=summary,
-        questions=records,
-        by_category=by_category,
-        home=None if temporary and not keep else str(home_path),
+@dataclass
+class _Run:
+    """One evaluation under way: what it asks, and the rankings, latencies and ingestion
+    totals gathered so far, question by question, across the memories of its plan."""
+
+    dataset: Dataset
+    questions: list[Question]
+    systems: Sequence[str]
+    k_max: int
+    batch_size: int
+    progress: ProgressFactory
+    home: Path
+    rankings: dict[str, list[list[str | None]]] = field(init=False)
+    latencies: dict[str, list[float]] = field(init=False)
+    batch_total: dict[str, float] = field(init=False)
+    totals: dict[str, float] = field(
+        default_factory=lambda: {
+            "documents": 0,
+            "conversations": 0,
+            "passages": 0,
+            "skipped": 0,
+            "entities": 0,
+            "facts": 0,
+            "seconds": 0.0,
+        }
     )
+    stats: dict[str, int] = field(default_factory=dict)
+    embed_total: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.rankings = {name: [[] for _ in self.questions] for name in self.systems}
+        self.latencies = {name: [0.0] * len(self.questions) for name in self.systems}
+        self.batch_total = {name: 0.0 for name in self.systems}
+
+    def step(self, step: _Step) -> None:
+        """Ingest one memory of the plan and ask it its questions with every system."""
+        from graphmem.memory import Memory
+
+        with Memory(step[0], update_recipe=True) as memory:  # the group's recipe: what was measured
+            self.ingest(memory, step)
+            self.ask(memory, step[3])
+
+    def ingest(self, memory: Memory, step: _Step) -> None:
+        part_settings, part_documents, part_conversations, _ = step
+        wanted = {d.name for d in part_documents} | {c.name for c in part_conversations}
+        extra = [row["name"] for row in memory.sources() if row.get("name") not in wanted]
+        if extra:
+            raise ConfigError(
+                f"{self.home} already holds {len(extra)} source(s) outside this dataset "
+                f"(e.g. {extra[0]!r}); use a fresh --home"
+            )
+        if part_conversations:
+            turns = sum(len(c.turns) for c in part_conversations)
+            with self.progress(f"ingesting {part_settings.group_id}", turns) as advance:
+                ingested = memory.ingest_conversations(part_conversations, progress=advance)
+            self.totals["conversations"] += len(part_conversations)
+        else:
+            with self.progress("ingesting", len(part_documents)) as advance:
+                ingested = memory.ingest_documents(part_documents, progress=advance)
+            self.totals["documents"] += len(part_documents)
+        for key in ("passages", "skipped", "entities", "facts"):
+            self.totals[key] += getattr(ingested, key)
+        self.totals["seconds"] += ingested.seconds
+        for key, value in memory.stats().items():
+            self.stats[key] = self.stats.get(key, 0) + value
+
+    def ask(self, memory: Memory, indices: list[int]) -> None:
+        texts = [self.questions[i].text for i in indices]
+        started = time.perf_counter()
+        vectors = np.asarray(memory.embedder.embed(texts), dtype=np.float32)
+        self.embed_total += time.perf_counter() - started
+        part_rankings, part_latencies, part_batch = _run_systems(
+            memory, self.dataset, texts, vectors, self.systems, self.k_max, self.batch_size, self.progress
+        )
+        for name in self.systems:
+            for j, i in enumerate(indices):
+                self.rankings[name][i] = part_rankings[name][j]
+                self.latencies[name][i] = part_latencies[name][j]
+            self.batch_total[name] += part_batch[name]
+
+    def keep_asked(self, asked: set[int]) -> None:
+        """Only the questions asked (of the partitions run) stay in the report."""
+        self.questions = [q for i, q in enumerate(self.questions) if i in asked]
+        self.rankings = {name: [r for i, r in enumerate(rows) if i in asked] for name, rows in self.rankings.items()}
+        self.latencies = {name: [t for i, t in enumerate(rows) if i in asked] for name, rows in self.latencies.items()}
+
+    def ingest_report(self, conversations: bool) -> dict[str, Any]:
+        totals = self.totals
+        return {
+            **{k: v for k, v in totals.items() if not (k == "conversations" and not conversations)},
+            "seconds": round(totals["seconds"], 3),
+            "passages_per_s": round(totals["passages"] / totals["seconds"], 3)
+            if totals["seconds"] and totals["passages"]
+            else None,
+            "stats": self.stats,
+        }
+
+    def report(self, settings: Settings, ks: tuple[int, ...], *, conversations: bool, home: Path | None) -> EvalReport:
+        questions, systems = self.questions, self.systems
+        embed_ms = self.embed_total * 1000 / max(1, len(questions))
+        batch_ms = {name: self.batch_total[name] * 1000 / max(1, len(questions)) for name in systems}
+        records, summary, by_category = score(questions, self.rankings, self.latencies, ks)
+        for name in summary:
+            summary[name]["batch_ms_per_query"] = round(batch_ms[name], 3)
+            for key in ("p50_ms", "p95_ms"):
+                if summary[name][key] is not None:
+                    summary[name][key] = round(summary[name][key], 3)
+        described = self.dataset.describe()
+        described["questions_run"] = len(questions)
+        return EvalReport(
+            dataset=described,
+            settings=_public_settings(settings),
+            date=datetime.now(UTC).isoformat(timespec="seconds"),
+            systems={name: SYSTEMS[name] for name in systems},
+            ks=ks,
+            ingest=self.ingest_report(conversations),
+            query_embedding={"ms_per_query": round(embed_ms, 3), "batched": True, "embedder": settings.embedder},
+            summary=summary,
+            questions=records,
+            by_category=by_category,
+            home=None if home is None else str(home),
+        )
