@@ -208,129 +208,170 @@ def _triples(
     speaker: str,
     title: str = "",
 ) -> list[Triple]:
-    triples: list[Triple] = []
-    seen: set[tuple[str, str, str]] = set()
+    reader = _TripleReader(token_span, token_type, token_chars, speaker, title)
+    for sent in doc.sents:
+        valid_at = _sentence_time(sent, reference)
+        for verb in sent:
+            if verb.pos_ in {"VERB", "AUX"}:
+                reader.verb_triples(verb, valid_at)
+        for token in sent:
+            if token.dep_ == "appos" and token.i in token_span:
+                reader.appositive_triple(token, valid_at)
+    return reader.triples
 
-    def chars(*tokens: Token) -> list[tuple[int, int]]:
+
+def _sentence_time(sent: Span, reference: datetime | None) -> datetime | None:
+    """When the facts of ``sent`` hold: its first date or time that parses."""
+    for ent in sent.ents:
+        if ent.label_ in TIME_ENT_TYPES:
+            valid_at = parse_date(ent.text, reference)
+            if valid_at is not None:
+                return valid_at
+    return None
+
+
+def _subjects(verb: Token) -> list[Token]:
+    """The subjects of ``verb``: its own (and their conjuncts), else those of the verb it
+    continues (a conjunct, complement or adverbial clause), or the noun a relative clause is on."""
+    subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
+    subjects += [c for s in list(subjects) for c in s.conjuncts]
+    if not subjects and verb.dep_ in {"conj", "xcomp", "advcl", "relcl"}:
+        head = verb.head
+        subjects = [c for c in head.children if c.dep_ in SUBJECT_DEPS]
+        if verb.dep_ == "relcl":
+            subjects = [head]
+    return subjects
+
+
+def _objects(verb: Token) -> list[tuple[str, str, Token, tuple[Token, ...]]]:
+    """(predicate, words for the fact text, object token, the predicate's tokens) of every
+    object of ``verb``: direct, through a preposition or an adjective's preposition, and their conjuncts."""
+    negation = "not " if any(c.dep_ == "neg" for c in verb.children) else ""
+    lemma, surface = negation + verb.lemma_.lower(), negation + verb.text.lower()
+    objects: list[tuple[str, str, Token, tuple[Token, ...]]] = []
+    for child in verb.children:
+        if child.dep_ in OBJECT_DEPS:
+            objects.append((lemma, surface, child, (verb,)))
+        elif child.dep_ in {"prep", "agent"}:
+            objects += [
+                (f"{lemma} {child.lower_}", f"{surface} {child.lower_}", p, (verb, child))
+                for p in child.children
+                if p.dep_ == "pobj"
+            ]
+        elif child.dep_ == "acomp":
+            objects += [
+                (
+                    f"{lemma} {child.lower_} {p.lower_}",
+                    f"{surface} {child.lower_} {p.lower_}",
+                    o,
+                    (verb, child, p),
+                )
+                for p in child.children
+                if p.dep_ == "prep"
+                for o in p.children
+                if o.dep_ == "pobj"
+            ]
+    for predicate, words, obj, said in list(objects):
+        objects += [(predicate, words, c, said) for c in obj.conjuncts]
+    return objects
+
+
+class _TripleReader:
+    """The triples of one document, in reading order and without repeats, with the mentions
+    (``token_span``: token -> name) that subjects and objects resolve to."""
+
+    def __init__(
+        self,
+        token_span: dict[int, str],
+        token_type: dict[int, str],
+        token_chars: dict[int, tuple[int, int]],
+        speaker: str,
+        title: str,
+    ) -> None:
+        self.token_span, self.token_type, self.token_chars = token_span, token_type, token_chars
+        self.speaker, self.title = speaker, title
+        self.triples: list[Triple] = []
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def chars(self, *tokens: Token) -> list[tuple[int, int]]:
         """Character ranges of ``tokens``: a mention's whole name, else the token itself."""
-        return [token_chars.get(t.i) or (t.idx, t.idx + len(t)) for t in tokens]
+        return [self.token_chars.get(t.i) or (t.idx, t.idx + len(t)) for t in tokens]
 
-    def antecedent(token: Token) -> str | None:
+    def antecedent(self, token: Token) -> str | None:
         """The nearest preceding mention a third-person pronoun can refer to."""
         wanted = PERSON_TYPES if token.lower_ in PERSONAL else THING_TYPES if token.lower_ in IMPERSONAL else None
         for i in range(token.i - 1, max(-1, token.i - 120), -1):
-            if i in token_span and (wanted is None or token_type.get(i) in wanted):
-                return token_span[i]
-        return title or None
+            if i in self.token_span and (wanted is None or self.token_type.get(i) in wanted):
+                return self.token_span[i]
+        return self.title or None
 
-    def name_of(token: Token) -> str | None:
+    def name_of(self, token: Token) -> str | None:
         lower = token.lower_
-        if token.i in token_span:
-            return token_span[token.i]
-        if lower in FIRST_PERSON and speaker:
-            return speaker
+        if token.i in self.token_span:
+            return self.token_span[token.i]
+        if lower in FIRST_PERSON and self.speaker:
+            return self.speaker
         if lower in THIRD_PERSON:
-            return antecedent(token)
+            return self.antecedent(token)
         return None
 
     def add(
-        subject: str, predicate: str, obj: str, text: str, valid_at: datetime | None, spans: list[tuple[int, int]]
+        self, subject: str, predicate: str, obj: str, text: str, valid_at: datetime | None, spans: list[tuple[int, int]]
     ) -> None:
-        if subject == obj or (subject, predicate, obj) in seen:
+        if subject == obj or (subject, predicate, obj) in self.seen:
             return
-        seen.add((subject, predicate, obj))
-        triples.append(
+        self.seen.add((subject, predicate, obj))
+        self.triples.append(
             Triple(subject=subject, predicate=predicate, object=obj, text=text, valid_at=valid_at, spans=spans)
         )
 
-    for sent in doc.sents:
-        valid_at = None
-        for ent in sent.ents:
-            if ent.label_ in TIME_ENT_TYPES:
-                valid_at = parse_date(ent.text, reference)
-                if valid_at is not None:
-                    break
-        for verb in sent:
-            if verb.pos_ not in {"VERB", "AUX"}:
+    def verb_triples(self, verb: Token, valid_at: datetime | None) -> None:
+        """(subject, verb [preposition], object) for every named subject and object of ``verb``."""
+        subjects = _subjects(verb)
+        if not subjects:
+            return
+        objects = _objects(verb)
+        for subject_token in subjects:
+            subject = self.name_of(subject_token)
+            if subject is None:
                 continue
-            subjects = [c for c in verb.children if c.dep_ in SUBJECT_DEPS]
-            subjects += [c for s in list(subjects) for c in s.conjuncts]
-            if not subjects and verb.dep_ in {"conj", "xcomp", "advcl", "relcl"}:
-                head = verb.head
-                subjects = [c for c in head.children if c.dep_ in SUBJECT_DEPS]
-                if verb.dep_ == "relcl":
-                    subjects = [head]
-            if not subjects:
-                continue
-            negation = "not " if any(c.dep_ == "neg" for c in verb.children) else ""
-            lemma, surface = negation + verb.lemma_.lower(), negation + verb.text.lower()
-            # (predicate, words for the fact text, object token, the predicate's tokens)
-            objects: list[tuple[str, str, Token, tuple[Token, ...]]] = []
-            for child in verb.children:
-                if child.dep_ in OBJECT_DEPS:
-                    objects.append((lemma, surface, child, (verb,)))
-                elif child.dep_ in {"prep", "agent"}:
-                    objects += [
-                        (f"{lemma} {child.lower_}", f"{surface} {child.lower_}", p, (verb, child))
-                        for p in child.children
-                        if p.dep_ == "pobj"
-                    ]
-                elif child.dep_ == "acomp":
-                    objects += [
-                        (
-                            f"{lemma} {child.lower_} {p.lower_}",
-                            f"{surface} {child.lower_} {p.lower_}",
-                            o,
-                            (verb, child, p),
-                        )
-                        for p in child.children
-                        if p.dep_ == "prep"
-                        for o in p.children
-                        if o.dep_ == "pobj"
-                    ]
-            for predicate, words, obj, said in list(objects):
-                objects += [(predicate, words, c, said) for c in obj.conjuncts]
-            for subject_token in subjects:
-                subject = name_of(subject_token)
-                if subject is None:
-                    continue
-                for predicate, words, obj_token, said in objects:
-                    obj_name = name_of(obj_token)
-                    if obj_name is not None:
-                        add(
-                            subject,
-                            predicate,
-                            obj_name,
-                            f"{subject} {words} {obj_name}",
-                            valid_at,
-                            chars(subject_token, *said, obj_token),
-                        )
-        for token in sent:
-            if token.dep_ != "appos" or token.i not in token_span:
-                continue
-            head = token.head
-            owner = next((c for c in head.children if c.dep_ == "poss"), None)
-            owner_name = name_of(owner) if owner is not None else None
-            if owner is not None and owner_name is not None and token_type.get(head.i, "CONCEPT") == "CONCEPT":
-                # "Its founder, Ana Keller" -> (Orvalis Robotics) founder (Ana Keller)
-                noun = head.lemma_.lower()
-                add(
-                    owner_name,
-                    noun,
-                    token_span[token.i],
-                    f"{owner_name} {noun} {token_span[token.i]}",
-                    valid_at,
-                    chars(owner, head, token),
-                )
-            elif head.i in token_span:
-                # "Mirela Toskova, an architect from Porto, ..." -> is
-                subject = token_span[head.i]
-                add(
-                    subject,
-                    "be",
-                    token_span[token.i],
-                    f"{subject} is {token_span[token.i]}",
-                    valid_at,
-                    chars(head, token),
-                )
-    return triples
+            for predicate, words, obj_token, said in objects:
+                obj_name = self.name_of(obj_token)
+                if obj_name is not None:
+                    self.add(
+                        subject,
+                        predicate,
+                        obj_name,
+                        f"{subject} {words} {obj_name}",
+                        valid_at,
+                        self.chars(subject_token, *said, obj_token),
+                    )
+
+    def appositive_triple(self, token: Token, valid_at: datetime | None) -> None:
+        """The fact an apposition (``token``, a mention) states about the noun it follows."""
+        token_span = self.token_span
+        head = token.head
+        owner = next((c for c in head.children if c.dep_ == "poss"), None)
+        owner_name = self.name_of(owner) if owner is not None else None
+        if owner is not None and owner_name is not None and self.token_type.get(head.i, "CONCEPT") == "CONCEPT":
+            # "Its founder, Ana Keller" -> (Orvalis Robotics) founder (Ana Keller)
+            noun = head.lemma_.lower()
+            self.add(
+                owner_name,
+                noun,
+                token_span[token.i],
+                f"{owner_name} {noun} {token_span[token.i]}",
+                valid_at,
+                self.chars(owner, head, token),
+            )
+        elif head.i in token_span:
+            # "Mirela Toskova, an architect from Porto, ..." -> is
+            subject = token_span[head.i]
+            self.add(
+                subject,
+                "be",
+                token_span[token.i],
+                f"{subject} is {token_span[token.i]}",
+                valid_at,
+                self.chars(head, token),
+            )
