@@ -36,7 +36,8 @@ import numpy as np
 from graphmem.embed.batcher import Batcher, BatcherClosed, Encoder, QueueFull
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, Response
 
 
 @dataclass
@@ -188,6 +189,13 @@ def parse_request(body: bytes, config: ServiceConfig, served: set[str], dim: int
         raise RequestError(422, f"request body is not valid JSON: {exc}", code="invalid_json") from None
     if not isinstance(payload, dict):
         raise RequestError(422, "request body must be a JSON object with an 'input' field", code="invalid_body")
+    texts = _input_list(payload, config)
+    _check_texts(texts, config)
+    return texts, _encoding_format(payload, served, dim)
+
+
+def _input_list(payload: dict, config: ServiceConfig) -> list:
+    """The request's ``input`` as a list (a string is a list of one), not empty nor longer than ``max_texts``."""
     if "input" not in payload:
         raise RequestError(
             422, "'input' is required: a string or a list of strings", param="input", code="missing_field"
@@ -213,6 +221,11 @@ def parse_request(body: bytes, config: ServiceConfig, served: set[str], dim: int
             param="input",
             code="too_many_inputs",
         )
+    return texts
+
+
+def _check_texts(texts: list, config: ServiceConfig) -> None:
+    """Every input a non-empty string, and no more than ``max_chars`` characters in all."""
     chars = 0
     for i, text in enumerate(texts):
         if not isinstance(text, str):
@@ -232,6 +245,10 @@ def parse_request(body: bytes, config: ServiceConfig, served: set[str], dim: int
             param="input",
             code="request_too_large",
         )
+
+
+def _encoding_format(payload: dict, served: set[str], dim: int) -> str:
+    """The request's ``encoding_format``, once its ``model`` and ``dimensions`` (if given) are this service's."""
     model = payload.get("model")
     if model is not None and model not in served:
         raise RequestError(
@@ -253,7 +270,7 @@ def parse_request(body: bytes, config: ServiceConfig, served: set[str], dim: int
         raise RequestError(
             422, f"'dimensions' must be {dim} (this model's size) or left out", param="dimensions", code="invalid_value"
         )
-    return texts, fmt
+    return fmt
 
 
 def render_embeddings(vectors: np.ndarray, tokens: np.ndarray, fmt: str, model: str) -> bytes:
@@ -301,20 +318,22 @@ def load_encoders(config: ServiceConfig) -> list[Encoder]:
     return [ModelEncoder(config.model, device, config.dtype) for device in devices]
 
 
-def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] | None = None) -> "FastAPI":
-    """The FastAPI app. Models load at startup (lifespan) unless ``encoders`` are given."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+class _Service:
+    """What the app's routes share: the served model's names and, once started (``lifespan``),
+    the encoders, the batcher and the metrics."""
 
-    from graphmem.embed.runner import model_display_name
+    def __init__(self, config: ServiceConfig, encoders: Sequence[Encoder] | None) -> None:
+        from graphmem.embed.runner import model_display_name
 
-    config = config or ServiceConfig()
-    name = model_display_name(config.model)
-    served = {name, config.model, *config.aliases}
-    state: dict[str, Any] = {}
+        self.config, self.given = config, encoders
+        self.name = model_display_name(config.model)
+        self.served = {self.name, config.model, *config.aliases}
+        self.state: dict[str, Any] = {}
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(self, app: "FastAPI") -> AsyncIterator[None]:
+        """Load the models (unless given) and start the batcher; on shutdown, finish what is queued."""
+        config, encoders = self.config, self.given
         encs = list(encoders) if encoders is not None else await asyncio.to_thread(load_encoders, config)
         metrics = Metrics()
         batcher = Batcher(
@@ -324,7 +343,7 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
             max_queue=config.max_queue,
             on_batch=metrics.on_batch,
         )
-        state.update(encoders=encs, batcher=batcher, metrics=metrics, started=time.time())
+        self.state.update(encoders=encs, batcher=batcher, metrics=metrics, started=time.time())
         try:
             yield
         finally:
@@ -336,68 +355,57 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
                     if close is not None:
                         await asyncio.to_thread(close)
 
-    app = FastAPI(
-        title="graphmem embedding service",
-        version="1",
-        lifespan=lifespan,
-        summary="OpenAI-compatible /v1/embeddings with dynamic batching",
-    )
+    async def embeddings(self, request: "Request") -> "Response":
+        """``POST /v1/embeddings``: the vectors, or an OpenAI error body; counted in the metrics."""
+        from fastapi.responses import Response
 
-    def error(exc: RequestError) -> JSONResponse:
-        body = {
-            "error": {
-                "message": exc.message,
-                "type": ERROR_TYPES.get(exc.status, "invalid_request_error"),
-                "param": exc.param,
-                "code": exc.code,
-            }
-        }
-        return JSONResponse(body, status_code=exc.status, headers=exc.headers)
-
-    @app.post("/v1/embeddings")
-    async def embeddings(request: Request) -> Response:
         started = time.perf_counter()
-        metrics: Metrics = state["metrics"]
-        batcher: Batcher = state["batcher"]
+        metrics: Metrics = self.state["metrics"]
+        batcher: Batcher = self.state["batcher"]
         status = 200
         try:
-            texts, fmt = parse_request(await request.body(), config, served, batcher.dim)
-            try:
-                future = batcher.submit(texts)
-            except QueueFull as exc:
-                raise RequestError(
-                    429, str(exc), code="queue_full", headers={"Retry-After": str(int(np.ceil(exc.retry_after)))}
-                ) from None
-            except BatcherClosed as exc:
-                raise RequestError(503, str(exc), code="shutting_down") from None
-            try:
-                vectors, tokens = await asyncio.wait_for(asyncio.wrap_future(future), config.request_timeout_s)
-            except TimeoutError:
-                batcher.cancel(future)
-                raise RequestError(
-                    504, f"embedding took longer than {config.request_timeout_s:g} s", code="timeout"
-                ) from None
-            except BatcherClosed as exc:
-                raise RequestError(503, str(exc), code="shutting_down") from None
-            body = render_embeddings(vectors, tokens, fmt, name)
+            texts, fmt = parse_request(await request.body(), self.config, self.served, batcher.dim)
+            vectors, tokens = await self.embed(batcher, texts)
+            body = render_embeddings(vectors, tokens, fmt, self.name)
             return Response(body, media_type="application/json")
         except RequestError as exc:
             status = exc.status
-            return error(exc)
+            return _error_response(exc)
         except Exception as exc:  # a model failure: say what, keep serving
             status = 500
-            return error(RequestError(500, f"embedding failed: {type(exc).__name__}: {exc}", code="internal"))
+            return _error_response(RequestError(500, f"embedding failed: {type(exc).__name__}: {exc}", code="internal"))
         finally:
             metrics.count_response(status)
             if status == 200:
                 metrics.latency.observe(time.perf_counter() - started)
 
-    @app.get("/healthz")
-    async def healthz() -> dict:
+    async def embed(self, batcher: Batcher, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, token counts) of ``texts`` through the batcher; a full queue, a shutdown or
+        a wait past the request timeout is a :class:`RequestError`."""
+        timeout = self.config.request_timeout_s
+        try:
+            future = batcher.submit(texts)
+        except QueueFull as exc:
+            raise RequestError(
+                429, str(exc), code="queue_full", headers={"Retry-After": str(int(np.ceil(exc.retry_after)))}
+            ) from None
+        except BatcherClosed as exc:
+            raise RequestError(503, str(exc), code="shutting_down") from None
+        try:
+            vectors, tokens = await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            batcher.cancel(future)
+            raise RequestError(504, f"embedding took longer than {timeout:g} s", code="timeout") from None
+        except BatcherClosed as exc:
+            raise RequestError(503, str(exc), code="shutting_down") from None
+        return vectors, tokens
+
+    def health(self) -> dict:
+        config, state = self.config, self.state
         encs = state["encoders"]
         return {
             "status": "ok",
-            "model": name,
+            "model": self.name,
             "dim": state["batcher"].dim,
             "devices": [e.device for e in encs],
             "max_batch": config.max_batch,
@@ -406,17 +414,61 @@ def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] 
             "uptime_s": round(time.time() - state["started"], 1),
         }
 
-    @app.get("/v1/models")
-    async def models() -> dict:
+    def models(self) -> dict:
         return {
             "object": "list",
-            "data": [{"id": name, "object": "model", "created": int(state["started"]), "owned_by": "graphmem"}],
+            "data": [
+                {"id": self.name, "object": "model", "created": int(self.state["started"]), "owned_by": "graphmem"}
+            ],
         }
+
+    def metrics_text(self) -> str:
+        return render_metrics(self.state["metrics"], self.state["batcher"], self.state["encoders"])
+
+
+def _error_response(exc: RequestError) -> "JSONResponse":
+    """OpenAI's error body for ``exc``, with its status and headers."""
+    from fastapi.responses import JSONResponse
+
+    body = {
+        "error": {
+            "message": exc.message,
+            "type": ERROR_TYPES.get(exc.status, "invalid_request_error"),
+            "param": exc.param,
+            "code": exc.code,
+        }
+    }
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
+
+
+def create_app(config: ServiceConfig | None = None, encoders: Sequence[Encoder] | None = None) -> "FastAPI":
+    """The FastAPI app. Models load at startup (lifespan) unless ``encoders`` are given."""
+    from fastapi import FastAPI, Request
+    from fastapi.responses import PlainTextResponse, Response
+
+    service = _Service(config or ServiceConfig(), encoders)
+    app = FastAPI(
+        title="graphmem embedding service",
+        version="1",
+        lifespan=service.lifespan,
+        summary="OpenAI-compatible /v1/embeddings with dynamic batching",
+    )
+
+    @app.post("/v1/embeddings")
+    async def embeddings(request: Request) -> Response:
+        return await service.embeddings(request)
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return service.health()
+
+    @app.get("/v1/models")
+    async def models() -> dict:
+        return service.models()
 
     @app.get("/metrics")
     async def prometheus() -> PlainTextResponse:
-        text = render_metrics(state["metrics"], state["batcher"], state["encoders"])
-        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+        return PlainTextResponse(service.metrics_text(), media_type="text/plain; version=0.0.4")
 
     return app
 
