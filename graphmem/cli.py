@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from graphmem.admin import Admin, Bar
     from graphmem.config import Settings
+    from graphmem.eval.runner import EvalReport
     from graphmem.ingest.dialogue import DialogueFormat
     from graphmem.memory import Memory, SearchMode
     from graphmem.store.falkordb_server import EmbeddedServer
@@ -656,33 +657,12 @@ def eval_command(
       graphmem eval musique --home /tmp/mq --retrieval damping=0.6   # 2nd run skips ingestion
       graphmem eval locomo --out results/locomo.json
     """
-    from graphmem.eval import evaluate, load_dataset, print_report, write_json
-    from graphmem.pipelines import available, load_pipeline
+    from graphmem.eval import evaluate, load_dataset
 
-    try:
-        k_values = tuple(int(k) for k in ks.split(",") if k.strip())
-    except ValueError:
-        raise click.UsageError(f"--ks takes comma-separated integers, got {ks!r}") from None
+    k_values = _parse_ks(ks)
     chosen = tuple(s.strip() for s in systems.split(",") if s.strip())
     data = load_dataset(dataset, data_dir=data_dir, limit=limit, corpus_limit=corpus_limit)
-    if pipeline is None and data.name in available():
-        pipeline = data.name
-    spec_settings: dict[str, Any] = (
-        load_pipeline(pipeline)["settings"] if pipeline else {"chunk_words": 10_000, "chunk_overlap": 0}
-    )
-    if embedder is not None:
-        spec_settings = {**spec_settings, "embedder": embedder}
-    if retrieval:
-        knobs = dict(spec_settings.get("retrieval") or {})
-        for item in retrieval:
-            name, sep, value = item.partition("=")
-            if not sep or not name.strip():
-                raise click.UsageError(f"--retrieval takes KNOB=VALUE, got {item!r}")
-            try:
-                knobs[name.strip()] = json.loads(value)
-            except json.JSONDecodeError:
-                knobs[name.strip()] = value
-        spec_settings = {**spec_settings, "retrieval": knobs}
+    pipeline, spec_settings = _eval_spec(data.name, pipeline, embedder, retrieval)
     settings = obj.settings(**spec_settings)  # its home is replaced by evaluate(): always a fresh or --home store
     click.echo(
         f"{data.name}: {len(data.questions)} questions, {len(data.passages)} passages "
@@ -699,7 +679,55 @@ def eval_command(
         batch_size=batch_size,
         progress=lambda label, total: _progress(total, label, quiet),
     )
+    _eval_output(report, out, eval_home)
+
+
+def _parse_ks(ks: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(k) for k in ks.split(",") if k.strip())
+    except ValueError:
+        raise click.UsageError(f"--ks takes comma-separated integers, got {ks!r}") from None
+
+
+def _eval_spec(
+    dataset: str, pipeline: str | None, embedder: str | None, retrieval: tuple[str, ...]
+) -> tuple[str | None, dict[str, Any]]:
+    """The pipeline an eval ingests with (the dataset's own, when there is one, unless
+    --pipeline names another) and the settings it runs with: the pipeline's, with
+    --embedder and the --retrieval knobs over them."""
+    from graphmem.pipelines import available, load_pipeline
+
+    if pipeline is None and dataset in available():
+        pipeline = dataset
+    spec_settings: dict[str, Any] = (
+        load_pipeline(pipeline)["settings"] if pipeline else {"chunk_words": 10_000, "chunk_overlap": 0}
+    )
+    if embedder is not None:
+        spec_settings = {**spec_settings, "embedder": embedder}
+    if retrieval:
+        spec_settings = {**spec_settings, "retrieval": _retrieval_knobs(spec_settings.get("retrieval"), retrieval)}
+    return pipeline, spec_settings
+
+
+def _retrieval_knobs(base: dict[str, Any] | None, items: tuple[str, ...]) -> dict[str, Any]:
+    """``base`` with the KNOB=VALUE ``items`` set (a value is read as JSON, else kept as text)."""
+    knobs = dict(base or {})
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise click.UsageError(f"--retrieval takes KNOB=VALUE, got {item!r}")
+        try:
+            knobs[name.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            knobs[name.strip()] = value
+    return knobs
+
+
+def _eval_output(report: EvalReport, out: str | None, eval_home: str | None) -> None:
+    """The report's tables on stdout, the JSON file when asked, and where a kept store is."""
     from rich.console import Console
+
+    from graphmem.eval import print_report, write_json
 
     print_report(report, Console(width=int(os.environ.get("COLUMNS", "120"))))
     if out:
