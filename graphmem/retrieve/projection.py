@@ -590,7 +590,6 @@ def _open(group_dir: Path, manifest: dict) -> Projection:
     if manifest.get("format") != FORMAT:
         raise CorruptColumns(f"format {manifest.get('format')!r}, this code reads {FORMAT}")
     build = group_dir / manifest["build"]
-    rdir = build / f"r{manifest['revision']}"
     counts = manifest["counts"]
 
     def array(name: str) -> np.ndarray:
@@ -608,10 +607,7 @@ def _open(group_dir: Path, manifest: dict) -> Projection:
         name: IdColumn(mmap_array(build / f"{name}.bin", f"S{manifest['id_width'][name]}", counts[table]))
         for name, table in IDS.items()
     }
-    orders = {}
-    for name in ORDERED:
-        table = IDS.get(name) or ARRAYS[name][0]
-        orders[name] = mmap_array(rdir / f"{name}.order", np.int64, counts[table])
+    orders = _orders(build / f"r{manifest['revision']}", counts)
     arrays = {name: array(name) for name in ARRAYS}
     terms = strings("terms")
     vocabulary = KeyMap(HashIndex(arrays["term_hash"], orders["term_hash"], terms.__getitem__), counts["terms"])
@@ -646,6 +642,15 @@ def _open(group_dir: Path, manifest: dict) -> Projection:
         fact_valid_updates=arrays["fact_valid_updates"],
         _disk=DiskState(group_dir, manifest, orders, arrays["entity_key_hash"]),
     )
+
+
+def _orders(rdir: Path, counts: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """The sorted orders of one revision (``rdir``), mapped."""
+    orders = {}
+    for name in ORDERED:
+        table = IDS.get(name) or ARRAYS[name][0]
+        orders[name] = mmap_array(rdir / f"{name}.order", np.int64, counts[table])
+    return orders
 
 
 def open_projection(group_dir: Path) -> Projection | None:
