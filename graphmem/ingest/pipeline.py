@@ -82,23 +82,11 @@ def load_entity_index(graph: Graph, dim: int, settings: Settings) -> EntityIndex
         synonym_top_k=r.synonym_top_k,
         ann_min_rows=ann_min_rows,
     )
-    for row in sorted(_stored_entities(graph), key=lambda row: row["uuid"]):
+    for row in sorted(graph.entities_for_index(), key=lambda row: row["uuid"]):
         vector = row.get("embedding")
         if row.get("name_key") and vector is not None and len(vector) == dim:
             index.add(row["name_key"], row["uuid"], np.asarray(vector, dtype=np.float32))
     return index
-
-
-def _stored_entities(graph: Graph, page: int = 5000) -> Iterator[dict[str, Any]]:
-    """Every entity's uuid, name key and vector, read in pages of node ids (each page costs
-    its own size, whatever the size of the group)."""
-    group = graph.group_id
-    rows = graph.store.run("entity_index_span", group_id=group)
-    last = rows[0]["last"] if rows else None
-    if last is None:
-        return
-    for lo in range(0, int(last) + 1, page):
-        yield from graph.store.run("entity_index_ids", group_id=group, lo=lo, hi=lo + page)
 
 
 @dataclass

@@ -279,6 +279,16 @@ class Graph:
         rows = self.store.run("entity_get", uuid=uuid, group_id=self.group_id)
         return rows[0] if rows else None
 
+    def entities_for_index(self, page: int = 5000) -> Iterator[Row]:
+        """Every entity's uuid, name key and vector, read in pages of node ids (each page costs
+        its own size, whatever the size of the group)."""
+        rows = self.store.run("entity_index_span", group_id=self.group_id)
+        last = rows[0]["last"] if rows else None
+        if last is None:
+            return
+        for lo in range(0, int(last) + 1, page):
+            yield from self.store.run("entity_index_ids", group_id=self.group_id, lo=lo, hi=lo + page)
+
     def find_entity(self, name: str, key: str) -> Row | None:
         """An entity by uuid, name, alias or name key (``key``: its normalised name)."""
         rows = self.store.run("entity_find", group_id=self.group_id, name=name, key=key)
