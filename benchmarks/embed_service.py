@@ -517,8 +517,11 @@ class QueryTimer:
                     self.calls[query] = self.calls.get(query, 0) + 1
 
             setattr(store, attr, timed)
+        # server seconds only where the store holds one graph object; a store with a graph per
+        # group (the embedded FalkorDB: _graph is a method) reports wall seconds alone
         graph = getattr(store, "_graph", None)
-        if graph is not None:
+        self._wrapped_graph = graph is not None and hasattr(graph, "query")
+        if self._wrapped_graph:
             query = self._graph_query = graph.query
 
             def server_timed(*args, **kwargs):
@@ -532,7 +535,7 @@ class QueryTimer:
     def unwrap(self) -> None:
         for attr, inner in self._orig.items():
             setattr(self.store, attr, inner)
-        if getattr(self.store, "_graph", None) is not None:
+        if self._wrapped_graph:
             del self.store._graph.query
 
     def table(self) -> dict[str, list]:

@@ -21,11 +21,6 @@ OPTIONAL MATCH (:Episode {group_id: $group_id})-[m:MENTIONS]->() WITH sources, e
 OPTIONAL MATCH (:Entity {group_id: $group_id})-[y:SYNONYM]->()
 RETURN sources, episodes, entities, facts, mentions, count(y) AS synonyms
 
-// name: entity_index_page
-MATCH (n:Entity {group_id: $group_id})
-RETURN n.uuid AS uuid, n.name_key AS name_key, n.embedding AS embedding
-ORDER BY n.uuid SKIP $skip LIMIT $limit
-
 // name: entity_get
 MATCH (n:Entity {uuid: $uuid, group_id: $group_id})
 OPTIONAL MATCH (e:Episode {group_id: $group_id})-[:MENTIONS]->(n)

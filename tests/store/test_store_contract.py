@@ -168,7 +168,7 @@ def test_fact_vector_search(case, data):
 def test_entity_and_fact_vectors_come_back_as_written(case, data):
     """Whatever a store's wire and storage form (FalkorDB packs unsearched vectors),
     the projection reads back the float32 vectors ingestion wrote."""
-    rows = {r["uuid"]: r for r in case.store.run("entity_index_page", group_id=case.group, skip=0, limit=100)}
+    rows = {r["uuid"]: r for r in Graph(case.store, case.group).entities_for_index()}
     facts = {r["uuid"]: r for r in case.store.run("projection_facts", group_id=case.group, skip=0, limit=100)}
     checked = 0
     for uuid, vector in data.vectors.items():
