@@ -103,7 +103,7 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
     \b
     Example:
       graphmem ingest examples/docs
-      graphmem search "Which river flows past the town where the Halvard Library stands?"
+      graphmem search "In what year was the company that operates the Marigold Star founded?"
     """
     ctx.obj = Context(home, store, group, debug)
 
@@ -305,7 +305,7 @@ def search(
 
     \b
     Example:
-      graphmem search "Which river flows past the town where the Halvard Library stands?" -k 3
+      graphmem search "In what year was the company that operates the Marigold Star founded?" -k 3
       graphmem search --file questions.jsonl --json
       graphmem search "Where does Ana live?" --as-of 2022-01-01
     """
@@ -418,7 +418,7 @@ def cypher(
     \b
     Example:
       graphmem cypher "MATCH (e:Entity) RETURN e.name, e.type LIMIT 10"
-      graphmem cypher "MATCH (e:Entity {name: \\$name})-[f:FACT]-() RETURN f.text" -p name='"Mirela Toskova"'
+      graphmem cypher "MATCH (e:Entity {name: \\$name})-[f:FACT]-() RETURN f.text" -p name='"Kessary Bridge"'
       graphmem cypher --file cypher/examples/neighbourhood.cypher --param name="Serrin River"
     """
     if (query is None) == (query_file is None):
@@ -1036,10 +1036,10 @@ def serve_cmd(
 
     \b
     Example:
-      graphmem keys add --keys keys.json --group acme      # prints the key once
+      graphmem keys add --keys keys.json --group default      # prints the key once
       graphmem serve --keys keys.json --host 0.0.0.0 --port 8000
       curl -s localhost:8000/v1/search -H "Authorization: Bearer $KEY" \\
-           -H 'content-type: application/json' -d '{"query": "Who founded Acme?", "k": 5}'
+           -H 'content-type: application/json' -d '{"query": "Who built the Kessary Bridge?", "k": 5}'
     """
     from graphmem.api.app import ApiConfig, check_bind, serve
     from graphmem.api.auth import KeyStore
@@ -1057,7 +1057,7 @@ def keys_group() -> None:
 
     \b
     Example:
-      graphmem keys add --keys keys.json --group acme --name ci
+      graphmem keys add --keys keys.json --group default --name ci
       graphmem keys list --keys keys.json
       graphmem keys revoke --keys keys.json k_1a2b3c4d
     """
