@@ -76,6 +76,23 @@ def query_named_entities(projection: Projection, query: str, named: list[int], c
     return found
 
 
+def _anchors(
+    projection: Projection, scores: np.ndarray, query: str, named: list[int], anchors: int, weight: float
+) -> tuple[np.ndarray, np.ndarray, set[int]] | None:
+    """What both bridge steps start from: which passages are rankable, the ``anchors`` best of
+    them, and the entities the query names (their links do not count); None when the step is
+    off (no anchors, no weight) or nothing is rankable."""
+    if anchors <= 0 or weight <= 0 or not len(scores):
+        return None
+    finite = np.isfinite(scores)
+    n = min(anchors, int(finite.sum()))
+    if n <= 0:
+        return None
+    top = top_indices(np.where(finite, scores, -np.inf), n)
+    candidates = np.unique(projection.episode_entities()[top].indices)
+    return finite, top, query_named_entities(projection, query, named, candidates)
+
+
 def apply_bridge(
     projection: Projection,
     scores: np.ndarray,
@@ -88,15 +105,10 @@ def apply_bridge(
     rrf_k: int,
 ) -> np.ndarray:
     """``scores`` plus the bridge bonus (a new array; unchanged when ``anchors`` or ``weight`` is 0)."""
-    if anchors <= 0 or weight <= 0 or not len(scores):
+    chosen = _anchors(projection, scores, query, named, anchors, weight)
+    if chosen is None:
         return scores
-    finite = np.isfinite(scores)
-    n = min(anchors, int(finite.sum()))
-    if n <= 0:
-        return scores
-    top = top_indices(np.where(finite, scores, -np.inf), n)
-    candidates = np.unique(projection.episode_entities()[top].indices)
-    excluded = query_named_entities(projection, query, named, candidates)
+    finite, top, excluded = chosen
     bridge = bridge_scores(projection, top, np.where(finite, dense, -np.inf), excluded, temperature)
     bonus = np.zeros(len(scores), dtype=np.float64)
     linked = np.flatnonzero(bridge > 0)
@@ -156,15 +168,10 @@ def apply_bridge_local(
     candidates' scores and their floor elsewhere. Equal to :func:`apply_bridge` over exact
     dense scores when no anchor entity is a hub."""
     anchors, weight, temperature, rrf_k, hub = settings
-    if anchors <= 0 or weight <= 0 or not len(scores):
+    chosen = _anchors(projection, scores, query, named, anchors, weight)
+    if chosen is None:
         return scores
-    finite = np.isfinite(scores)
-    n = min(anchors, int(finite.sum()))
-    if n <= 0:
-        return scores
-    top = top_indices(np.where(finite, scores, -np.inf), n)
-    candidates = np.unique(projection.episode_entities()[top].indices)
-    excluded = query_named_entities(projection, query, named, candidates)
+    finite, top, excluded = chosen
     passages, link = linked_passages(projection, entity_passages, top, excluded, hub)
     usable = finite[passages]
     passages, link = passages[usable], link[usable]
