@@ -128,59 +128,30 @@ def test_memory_search_ranks_as_eval_and_unlike_the_defaults(home, dialogue, eva
     assert _memory_rankings(home, dialogue) == eval_rankings
 
 
+def _cli_rankings(home, sample: str, asked, tmp_path, *options: str) -> dict:
+    """`graphmem search --file ... --json` over ``asked`` in the sample's group: turn ids by question."""
+    queries = tmp_path / f"{sample}.jsonl"
+    queries.write_text("".join(json.dumps({"question": text}) + "\n" for _, text in asked), encoding="utf-8")
+    arguments = ["--home", str(home), "--group", f"default-{sample}", "search", "--file", str(queries)]
+    result = CliRunner().invoke(main, [*arguments, "-k", str(K), "--json", *options])
+    assert result.exit_code == 0, result.output
+    return {
+        qid: _ids(sample, [r["turn_id"] for r in entry["results"]])
+        for (qid, _), entry in zip(asked, json.loads(result.output), strict=True)
+    }
+
+
 def test_cli_search_ranks_as_eval(home, dialogue, eval_rankings, tmp_path):
     for sample, asked in _questions(dialogue).items():
-        queries = tmp_path / f"{sample}.jsonl"
-        queries.write_text("".join(json.dumps({"question": text}) + "\n" for _, text in asked), encoding="utf-8")
-        result = CliRunner().invoke(
-            main,
-            [
-                "--home",
-                str(home),
-                "--group",
-                f"default-{sample}",
-                "search",
-                "--file",
-                str(queries),
-                "-k",
-                str(K),
-                "--json",
-            ],
-        )
-        assert result.exit_code == 0, result.output
-        payload = json.loads(result.output)
-        for (qid, _), entry in zip(asked, payload, strict=True):
-            assert _ids(sample, [r["turn_id"] for r in entry["results"]]) == eval_rankings[qid], qid
+        for qid, got in _cli_rankings(home, sample, asked, tmp_path).items():
+            assert got == eval_rankings[qid], qid
 
 
 def test_cli_search_pipeline_option_overrides_the_recipe(home, dialogue, eval_rankings, tmp_path):
     """--pipeline documents: the defaults, whole, for this search only."""
     defaults = _memory_rankings(home, dialogue, retrieval=whole(RetrievalSettings()))
     sample, asked = next(iter(_questions(dialogue).items()))
-    queries = tmp_path / "q.jsonl"
-    queries.write_text("".join(json.dumps({"question": text}) + "\n" for _, text in asked), encoding="utf-8")
-    result = CliRunner().invoke(
-        main,
-        [
-            "--home",
-            str(home),
-            "--group",
-            f"default-{sample}",
-            "search",
-            "--file",
-            str(queries),
-            "-k",
-            str(K),
-            "--json",
-            "--pipeline",
-            "documents",
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    got = {
-        qid: _ids(sample, [r["turn_id"] for r in entry["results"]])
-        for (qid, _), entry in zip(asked, json.loads(result.output), strict=True)
-    }
+    got = _cli_rankings(home, sample, asked, tmp_path, "--pipeline", "documents")
     assert got == {qid: defaults[qid] for qid, _ in asked}
 
 
