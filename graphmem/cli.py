@@ -1344,5 +1344,11 @@ def restore_cmd(obj: Context, path: str) -> None:
     click.echo(f"restored {path} into {settings.home}")
 
 
+# `graphmem mcp` lives in graphmem/mcp/ (click only at import; the MCP SDK loads inside it)
+from graphmem.mcp.command import mcp_command  # noqa: E402
+
+main.add_command(mcp_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
