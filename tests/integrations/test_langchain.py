@@ -92,3 +92,24 @@ def test_bad_options_are_refused_at_construction(sample_memory):
         GraphmemRetriever(memory="not a memory")
     with pytest.raises(ValidationError):
         GraphmemRetriever(memory=sample_memory, k=0)
+
+
+def test_the_readme_example_runs(sample_home, tmp_path, monkeypatch):
+    """The README's LangChain block, run as written in a folder laid out like `make demo` leaves it."""
+    import re
+    import shutil
+
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### LangChain") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shutil.copytree(sample_home, tmp_path / ".graphmem-demo", ignore=shutil.ignore_patterns("*.sock", "*.pid"))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md (LangChain)", "exec"), namespace)
+    try:
+        titles = [d.metadata["title"] for d in namespace["docs"]]
+        assert len(titles) == 3 and "Marigold Star" in titles, titles
+    finally:
+        namespace["retriever"].memory.close()

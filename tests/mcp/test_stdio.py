@@ -144,3 +144,18 @@ def test_a_killed_store_is_a_clear_tool_error_then_the_server_recovers(mcp, home
     names = {s["name"] for s in mcp.call("list_sources").data["sources"]}
     assert {"before-the-kill", "after-a-kill"} <= names and "lost" not in names
     assert mcp.call("add_memory", text="Written after the store came back.", source="after").data["stored"]
+
+
+def test_the_readme_client_config_starts_this_command():
+    """The README's MCP client config is valid JSON naming `graphmem mcp` and settings it reads."""
+    import json
+    import re
+
+    from tests.conftest import REPO
+
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### MCP: `graphmem mcp`") :]
+    config = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    entry = config["mcpServers"]["graphmem"]
+    assert (entry["command"], entry["args"]) == ("graphmem", ["mcp"])
+    assert set(entry["env"]) <= {"GRAPHMEM_HOME", "GRAPHMEM_GROUP_ID", "GRAPHMEM_STORE"}
