@@ -60,6 +60,18 @@ def test_a_request_without_a_valid_key_is_refused_before_its_body_is_read(served
         assert "API key" in answer.json()["detail"]
 
 
+def test_a_payload_over_the_rest_api_body_limit_is_refused_with_413(served):
+    text = "x" * (20 * 1024 * 1024 + 100 * 1024)
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "add_memory", "arguments": {"text": text}},
+    }
+    answer = httpx.post(served.url, json=body, headers={"Authorization": f"Bearer {served.key_a}"}, timeout=60)
+    assert answer.status_code == 413 and "larger than" in answer.json()["detail"]
+
+
 def test_each_key_sees_only_its_own_group(alice, bruno):
     a = alice.call("add_memory", text="Orla Quist founded the Pelham Kite Club.", source="alpha-note").data
     b = bruno.call("add_memory", text="Tomas Brandt repairs clocks in Ostend.", source="beta-note").data
