@@ -107,9 +107,22 @@ class Tenancy:
             self._groups = self._store = None
 
     def preload(self) -> None:
-        """Open the store and load the models before the first call, so it is not slow."""
-        memory, _ = self.groups().get(self.settings.group_id)
-        _ = memory.embedder, memory.extractor
+        """Open the store and load the models before the first call, so it is not slow (under
+        the group's lock: a call that comes meanwhile waits for it instead of loading twice)."""
+        memory, lock = self.groups().get(self.settings.group_id)
+        with lock:
+            _ = memory.embedder, memory.extractor
+
+    def preload_in_background(self) -> None:
+        """:meth:`preload` in a thread; a failure is logged (the first call then reports it)."""
+
+        def load() -> None:
+            try:
+                self.preload()
+            except Exception:
+                log.exception("graphmem mcp: could not open the store or load the models ahead of the first call")
+
+        threading.Thread(target=load, name="graphmem-mcp-preload", daemon=True).start()
 
 
 async def _run(tenancy: Tenancy, work: Callable[[Memory, str], T]) -> T:
@@ -384,7 +397,7 @@ def run_stdio(settings: Settings) -> None:
     server = build_server(settings)
     tenancy: Tenancy = server.graphmem_tenancy  # type: ignore[attr-defined]
     try:
-        tenancy.preload()
+        tenancy.preload_in_background()  # the client's handshake is answered at once meanwhile
         anyio.run(server.run_stdio_async)
     finally:
         tenancy.close()
