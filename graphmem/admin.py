@@ -30,6 +30,21 @@ Bar = Callable[[int, str], AbstractContextManager[Advance]]
 EXPORT_FORMATS = ("jsonl", "graphml")
 
 
+def _refuse_xml(path: Path) -> None:
+    """A GraphML (or any XML) file gets an error that says so, not "invalid JSON" on line 1."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(512).lstrip(b"\xef\xbb\xbf \t\r\n")
+    except OSError:
+        return  # the reader reports it with its own words
+    if path.suffix.lower() in {".graphml", ".xml"} or head.startswith(b"<"):
+        raise InputError(
+            "GraphML (XML) import is not supported: `graphmem import` reads the JSONL that "
+            "`graphmem export graph.jsonl` writes (GraphML export is for networkx, Gephi and yEd)",
+            path=path,
+        )
+
+
 def _no_bar(total: int, label: str) -> AbstractContextManager[Advance]:
     return nullcontext(lambda n: None)
 
@@ -114,6 +129,7 @@ class Admin:
         their uuids, so importing a file twice changes nothing). Returns counts per kind."""
         from graphmem.store import transfer
 
+        _refuse_xml(Path(path))
         _, total = transfer.read_jsonl(path)
         store = self._opened()
         with bar(total, "importing") as advance:

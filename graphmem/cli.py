@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from graphmem.config import Settings
     from graphmem.eval.runner import EvalReport
     from graphmem.ingest.dialogue import DialogueFormat
+    from graphmem.ingest.report import IngestReport
     from graphmem.memory import Memory, SearchMode
     from graphmem.store.falkordb_server import EmbeddedServer
 
@@ -156,7 +157,8 @@ def ingest(
     quiet: bool,
     update_recipe: bool,
 ) -> None:
-    """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl.
+    """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl
+    (files of other types in a directory are left out, and listed).
 
     Every file is validated before anything is written: a bad file stops the run
     with an error naming it (and the line), and the store is left as it was.
@@ -212,8 +214,22 @@ def ingest(
     ):
         report = memory.ingest_documents(documents, progress=advance)
     report.errors[:0] = [str(error) for error in bad or []]
+    _left_out(report, paths, spec.get("reader", "documents") == "documents")
     skipped = f", {len(bad)} bad records skipped" if bad else ""
     click.echo(f"ingested {report.summary()}{skipped}")
+
+
+def _left_out(report: IngestReport, paths: tuple[str, ...], applies: bool, suffixes: set[str] | None = None) -> None:
+    """Name on stderr (and record in ``report``) the files of other types that the given
+    folders held, which directory ingestion leaves out."""
+    if not applies:
+        return
+    from graphmem.ingest.readers import SUFFIXES
+    from graphmem.ingest.skipped import left_out_lines, unsupported_files
+
+    report.unsupported = unsupported_files(paths, suffixes or SUFFIXES)
+    for line in left_out_lines(report.unsupported, suffixes or SUFFIXES):
+        click.echo(line, err=True)
 
 
 class _progress:
@@ -313,6 +329,12 @@ def search(
         raise click.UsageError("give a QUERY or --file, not both")
     when = _when(as_of)
     if query is not None:
+        from graphmem.errors import InputError
+        from graphmem.query_limits import query_problem
+
+        problem = query_problem(query)
+        if problem is not None:  # the REST API's 422 detail, word for word
+            raise InputError(f"query: {problem}")
         queries = [query]
     elif query_file is not None:
         queries = _read_queries(Path(query_file))
@@ -339,12 +361,16 @@ def _search_settings(pipeline: str | None) -> dict[str, Any]:
 def _read_queries(path: Path) -> list[str]:
     from graphmem.errors import InputError
     from graphmem.ingest.readers import jsonl_records
+    from graphmem.query_limits import query_problem
 
     queries = []
     for number, record in jsonl_records(path):
         text = record.get("question") or record.get("query")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
             raise InputError("needs a non-empty 'question' or 'query' string", path=path, line=number)
+        problem = query_problem(text)
+        if problem is not None:
+            raise InputError(problem, path=path, line=number)
         queries.append(text)
     if not queries:
         raise InputError("no queries in file", path=path)
@@ -393,7 +419,11 @@ def _escape(text: str) -> str:
 @click.option("--write", is_flag=True, help="Allow writes (queries are read-only by default).")
 @click.option("--limit", type=click.IntRange(1), default=1000, show_default=True, help="Rows to print at most.")
 @click.option(
-    "--timeout", type=click.IntRange(1), default=30, show_default=True, help="Seconds before the query is stopped."
+    "--timeout",
+    type=click.IntRange(1),
+    default=30,
+    show_default=True,
+    help="Seconds before the query is stopped (a read-only query is given up on at 1.4x at the latest).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON rows instead of a table.")
 @click.pass_obj
@@ -428,8 +458,49 @@ def cypher(
     if "$group_id" in text and "group_id" not in parsed:  # the tenant, as every query filters on it
         parsed["group_id"] = obj.settings().group_id
     with obj.memory() as memory:
-        columns, rows = memory.cypher(text, parsed, write=write, timeout_ms=timeout * 1000, max_rows=limit + 1)
+
+        def run() -> tuple[list[str], list[list[Any]]]:
+            return memory.cypher(text, parsed, write=write, timeout_ms=timeout * 1000, max_rows=limit + 1)
+
+        columns, rows = run() if write else _within(timeout, run)
     _print_rows(columns, rows[:limit], truncated=len(rows) > limit, as_json=as_json)
+
+
+#: how long past its timeout a read query is waited for (the store's own timeout fires first
+#: on queries it can stop; see _within)
+_TIMEOUT_GRACE = 1.4
+
+
+def _within(timeout: int, call: Callable[[], Any]) -> Any:
+    """``call()``'s answer, or an error once ``timeout`` x :data:`_TIMEOUT_GRACE` seconds have
+    passed without one. The store checks a query's timeout between rows, so a query that
+    spends its time inside one expression (a comprehension over a long list) runs far past
+    it; the command stops waiting instead. An embedded store started by this command is
+    stopped as it closes; one running for others finishes the expression on its own."""
+    import threading
+
+    from graphmem.errors import StoreError
+
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # handed to the waiting thread, which raises it
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="graphmem-cypher", daemon=True)
+    worker.start()
+    worker.join(timeout * _TIMEOUT_GRACE)
+    if worker.is_alive():
+        raise StoreError(
+            f"the query ran past its timeout of {timeout} s (gave up waiting after {timeout * _TIMEOUT_GRACE:g} s: "
+            "the store checks a timeout only between rows, so a query busy inside one long expression, "
+            "this one or one the store was still running, goes on past it)"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _parse_params(params: tuple[str, ...]) -> dict[str, Any]:
@@ -456,9 +527,34 @@ def _print_rows(columns: list[str], rows: list[list[Any]], *, truncated: bool, a
 
     table = Table(*columns) if columns else Table("result")
     for row in rows:
-        table.add_row(*[_escape(_cell(v)) for v in row])
+        table.add_row(*[_escape(_cell(_dated(name, v))) for name, v in zip(columns or ["result"], row, strict=False)])
     Console(width=int(os.environ.get("COLUMNS", "160"))).print(table)
     click.echo(f"{len(rows)} row(s){' (truncated; raise --limit)' if truncated else ''}", err=True)
+
+
+#: column and property names that hold times (the store keeps UTC epoch milliseconds):
+#: created_at, valid_at, occurred_at, ..., since, until, valid_until, valid_from
+_TIME_NAME = ("_at", "_until", "_from", "since", "until")
+
+
+def _dated(name: str, value: Any) -> Any:
+    """A table cell's value with epoch milliseconds under a time-like name (a column, or a
+    property of a returned node or relationship) shown as ISO 8601 UTC; --json keeps them."""
+    if isinstance(value, dict):
+        return {k: _dated(str(k), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_dated(name, v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and name.split(".")[-1].lower().endswith(_TIME_NAME):
+        from graphmem.timeutil import from_ms
+
+        try:
+            when = from_ms(value)
+        except (OverflowError, OSError, ValueError):  # not a time after all: show it as it is
+            return value
+        assert when is not None
+        text = when.isoformat(timespec="milliseconds" if value % 1000 else "seconds")
+        return text.replace("+00:00", "Z").replace("T00:00:00Z", "")
+    return value
 
 
 def _cell(value: Any) -> str:
@@ -776,7 +872,7 @@ def export_cmd(obj: Context, path: str, fmt: str | None, group_only: bool, quiet
 @click.pass_obj
 @handle_errors
 def import_cmd(obj: Context, path: str, batch_size: int, quiet: bool) -> None:
-    """Load a JSONL export (from `graphmem export`) into the store.
+    """Load a JSONL export (from `graphmem export`) into the store (GraphML is export-only).
 
     The whole file is checked first: a bad line stops the import with its line
     number and field, before anything is written. Elements merge on their
@@ -1226,6 +1322,9 @@ def ingest_chat(
     total = sum(len(c.turns) for c in conversations)
     with Memory(settings, update_recipe=update_recipe) as memory, _progress(total, "ingesting turns", quiet) as advance:
         report = memory.ingest_conversations(conversations, progress=advance)
+    from graphmem.ingest.dialogue import JSON_SUFFIXES, TRANSCRIPT_SUFFIXES
+
+    _left_out(report, paths, True, JSON_SUFFIXES | TRANSCRIPT_SUFFIXES)
     click.echo(f"ingested {report.summary()}")
 
 
@@ -1278,7 +1377,13 @@ def _day(value: datetime | None) -> str:
 
 
 @main.command()
-@click.option("--source", default=None, metavar="NAME|UUID", help="Forget a whole document or conversation.")
+@click.option(
+    "--source",
+    default=None,
+    metavar="NAME|UUID",
+    help="Forget a whole document or conversation: its path as given to ingest (relative to here, "
+    "or absolute; path#id for a JSONL record) or its uuid.",
+)
 @click.option("--episode", default=None, metavar="UUID", help="Forget one passage or turn.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON counts.")
 @click.pass_obj

@@ -107,6 +107,15 @@ def _timeline(records: list[FactRecord], as_of: datetime | None, history: bool) 
     return sorted(records, key=lambda f: (f.valid_at or floor, f.created_at or floor, f.predicate, f.object))
 
 
+def _source_path(name: str) -> str | None:
+    """``name`` as ingest records a file source: the absolute path (resolved from the current
+    directory), keeping a ``#id`` suffix; None when ``name`` is already absolute or empty."""
+    path, sep, suffix = name.partition("#")
+    if not path or Path(path).is_absolute():
+        return None
+    return str(Path(path).resolve()) + sep + suffix
+
+
 class Memory:
     """graphmem's Python API over one store and one tenant group.
 
@@ -265,14 +274,20 @@ class Memory:
 
     # -- ingestion ---------------------------------------------------------------
     def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None) -> IngestReport:
-        """Ingest files, directories or globs (.txt, .md, .jsonl).
+        """Ingest files, directories or globs (.txt, .md, .jsonl); the report's ``unsupported``
+        lists the files of other types found in the directories (left out).
 
         Every file is read and validated before anything is written: one bad
         file raises :class:`~graphmem.errors.InputError` naming it, and the
         store is left as it was.
         """
+        from graphmem.ingest.skipped import unsupported_files
+
+        paths = list(paths)
         documents = read_documents(paths, self.settings.max_file_bytes)
-        return self.ingest_documents(documents, progress)
+        report = self.ingest_documents(documents, progress)
+        report.unsupported = unsupported_files(paths)  # the files of other types the folders held
+        return report
 
     def ingest_documents(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
         if documents:
@@ -359,9 +374,15 @@ class Memory:
         if (source is None) == (episode is None):
             raise InputError("forget takes a source or an episode (exactly one)")
         if source is not None:
-            row = self._graph.find_source(source)
+            # ingest records file sources by their absolute path: a relative one is resolved from
+            # the current directory, as ingest resolved it ("path#id" for a JSONL record or chat)
+            resolved = _source_path(source)
+            row = self._graph.find_source(source) or (self._graph.find_source(resolved) if resolved else None)
             if row is None:
-                raise InputError(f'no source named {source!r} (see `graphmem cypher "MATCH (s:Source) RETURN s.name"`)')
+                also = f" or {resolved!r}" if resolved else ""
+                raise InputError(
+                    f'no source named {source!r}{also} (see `graphmem cypher "MATCH (s:Source) RETURN s.name"`)'
+                )
             return self.ingestor.forget(source=row["uuid"])
         removed = self.ingestor.forget(episode=str(episode))
         if not removed["episodes"]:

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from graphmem.ingest.report import IngestReport
 from graphmem.memory import SearchMode, SearchResult
+from graphmem.query_limits import QUERY_MAX_CHARS, query_problem
 
 #: pydantic checks patterns with Rust's regex engine, where "$" matches only at the very
 #: end (Python's re would also accept a trailing newline: graphmem.api.auth uses fullmatch)
@@ -90,8 +92,18 @@ def _find_nul(value: Any, path: str) -> str | None:
     return None
 
 
+def _searchable(text: str) -> str:
+    """The CLI's limits and words for a query (graphmem.query_limits), not pydantic's own."""
+    problem = query_problem(text)
+    if problem is not None:
+        raise PydanticCustomError("query", problem)
+    return text
+
+
 class SearchRequest(_Strict):
-    query: str = Field(..., min_length=1, max_length=4000, description="the question")
+    query: Annotated[str, AfterValidator(_searchable)] = Field(
+        ..., description="the question", json_schema_extra={"minLength": 1, "maxLength": QUERY_MAX_CHARS}
+    )
     k: int = Field(5, ge=1, le=100, description="passages to return")
     mode: SearchMode = Field("graph", description="graph: PPR multi-hop; dense; bm25")
     as_of: UtcDatetime | None = Field(None, description="only facts valid at this time count (naive = UTC)")

@@ -45,6 +45,9 @@ class IngestReport(BaseModel):
     appended: int = Field(0, description="dialogues that only got new turns")
     seconds: float = Field(0.0, description="wall-clock time")
     errors: list[str] = Field(default_factory=list, description="what was skipped and why")
+    unsupported: list[str] = Field(
+        default_factory=list, description="files in the given folders left out: not a type graphmem reads"
+    )
     unit: Literal["documents", "conversations"] = "documents"
     piece: Literal["passages", "turns"] = "passages"
     #: what was added, for updating an in-memory projection without a reload; None once
@@ -58,6 +61,7 @@ class IngestReport(BaseModel):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds += other.seconds
         self.errors.extend(other.errors)
+        self.unsupported.extend(other.unsupported)
         self.delta = None
         return self
 
@@ -74,15 +78,18 @@ class IngestReport(BaseModel):
         return self.merge(other)
 
     def _copy(self) -> IngestReport:
-        return self.model_copy(update={"errors": list(self.errors), "delta": None})
+        return self.model_copy(
+            update={"errors": list(self.errors), "unsupported": list(self.unsupported), "delta": None}
+        )
 
     def summary(self) -> str:
         rate = self.passages / self.seconds if self.seconds else 0.0
         appended = f", {self.appended} appended" if self.appended else ""
         busy = f", {self.busy} left to another writer" if self.busy else ""
         invalidated = f" ({self.invalidated} superseded)" if self.invalidated else ""
+        left_out = f"; {len(self.unsupported)} file(s) of other types left out" if self.unsupported else ""
         return (
             f"{self.documents} {self.unit} ({self.skipped} unchanged, {self.replaced} replaced{appended}{busy}), "
             f"{self.passages} {self.piece}, {self.entities} new entities, {self.facts} facts{invalidated} "
-            f"in {self.seconds:.1f} s ({rate:.1f} {self.piece}/s)"
+            f"in {self.seconds:.1f} s ({rate:.1f} {self.piece}/s){left_out}"
         )

@@ -370,7 +370,9 @@ class Projection:
         known); None when every episode qualifies."""
         if as_of_ms is None:
             return None
-        known = self.episode_times <= as_of_ms
+        # unknown (-1) is checked apart: as_of dates before 1970 are negative, and an undated
+        # passage must still count there, as its facts (valid_at unknown) do
+        known = (self.episode_times <= as_of_ms) | (self.episode_times == -1)
         return None if bool(known.all()) else known
 
     # -- graph -------------------------------------------------------------------

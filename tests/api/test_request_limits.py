@@ -151,3 +151,25 @@ def test_group_names_with_a_trailing_newline_are_refused(api, http, tmp_path):
         KeyStore(None, env={"GRAPHMEM_API_KEY": "k-0123456789abcdefghijklmnop", "GRAPHMEM_GROUP_ID": "ab\nc"})
     with pytest.raises(ConfigError, match="invalid group"):
         KeyStore(None, env={}).add(["abc\n"])
+
+
+# -- the query: the same limits and words as the CLI ------------------------------------------------
+@pytest.mark.parametrize("query", ["", "   ", "x" * 100_000])
+def test_a_query_out_of_bounds_gets_the_same_words_from_rest_and_cli(api, http, tmp_path, query):
+    from click.testing import CliRunner
+
+    from graphmem.cli import main
+    from graphmem.query_limits import query_problem
+
+    words = query_problem(query)
+    assert words is not None
+    detail = problem(http.post("/v1/search", json={"query": query}, headers=api.headers(api.key_a)), 422)
+    assert detail == f"query: {words}"
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "search", query])
+    assert result.exit_code == 1 and result.output.strip() == f"error: query: {words}"
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text(
+        json.dumps({"question": "Who built the Kessary Bridge?"}) + "\n" + json.dumps({"query": query})
+    )
+    result = CliRunner().invoke(main, ["--home", str(tmp_path), "search", "--file", str(questions)])
+    assert result.exit_code == 1 and result.output.strip() == f"error: {questions}:2: {words}"

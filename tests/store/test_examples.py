@@ -39,7 +39,7 @@ def test_timeline_shows_past_facts(case, data):
     )
     rows = run_example(case, "timeline", name="carl sagan")
     assert [(r["since"], r["subject"], r["predicate"], r["object"], r["status"], r["valid_until"]) for r in rows] == [
-        (T0, "Carl Sagan", "lives_in", "Oslo", "past", T0 + 3 * DAY),
+        (None, "Carl Sagan", "lives_in", "Oslo", "past", T0 + 3 * DAY),  # undated: unknown start
         (T0 + DAY, "Ada Lovelace", "works_with", "Carl Sagan", "current", None),
     ]
 
