@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any, cast
 from graphmem.errors import GraphmemError
 from graphmem.ingest.readers import Document
 from graphmem.ingest.report import IngestReport
-from graphmem.ingest.units import DocumentSource, Source
+from graphmem.ingest.units import DocumentSource
 
 if TYPE_CHECKING:
     from graphmem.config import Settings
@@ -114,6 +114,22 @@ class StageTimes:
 
 
 # -- workers (plain classes; made Ray actors in RayIngestion._start) ---------------------
+class _Group:
+    """The one thing a worker's ingestor reads of the store: the group id (workers never
+    touch the store)."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+
+
+def _worker_ingestor(group_id: str, embedder: Any, settings: Settings) -> Ingestor:
+    """An ingestor for the store-free steps (cutting units, embedding) on a worker."""
+    from graphmem.ingest.pipeline import Ingestor
+    from graphmem.store.graph import Graph
+
+    return Ingestor(cast(Graph, _Group(group_id)), embedder, cast(Any, None), settings)
+
+
 class ParseWorker:
     """Chunks a batch's sources into units and parses them with spaCy."""
 
@@ -129,7 +145,7 @@ class ParseWorker:
     def parse(self, group_id: str, batch: list[Claimed]) -> tuple[list[Unit], list[Extraction], float]:
         """The batch's units (with their text maps set) and extractions, and the seconds it took."""
         started = time.perf_counter()
-        units = [u for item in batch for u in item.source.units(group_id, item.uuid, item.start, self.settings)]
+        units = _worker_ingestor(group_id, None, self.settings)._units(batch)
         extractions = type(units[0]).extract(units, self.extractor) if units else []
         return units, extractions, time.perf_counter() - started
 
@@ -139,12 +155,9 @@ class EmbedWorker:
 
     def __init__(self, settings: Settings) -> None:
         from graphmem.embed import get_embedder
-        from graphmem.ingest.pipeline import Ingestor
-        from graphmem.store.graph import Graph
 
         self.embedder = get_embedder(settings.embedder, settings.device)
-        # only the parse-free, store-free embedding step of the ingestor runs here
-        self.ingestor = Ingestor(cast(Graph, None), self.embedder, cast(Any, None), settings)
+        self.ingestor = _worker_ingestor("", self.embedder, settings)
 
     def pid(self) -> int:
         return os.getpid()
@@ -227,30 +240,42 @@ class RayIngestion:
             memory._store_recipe()
         before = memory._graph.revision()
         report = IngestReport(documents=len(documents))
-        self._ingest(memory.ingestor, [DocumentSource(d) for d in documents], report, progress, on_stats)
+        ingestor = memory.ingestor
+        # the ingestor's own run (sweep, claims, resumption, closing sweep), with its batch
+        # stage done here: parse and embed on Ray, resolve and write through its methods
+        ingestor._ingest_batches = lambda batches, run, report, progress: self._batches(  # type: ignore[method-assign]
+            ingestor, batches, run, report, progress, on_stats
+        )
+        try:
+            ingestor._ingest([DocumentSource(d) for d in documents], report, progress)
+        finally:
+            del ingestor._ingest_batches
         memory._refresh_projection(report, before)
         return report
 
-    def _ingest(
+    def _batches(
         self,
         ingestor: Ingestor,
-        sources: Sequence[Source],
+        batches: list[list[Claimed]],
+        run: WriteRun,
         report: IngestReport,
         progress: Progress | None,
         on_stats: Callable[[StageTimes], None] | None,
     ) -> None:
-        """:meth:`Ingestor._ingest` with the parsing and embedding of its batches on Ray."""
-        with ingestor._claim(report) as run:
-            todo = ingestor._claim_sources(sources, run, report, progress)
-            if not todo:
-                return
-            run.mark = ingestor.graph.mark_unswept()  # raised until the run ends cleanly
-            started = connect(self.address)
-            try:
-                self._start(ingestor.settings)
-                self._run(ingestor, ingestor._batches(todo), run, report, progress, on_stats)
-            finally:
-                self._stop(started)
+        """The claimed ``batches`` through the Ray stages (no cluster is joined when there
+        are none: everything was unchanged)."""
+        if not batches:
+            return
+        disconnect = self._connect()
+        try:
+            self._start(ingestor.settings)
+            self._run(ingestor, batches, run, report, progress, on_stats)
+        finally:
+            self._stop(disconnect)
+
+    def _connect(self) -> bool:
+        """Connect to the cluster (see :func:`connect`); True: disconnect when done."""
+        return connect(self.address)
 
     def _start(self, settings: Settings) -> None:
         """Start the actors and wait until every one has loaded its model."""
