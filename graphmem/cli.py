@@ -143,6 +143,17 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
     help="Replace the group's stored recipe when this ingestion's settings differ from it "
     "(without it such an ingestion is refused, naming what differs).",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Run as a Ray job (pip install 'graphmem[ray]'): spaCy and embedding in Ray actors, writes "
+    "here. No ADDRESS: a local Ray instance; 'auto' or host:port: that cluster. Same graph.",
+)
+@click.option("--ray-workers", type=click.IntRange(1), default=None, help="spaCy actors of --ray [default: free CPUs].")
 @click.pass_obj
 @handle_errors
 def ingest(
@@ -156,6 +167,8 @@ def ingest(
     max_errors: int | None,
     quiet: bool,
     update_recipe: bool,
+    ray_address: str | None,
+    ray_workers: int | None,
 ) -> None:
     """Ingest documents: files, directories (recursive) or globs of .txt, .md, .jsonl
     (files of other types in a directory are left out, and listed).
@@ -171,6 +184,7 @@ def ingest(
       graphmem ingest examples/docs
       graphmem ingest 'notes/**/*.md' --chunk-words 150
       graphmem ingest dirty.jsonl --max-errors 100
+      graphmem ingest corpus/ --ray auto
     """
     from graphmem.pipelines import load_pipeline, read_with
 
@@ -194,6 +208,8 @@ def ingest(
     from graphmem.pipelines import DIALOGUE_READERS
 
     if spec.get("reader") in DIALOGUE_READERS:  # chat logs: see `graphmem ingest-chat`
+        if ray_address is not None:
+            raise click.UsageError("--ray ingests documents; chat logs are ingested without it")
         from graphmem.ingest.dialogue import read_conversations
 
         conversations = read_conversations(paths, DIALOGUE_READERS[spec["reader"]], settings.max_file_bytes)
@@ -208,11 +224,17 @@ def ingest(
     documents = read_with(spec.get("reader", "documents"), paths, settings.max_file_bytes, bad, max_errors or 0)
     for error in bad or []:
         click.echo(f"skipped: {error}", err=True)
-    with (
-        Memory(settings, update_recipe=update_recipe) as memory,
-        _progress(len(documents), "ingesting", quiet) as advance,
-    ):
-        report = memory.ingest_documents(documents, progress=advance)
+    if ray_address is not None:
+        from graphmem.ingest.ray_ingest import ingest_with_progress
+
+        with Memory(settings, update_recipe=update_recipe) as memory:
+            report = ingest_with_progress(memory, documents, ray_address, ray_workers, quiet)
+    else:
+        with (
+            Memory(settings, update_recipe=update_recipe) as memory,
+            _progress(len(documents), "ingesting", quiet) as advance,
+        ):
+            report = memory.ingest_documents(documents, progress=advance)
     report.errors[:0] = [str(error) for error in bad or []]
     _left_out(report, paths, spec.get("reader", "documents") == "documents")
     skipped = f", {len(bad)} bad records skipped" if bad else ""

@@ -289,7 +289,15 @@ class Memory:
         report.unsupported = unsupported_files(paths)  # the files of other types the folders held
         return report
 
-    def ingest_documents(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
+    def ingest_documents(
+        self, documents: Sequence[Document], progress: Progress | None = None, *, ray: str | None = None
+    ) -> IngestReport:
+        """Ingest ``documents``; with ``ray`` (a cluster address, or "local" for a local
+        instance) as a Ray job (:mod:`graphmem.ingest.ray_ingest`), building the same graph."""
+        if ray is not None:
+            from graphmem.ingest.ray_ingest import ingest_on_ray
+
+            return ingest_on_ray(self, documents, address=ray, progress=progress)
         if documents:
             self._store_recipe()
         before = self._graph.revision()
