@@ -92,6 +92,16 @@ class RetrievalSettings(BaseModel):
             " close to the query as the best one"
         ),
     )
+    superseded_weight: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description=(
+            "factor on the graph-mode score of a passage whose best-matching fact for the query is not "
+            "valid at the query's time (as_of, else now), e.g. superseded by a later fact "
+            "(graphmem/retrieve/currency.py); 1 = off"
+        ),
+    )
     # dialogue structure (the defaults leave document retrieval unchanged; pipelines/locomo.yaml sets them)
     next_weight: float = Field(
         0.0, ge=0, description="weight of NEXT (turn/passage order) edges in the PPR graph; 0 = ignored"

@@ -19,6 +19,7 @@ from graphmem.embed.base import Embedder
 from graphmem.retrieve.ann import VectorIndex, load_or_build
 from graphmem.retrieve.bm25 import BM25Index
 from graphmem.retrieve.bridge import BridgeSettings, apply_bridge, apply_bridge_local
+from graphmem.retrieve.currency import demote, superseded_passages
 from graphmem.retrieve.dialogue import apply_speaker_prior, carry_to_answers, damp_speaker_names, named_speaker_turns
 from graphmem.retrieve.names import named_entities
 from graphmem.retrieve.ppr import PushOperator, personalized_pagerank, push_operator, push_pagerank
@@ -279,7 +280,20 @@ class Retriever:
         ppr = self._pagerank(np.stack([s.reset for s in seeds], axis=1), batch.as_of_ms, push)
         local = self.vector_index("episodes") is not None
         depth = FUSION_DEPTH if push else None
-        return [self._rank(self._final_scores(batch, c, ppr, depth, local), k, seed) for c, seed in enumerate(seeds)]
+        finals = [self._final_scores(batch, c, ppr, depth, local) for c in range(len(seeds))]
+        finals = [self._current_first(f, v, mask, fact_index) for f, v in zip(finals, batch.vectors, strict=True)]
+        return [self._rank(f, k, seed) for f, seed in zip(finals, seeds, strict=True)]
+
+    def _current_first(
+        self, scores: np.ndarray, query_vector: np.ndarray, valid: np.ndarray, fact_index: VectorIndex | None
+    ) -> np.ndarray:
+        """Passages whose best evidence for the query is a fact not valid at the query's time
+        (``valid``: as_of, else now) lose ``superseded_weight`` of their score (retrieve/currency.py)."""
+        weight = self.settings.superseded_weight
+        if weight == 1.0:
+            return scores
+        rows = superseded_passages(self.projection, query_vector, valid, self.settings, fact_index)
+        return demote(scores, rows, weight)
 
     def _pagerank(self, reset: np.ndarray, as_of_ms: int | None, push: bool) -> np.ndarray:
         """Personalised PageRank of every reset column (forward push or power iteration)."""
