@@ -405,7 +405,7 @@ def ingest_with_progress(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     bar = Progress(
-        TextColumn("ingesting on Ray"),
+        TextColumn("ingesting passages on Ray"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -413,13 +413,14 @@ def ingest_with_progress(
         console=Console(stderr=True),
         transient=True,
     )
+    # passages written out of those expected (skipped documents are not written)
+    total = sum(DocumentSource(d).expected(memory.settings, 0) for d in documents)
     with bar:
-        task = bar.add_task("ingesting", total=len(documents), status="starting workers")
+        task = bar.add_task("ingesting", total=total, status="starting workers")
         return ingest_on_ray(
             memory,
             documents,
             address=address,
             parse_workers=parse_workers,
-            progress=lambda n: bar.advance(task, n),
-            on_stats=lambda stats: bar.update(task, status=stats.describe()),
+            on_stats=lambda stats: bar.update(task, completed=stats.passages, status=stats.describe()),
         )
