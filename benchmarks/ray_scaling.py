@@ -73,7 +73,9 @@ def baseline(docs: list[Any], settings: dict[str, Any], processes: int) -> dict[
     }
 
 
-def ray_row(docs: list[Any], settings: dict[str, Any], workers: int, cache: list[Any] | None) -> dict[str, Any]:
+def ray_row(
+    docs: list[Any], settings: dict[str, Any], workers: int, embedders: int | None, cache: list[Any] | None
+) -> dict[str, Any]:
     """One Ray ingestion with ``workers`` parse actors; ``cache`` (when given) receives every
     batch's parsed and embedded result, in order, for the serial-part row."""
     from graphmem import Memory
@@ -88,7 +90,7 @@ def ray_row(docs: list[Any], settings: dict[str, Any], workers: int, cache: list
 
     with tempfile.TemporaryDirectory() as home, Memory(home=home, **settings) as memory:
         memory.embedder.embed(["warm up"])  # the driver's model, as the baseline's
-        job = Recording(memory, parse_workers=workers)
+        job = Recording(memory, parse_workers=workers, embed_workers=embedders)
         started = time.perf_counter()
         report = job.ingest(docs)
         total = time.perf_counter() - started
@@ -171,6 +173,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2", help="parse-worker counts, comma-separated")
     parser.add_argument("--baseline-processes", type=int, default=0, help="spaCy processes of the baseline row")
     parser.add_argument("--batch-size", type=int, default=64, help="passages per write batch")
+    parser.add_argument(
+        "--embed-workers", type=int, default=None, help="embedding actors (default: one per GPU, else 1)"
+    )
     parser.add_argument("--embedder", default=None, help="minilm (default), a folder, or http://... of embed-serve")
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args()
@@ -192,12 +197,15 @@ def main() -> None:
     print(rows[-1], flush=True)
     # one local instance for every row: the parse workers, one embedding actor, the driver
     ray.init(
-        num_cpus=max(workers) + 1, include_dashboard=False, runtime_env={"env_vars": WORKER_ENV}, log_to_driver=False
+        num_cpus=max(workers) + (args.embed_workers or 1),
+        include_dashboard=False,
+        runtime_env={"env_vars": WORKER_ENV},
+        log_to_driver=False,
     )
     cache: list[Any] = []
     for count in workers:
         cache.clear()
-        rows.append(ray_row(docs, settings, count, cache))
+        rows.append(ray_row(docs, settings, count, args.embed_workers, cache))
         print(rows[-1], flush=True)
     ray.shutdown()
     rows.append(serial_row(docs, settings, cache))

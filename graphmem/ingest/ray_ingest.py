@@ -174,7 +174,7 @@ class EmbedWorker:
 
 
 # -- connecting ---------------------------------------------------------------------------
-def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
+def connect(address: str | None = None) -> bool:
     """Connect to Ray: ``None`` or ``"local"`` starts a local instance (or joins the one
     ``RAY_ADDRESS`` names), ``"auto"`` joins the cluster running on this machine, any other
     value is a cluster address (``host:port`` or ``ray://host:port``). Reuses a connection this
@@ -191,7 +191,7 @@ def connect(address: str | None = None, *, num_cpus: int | None = None) -> bool:
         "logging_level": logging.WARNING,
     }
     if address in (None, "", "local") and not os.environ.get("RAY_ADDRESS"):
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **options)
+        ray.init(include_dashboard=False, **options)
     else:
         ray.init(address=None if address in (None, "", "local") else address, **options)
     return True
@@ -234,7 +234,8 @@ class RayIngestion:
         on_stats: Callable[[StageTimes], None] | None = None,
     ) -> IngestReport:
         """Ingest ``documents`` (the contract of :meth:`Memory.ingest_documents`, same graph);
-        ``progress(n)``: ``n`` more documents done; ``on_stats``: called after each batch."""
+        ``progress`` is called as :meth:`Ingestor.ingest` calls it; ``on_stats`` after each
+        written batch, with the stages' times so far."""
         memory = self.memory
         if documents:
             memory._store_recipe()
@@ -386,12 +387,14 @@ def ingest_on_ray(
     *,
     address: str | None = None,
     parse_workers: int | None = None,
+    embed_workers: int | None = None,
     progress: Progress | None = None,
     on_stats: Callable[[StageTimes], None] | None = None,
 ) -> IngestReport:
     """Ingest ``documents`` into ``memory`` as a Ray job (see :class:`RayIngestion`): the same
     graph as ``memory.ingest_documents(documents)``. ``address``: see :func:`connect`."""
-    return RayIngestion(memory, address=address, parse_workers=parse_workers).ingest(documents, progress, on_stats)
+    job = RayIngestion(memory, address=address, parse_workers=parse_workers, embed_workers=embed_workers)
+    return job.ingest(documents, progress, on_stats)
 
 
 def ingest_with_progress(
