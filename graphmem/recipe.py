@@ -18,6 +18,12 @@ with :class:`RecipeConflict` naming each difference, unless it is asked to
 replace the recipe (``Memory(update_recipe=True)``, ``--update-recipe``).
 Groups without a stored recipe (stores written before recipes existed) search
 with the given settings, and their next ingestion stores its recipe.
+
+The embedding model is part of the recipe too: a search that does not name an
+embedder uses the group's (when it is one known by name, e.g. ``minilm`` or
+``minilm-static``), and one that names another is refused
+(:func:`check_query_embedder`): query and passage vectors must come from the
+same model.
 """
 
 from __future__ import annotations
@@ -114,6 +120,8 @@ def effective(given: Settings, stored: Recipe | None) -> Settings:
     update["temporal"] = overridden(stored.temporal, given.temporal if "temporal" in explicit else None)
     if "pipeline" not in explicit:
         update["pipeline"] = stored.pipeline
+    if "embedder" not in explicit and stored.ingestion.embedder in _named_embedders():
+        update["embedder"] = stored.ingestion.embedder  # queries need the model the group's vectors came from
     settings = given.model_copy(update=update)
     if settings.chunk_overlap >= settings.chunk_words:
         raise ConfigError(
@@ -121,6 +129,30 @@ def effective(given: Settings, stored: Recipe | None) -> Settings:
             f"({settings.chunk_words}; group {given.group_id!r} stores its recipe's)"
         )
     return settings
+
+
+def _named_embedders() -> set[str]:
+    """The embedders ``Settings.embedder`` can name without a path or address (packaged and static models)."""
+    from graphmem.embed.local import PACKAGED_MODELS
+    from graphmem.embed.static import STATIC_MODELS
+
+    return {*PACKAGED_MODELS, *STATIC_MODELS}
+
+
+def check_query_embedder(group_id: str, stored: Recipe | None, name: str, dim: int) -> None:
+    """Refuse to search a group with an embedder other than the one its vectors came from
+    (``name``/``dim``: the loaded query embedder): its query vectors would be compared with
+    vectors of another space (or size). Groups whose recipe records no embedder are not checked."""
+    if stored is None or not stored.ingestion.embedder:
+        return
+    want, size = stored.ingestion.embedder, stored.ingestion.embedder_dim
+    if name != want or (size and dim != size):
+        raise ConfigError(
+            f"group {group_id!r} was embedded with {want!r} ({size or '?'} dimensions) but this search embeds "
+            f"queries with {name!r} ({dim} dimensions): their vectors are not comparable. Leave the embedder "
+            f"unset (GRAPHMEM_EMBEDDER, --embedder) to use the group's, or set it to {want!r} "
+            "(or an embedding service serving it)"
+        )
 
 
 def differences(stored: Recipe, new: Recipe) -> list[str]:

@@ -9,7 +9,8 @@ from graphmem.embed.base import Embedder
 
 @lru_cache(maxsize=4)
 def get_embedder(spec: str = "minilm", device: str = "cpu") -> Embedder:
-    """An embedder for ``spec``: a packaged model name, a local folder, or an http(s) service URL.
+    """An embedder for ``spec``: a packaged model name, a static model name
+    (``minilm-static``, :mod:`graphmem.embed.static`), a local folder, or an http(s) service URL.
 
     Cached per process: loading a model takes seconds.
     """
@@ -17,6 +18,12 @@ def get_embedder(spec: str = "minilm", device: str = "cpu") -> Embedder:
         from graphmem.embed.http import HTTPEmbedder
 
         return HTTPEmbedder(spec)
+    from graphmem.embed.static import STATIC_MODELS
+
+    if spec in STATIC_MODELS:
+        from graphmem.embed.static import StaticEmbedder
+
+        return StaticEmbedder(spec)
     from graphmem.embed.local import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(spec, device=device)
