@@ -1477,5 +1477,11 @@ from graphmem.mcp.command import mcp_command  # noqa: E402
 main.add_command(mcp_command)
 
 
+# the graph explorer (its own module: nothing heavy is imported until it runs)
+from graphmem.ui.command import ui_command  # noqa: E402
+
+main.add_command(ui_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -24,7 +24,7 @@ from graphmem.api import errors
 from graphmem.api.auth import KeyStore
 from graphmem.api.middleware import RequestContext, is_loopback, loopback_host_header
 from graphmem.api.models import Problem
-from graphmem.api.routes import admin, cypher, entities, health, ingest, search
+from graphmem.api.routes import admin, cypher, entities, health, ingest, search, ui
 from graphmem.api.server import LOCAL_TOKEN_FILE, LOCAL_TOKEN_HEADER, ApiConfig, Server
 from graphmem.config import Settings
 from graphmem.errors import ConfigError
@@ -84,7 +84,7 @@ def create_app(
     app.state.local_token = server.local_token
     app.state.local_token_path = server.local_token_path
     errors.install(app)
-    for module in (search, ingest, entities, cypher, admin, health):
+    for module in (search, ingest, entities, cypher, admin, health, ui):
         app.include_router(module.router)
     return app
 
