@@ -360,8 +360,10 @@ def search(
         queries = [query]
     elif query_file is not None:
         queries = _read_queries(Path(query_file))
-    with obj.memory(**_search_settings(pipeline)) as memory:
-        results = memory.search_many(queries, k, mode=mode, as_of=when)
+    from graphmem.daemon.client import search_many
+
+    # through the warm process of `graphmem db start` when one runs, else in this process
+    results = search_many(obj.settings(**_search_settings(pipeline)), queries, k, mode=mode, as_of=when)
     if as_json:
         payload = [
             {"query": q, "results": [r.model_dump(mode="json") for r in rows]}
@@ -625,10 +627,16 @@ def _server(obj: Context) -> EmbeddedServer:
 
 
 @db.command("start")
+@click.option("--store-only", is_flag=True, help="Start the store alone, without the warm search process.")
 @click.pass_obj
 @handle_errors
-def db_start(obj: Context) -> None:
-    """Start the embedded store and leave it running.
+def db_start(obj: Context, store_only: bool) -> None:
+    """Start the embedded store and the warm search process, and leave both running.
+
+    The search process (graphmem/daemon) holds the store connection, the embedding
+    model and the projection, so later `graphmem search` commands of this home answer
+    without loading them; it sees every ingestion. It listens on a private unix socket
+    of this user's; `graphmem db stop` stops it.
 
     \b
     Example:
@@ -637,18 +645,28 @@ def db_start(obj: Context) -> None:
     server = _server(obj)
     started = server.start()
     click.echo(f"{'started' if started else 'already running'}: {server.socket}")
+    if not store_only:
+        from graphmem.daemon import socket_path
+        from graphmem.daemon.client import start
+
+        warm = start(obj.settings())
+        click.echo(f"search process {'started' if warm else 'already running'}: {socket_path(obj.settings().home)}")
 
 
 @db.command("stop")
 @click.pass_obj
 @handle_errors
 def db_stop(obj: Context) -> None:
-    """Stop the embedded store (its append-only file is flushed first).
+    """Stop the search process and the embedded store (its append-only file is flushed first).
 
     \b
     Example:
       graphmem db stop
     """
+    from graphmem.daemon.client import stop
+
+    if stop(obj.settings().home):
+        click.echo("search process stopped")
     server = _server(obj)
     click.echo("stopped" if server.stop() else "not running")
 
@@ -658,13 +676,17 @@ def db_stop(obj: Context) -> None:
 @click.pass_obj
 @handle_errors
 def db_status(obj: Context, as_json: bool) -> None:
-    """Say whether the embedded store runs, its socket and data size.
+    """Say whether the embedded store runs, its socket and data size, and whether the
+    warm search process runs.
 
     \b
     Example:
       graphmem db status
     """
+    from graphmem.daemon.client import ping
+
     status = _server(obj).status()
+    warm = ping(obj.settings().home)
     if as_json:
         click.echo(
             json.dumps(

@@ -13,7 +13,7 @@ import copy
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, Field
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from graphmem.embed.base import Embedder
     from graphmem.extract.parallel import ParallelSpacyExtractor
     from graphmem.extract.spacy_extractor import SpacyExtractor
+    from graphmem.ingest.units import Source
     from graphmem.retrieve.retriever import Retriever
 
 #: how :meth:`Memory.search` ranks: graph (PPR multi-hop), dense (vectors only) or bm25 (words only)
@@ -263,12 +264,17 @@ class Memory:
         revision, text = self._graph.meta()
         self._use_recipe(text)
         if self._retriever is None or self._retriever.projection.revision != revision:
+            from graphmem.embed.lazy import LazyEmbedder
             from graphmem.retrieve.projection import load_projection
             from graphmem.retrieve.retriever import Retriever
 
             projection = load_projection(self._graph, Path(self.settings.home) / "cache")
+            # the model and spaCy load on the first query that needs them (a BM25 search never does)
             self._retriever = Retriever(
-                projection, self.embedder, self.settings.retrieval, query_entities=self.extractor.query_mentions
+                projection,
+                cast("Embedder", LazyEmbedder(lambda: self.embedder)),
+                self.settings.retrieval,
+                query_entities=lambda query: self.extractor.query_mentions(query),
             )
         return self._retriever
 
@@ -299,11 +305,28 @@ class Memory:
 
             return ingest_on_ray(self, documents, address=ray, progress=progress)
         if documents:
+            from graphmem.ingest.units import DocumentSource
+
+            sources = [DocumentSource(d) for d in documents]
+            unchanged = self._unchanged(sources, IngestReport(documents=len(documents)), progress)
+            if unchanged is not None:  # nothing to write: no model loaded for it
+                return unchanged
             self._store_recipe()
         before = self._graph.revision()
         report = self.ingestor.ingest(documents, progress)
         self._refresh_projection(report, before)
         return report
+
+    def _unchanged(
+        self, sources: Sequence[Source], report: IngestReport, progress: Progress | None
+    ) -> IngestReport | None:
+        """``report`` of an ingestion of ``sources`` that would write nothing, decided from the
+        stored content hashes and recipe without loading a model; None: ingest the full way."""
+        from graphmem.ingest.unchanged import unchanged_report
+
+        self._use_recipe(self._graph.meta()[1])
+        stored = Recipe.from_json(self._recipe_text, self._given.group_id) if self._recipe_text else None
+        return unchanged_report(self._graph, self.settings, stored, sources, report, progress)
 
     def _refresh_projection(self, report: IngestReport, before: int) -> None:
         """Keep the projection current after an ingestion that took the store from revision
@@ -347,6 +370,13 @@ class Memory:
     ) -> IngestReport:
         """Ingest :class:`~graphmem.ingest.dialogue.Conversation` records (one episode per turn)."""
         if conversations:
+            from graphmem.ingest.units import ConversationSource
+
+            sources = [ConversationSource(c) for c in conversations]
+            report = IngestReport(documents=len(conversations), unit="conversations", piece="turns", delta=None)
+            unchanged = self._unchanged(sources, report, progress)
+            if unchanged is not None:  # nothing to write: no model loaded for it
+                return unchanged
             self._store_recipe()
         report = self.ingestor.ingest_conversations(conversations, progress)
         if report.passages:
@@ -482,11 +512,6 @@ class Memory:
     def sources(self) -> list[dict[str, Any]]:
         """Every source of this group (name, uuid, state...)."""
         return self._graph.sources()
-
-    def read(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
-        """Rows of the named read query ``query`` (a block of ``cypher/*.cypher``, e.g. the
-        graph explorer's ``ui_*`` reads) run in this group; ``$group_id`` is bound here."""
-        return self._store.run(query, **params, group_id=self._given.group_id)
 
     def cypher(
         self,

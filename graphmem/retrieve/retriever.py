@@ -236,6 +236,8 @@ class Retriever:
         P = len(self.projection.episode_ids)
         if P == 0:
             return [[] for _ in queries]
+        if mode == "bm25":  # the query's words alone: no embedding, so no model is loaded
+            return self._bm25_search(queries, k, as_of)
         vectors = self.embedder.embed(list(queries)) if query_vectors is None else query_vectors
         if mode == "graph":  # the dense and BM25 modes are baselines: the query as asked
             vectors = damp_speaker_names(
@@ -255,9 +257,15 @@ class Retriever:
             scored = [_only_known(s, known) for s in scored]
         if mode == "dense":
             return [self._rank(s[1], k) for s in scored]
-        if mode == "bm25":
-            return [self._rank(s[2], k) for s in scored]
         return self._graph_search(_Batch(queries, vectors, scored, known, as_of_ms), k)
+
+    def _bm25_search(self, queries: Sequence[str], k: int, as_of: datetime | None) -> list[list[Hit]]:
+        """BM25 mode: each query's BM25 ranking of the passages known at ``as_of``."""
+        known = self.projection.episodes_known_at(to_ms(as_of) if as_of is not None else None)
+        scores = [self.bm25.scores(query) for query in queries]
+        if known is not None:  # as in _only_known: episodes that had not happened yet are not returned
+            scores = [np.where(known, s, -np.inf) for s in scores]
+        return [self._rank(s, k) for s in scores]
 
     def _graph_search(self, batch: _Batch, k: int) -> list[list[Hit]]:
         """Graph mode: seed each query, one PPR walk for all, then fuse and bridge per query."""
