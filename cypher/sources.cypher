@@ -4,7 +4,22 @@
 
 // name: source_get
 MATCH (s:Source {group_id: $group_id, name: $name})
-RETURN s.uuid AS uuid, s.content_hash AS content_hash, s.state AS state, s.turn_count AS turn_count
+RETURN s.uuid AS uuid, s.content_hash AS content_hash, s.state AS state, s.turn_count AS turn_count,
+       s.written AS written
+
+// A long document is written in batches: after each batch but its last, `written`
+// is how many of its passages (positions 0 .. written-1) are fully stored, so a run
+// that re-ingests it after a crash resumes there; 0 again before it is complete.
+// name: sources_written_set
+UNWIND $rows AS r
+MATCH (s:Source {uuid: r.uuid, group_id: $group_id})
+SET s.written = r.written
+
+// The episodes a batch that did not finish may have written: from $position on.
+// name: source_episodes_from
+MATCH (s:Source {uuid: $uuid, group_id: $group_id})-[:HAS_EPISODE]->(e:Episode)
+WHERE e.position >= $position
+RETURN e.uuid AS uuid
 
 // name: source_turn_count_set
 // Dialogue sources: how many turns are stored (a grown chat log appends after them).
@@ -102,7 +117,8 @@ RETURN r.uuid AS uuid, mine, done, busy, was
 
 // name: sources_writing
 MATCH (s:Source {group_id: $group_id, state: 'writing'})
-RETURN s.uuid AS uuid, coalesce(s.owner, '') AS owner, s.lease_at AS lease_at
+RETURN s.uuid AS uuid, coalesce(s.owner, '') AS owner, s.lease_at AS lease_at,
+       s.content_hash AS content_hash, coalesce(s.written, 0) AS written
 
 // A dead writer's source is taken over (only if it still has that owner)
 // before it is cleared, so two sweepers, or a sweeper and a new claimant,

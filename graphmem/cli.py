@@ -17,8 +17,6 @@ from graphmem.errors import GraphmemError
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from rich.progress import Progress
-
     from graphmem.admin import Admin, Bar
     from graphmem.config import Settings
     from graphmem.eval.runner import EvalReport
@@ -230,9 +228,11 @@ def ingest(
         with Memory(settings, update_recipe=update_recipe) as memory:
             report = ingest_with_progress(memory, documents, ray_address, ray_workers, quiet)
     else:
+        from graphmem.ingest.units import expected_passages
+
         with (
             Memory(settings, update_recipe=update_recipe) as memory,
-            _progress(len(documents), "ingesting", quiet) as advance,
+            _progress(expected_passages(documents, settings), "ingesting passages", quiet) as advance,
         ):
             report = memory.ingest_documents(documents, progress=advance)
     report.errors[:0] = [str(error) for error in bad or []]
@@ -254,43 +254,12 @@ def _left_out(report: IngestReport, paths: tuple[str, ...], applies: bool, suffi
         click.echo(line, err=True)
 
 
-class _progress:
-    """A rich progress bar on stderr (silent when not a terminal or with --quiet)."""
+def _progress(total: int, label: str, quiet: bool) -> Any:
+    """Progress on stderr: a rich bar on a terminal, plain lines with rate and ETA when piped,
+    nothing with --quiet (see graphmem.ingest.progress)."""
+    from graphmem.ingest.progress import progress_display
 
-    def __init__(self, total: int, label: str, quiet: bool) -> None:
-        self.total, self.label = total, label
-        self.enabled = not quiet and total > 0
-        self._bar: Progress | None = None
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.enabled:
-            return lambda n: None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        bar = self._bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        bar.start()
-        task = bar.add_task(self.label, total=self.total)
-        return lambda n: bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+    return progress_display(total, label, quiet)
 
 
 # -- search ----------------------------------------------------------------------

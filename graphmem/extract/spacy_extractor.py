@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from graphmem.errors import ConfigError
 from graphmem.extract.base import Extraction, Mention, Triple
 from graphmem.extract.dates import parse_date
+from graphmem.extract.guard import MAX_CHUNK_WORDS, MAX_NAME_CHARS, bound
 
 if TYPE_CHECKING:
     from spacy.language import Language
@@ -132,7 +133,12 @@ def extract_doc(doc: Doc, reference: datetime | None, speaker: str, title: str =
     named: list[tuple[int, str]] = []  # (position, name) of named mentions, for "the bridge" -> "Kessary Bridge"
 
     def add(name: str, tokens: range, type_: str) -> None:
-        if not name or len(name.split()) > MAX_NAME_WORDS or not any(ch.isalpha() for ch in name):
+        if (
+            not name
+            or len(name.split()) > MAX_NAME_WORDS
+            or len(name) > MAX_NAME_CHARS
+            or not any(ch.isalpha() for ch in name)
+        ):
             return
         chars = (doc[tokens[0]].idx, doc[tokens[-1]].idx + len(doc[tokens[-1]])) if tokens else None
         for i in tokens:
@@ -165,6 +171,8 @@ def extract_doc(doc: Doc, reference: datetime | None, speaker: str, title: str =
             continue
         name, tokens = _trim(chunk)
         referent = _definite_referent(chunk, named)
+        if not referent and len(name.split()) > MAX_CHUNK_WORDS:
+            continue  # a runaway run of nouns (word salad, a list without commas) names no entity
         add(referent or name, tokens, token_type_of(referent, counts) if referent else "CONCEPT")
     if speaker:
         counts.setdefault(speaker, Mention(name=speaker, type="PERSON", count=0))
@@ -175,7 +183,7 @@ def extract_doc(doc: Doc, reference: datetime | None, speaker: str, title: str =
             if name in counts and counts[name].count == 0:
                 counts[name].count = 1
     mentions = [m for m in counts.values() if m.count > 0]
-    return Extraction(mentions=mentions, triples=triples)
+    return bound(Extraction(mentions=mentions, triples=triples), doc.text, {n for n in (speaker, title) if n})
 
 
 def token_type_of(name: str, counts: dict[str, Mention]) -> str:

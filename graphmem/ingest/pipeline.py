@@ -14,6 +14,14 @@ this run's owner token (cleared first if it had old content). Its entities,
 episodes, mentions and facts are merged on deterministic uuids; last it is
 marked ``complete``. A final sweep deletes entities that nothing kept. See
 docs/reliability.md.
+
+A long document is written in slices of ``batch_size`` passages (chunked as a
+stream, one batch at a time: memory stays bounded). After each slice but its
+last the Source records how many passages are fully stored; a run that
+re-ingests the same content after a crash takes such a source over before the
+start sweep would remove it, trims what an unfinished batch wrote after that
+mark, and resumes there. The source is marked complete only after its last
+slice.
 """
 
 from __future__ import annotations
@@ -114,6 +122,9 @@ class WriteRun:
     referenced: set[str] = field(default_factory=set)
     #: the group's sweep mark as this run raised it (0: not raised; see Graph.mark_unswept)
     mark: int = 0
+    #: sources a dead writer left part-written with this run's content, taken over: uuid ->
+    #: passages fully stored (the run resumes there)
+    resumed: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -221,7 +232,9 @@ class Ingestor:
 
     # -- the two entry points --------------------------------------------------------
     def ingest(self, documents: Sequence[Document], progress: Progress | None = None) -> IngestReport:
-        """Ingest ``documents``; ``progress(n)`` is called as ``n`` more documents finish.
+        """Ingest ``documents``; ``progress(n)`` is called as ``n`` more passages are written
+        or skipped (skipped documents count their expected passages, see
+        :func:`graphmem.ingest.units.expected_passages`).
 
         Crash- and concurrency-safe: the run first sweeps what dead writers left
         half-written, then claims each source (skipping those complete with the
@@ -246,7 +259,7 @@ class Ingestor:
         return self._ingest([ConversationSource(c) for c in conversations], report, progress)
 
     def _ingest(self, sources: Sequence[Source], report: IngestReport, progress: Progress | None) -> IngestReport:
-        with self._claim(report) as run:
+        with self._claim(report, sources) as run:
             todo = self._claim_sources(sources, run, report, progress)
             if todo:  # a crash from here on may leave orphans: raised until the run ends cleanly
                 run.mark = self.graph.mark_unswept()
@@ -255,8 +268,9 @@ class Ingestor:
 
     # -- claiming ------------------------------------------------------------------------
     @contextmanager
-    def _claim(self, report: IngestReport) -> Iterator[WriteRun]:
-        """Hold the group for one run: sweep what dead writers left, give the run an owner
+    def _claim(self, report: IngestReport, sources: Sequence[Source] = ()) -> Iterator[WriteRun]:
+        """Hold the group for one run: take over what dead writers left part-written of
+        ``sources`` (same content: resumed), sweep the rest they left, give the run an owner
         token, and on the way out delete the entities it created that nothing refers to and
         bump the revision (when it wrote or removed anything); the token is always released."""
         import time
@@ -265,6 +279,7 @@ class Ingestor:
         run = WriteRun(new_owner())
         try:
             self.graph.ensure_schema(self.embedder.dim)
+            run.resumed = self._take_over_resumable(run.owner, sources)
             run.changed = any(self.graph.sweep(run.owner).values())
             if run.changed:
                 report.delta = None
@@ -277,6 +292,28 @@ class Ingestor:
         finally:
             release(run.owner)
             report.seconds = time.perf_counter() - started
+
+    def _take_over_resumable(self, owner: str, sources: Sequence[Source]) -> dict[str, int]:
+        """Sources of ``sources`` that a dead writer left in 'writing' with some passages
+        recorded as fully stored and the same content hash: taken over by ``owner`` (so the
+        start sweep leaves them alone), with how many passages are stored."""
+        rows = [row for row in self.graph.writing_sources() if int(row.get("written") or 0) > 0]
+        if not rows or not sources:
+            return {}
+        dead = set(dead_owners(rows))
+        group = self.graph.group_id
+        by_uuid = {stable_uuid(group, "source", s.name): s for s in sources}
+        resumed: dict[str, int] = {}
+        for row in rows:
+            source = by_uuid.get(row["uuid"])
+            if (
+                source is not None
+                and row["owner"] in dead
+                and source.claim_row()["content_hash"] == row.get("content_hash")
+                and self.graph.take_over(row["uuid"], row["owner"], owner)
+            ):
+                resumed[row["uuid"]] = int(row["written"])
+        return resumed
 
     def _close(self, run: WriteRun) -> None:
         # entities this run created that no mention or fact of it refers to (e.g. from a
@@ -309,7 +346,14 @@ class Ingestor:
                 self._skipped(source, claim, report, progress)
                 continue
             start = source.resume_at(stored.get(source.name)) if claim["was"] == "complete" else 0
-            if start:
+            resumed = run.resumed.get(row["uuid"], 0) if claim["was"] == "writing" else 0
+            if resumed:  # a long document a dead writer left part-written: go on after its last full batch
+                report.delta = None
+                self._retime(self.graph.trim_source(row["uuid"], resumed, run.owner, run.dead))
+                start = resumed
+                if progress:
+                    progress(start)
+            elif start:
                 report.appended += 1
                 if progress:
                     progress(start)
@@ -321,27 +365,33 @@ class Ingestor:
         run.claimed = len(todo)
         return todo
 
-    @staticmethod
-    def _skipped(source: Source, claim: dict[str, Any], report: IngestReport, progress: Progress | None) -> None:
+    def _skipped(self, source: Source, claim: dict[str, Any], report: IngestReport, progress: Progress | None) -> None:
         if claim["done"]:
             report.skipped += 1
         else:
             report.busy += 1
             report.errors.append(f"{source.name}: being written by another process; skipped")
         if progress:
-            progress(source.size)
+            progress(source.expected(self.settings, 0))
 
     def _batches(self, todo: list[Claimed]) -> list[list[Claimed]]:
-        """Batches of about ``batch_size`` units (a source is never split): bounded memory,
-        steady progress."""
+        """Batches of about ``batch_size`` units: bounded memory, steady progress. Sources
+        go whole into batches, except a long document, which goes in slices of
+        ``batch_size`` passages, one batch each (see :meth:`Source.parts`)."""
+        size = self.settings.batch_size
         batches: list[list[Claimed]] = [[]]
         expected = 0
         for item in todo:
-            batches[-1].append(item)
-            expected += item.source.expected(self.settings, item.start)
-            if expected >= self.settings.batch_size:
+            parts = item.source.parts(self.settings, item.start, size)
+            if len(parts) > 1 and batches[-1]:  # a long document starts a batch of its own
                 batches.append([])
                 expected = 0
+            for start, source, units in parts:
+                batches[-1].append(Claimed(source, item.uuid, start))
+                expected += units
+                if expected >= size:
+                    batches.append([])
+                    expected = 0
         return [b for b in batches if b]
 
     # -- removing ------------------------------------------------------------------------
@@ -506,6 +556,7 @@ class Ingestor:
         for item in plan.claimed:
             if item.source.turn_count is not None:
                 graph.set_turn_count(item.uuid, item.source.turn_count)
+        finished = [item for item in plan.claimed if item.source.final]
         graph.write_vectors("entities_upsert", plan.entity_rows, plan.entity_vectors)
         graph.write("entities_upsert", plan.alias_rows)
         graph.write("episodes_upsert", episodes)
@@ -515,7 +566,11 @@ class Ingestor:
         graph.write_vectors("facts_upsert", plan.fact_rows, plan.fact_vectors)
         temporal.write_validity(graph, plan.timeline)
         graph.write("synonyms_upsert", plan.synonyms)
-        graph.complete_owned([item.uuid for item in plan.claimed], owner)
+        # a slice of a long document: its passages are all stored, a resumed run starts after
+        # them; a finished one written in slices counts none again before it is complete
+        marks = [{"uuid": item.uuid, "written": item.source.stop} for item in plan.claimed if not item.source.final]
+        graph.set_written(marks + [{"uuid": item.uuid, "written": 0} for item in finished if item.start > 0])
+        graph.complete_owned([item.uuid for item in finished], owner)
         if report.delta is not None:
             _extend_delta(report.delta, plan, episodes, mentions, nexts)
         report.passages += len(plan.units)
@@ -523,7 +578,7 @@ class Ingestor:
         report.facts += len(plan.fact_rows)
         report.invalidated += plan.timeline.ended
         if progress:
-            progress(sum(item.source.size - item.start for item in plan.claimed))
+            progress(len(plan.units))
 
     # -- resolution and facts -----------------------------------------------------------
     def _resolve(

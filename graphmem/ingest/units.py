@@ -9,14 +9,15 @@ resolves and writes units in batches without asking which kind they are.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from graphmem.config import Settings
 from graphmem.extract.base import Extraction, Extractor, Mention
-from graphmem.ingest.chunking import chunk_text
+from graphmem.ingest.chunking import iter_spans
 from graphmem.ingest.context_vectors import TextMap, extraction_text_and_map
 from graphmem.ingest.dialogue import Conversation, Turn
 from graphmem.ingest.readers import Document
@@ -85,6 +86,22 @@ class Source(Protocol):
 
     def units(self, group_id: str, source_uuid: str, start: int, settings: Settings) -> Sequence[Unit]: ...
 
+    @property
+    def final(self) -> bool:
+        """The source ends with this one's units (False: a slice of a long document, more follow)."""
+        ...
+
+    @property
+    def stop(self) -> int | None:
+        """The unit this one's units end before (a slice of a long document), else None."""
+        ...
+
+    def parts(self, settings: Settings, start: int, per: int) -> list[tuple[int, Source, int]]:
+        """The source from unit ``start`` on, as ``(first unit, source or slice of it, units)``:
+        one part, or (a long document) consecutive slices of ``per`` units, written one batch
+        each so that memory stays bounded and an interrupted run keeps what it wrote."""
+        ...
+
 
 # -- documents ---------------------------------------------------------------------------
 @dataclass
@@ -140,9 +157,18 @@ class Passage:
         )
 
 
+_WORD = re.compile(r"\S+")
+
+
 @dataclass
 class DocumentSource:
+    """A document, or a slice of a long one (see :meth:`parts`): its passages are chunked from
+    character ``offset`` on (the start of passage ``offset_position``) and end before ``stop``."""
+
     document: Document
+    stop: int | None = None
+    offset: int = 0
+    offset_position: int = 0
 
     @property
     def name(self) -> str:
@@ -167,22 +193,56 @@ class DocumentSource:
     def resume_at(self, stored: SourceState | None) -> int:
         return 0
 
+    @property
+    def final(self) -> bool:
+        return self.stop is None
+
     def expected(self, settings: Settings, start: int) -> int:
         stride = max(1, settings.chunk_words - settings.chunk_overlap)
-        return max(1, -(-len(self.document.text.split()) // stride))
+        words = sum(1 for _ in _WORD.finditer(self.document.text))  # no list of a long text's words
+        return max(1, -(-words // stride))
+
+    def _spans(self, settings: Settings, offset: int = 0) -> Iterator[tuple[int, int]]:
+        s = settings
+        return iter_spans(self.document.text, s.chunk_words, s.chunk_overlap, s.max_passage_chars, start=offset)
 
     def units(self, group_id: str, source_uuid: str, start: int, settings: Settings) -> list[Passage]:
-        d, s = self.document, settings
-        return [
-            Passage(
-                d,
-                source_uuid,
-                position,
-                content,
-                uuid=stable_uuid(group_id, "episode", d.name, str(position), content_hash(content)),
-            )
-            for position, content in enumerate(chunk_text(d.text, s.chunk_words, s.chunk_overlap, s.max_passage_chars))
-        ]
+        """Passages ``start`` .. ``stop`` (the end); the first follows passage ``start - 1``."""
+        d = self.document
+        passages: list[Passage] = []
+        before = ""  # uuid of the passage before the first one returned
+        for position, (a, b) in enumerate(self._spans(settings, self.offset), start=self.offset_position):
+            if self.stop is not None and position >= self.stop:
+                break
+            content = d.text[a:b]
+            uuid = stable_uuid(group_id, "episode", d.name, str(position), content_hash(content))
+            if position < start:
+                before = uuid
+                continue
+            passages.append(Passage(d, source_uuid, position, content, uuid=uuid, follows="" if passages else before))
+        return passages
+
+    def parts(self, settings: Settings, start: int, per: int) -> list[tuple[int, Source, int]]:
+        """One part when the document is expected to fill at most ``per`` passages; else slices
+        of ``per`` passages, found in one pass over the text (each slice chunks from the
+        passage before its first, whose uuid its first passage follows)."""
+        if self.expected(settings, start) <= per:
+            return [(start, self, self.expected(settings, start))]
+        cuts: list[tuple[int, int, int]] = []  # (first passage, offset to chunk from, its position)
+        previous = (0, 0)
+        count = 0
+        for position, (a, _) in enumerate(self._spans(settings)):
+            if position >= start and (position - start) % per == 0:
+                cuts.append((position, *previous))
+            previous, count = (a, position), position + 1
+        if not cuts:
+            return [(start, self, 0)]
+        slices: list[tuple[int, Source, int]] = []
+        for k, (first, offset, offset_position) in enumerate(cuts):
+            stop = cuts[k + 1][0] if k + 1 < len(cuts) else None
+            part = replace(self, stop=stop, offset=offset, offset_position=offset_position)
+            slices.append((first, part, (stop if stop is not None else count) - first))
+        return slices
 
 
 # -- dialogues --------------------------------------------------------------------------
@@ -289,6 +349,17 @@ class ConversationSource:
     def expected(self, settings: Settings, start: int) -> int:
         return len(self.conversation.turns) - start
 
+    @property
+    def final(self) -> bool:
+        return True
+
+    @property
+    def stop(self) -> int | None:
+        return None
+
+    def parts(self, settings: Settings, start: int, per: int) -> list[tuple[int, Source, int]]:
+        return [(start, self, self.expected(settings, start))]
+
     def units(self, group_id: str, source_uuid: str, start: int, settings: Settings) -> list[TurnUnit]:
         c = self.conversation
         units = [
@@ -299,3 +370,9 @@ class ConversationSource:
         if start > 0 and units:  # appending: the first new turn follows the last stored one
             units[0].follows = turn_uuid(group_id, c.name, start - 1, c.turns[start - 1])
         return units
+
+
+def expected_passages(documents: Sequence[Document], settings: Settings) -> int:
+    """About how many passages ``documents`` split into (the total a progress display counts
+    towards; an estimate from word counts, read in one pass without chunking)."""
+    return sum(DocumentSource(document).expected(settings, 0) for document in documents)

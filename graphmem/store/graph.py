@@ -23,6 +23,7 @@ class SourceState:
     content_hash: str
     state: str
     turn_count: int = 0  # dialogue sources: turns stored (a grown chat log appends after them)
+    written: int = 0  # a long document being written in batches: passages fully stored
 
 
 class Graph:
@@ -39,11 +40,49 @@ class Graph:
         if not rows:
             return None
         row = rows[0]
-        return SourceState(row["uuid"], row["content_hash"] or "", row["state"] or "", int(row.get("turn_count") or 0))
+        return SourceState(
+            row["uuid"],
+            row["content_hash"] or "",
+            row["state"] or "",
+            int(row.get("turn_count") or 0),
+            int(row.get("written") or 0),
+        )
 
     def set_turn_count(self, uuid: str, turn_count: int) -> None:
         """Dialogue sources: how many turns are stored (a grown chat log appends after them)."""
         self.store.run("source_turn_count_set", uuid=uuid, group_id=self.group_id, turn_count=turn_count)
+
+    def set_written(self, rows: list[dict[str, Any]]) -> None:
+        """``rows`` (uuid, written): how many passages of each long document are fully stored
+        (0: none counted, the source is rewritten whole if it is left unfinished)."""
+        if rows:
+            self.store.run("sources_written_set", rows=rows, group_id=self.group_id)
+
+    def trim_source(self, uuid: str, position: int, owner: str = "", dead: list[str] | None = None) -> list[Row]:
+        """Remove a source's episodes from ``position`` on (what a batch that did not finish
+        may have written), the facts only they supported and orphaned entities (as
+        :meth:`clear_source`). Returns the keys of the timelines to recompute."""
+        episodes = [
+            row["uuid"]
+            for row in self.store.run("source_episodes_from", uuid=uuid, group_id=self.group_id, position=position)
+        ]
+        if not episodes:
+            return []
+        keys = self.fact_keys_of_episodes(episodes)
+        self.mark_unswept()
+        self.store.run("facts_unsupport_episodes", episodes=episodes, group_id=self.group_id)
+        self.store.run("facts_delete_unsupported", group_id=self.group_id)
+        self.store.run("episodes_delete", episodes=episodes, group_id=self.group_id)
+        self.delete_orphans(owner, dead)
+        return keys
+
+    def take_over(self, uuid: str, dead_owner: str, owner: str) -> bool:
+        """Make ``owner`` the writer of a source a dead writer left in 'writing' (only if it
+        still has that owner); True if it did."""
+        from graphmem.store.owners import now_ms
+
+        params = {"uuid": uuid, "group_id": self.group_id, "dead_owner": dead_owner, "owner": owner}
+        return bool(self.store.run("source_takeover", now=now_ms(), **params))
 
     def clear_source(self, uuid: str, owner: str = "", dead: list[str] | None = None) -> dict[str, int]:
         """Remove a source's episodes, the facts only they support, and orphaned entities.
