@@ -513,6 +513,11 @@ class Memory:
         """Every source of this group (name, uuid, state...)."""
         return self._graph.sources()
 
+    def read(self, query: str, /, **params: Any) -> list[dict[str, Any]]:
+        """Rows of the named read query ``query`` (a block of ``cypher/*.cypher``, e.g. the
+        graph explorer's ``ui_*`` reads) run in this group; ``$group_id`` is bound here."""
+        return self._store.run(query, **params, group_id=self._given.group_id)
+
     def cypher(
         self,
         text: str,

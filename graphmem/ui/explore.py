@@ -76,7 +76,7 @@ def neighbourhood(
     """
     center = find(memory, entity)
     limit = max(1, min(limit, MAX_NEIGHBOURS))
-    params = {"uuid": center["uuid"], "as_of": to_ms(as_of), "history": history}
+    params = {"uuid": center["uuid"], "as_of": to_ms(as_of), "history": history and as_of is None}
     total = memory.read("ui_neighbour_count", **params)
     rows = memory.read("ui_neighbours", **params, skip=max(0, skip), limit=limit)
     nodes: dict[str, dict[str, Any]] = {}
@@ -99,7 +99,7 @@ def neighbourhood(
     return {
         "entity": center,
         "as_of": as_of.isoformat() if as_of else None,
-        "history": history,
+        "history": history and as_of is None,
         "total": int(total[0]["total"]) if total else 0,
         "skip": max(0, skip),
         "limit": limit,
