@@ -11,8 +11,8 @@ other cases' turns), then each question is asked in the same process:
 * ``dense``: the dense baseline (no graph, no temporal rule);
 * ``graph, rule off``: graph search as before the rule (``superseded_weight=1``);
 * ``graph, rule on``: graph search with the shipped defaults;
-* ``as_of before the change``: graph search, rule off and on, as of one hour
-  before the later session (the superseded turn should now come first);
+* ``as_of before the change``: graph search, rule off and on, as of a day after
+  the first session (the superseded turn should now come first);
 * ``--sweep W,...``: graph search with ``superseded_weight`` W (the rule's strength).
 
 Reported per category and overall: how often the current turn ranks above the
@@ -57,10 +57,12 @@ def write_chat(cases: Sequence[dict[str, Any]], path: Path) -> Path:
 
 
 def before_change(case: dict[str, Any]) -> datetime:
-    """An as_of an hour before the case's later session (UTC)."""
+    """An as_of when only the old value was true: a day after the first session (UTC). (Just
+    before the later session is too late: "I moved to Berlin last month" dates the move, in
+    world time, a month before the memory heard of it.)"""
     from graphmem.timeutil import ensure_utc
 
-    return ensure_utc(datetime.fromisoformat(case["change_at"])) - timedelta(hours=1)
+    return ensure_utc(datetime.fromisoformat(case["sessions"][0]["started_at"])) + timedelta(days=1)
 
 
 def ranks(memory: Any, case: dict[str, Any], mode: str, retrieval: dict, as_of: datetime | None) -> dict[str, int]:
