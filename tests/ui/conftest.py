@@ -87,12 +87,15 @@ def explorer(sample_home, tmp_path_factory, embedder, extractor) -> Iterator[Exp
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    """Where screenshots go: $GRAPHMEM_TEST_ARTIFACTS/ui, else a pytest temporary folder."""
+def artifacts(tmp_path_factory, request) -> Path:
+    """Where screenshots go: $GRAPHMEM_TEST_ARTIFACTS/ui, else a pytest temporary folder
+    (named on the terminal, even under -q)."""
     given = os.environ.get("GRAPHMEM_TEST_ARTIFACTS")
     folder = Path(given) / "ui" if given else tmp_path_factory.mktemp("ui-screenshots")
     folder.mkdir(parents=True, exist_ok=True)
-    print(f"\nexplorer screenshots: {folder}")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"explorer screenshots: {folder}")
     return folder
 
 
