@@ -43,7 +43,7 @@ RETURN b.uuid AS uuid, b.name AS name, b.type AS type, weight,
 // One page of the passages that mention the entity (the earliest first), and how many there are.
 MATCH (e:Episode {group_id: $group_id})-[:MENTIONS]->(:Entity {uuid: $uuid, group_id: $group_id})
 WITH e ORDER BY e.occurred_at, e.source_id, e.position, e.uuid
-WITH collect(e) AS all
-UNWIND all[$skip..($skip + $limit)] AS e
+WITH collect(e) AS mentioning
+UNWIND mentioning[$skip..($skip + $limit)] AS e
 RETURN e.uuid AS uuid, e.title AS title, e.content AS content, e.occurred_at AS occurred_at,
-       e.speaker AS speaker, size(all) AS total
+       e.speaker AS speaker, size(mentioning) AS total
