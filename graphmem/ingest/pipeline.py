@@ -504,22 +504,20 @@ class Ingestor:
         )
 
     def _embed_batch(self, extractions: list[Extraction], texts: list[str], maps: list[TextMap]) -> UnitVectors:
-        """The units' vectors, and those of every name and fact text resolution and fact
-        planning may need: pooled from the units where the embedder can, the rest embedded
-        in one call. Names already in the entity index need none (the index only grows
-        between here and resolution, so this is a superset of what is asked for later)."""
+        """The units' vectors, and those of every fact text fact planning may need: pooled
+        from the units where the embedder can, the rest embedded in one call. Names not
+        pooled are embedded at resolution (:meth:`_resolve`), only those the entity index
+        lacks then: a vector depends a little (1e-7) on the texts embedded with it, so the
+        call must hold the same names in any run that reaches this batch with the same
+        store, which only resolution time guarantees (this runs a batch ahead)."""
         with self.embedding:
             vectors = embed_units(self.embedder, texts, extractions, maps, pool=self.settings.context_vectors)
-        known = self._index.by_key if self._index is not None else {}
-        names = batch_names(extractions)
         facts = dict.fromkeys(triple.text for ex in extractions for triple in ex.triples)
-        missing_names = [n for n in names if n not in vectors.names and (key := entity_key(n)) and key not in known]
         missing_facts = [t for t in facts if t not in vectors.facts]
-        if missing_names or missing_facts:
+        if missing_facts:
             with self.embedding:
-                fresh = self.embedder.embed(missing_names + missing_facts)
-            vectors.names.update(zip(missing_names, fresh[: len(missing_names)], strict=True))
-            vectors.facts.update(zip(missing_facts, fresh[len(missing_names) :], strict=True))
+                fresh = self.embedder.embed(missing_facts)
+            vectors.facts.update(zip(missing_facts, fresh, strict=True))
         return vectors
 
     def _prepare_batch(
@@ -534,6 +532,9 @@ class Ingestor:
             first = i == 0 or units[i - 1].source_uuid != unit.source_uuid
             _add_names(types, [ex], people.get(unit.source_uuid, ()) if first else ())
         entity_rows, entity_vectors, alias_rows, synonyms, uuid_of = self._resolve(types, known=vectors.names)
+        entity_rows, entity_vectors, synonyms = self._referenced_only(
+            extractions, entity_rows, entity_vectors, synonyms, uuid_of
+        )
         return BatchPlan(
             batch,
             units,
@@ -581,6 +582,35 @@ class Ingestor:
             progress(len(plan.units))
 
     # -- resolution and facts -----------------------------------------------------------
+    def _referenced_only(
+        self,
+        extractions: list[Extraction],
+        rows: list[dict[str, Any]],
+        vectors: np.ndarray,
+        synonyms: list[dict[str, Any]],
+        uuid_of: dict[str, str],
+    ) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]]]:
+        """The batch's new entities that its mentions or facts refer to, with their vectors
+        and SYNONYM edges. The others (a name only in a triple whose subject and object are
+        one entity) are taken back from the entity index and not written: the index then
+        holds, after every batch, what the store holds, so a run resumed after a crash
+        resolves the rest as the uninterrupted run would (a sweep deletes such entities
+        from the store, and a later batch naming one would otherwise find it only in the
+        uninterrupted run)."""
+        used = {uuid_of[m.name] for ex in extractions for m in ex.mentions if m.name in uuid_of}
+        for ex in extractions:
+            for triple in ex.triples:
+                subject, obj = uuid_of.get(triple.subject), uuid_of.get(triple.object)
+                if subject is not None and obj is not None and subject != obj:  # as _facts keeps them
+                    used |= {subject, obj}
+        unused = {row["uuid"] for row in rows} - used
+        if not unused:
+            return rows, vectors, synonyms
+        self.index.discard(unused)
+        keep = [i for i, row in enumerate(rows) if row["uuid"] not in unused]
+        edges = [edge for edge in synonyms if edge["a"] not in unused and edge["b"] not in unused]
+        return [rows[i] for i in keep], vectors[keep], edges
+
     def _resolve(
         self, types: dict[str, str], known: dict[str, np.ndarray] | None = None
     ) -> tuple[list[dict[str, Any]], np.ndarray, list[dict[str, Any]], list[dict[str, Any]], dict[str, str]]:

@@ -94,9 +94,27 @@ class EntityIndex:
         self.ann_min_rows = ann_min_rows
         #: HNSW index over rows [0, len(self._ann)) of the vectors, caught up on use
         self._ann: VectorIndex | None = None
+        #: rows of entities taken back by :meth:`discard` (kept as rows, never found again)
+        self._dead: set[int] = set()
 
     def __len__(self) -> int:
-        return len(self.keys)
+        """The entities held (rows taken back by :meth:`discard` not counted)."""
+        return len(self.keys) - len(self._dead)
+
+    def discard(self, uuids: set[str]) -> None:
+        """Take back entities this process created, as if they had never been added: their
+        keys, spellings and vectors are found no more. (A batch's entities that none of its
+        mentions or facts refers to go this way, so the index holds what the store will:
+        a run resumed from the store then resolves exactly as an uninterrupted one.)"""
+        for row in range(len(self.keys) - 1, -1, -1):
+            if not uuids:
+                break
+            if self.uuids[row] in uuids and row not in self._dead:
+                uuids = uuids - {self.uuids[row]}
+                self._dead.add(row)
+                if self.by_key.get(self.keys[row]) == row:
+                    del self.by_key[self.keys[row]]
+                self._buffer[row] = 0.0  # scores 0 against anything: below every threshold
 
     def add(self, key: str, uuid: str, vector: np.ndarray) -> None:
         self._spellings.add(key, len(self.keys))
@@ -126,7 +144,7 @@ class EntityIndex:
 
     def _spellings_of(self, keys: list[str], limit: int = 3) -> dict[str, list[tuple[int, float]]]:
         """Per key: up to ``limit`` (stored index, score) whose rapidfuzz ratio is at least
-        ``fuzzy_ratio``, best first, ties by index. Only the candidates of :meth:`SpellingIndex.candidates` are scored:
+        ``fuzzy_ratio``, best first, ties by key. Only the candidates of :meth:`SpellingIndex.candidates` are scored:
         every key that can reach the ratio is one of them."""
         from rapidfuzz import fuzz
 
@@ -134,12 +152,14 @@ class EntityIndex:
         for key in keys:
             hits = []
             for index in self._spellings.candidates(key):
+                if index in self._dead:
+                    continue
                 stored = self.keys[index]
                 score = fuzz.ratio(key, stored, score_cutoff=self.fuzzy_ratio)
                 # scores as float32, the precision they were compared and ranked at before
                 if np.float32(score) >= self.fuzzy_ratio:
                     hits.append((index, float(np.float32(score))))
-            hits.sort(key=lambda hit: (-hit[1], hit[0]))
+            hits.sort(key=lambda hit: (-hit[1], self.keys[hit[0]]))  # ties by key: rows' order varies
             found[key] = hits[:limit]
         return found
 
@@ -152,7 +172,7 @@ class EntityIndex:
         out: list[list[tuple[int, float]]] = [[] for _ in range(len(vectors))]
         if not self.synonym_top_k or not len(stored) or not len(vectors):
             return out
-        if self.ann_min_rows is not None and len(stored) >= self.ann_min_rows:
+        if self.ann_min_rows is not None and len(self) >= self.ann_min_rows:
             return self._ann_neighbours(vectors)
         chunk = min(256, _rows_per_block(len(stored)))
         sims = np.empty((min(chunk, len(vectors)), len(stored)), dtype=np.float32)
@@ -162,10 +182,10 @@ class EntityIndex:
             np.matmul(part, stored.T, out=block)
             for row in np.flatnonzero(block.max(axis=1) >= self.synonym_threshold).tolist():
                 scores = block[row]
-                cols = np.flatnonzero(scores >= self.synonym_threshold)
-                if len(cols) > self.synonym_top_k:
-                    cols = cols[np.argsort(-scores[cols], kind="stable")[: self.synonym_top_k]]
-                out[start + row] = sorted(((int(c), float(scores[c])) for c in cols), key=lambda pair: -pair[1])
+                cols = np.flatnonzero(scores >= self.synonym_threshold).tolist()
+                # best first, ties by key (a row's place depends on the order entities were added)
+                cols.sort(key=lambda c: (-scores[c], self.keys[c]))
+                out[start + row] = [(int(c), float(scores[c])) for c in cols[: self.synonym_top_k]]
         return out
 
     def _ann_neighbours(self, vectors: np.ndarray) -> list[list[tuple[int, float]]]:
@@ -182,7 +202,11 @@ class EntityIndex:
         out: list[list[tuple[int, float]]] = []
         for row_ids, row_scores in zip(ids.tolist(), scores.tolist(), strict=True):
             out.append(
-                [(i, s) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0 and s >= self.synonym_threshold]
+                [
+                    (i, s)
+                    for i, s in zip(row_ids, row_scores, strict=True)
+                    if i >= 0 and s >= self.synonym_threshold and i not in self._dead
+                ]
             )
         return out
 
@@ -198,15 +222,19 @@ class EntityIndex:
         keys = {name: entity_key(name) for name in names}
         near = self._compare(keys, vectors)
         created: dict[int, int] = {}  # slot -> index of the entity it created
+        # keys merged into another entity, for this batch only: the index holds only what the
+        # store holds (entities by their own key), so a later batch, in this process or in a
+        # run resumed after a crash, compares such a spelling again against the same entities
+        merged: dict[str, int] = {}
         for name, type_ in names.items():
             key = keys[name]
             if not key:
                 continue
-            hit = self.by_key.get(key)
-            if hit is None and len(key) >= 6 and self.keys:
+            hit = self.by_key.get(key, merged.get(key))
+            if hit is None and len(key) >= 6 and len(self):
                 hit = self._merge_target(key, near.matrix[near.slot[name]], near, created)
                 if hit is not None:
-                    self.by_key[key] = hit
+                    merged[key] = hit
             if hit is not None:
                 result.uuid_of[name] = self.uuids[hit]
                 result.aliases.setdefault(self.uuids[hit], set()).add(name)
@@ -232,7 +260,7 @@ class EntityIndex:
         spelled_keys = [keys[pending[i]] for i in spelled]
         # the two searches against the store release the GIL (rapidfuzz, BLAS): run together
         with ThreadPoolExecutor(1, thread_name_prefix="graphmem-resolve") as pool:
-            spellings = pool.submit(self._spellings_of, spelled_keys) if len(self) else None
+            spellings = pool.submit(self._spellings_of, spelled_keys) if len(self.keys) else None
             stored_neighbours = self._neighbours(matrix)
             stored_spellings = spellings.result() if spellings is not None else {}
         return _Near(
@@ -264,7 +292,7 @@ class EntityIndex:
         stored ones and those this batch created so far, the best three spellings first."""
         options = list(near.stored_spellings.get(key, ()))
         options += [(created[j], score) for j, score in near.batch_spellings.get(key, ()) if j in created]
-        options.sort(key=lambda hit: (-hit[1], hit[0]))
+        options.sort(key=lambda hit: (-hit[1], self.keys[hit[0]]))
         for index, _ in options[:3]:
             if float(self.vectors[index] @ vector) >= self.merge_cosine:
                 return index
@@ -281,7 +309,7 @@ class EntityIndex:
         if self.synonym_top_k:
             pairs = list(near.stored_neighbours[i])
             pairs += [(created[j], score) for j, score in near.batch_neighbours.get(i, ()) if j in created]
-            pairs.sort(key=lambda pair: -pair[1])
+            pairs.sort(key=lambda pair: (-pair[1], self.keys[pair[0]]))
             for index, score in pairs[: self.synonym_top_k]:
                 result.synonyms.append({"a": uuid, "b": self.uuids[index], "score": score})
         result.uuid_of[name] = uuid
@@ -289,7 +317,7 @@ class EntityIndex:
             {"uuid": uuid, "group_id": self.group_id, "name": name, "name_key": key, "type": type_, "aliases": [name]}
         )
         result.new_vectors.append(vector)
-        created[i] = len(self)
+        created[i] = len(self.keys)
         self.add(key, uuid, vector)
 
     def _batch_spellings(self, keys: list[str], slots: list[int]) -> dict[str, list[tuple[int, float]]]:

@@ -49,8 +49,43 @@ def test_same_key_and_close_spelling_with_close_meaning_are_one_entity(index, em
     assert result.uuid_of == {"The Orvalis Robotics Inc.": orvalis, "Orvalis Robotic": orvalis}
     assert result.aliases == {orvalis: {"The Orvalis Robotics Inc.", "Orvalis Robotic"}}
     assert not result.new and len(index) == 4
-    # the merged spelling is a key of the index now: the next batch finds it without a comparison
-    assert index.uuids[index.by_key["orvalis robotic"]] == orvalis
+    # the index holds entities by their own keys, as the store does: a later batch (or a run
+    # resumed from the store after a crash) compares the spelling again, and merges it again
+    assert "orvalis robotic" not in index.by_key
+    again = _resolve(index, embedder, {"Orvalis Robotic": "ORG"})
+    assert again.uuid_of == {"Orvalis Robotic": orvalis} and not again.new
+
+
+def test_resolution_does_not_depend_on_the_order_entities_were_added(embedder):
+    """A run holds its entities in creation order, a run resumed after a crash loads them in
+    uuid order: equal spelling scores must not be broken by that order."""
+    names = ["Harbour Projecta", "Harbour Projectb"]  # one letter from "Harbour Project" each
+    vectors = embedder.embed(names)
+    query = {"Harbour Project": "ORG"}
+    query_vectors = dict(zip(query, embedder.embed(list(query)), strict=True))
+    targets = set()
+    for order in (names, names[::-1]):
+        index = EntityIndex("g", embedder.dim, merge_cosine=0.5)
+        for name in order:
+            index.add(entity_key(name), entity_uuid("g", entity_key(name)), vectors[names.index(name)])
+        targets.add(index.resolve(query, query_vectors).uuid_of["Harbour Project"])
+    assert targets == {entity_uuid("g", "harbour projecta")}  # ties go to the first key
+
+
+def test_discarded_entities_are_found_no_more(embedder):
+    names = {"Orrin Hale": "PERSON", "Orrin Hales": "PERSON", "Veldt Clockworks": "ORG"}
+    index = EntityIndex("g", embedder.dim)
+    index.resolve({"Orrin Hale": "PERSON"}, dict(zip(["Orrin Hale"], embedder.embed(["Orrin Hale"]), strict=True)))
+    hale = entity_uuid("g", "orrin hale")
+    index.discard({hale})
+    assert len(index) == 0 and "orrin hale" not in index.by_key
+    result = index.resolve(names, dict(zip(names, embedder.embed(list(names)), strict=True)))
+    # created again (same uuid), not merged into the discarded row, and no edge to it
+    assert [row["name"] for row in result.new][0] == "Orrin Hale" and result.uuid_of["Orrin Hale"] == hale
+    assert all(
+        index.uuids[index.by_key[entity_key(n)]] == result.uuid_of[n] for n in ("Orrin Hale", "Veldt Clockworks")
+    )
+    assert len(index) == len(result.new)
 
 
 def test_a_close_spelling_that_means_something_else_stays_apart(index, embedder):
