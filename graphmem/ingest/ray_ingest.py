@@ -66,6 +66,9 @@ __all__ = ["RayIngestion", "StageTimes", "connect", "ingest_on_ray"]
 #: a batch whose worker died this many times more is an error (a deterministic crash
 #: would otherwise be retried forever)
 TASK_RETRIES = 3
+#: seconds to wait for one batch from the workers before the run stops with an error (a
+#: batch whose actor cannot be placed again, e.g. its node left, would wait forever)
+BATCH_TIMEOUT_S = float(os.environ.get("GRAPHMEM_RAY_BATCH_TIMEOUT_S", "1800"))
 #: environment of every worker: models are installed packages, nothing downloads
 WORKER_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -352,12 +355,13 @@ class RayIngestion:
 
         started = time.perf_counter()
         try:
-            units, extractions, vectors, parse_s, embed_s = ray.get(ref)
+            units, extractions, vectors, parse_s, embed_s = ray.get(ref, timeout=BATCH_TIMEOUT_S)
         except ray.exceptions.RayError as error:
             names = ", ".join(item.source.name for item in batch[:3])
             raise GraphmemError(
-                f"Ray ingestion failed on the batch of {names}{' ...' if len(batch) > 3 else ''} "
-                f"(its worker died {TASK_RETRIES + 1} times, or raised): {error}"
+                f"Ray ingestion failed on the batch of {names}{' ...' if len(batch) > 3 else ''}: its "
+                f"worker died {TASK_RETRIES + 1} times, raised, or gave nothing in {BATCH_TIMEOUT_S:.0f} s "
+                f"(GRAPHMEM_RAY_BATCH_TIMEOUT_S); a re-run resumes: {error}"
             ) from error
         self.stats.waited += time.perf_counter() - started
         self.stats.parse += parse_s
