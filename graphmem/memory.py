@@ -268,15 +268,22 @@ class Memory:
             from graphmem.retrieve.projection import load_projection
             from graphmem.retrieve.retriever import Retriever
 
+            stored = Recipe.from_json(text, self._given.group_id) if text else None
             projection = load_projection(self._graph, Path(self.settings.home) / "cache")
             # the model and spaCy load on the first query that needs them (a BM25 search never does)
             self._retriever = Retriever(
                 projection,
-                cast("Embedder", LazyEmbedder(lambda: self.embedder)),
+                cast("Embedder", LazyEmbedder(lambda: self._query_embedder(stored))),
                 self.settings.retrieval,
                 query_entities=lambda query: self.extractor.query_mentions(query),
             )
         return self._retriever
+
+    def _query_embedder(self, stored: Recipe | None) -> Embedder:
+        """The embedder for queries, refused when the group's vectors came from another one."""
+        embedder = self.embedder
+        recipe.check_query_embedder(self._given.group_id, stored, getattr(embedder, "name", ""), int(embedder.dim))
+        return embedder
 
     # -- ingestion ---------------------------------------------------------------
     def ingest(self, paths: Iterable[str | Path], progress: Progress | None = None) -> IngestReport:
