@@ -152,17 +152,25 @@ def test_a_worker_killed_mid_run_costs_no_data(cluster, documents, reference, tm
 
     home = tmp_path / "home"
     killed: list[int] = []
+    restarted: list[int] = []
+    written: list[int] = []
 
-    def kill_parser_once(_done: int) -> None:
-        # the first batch is written; the parser holds the next batches: kill its process
-        if not killed:
+    def kill_parser_once(done: int) -> None:
+        written.append(done)
+        if len(written) == 1:
+            # the first batch is written; the parser holds the next ones: kill its process
             os.kill(job.parse_pids[0], signal.SIGKILL)
             killed.append(job.parse_pids[0])
+        elif len(written) == 3:  # Ray restarted the actor (a new process) and it serves again
+            import ray
+
+            restarted.append(ray.get(job.parse_actors[0].pid.remote(), timeout=300))
 
     with Memory(home=home, batch_size=BATCH) as memory:
         job = RayIngestion(memory, address=cluster)
         report = job.ingest(documents, progress=kill_parser_once)
         assert killed and report.passages == reference["counts"]["Episode"] and not report.errors
+        assert restarted and restarted[0] != killed[0]
     assert_same_graph(fingerprint(home), reference)
     # re-running (here through the command) after the recovered run changes nothing
     result = CliRunner().invoke(main, ["--home", str(home), "ingest", str(EXAMPLES / "docs"), "--ray", cluster, "-q"])
