@@ -203,7 +203,8 @@ def connect(address: str | None = None) -> bool:
 class RayIngestion:
     """One ingestion of a :class:`~graphmem.memory.Memory` as a Ray job (see the module doc).
 
-    ``parse_workers``: spaCy actors (default: the cluster's CPUs not taken by embedding);
+    ``parse_workers``: spaCy actors (default: the cluster's CPUs less the embedding actors'
+    and one for the driver and the store);
     ``embed_workers``: embedding actors (default: one per GPU, else one); ``embed_gpus``:
     GPUs per embedding actor (default: 1 when the cluster has GPUs and the embedder is a
     local model, else 0). After :meth:`ingest` started its workers, :attr:`parse_pids` and
@@ -291,7 +292,8 @@ class RayIngestion:
         per_gpu = self.embed_gpus if self.embed_gpus is not None else (1.0 if gpus and not remote_embedder else 0.0)
         embed_cpus = 0.0 if remote_embedder else 1.0
         n_embed = self.embed_workers or (max(1, int(gpus / per_gpu)) if per_gpu else 1)
-        n_parse = self.parse_workers or max(1, cpus - int(n_embed * embed_cpus))
+        # one core stays with the driver (resolution, writes) and the store it writes to
+        n_parse = self.parse_workers or max(1, cpus - int(n_embed * embed_cpus) - 1)
         embed_settings = settings.model_copy(update={"device": "cuda"}) if per_gpu else settings
         retry = {"max_restarts": -1, "max_task_retries": TASK_RETRIES}
         parse_cls = ray.remote(ParseWorker).options(num_cpus=1, **retry)
