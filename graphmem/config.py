@@ -198,15 +198,26 @@ class RetrievalSettings(BaseModel):
 # and relation but another object ends the older one. Keys are relation names,
 # values the surface predicates the extractor produces for them (verb lemma +
 # preposition, see graphmem/extract/spacy_extractor.py). Extend it in a
-# pipeline YAML (``temporal: {single_valued: {...}}``) or in Python.
+# pipeline YAML (``temporal: {single_valued: {...}}``) or in Python. A passive
+# verb comes out without "be" ("I'm employed by X" -> "employ by"), an adjective
+# with it ("be married to"): both forms are listed.
 DEFAULT_SINGLE_VALUED: dict[str, list[str]] = {
-    "lives in": ["live in", "move to", "relocate to", "reside in", "settle in", "be based in", "move back to"],
-    "works at": ["work at", "work for", "be employed by", "be employed at", "start at"],
-    "job title": ["work as", "be promoted to", "be hired as", "job title", "title", "role"],
+    "lives in": [
+        "live in",
+        "move to",
+        "relocate to",
+        "reside in",
+        "settle in",
+        "be based in",
+        "base in",
+        "move back to",
+    ],
+    "works at": ["work at", "work for", "be employed by", "be employed at", "employ by", "employ at", "start at"],
+    "job title": ["work as", "be promoted to", "promote to", "be hired as", "hire as", "job title", "title", "role"],
     "is married to": ["be married to", "marry", "get married to", "be wed to"],
     "is engaged to": ["be engaged to", "get engaged to"],
     "is dating": ["date", "be dating", "be in a relationship with"],
-    "studies at": ["study at", "be enrolled at", "be enrolled in"],
+    "studies at": ["study at", "be enrolled at", "be enrolled in", "enrol at", "enrol in", "enroll at", "enroll in"],
     "status": ["status", "be status"],
     "ceo": ["ceo", "chief executive", "be ceo of"],
 }
