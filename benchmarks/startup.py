@@ -21,7 +21,9 @@ passages) ingested into a fresh home first (not timed). The rows:
 
 The page cache is warm for every row (the untimed ingestion read everything). The
 machine's load average is printed with the table: a shared machine's other work
-shows in wall times.
+shows in wall times. The CPU columns (user + system seconds of the ``graphmem``
+process itself, medians) move much less with the load; they do not count the
+embedded store's server nor the warm search process, which answer for the command.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -52,16 +55,21 @@ class Version:
 
     def __init__(self, name: str, checkout: Path | None, home: Path) -> None:
         self.name, self.home = name, home
+        self.cpu = 0.0  # CPU seconds of the last timed command
         self.env = dict(os.environ)
         if checkout is not None:
             self.env["PYTHONPATH"] = os.pathsep.join([str(checkout), self.env.get("PYTHONPATH", "")]).strip(os.pathsep)
 
     def timed(self, args: list[str]) -> float:
-        """Seconds one ``graphmem`` process takes; a failing command stops the benchmark."""
+        """Seconds one ``graphmem`` process takes; a failing command stops the benchmark.
+        Its CPU seconds (user + system, the process itself) go to :attr:`cpu`."""
         command = [*graphmem_command(), "--home", str(self.home), *args]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, env=self.env)
         seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         if done.returncode != 0:
             raise SystemExit(
                 f"{self.name}: graphmem {' '.join(args)} failed ({done.returncode}):\n{done.stderr[-2000:]}"
@@ -81,11 +89,13 @@ WARM = "search (graph), warm after db start"
 
 
 def alternating(versions: list[Version], args: list[str], runs: int) -> dict[str, list[float]]:
-    """``runs`` timings of ``graphmem ARGS`` per version, the versions taking turns."""
-    times: dict[str, list[float]] = {v.name: [] for v in versions}
+    """``runs`` timings of ``graphmem ARGS`` per version, the versions taking turns; also
+    each version's CPU seconds, under ``"<name> cpu"``."""
+    times: dict[str, list[float]] = {key: [] for v in versions for key in (v.name, f"{v.name} cpu")}
     for _ in range(runs):
         for version in versions:
             times[version.name].append(version.timed(args))
+            times[f"{version.name} cpu"].append(version.cpu)
     return times
 
 
@@ -113,7 +123,8 @@ def measure(versions: list[Version], runs: int) -> list[dict[str, object]]:
 def report(row: dict[str, object]) -> None:
     runs = row["runs_s"]
     assert isinstance(runs, dict)
-    medians = "  ".join(f"{name} {statistics.median(times):6.2f} s" for name, times in runs.items())
+    walls = {name: times for name, times in runs.items() if not name.endswith(" cpu")}
+    medians = "  ".join(f"{name} {statistics.median(times):6.2f} s" for name, times in walls.items())
     print(f"{row['command']:<40} {medians}", flush=True)
 
 
@@ -135,14 +146,15 @@ def main() -> None:
     print(f"\ncpus {os.cpu_count()}, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {args.runs} runs each")
     names = [v.name for v in versions]
     ratio = len(names) == 2
-    print("| command | " + " | ".join(f"{n} (median s)" for n in names) + (" | speed-up |" if ratio else " |"))
-    print("|---" * (len(names) + 1 + ratio) + "|")
+    heads = [f"{n} wall s" for n in names] + [f"{n} CPU s" for n in names]
+    print("| command | " + " | ".join(heads) + (" | wall speed-up |" if ratio else " |"))
+    print("|---" * (len(heads) + 1 + ratio) + "|")
     for row in rows:
         runs = row["runs_s"]
         assert isinstance(runs, dict)
-        medians = [statistics.median(runs[n]) for n in names]
-        cells = " | ".join(f"{m:.2f}" for m in medians)
-        print(f"| `{row['command']}` | {cells}" + (f" | {medians[0] / medians[1]:.1f}x |" if ratio else " |"))
+        walls = [statistics.median(runs[n]) for n in names]
+        cells = " | ".join(f"{m:.2f}" for m in walls + [statistics.median(runs[f"{n} cpu"]) for n in names])
+        print(f"| `{row['command']}` | {cells}" + (f" | {walls[0] / walls[1]:.1f}x |" if ratio else " |"))
     if args.out:
         Path(args.out).write_text(json.dumps({"runs": args.runs, "versions": names, "rows": rows}, indent=2))
 
