@@ -22,8 +22,9 @@ from graphmem.retrieve.projection import FAR_FUTURE, Projection
 
 REPO = Path(__file__).resolve().parents[2]
 CASES = REPO / "benchmarks" / "data" / "supersession.jsonl"
-#: cases of the set asked here (a move, a job change, two relationship changes)
-PICKED = ("move-02", "job-03", "rel-01", "rel-03")
+#: cases of the set asked here: moves, job changes (move-08 and job-05 are stated in the passive,
+#: "I'm based in", "I was promoted to"), relationship changes
+PICKED = ("move-02", "move-08", "job-03", "job-05", "rel-01", "rel-03")
 OFF = {"superseded_weight": 1.0}
 
 ANA = {
