@@ -20,8 +20,10 @@ The rule, applied to the final graph-mode scores:
 
 So a passage that also states a fact still current and closer to the question
 keeps its score, and passages with no relevant fact are untouched. The work is
-one top-k fact search and the episodes of at most ``fact_top_k`` facts: it does
-not grow with the store. ``superseded_weight = 1`` turns the rule off.
+one more top-k fact search, done as the seed facts' is (through the ANN index
+over the fact vectors on a large store, so it does not grow with the store),
+and the episodes of at most ``fact_top_k`` facts. ``superseded_weight = 1``
+turns the rule off.
 """
 
 from __future__ import annotations
