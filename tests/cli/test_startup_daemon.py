@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -130,6 +131,40 @@ def test_the_process_applies_the_cli_limits(home: Path) -> None:
         assert words in answer["message"]
     done = graphmem(home, "search", "   ")
     assert done.returncode == 1 and "query" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_connection_from_another_user_is_closed_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's loop itself: a peer whose uid (SO_PEERCRED) is not the process's gets no
+    answer, and the next connection of its own user is served. (The socket's 0600 mode and
+    0700 folder keep other users from connecting at all; this is the check behind them.)"""
+    import threading
+
+    from graphmem.daemon import server
+
+    class Answering:
+        def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+            return {"ok": True, "op": request.get("op")}
+
+    peers = iter([os.geteuid() + 1, os.geteuid()])
+    monkeypatch.setattr(server, "peer_uid", lambda conn: next(peers))
+    listener = server.listen(tmp_path / "s.sock")
+    loop = threading.Thread(target=server.serve, args=(Answering(), listener), daemon=True)
+    loop.start()
+    answers = []
+    for request in (b'{"op": "ping"}\n', b'{"op": "stop"}\n'):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(10)
+            conn.connect(str(tmp_path / "s.sock"))
+            conn.sendall(request)
+            try:
+                answers.append(conn.makefile("rb").readline())
+            except ConnectionResetError:  # closed with the request unread
+                answers.append(b"")
+    loop.join(10)
+    listener.close()
+    assert answers[0] == b""  # another user: closed unread
+    assert json.loads(answers[1]) == {"ok": True, "op": "stop"} and not loop.is_alive()
+    assert stat.S_IMODE((tmp_path / "s.sock").lstat().st_mode) == 0o600
 
 
 def test_a_dead_process_leaves_the_commands_working(home: Path) -> None:
