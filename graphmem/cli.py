@@ -664,12 +664,15 @@ def db_status(obj: Context, as_json: bool) -> None:
                     "pid": status.pid,
                     "socket": str(status.socket),
                     "data_bytes": status.data_bytes,
+                    "search_process": warm,
                 }
             )
         )
     else:
         state = f"running (pid {status.pid})" if status.running else "stopped"
         click.echo(f"{state}; socket {status.socket}; data {status.data_bytes / 1e6:.1f} MB")
+        searching = f"running (pid {warm['pid']}, {warm['searches']} searches)" if warm else "not running"
+        click.echo(f"search process: {searching}")
 
 
 # -- eval ----------------------------------------------------------------------------
