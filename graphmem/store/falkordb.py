@@ -203,6 +203,9 @@ class FalkorDBStore:
         self._socket = socket
         self._redis_errors = (redis.RedisError, OSError)
         self._lock = threading.Lock()  # guards reconnection and the caches below
+        #: set by close(): a query still running in another thread (one its caller gave up
+        #: waiting for) must not start the server again once this store stopped it
+        self._closed = False
         self._graphs: dict[str, Any] = {}
         self._schema: dict[str, int | None] = {}  # group -> vector size its schema was made for
         self._default_dim: int | None = None  # the vector size of groups made later (ensure_schema)
@@ -314,6 +317,8 @@ class FalkorDBStore:
                 raise (StoreUnavailable if _lost(again) else StoreError)(str(again)) from again
 
     def _revive(self, cause: BaseException) -> None:
+        if self._closed:
+            raise StoreUnavailable(f"the store was closed while a query ran ({cause})")
         with self._lock:
             if probe(self._socket) == "ready":
                 return  # another thread restarted it already; the client reconnects on its own
@@ -441,6 +446,7 @@ class FalkorDBStore:
             self._schema[group_id] = dim
 
     def close(self) -> None:
+        self._closed = True
         try:
             if self._started_here and self._server is not None and self._sole_client():
                 self._server.stop()
