@@ -83,14 +83,3 @@ def test_model_free_commands_load_no_model(argv: list[str], shows: str, home: Pa
     modules, out = probe(["--home", str(home), *argv], tmp_path)
     assert shows in out.lower(), out  # the command did its work (a real hit, the real counts)
     assert modules == [], f"graphmem {' '.join(argv)} imported {modules}"
-
-
-def test_a_changed_document_is_still_ingested(home: Path, tmp_path: Path) -> None:
-    """The unchanged shortcut does not hide a change: a new document loads the models and is written."""
-    folder = tmp_path / "more"
-    folder.mkdir()
-    (folder / "quarry.md").write_text("# Osterwick Quarry\n\nThe Osterwick Quarry closed in 1961.\n")
-    modules, out = probe(["--home", str(home), "ingest", "-q", str(folder)], tmp_path)
-    assert "1 documents (0 unchanged" in out and "sentence_transformers" in modules
-    _, found = probe(["--home", str(home), "search", "Osterwick", "--mode", "bm25", "--json"], tmp_path)
-    assert "quarry.md" in found

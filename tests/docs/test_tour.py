@@ -49,7 +49,6 @@ SHOWS: dict[str, list[str]] = {
     ],
     "graphmem stats": ["episodes", "facts"],
     "graphmem db start": ["search process started"],
-    'graphmem search "What instrument did the founder of the Lantern Tide Festival play?"': ["cello"],
     "graphmem db status": ["running (pid", "search process: running"],
     "graphmem db stop": ["search process stopped", "stopped"],
     "graphmem forget --source examples/docs/the_gannet.txt": ["forgot 1 episode(s)"],
