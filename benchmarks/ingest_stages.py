@@ -12,7 +12,8 @@ FalkorDB store, in one run:
                          store included), less the embedding inside them
                 write    the writer thread's batch writes (``Ingestor._write_batch``)
   end to end  the default settings (spaCy worker processes when there are cores to
-              spare, stages overlapped), no timers: passages/s as a user gets it.
+              spare, stages overlapped), no timers: passages/s as a user gets it; and
+              with each other ``--processes`` count asked for.
 
 The target rows: with minilm-static, end to end >= 30 passages/s on 2 cores, and
 resolve + write per passage below parse per passage.
@@ -131,31 +132,39 @@ def ingest(docs: list, settings: Any, clock: Clock | None) -> dict[str, Any]:
     return {"passages": report.passages, "seconds": seconds, "passages_per_s": report.passages / seconds}
 
 
-def measure(docs: list, base: Any, embedder: str) -> dict[str, Any]:
+def measure(docs: list, base: Any, embedder: str, processes: Sequence[int]) -> dict[str, Any]:
+    """The staged run, then one end-to-end run per spaCy process count in ``processes``."""
     clock = Clock()
     staged = ingest(docs, base.model_copy(update={"embedder": embedder, "extract_processes": 1}), clock)
     n = max(staged["passages"], 1)
     per = {name: clock.seconds.get(name, 0.0) * 1000 / n for name in STAGES}
-    end_to_end = ingest(docs, base.model_copy(update={"embedder": embedder}), None)
-    return {"embedder": embedder, "ms_per_passage": per, "staged": staged, "end_to_end": end_to_end}
+    runs = {
+        str(p): ingest(docs, base.model_copy(update={"embedder": embedder, "extract_processes": p}), None)
+        for p in processes
+    }
+    return {"embedder": embedder, "ms_per_passage": per, "staged": staged, "end_to_end": runs}
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    counts = list(rows[0]["end_to_end"])
     lines = [
-        "| embedder | parse | embed | resolve | write | resolve + write vs parse | staged passages/s "
-        "| end-to-end passages/s | end to end vs first row |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| embedder | parse | embed | resolve | write | resolve + write vs parse | staged passages/s | "
+        + " | ".join(f"end to end, processes={p}: passages/s" for p in counts)
+        + " | end to end vs first row |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | " + "---: | " * len(counts) + "---: |",
     ]
-    base = rows[0]["end_to_end"]["passages_per_s"]
+    base = rows[0]["end_to_end"][counts[0]]["passages_per_s"]
     for row in rows:
         ms = row["ms_per_passage"]
         ratio = (ms["resolve"] + ms["write"]) / ms["parse"] if ms["parse"] else float("nan")
+        rates = [row["end_to_end"][p]["passages_per_s"] for p in counts]
         lines.append(
             f"| {row['embedder']} | {ms['parse']:.1f} | {ms['embed']:.1f} | {ms['resolve']:.1f} | {ms['write']:.1f} "
-            f"| {ratio:.2f}x | {row['staged']['passages_per_s']:.1f} | {row['end_to_end']['passages_per_s']:.1f} "
-            f"| {row['end_to_end']['passages_per_s'] / base:.2f}x |"
+            f"| {ratio:.2f}x | {row['staged']['passages_per_s']:.1f} | "
+            + " | ".join(f"{r:.1f}" for r in rates)
+            + f" | {rates[0] / base:.2f}x |"
         )
-    return "\n".join(lines) + "\n\n(stage columns: ms per passage, staged run, spaCy in-process)"
+    return "\n".join(lines) + "\n\n(stage columns: ms per passage of the staged run, spaCy in-process)"
 
 
 def main() -> None:
@@ -166,6 +175,9 @@ def main() -> None:
         "--embedders", default="minilm,minilm-static", help="comma-separated; the first is the baseline"
     )
     parser.add_argument("--device", default="cpu", help="torch device of MiniLM")
+    parser.add_argument(
+        "--processes", default="0", help="comma-separated spaCy process counts of the end-to-end runs (0: automatic)"
+    )
     parser.add_argument("--out", type=Path, help="write the rows as JSON")
     args = parser.parse_args()
 
@@ -177,7 +189,8 @@ def main() -> None:
     docs = list(load_dataset(args.dataset).documents())[: args.passages]
     # one passage per corpus entry, as `graphmem eval` ingests them (pipelines/musique.yaml)
     base = Settings(chunk_words=10000, chunk_overlap=0, device=args.device)
-    rows = [measure(docs, base, name.strip()) for name in args.embedders.split(",") if name.strip()]
+    processes = [int(p) for p in args.processes.split(",")]
+    rows = [measure(docs, base, name.strip(), processes) for name in args.embedders.split(",") if name.strip()]
     print(f"{args.dataset}, first {len(docs)} passages, {os.cpu_count()} cores\n")
     print(table(rows))
     if args.out:

@@ -3,7 +3,8 @@
 Throughput (``throughput``): both embedders on the same texts of a development corpus,
 one call per text set as ingestion makes them, after a warm-up: passages (whole corpus
 entries) and sentences (each passage's first sentence, about the length of the name
-and fact texts ingestion also embeds). Texts/s and the ratio to MiniLM.
+and fact texts ingestion also embeds). Texts/s, texts per CPU-second (steadier on a
+machine shared with other jobs) and the ratio to MiniLM.
 
 Recall (``recall``): ``graphmem eval`` runs, one per dataset and embedder, on the same
 subset for both (``--limit`` questions, ``--corpus-limit`` extra passages; LoCoMo: the
@@ -46,16 +47,22 @@ def throughput(args: argparse.Namespace) -> None:
         embedder.embed(passages[:32])  # warm-up: lazy allocations, caches
         row: dict[str, Any] = {"embedder": name, "dim": embedder.dim}
         for label, texts in (("passages", passages), ("sentences", sentences)):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             embedder.embed(texts)
             row[f"{label}_per_s"] = len(texts) / (time.perf_counter() - started)
+            # per CPU-second of this process (all its threads): less sensitive to other jobs on the machine
+            row[f"{label}_per_cpu_s"] = len(texts) / max(time.process_time() - cpu, 1e-9)
         rows.append(row)
     print(f"{args.dataset}: {len(passages)} passages, {os.cpu_count()} cores\n")
-    print("| embedder | dim | passages/s | sentences/s | passages vs MiniLM | sentences vs MiniLM |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| embedder | dim | passages/s | sentences/s | passages per CPU-s | sentences per CPU-s "
+        "| passages vs MiniLM | sentences vs MiniLM |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for row in rows:
         print(
             f"| {row['embedder']} | {row['dim']} | {row['passages_per_s']:.0f} | {row['sentences_per_s']:.0f} "
+            f"| {row['passages_per_cpu_s']:.0f} | {row['sentences_per_cpu_s']:.0f} "
             f"| {row['passages_per_s'] / rows[0]['passages_per_s']:.1f}x "
             f"| {row['sentences_per_s'] / rows[0]['sentences_per_s']:.1f}x |"
         )
@@ -97,19 +104,23 @@ def recall(args: argparse.Namespace) -> None:
     print("| dataset (questions / passages) | system | embedder | R@2 | R@5 | R@10 | R@5 vs MiniLM (points) |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for dataset in DATASETS:
-        reports = {e: json.loads((out_dir / f"{dataset}-{e}.json").read_text()) for e in EMBEDDERS}
+        paths = {e: out_dir / f"{dataset}-{e}.json" for e in EMBEDDERS}
+        if not all(path.is_file() for path in paths.values()):  # a run that did not finish: no half rows
+            print(f"| {dataset} | (missing: {', '.join(str(p) for p in paths.values() if not p.is_file())}) |")
+            continue
+        reports = {e: json.loads(path.read_text()) for e, path in paths.items()}
         first = reports[EMBEDDERS[0]]
-        size = f"{first['summary']['graphmem']['questions']} / {first['ingest'].get('passages', '?')}"
+        label = f"{dataset} ({first['summary']['graphmem']['questions']} / {first['ingest'].get('passages', '?')})"
         for system in ("graphmem", "dense"):
             base = first["summary"][system]["recall@5"]
             for embedder, report in reports.items():
                 s = report["summary"][system]
                 delta = "" if embedder == EMBEDDERS[0] else f"{(s['recall@5'] - base) * 100:+.1f}"
                 print(
-                    f"| {dataset} ({size}) | {system} | {embedder} | {s['recall@2']:.3f} | {s['recall@5']:.3f} "
+                    f"| {label} | {system} | {embedder} | {s['recall@2']:.3f} | {s['recall@5']:.3f} "
                     f"| {s['recall@10']:.3f} | {delta} |"
                 )
-                size = ""
+                label = ""
 
 
 def main() -> None:
