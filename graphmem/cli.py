@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from graphmem.cli_options import embedder_option, keys_option, log_level_option
 from graphmem.errors import GraphmemError
 
 if TYPE_CHECKING:
@@ -118,9 +119,7 @@ def main(ctx: click.Context, home: str | None, store: str | None, group: str | N
 )
 @click.option("--chunk-words", type=int, default=None, help="Passage length in words [default: 200].")
 @click.option("--chunk-overlap", type=int, default=None, help="Words shared by consecutive passages [default: 30].")
-@click.option(
-    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
-)
+@embedder_option()
 @click.option(
     "--processes",
     type=click.IntRange(0),
@@ -718,9 +717,7 @@ def db_status(obj: Context, as_json: bool) -> None:
     default=None,
     help="Pipeline spec for ingestion [default: pipelines/DATASET.yaml if there is one, else passages kept whole].",
 )
-@click.option(
-    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
-)
+@embedder_option()
 @click.option(
     "--retrieval",
     "retrieval",
@@ -1020,12 +1017,7 @@ def _counts_line(counts: dict[str, int]) -> str:
     help="Python's thread switch interval in seconds for the serving process, where the HTTP loop "
     "and the batcher share one GIL [Python's default, 0.005].",
 )
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
+@log_level_option("info")
 @click.pass_obj
 @handle_errors
 def embed_serve(
@@ -1095,14 +1087,7 @@ _KEYS_HELP = "API key file (hashed keys) [env GRAPHMEM_API_KEYS_FILE]."
     help="Interface to listen on; anything but loopback needs API keys.",
 )
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option(
-    "--keys",
-    "keys_file",
-    envvar="GRAPHMEM_API_KEYS_FILE",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=_KEYS_HELP + " GRAPHMEM_API_KEYS / GRAPHMEM_ADMIN_KEY add keys from the environment.",
-)
+@keys_option(_KEYS_HELP + " GRAPHMEM_API_KEYS / GRAPHMEM_ADMIN_KEY add keys from the environment.")
 @click.option("--cors-origin", multiple=True, help="Allowed CORS origin (repeatable); none by default.")
 @click.option(
     "--max-body-mb",
@@ -1111,15 +1096,8 @@ _KEYS_HELP = "API key file (hashed keys) [env GRAPHMEM_API_KEYS_FILE]."
     show_default=True,
     help="Largest request body (413 beyond).",
 )
-@click.option(
-    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
-)
-@click.option(
-    "--log-level",
-    default="info",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
+@embedder_option()
+@log_level_option("info")
 @click.option(
     "--pipeline",
     "pipeline",
@@ -1182,7 +1160,7 @@ def _key_file(path: str | None) -> str:
 
 
 @keys_group.command("add")
-@click.option("--keys", "keys_file", envvar="GRAPHMEM_API_KEYS_FILE", type=click.Path(dir_okay=False), help=_KEYS_HELP)
+@keys_option(_KEYS_HELP)
 @click.option("--group", "groups", multiple=True, help="Group the key may read and write (repeatable).")
 @click.option("--admin", is_flag=True, help="The key may manage keys (POST/GET/DELETE /v1/admin/keys).")
 @click.option("--name", default="", help="A label to recognise the key by.")
@@ -1197,7 +1175,7 @@ def keys_add(keys_file: str | None, groups: tuple[str, ...], admin: bool, name: 
 
 
 @keys_group.command("list")
-@click.option("--keys", "keys_file", envvar="GRAPHMEM_API_KEYS_FILE", type=click.Path(dir_okay=False), help=_KEYS_HELP)
+@keys_option(_KEYS_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def keys_list(keys_file: str | None, as_json: bool) -> None:
@@ -1213,7 +1191,7 @@ def keys_list(keys_file: str | None, as_json: bool) -> None:
 
 
 @keys_group.command("revoke")
-@click.option("--keys", "keys_file", envvar="GRAPHMEM_API_KEYS_FILE", type=click.Path(dir_okay=False), help=_KEYS_HELP)
+@keys_option(_KEYS_HELP)
 @click.argument("key_id")
 @handle_errors
 def keys_revoke(keys_file: str | None, key_id: str) -> None:
@@ -1295,9 +1273,7 @@ def _when(text: str | None) -> datetime | None:
     show_default=True,
     help="auto: .json as graphmem JSON chat or LoCoMo (detected), other files as transcripts.",
 )
-@click.option(
-    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
-)
+@embedder_option()
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option(
     "--update-recipe",

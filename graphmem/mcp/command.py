@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from graphmem.cli_options import embedder_option, keys_option, log_level_option
+
 _EXAMPLE = """
 \b
 Example (an MCP client's config: command, args, env):
@@ -32,23 +34,9 @@ def _host_port(text: str) -> tuple[str, int]:
     default=None,
     help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio (API keys as graphmem serve).",
 )
-@click.option(
-    "--keys",
-    "keys_file",
-    envvar="GRAPHMEM_API_KEYS_FILE",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="With --http: API key file [env GRAPHMEM_API_KEYS_FILE]; GRAPHMEM_API_KEYS / GRAPHMEM_API_KEY add more.",
-)
-@click.option(
-    "--embedder", default=None, help="'minilm', a model folder, or http://host:port of `graphmem embed-serve`."
-)
-@click.option(
-    "--log-level",
-    default="warning",
-    show_default=True,
-    type=click.Choice(["critical", "error", "warning", "info", "debug"]),
-)
+@keys_option("With --http: API key file [env GRAPHMEM_API_KEYS_FILE]; GRAPHMEM_API_KEYS / GRAPHMEM_API_KEY add more.")
+@embedder_option()
+@log_level_option("warning")
 @click.pass_obj
 def mcp_command(obj: Any, http: str | None, keys_file: str | None, embedder: str | None, log_level: str) -> None:
     """Serve the memory to agents over the Model Context Protocol (stdio by default).

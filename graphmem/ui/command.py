@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from graphmem.cli_options import keys_option
+
 if TYPE_CHECKING:
     from graphmem.config import Settings
 
@@ -25,14 +27,7 @@ HOST = "127.0.0.1"
     help="Port on 127.0.0.1 (0: any free port).",
 )
 @click.option("--no-browser", is_flag=True, help="Only print the URL; do not open a browser.")
-@click.option(
-    "--keys",
-    "keys_file",
-    envvar="GRAPHMEM_API_KEYS_FILE",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="API keys file (as for `graphmem serve`); without keys the page needs none.",
-)
+@keys_option("API keys file (as for `graphmem serve`); without keys the page needs none.")
 @click.pass_obj
 def ui_command(obj: Any, port: int, no_browser: bool, keys_file: str | None) -> None:
     """Explore the graph in a browser: search, entity neighbourhoods, fact timelines, Cypher.
