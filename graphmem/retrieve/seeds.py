@@ -69,6 +69,8 @@ def _top_by_threshold(scores: np.ndarray, k: int) -> np.ndarray:
     """
     sample = scores[:: max(1, len(scores) // THRESHOLD_SAMPLE)]
     t = np.partition(sample, len(sample) - k)[len(sample) - k]
+    if np.isnan(t):  # NaN sorts above every number: no threshold to cut at, so partition all
+        return np.argpartition(-scores, k - 1)[:k]
     above = np.flatnonzero(scores > t)
     if len(above) < k:  # the k-th highest is t itself: the lowest indices of the ties at t fill up
         return np.concatenate([above, np.flatnonzero(scores == t)[: k - len(above)]])
